@@ -123,17 +123,13 @@ func (m *Cmd) Unmarshal(b []byte) error {
 	if err != nil {
 		return err
 	}
+	// hdr_len is a whole number of words no smaller than 13, so the packet
+	// holds at least 16 bytes here.
 	fl := Flavor(b[12])
-	fecID := uint8(0)
-	if (fl == FlavorFlush || fl == FlavorSquelch) && len(b) > 13 {
-		fecID = b[13]
-	}
+	fecID := b[13]
 	base := cmdBaseLen(fl, fecID)
 	if base == 0 {
 		if fl == FlavorFlush || fl == FlavorSquelch {
-			if len(b) <= 13 {
-				return perr(ErrTruncated, msg, "fec_id", 13, 14, len(b))
-			}
 			return perr(ErrFECID, msg, "fec_id", 13, 0, int(fecID))
 		}
 		return perr(ErrType, msg, "flavor", 12, 0, int(fl))

@@ -107,22 +107,18 @@ type Data struct {
 // Unmarshal parses a NORM_DATA message. Ext and Payload alias b.
 func (m *Data) Unmarshal(b []byte) error {
 	const msg = "NORM_DATA"
-	if len(b) < objectHeaderLen {
-		_, _, err := parseHeader(b, TypeData, msg, objectHeaderLen)
+	h, hdrLen, err := parseHeader(b, TypeData, msg, objectHeaderLen)
+	if err != nil {
 		return err
 	}
 	fecID := b[13]
 	n := PayloadIDLen(fecID)
 	if n == 0 {
-		if _, _, err := parseHeader(b, TypeData, msg, objectHeaderLen); err != nil {
-			return err
-		}
 		return perr(ErrFECID, msg, "fec_id", 13, 0, int(fecID))
 	}
 	base := objectHeaderLen + n
-	h, hdrLen, err := parseHeader(b, TypeData, msg, base)
-	if err != nil {
-		return err
+	if hdrLen < base {
+		return perr(ErrHeaderLength, msg, "hdr_len", 1, base, hdrLen)
 	}
 	ext := Extensions(b[base:hdrLen])
 	if err := ext.validate(msg, base); err != nil {
