@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/internal/capture"
@@ -80,12 +79,7 @@ func (j *jsonMsg) sender(s framing.SenderFields) {
 }
 
 func (j *jsonMsg) ext(e framing.Extensions, fecID uint8) {
-	if len(e) == 0 {
-		return
-	}
-	for _, p := range strings.Split(strings.TrimSuffix(strings.TrimPrefix(extText(e, fecID), " ext=["), "]"), "; ") {
-		j.Ext = append(j.Ext, p)
-	}
+	j.Ext = extParts(e, fecID)
 }
 
 func repairJSON(content []byte, m uint8) []jsonReq {

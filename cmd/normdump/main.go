@@ -179,8 +179,8 @@ func refText(r framing.SymbolRef) string {
 	return s
 }
 
-// extText describes every header extension; fecID selects the EXT_FTI layout.
-func extText(e framing.Extensions, fecID uint8) string {
+// extParts describes each header extension; fecID selects the EXT_FTI layout.
+func extParts(e framing.Extensions, fecID uint8) []string {
 	var parts []string
 	for x, off, ok := e.Next(0); ok; x, off, ok = e.Next(off) {
 		switch x.Type {
@@ -209,10 +209,14 @@ func extText(e framing.Extensions, fecID uint8) string {
 			parts = append(parts, fmt.Sprintf("EXT%d % x", x.Type, x.Body()))
 		}
 	}
-	if len(parts) == 0 {
+	return parts
+}
+
+func extText(e framing.Extensions, fecID uint8) string {
+	if len(e) == 0 {
 		return ""
 	}
-	return " ext=[" + strings.Join(parts, "; ") + "]"
+	return " ext=[" + strings.Join(extParts(e, fecID), "; ") + "]"
 }
 
 func repairText(content []byte, m uint8) string {
