@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"testing"
 
@@ -316,4 +317,38 @@ func bigExt() framing.Extensions {
 		e = append(e, raw...)
 	}
 	return e
+}
+
+func TestOutbox(t *testing.T) {
+	var o framing.Outbox
+	dst := netip.MustParseAddrPort("10.0.0.1:6003")
+	for i := range 3 {
+		b := append(o.Buf(), byte(i), byte(i))
+		var d netip.AddrPort
+		if i == 1 {
+			d = dst
+		}
+		o.Commit(b, d)
+	}
+	if o.Len() != 3 {
+		t.Fatalf("len %d", o.Len())
+	}
+	for i := range 3 {
+		p, d := o.Packet(i)
+		if !bytes.Equal(p, []byte{byte(i), byte(i)}) || (i == 1) != d.IsValid() {
+			t.Fatalf("packet %d: % x %v", i, p, d)
+		}
+	}
+	o.Reset()
+	if o.Len() != 0 || len(o.Buf()) != 0 {
+		t.Fatal("reset left packets")
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		o.Reset()
+		for range 3 {
+			o.Commit(append(o.Buf(), 1, 2, 3), netip.AddrPort{})
+		}
+	}); a != 0 {
+		t.Fatalf("Outbox reuse allocates: %v", a)
+	}
 }
