@@ -1,0 +1,96 @@
+package nack
+
+// Suppressor is a receiver's record of the repairs already asked for in one
+// repair cycle: the NACKs of other receivers it overhears and the sender's
+// CMD(REPAIR_ADV) advertisements. When its back-off timer fires, a receiver
+// whose every need is covered sends no NACK (RFC 5740 §5.3): the sender
+// will repair it anyway.
+//
+// A need is covered when the repair asked for will satisfy it:
+//
+//   - a whole object, by an OBJECT-level request for it;
+//   - an object's NORM_INFO, by an INFO (or OBJECT-level) request for it;
+//   - a whole block, by a BLOCK-level request for it (or its object);
+//   - symbols of a partially received block, by requests for every symbol
+//     this receiver would ask for, or, when the sender has parity enough,
+//     by an ERASURES item for the block with a count at least this
+//     receiver's: the sender answers it with that many fresh parity
+//     symbols, and any of them fill any receiver's erasures.
+//
+// Memory is bounded by the sizes given to NewSuppressor. Requests that do
+// not fit are forgotten, which only means less suppression. Not safe for
+// concurrent use.
+type Suppressor struct {
+	t    table
+	want Bitmask
+}
+
+// NewSuppressor returns a Suppressor that remembers symbol-level requests
+// for up to blocks distinct blocks, and as many ranges of whole blocks, of
+// up to symbols encoding symbol ids each (256 covers FEC id 5). Requests
+// for ids from symbols on belong to no block and are reported as malformed.
+func NewSuppressor(blocks, symbols int) *Suppressor {
+	s := &Suppressor{t: newTable(blocks, symbols, false)}
+	s.want.Resize(symbols)
+	return s
+}
+
+// Reset forgets every request; call it when a new back-off period starts,
+// as the reference implementation does.
+func (s *Suppressor) Reset() { s.t.reset(0) }
+
+// Add merges the repair requests of an overheard NORM_NACK's Content (for
+// the same sender) or a CMD(REPAIR_ADV)'s Content. fecM is the field size
+// for FEC id 2 payload ids (the message's FECM). Malformed requests are
+// skipped and reported with an error wrapping framing.ErrContent; the well
+// formed ones are merged all the same.
+func (s *Suppressor) Add(content []byte, fecM uint8) error { return s.t.add(content, fecM) }
+
+// CoversObject reports whether object id has been requested whole.
+func (s *Suppressor) CoversObject(id uint16) bool { return s.t.objects.Test(int(s.t.off(id))) }
+
+// Covers reports whether everything o would NACK for (see
+// Builder.AddObject; flush as there) has been asked for already.
+func (s *Suppressor) Covers(o *Object, flush bool) bool {
+	return s.covers(o, o.needs(flush))
+}
+
+// CoversUpTo is Covers for what o was missing at Mark m (see
+// Builder.AddObjectUpTo).
+func (s *Suppressor) CoversUpTo(o *Object, m Mark) bool {
+	return s.covers(o, o.needsTo(m))
+}
+
+func (s *Suppressor) covers(o *Object, it needIter) bool {
+	t := &s.t
+	off := t.off(o.id)
+	if t.objects.Test(int(off)) {
+		return true
+	}
+	if o.info && !t.info.Test(int(off)) {
+		return false
+	}
+	for n, ok := it.nextNeed(); ok; n, ok = it.nextNeed() {
+		if i := t.spanCovering(off, n.first); i >= 0 && t.spans[i].last >= n.last {
+			continue
+		}
+		if n.kind == needBlocks {
+			return false
+		}
+		needed, _ := o.wanted(n, &s.want)
+		if s.want.FirstSet() < 0 {
+			continue
+		}
+		e := t.find(off, n.first)
+		if e == nil {
+			return false
+		}
+		if needed <= o.layout.Parity && e.erasures >= needed {
+			continue
+		}
+		if !s.want.subsetOf(&e.syms) {
+			return false
+		}
+	}
+	return true
+}
