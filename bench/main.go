@@ -1,0 +1,162 @@
+// Command bench measures Shoal. Subcommands:
+//
+//	bench sim  [flags]   one transfer through the simulated network (no root, no network)
+//
+// sim ends with exactly one line:
+//
+//	sim: receivers=N delivered=D/N nacks_per_lossy_block=X repair_overhead=Y virtual_s=T wall_s=W
+//
+// where a lossy block is a block that at least one receiver missed a symbol
+// of, X = NACK messages sent by all receivers / lossy blocks, and Y = repair
+// symbols sent / Σ over lossy blocks of the largest number of symbols any one
+// receiver missed in it.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shoalnet/shoal/internal/simrun"
+	"github.com/shoalnet/shoal/sender"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: bench sim [flags]   (bench sim -h for flags)")
+		return 2
+	}
+	switch args[0] {
+	case "sim":
+		return runSim(args[1:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "bench: unknown subcommand %q\n", args[0])
+		return 2
+	}
+}
+
+// parseSize reads sizes like 16MiB, 64KiB, 1.5GB or 1000.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
+	mult := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return int64(v * mult), nil
+}
+
+// parsePercent reads "1%", "0.5%" or a fraction like "0.01".
+func parsePercent(s string) (float64, error) {
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || v < 0 || v > 100 {
+			return 0, fmt.Errorf("bad percentage %q", s)
+		}
+		return v / 100, nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || v > 1 {
+		return 0, fmt.Errorf("bad loss %q (use 1%% or 0.01)", s)
+	}
+	return v, nil
+}
+
+type sizeFlag struct{ v *int64 }
+
+func (f sizeFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return strconv.FormatInt(*f.v, 10)
+}
+func (f sizeFlag) Set(s string) (err error) { *f.v, err = parseSize(s); return }
+
+type pctFlag struct{ v *float64 }
+
+func (f pctFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*f.v*100, 'g', -1, 64) + "%"
+}
+func (f pctFlag) Set(s string) (err error) { *f.v, err = parsePercent(s); return }
+
+func runSim(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		size         int64 = 16 << 20
+		loss, shared float64
+		receivers    = fs.Int("receivers", 10, "number of receivers")
+		seed         = fs.Uint64("seed", 1, "random seed (the same seed gives the same run)")
+		rate         = fs.Float64("rate", 100e6, "sender rate in bytes per second")
+		parity       = fs.Int("parity", 16, "parity symbols per block available for repair (0: resend source symbols)")
+		autoParity   = fs.Int("auto-parity", 0, "parity symbols per block sent proactively")
+		block        = fs.Int("block", 64, "source symbols per block")
+		segment      = fs.Int("segment", 1400, "segment size in bytes")
+		delay        = fs.Duration("delay", 5*time.Millisecond, "one-way delay of each link")
+		limit        = fs.Duration("limit", 30*time.Minute, "virtual time limit")
+	)
+	fs.Var(sizeFlag{&size}, "size", "object size, e.g. 16MiB")
+	fs.Var(pctFlag{&loss}, "loss", "independent loss on each receiver's link, e.g. 1%")
+	fs.Var(pctFlag{&shared}, "shared-loss", "loss on the sender's link, seen by every receiver, e.g. 0.5%")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *receivers < 1 || size < 0 {
+		fmt.Fprintln(stderr, "bench sim: need at least one receiver and a size >= 0")
+		return 2
+	}
+	sc := simrun.Scenario{
+		Seed: *seed, Receivers: *receivers, Loss: loss, Shared: shared, Delay: *delay, Limit: *limit,
+		Objects: []simrun.Object{{Size: size, File: true, Info: []byte("bench.bin")}},
+		Sender: sender.Config{Rate: *rate, Parity: *parity, AutoParity: *autoParity, BlockLen: *block, SegmentSize: *segment,
+			GroupSize: float64(*receivers)},
+	}
+	start := time.Now()
+	res, err := simrun.Run(sc)
+	wall := time.Since(start)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench sim: %v\n", err)
+		return 1
+	}
+	for _, e := range res.Errors {
+		fmt.Fprintf(stderr, "bench sim: %s\n", e)
+	}
+	x, y := 0.0, 0.0
+	if res.LossyBlocks > 0 {
+		x = float64(res.NacksSent) / float64(res.LossyBlocks)
+		y = float64(res.RepairSymbols) / float64(res.MaxMissedSum)
+	}
+	suppressed := uint64(0)
+	for _, r := range res.Receivers {
+		suppressed += r.NacksSuppressed
+	}
+	fmt.Fprintf(stderr, "bench sim: nacks_suppressed=%d\n", suppressed)
+	fmt.Fprintf(stderr, "bench sim: stop=%v lossy_blocks=%d nacks=%d repair_symbols=%d max_missed_sum=%d grtt=%v sender=%+v\n",
+		res.Stop, res.LossyBlocks, res.NacksSent, res.RepairSymbols, res.MaxMissedSum, res.Sender.GRTT, res.Sender)
+	fmt.Fprintf(stdout, "sim: receivers=%d delivered=%d/%d nacks_per_lossy_block=%.2f repair_overhead=%.2f virtual_s=%.2f wall_s=%.2f\n",
+		*receivers, res.Delivered, *receivers, x, y, res.Virtual.Seconds(), wall.Seconds())
+	if res.Delivered != *receivers {
+		return 1
+	}
+	return 0
+}

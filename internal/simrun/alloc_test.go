@@ -1,0 +1,99 @@
+package simrun
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/receiver"
+	"github.com/shoalnet/shoal/sender"
+)
+
+type discard struct{}
+
+func (discard) WriteAt(b []byte, _ int64) (int, error) { return len(b), nil }
+
+// steadyState returns a sender with a large object half sent and a
+// receiver that has taken everything so far, and the packets of the next
+// poll.
+func steadyState(t testing.TB, parity int) (*sender.Sender, *receiver.Receiver, time.Time) {
+	now := time.Unix(0, 0)
+	s, err := sender.New(sender.Config{NodeID: 1, Rate: 1e9, Parity: parity, AutoParity: parity / 2}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SendFile(patternReader{size: 1 << 30}, 1<<30, []byte("big")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := receiver.New(receiver.Config{NodeID: 2, Sink: func(receiver.ObjectInfo) (io.WriterAt, error) { return discard{}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out framing.Outbox
+	for range 200 {
+		out.Reset()
+		now = s.Poll(now, &out)
+		for i := range out.Len() {
+			b, _ := out.Packet(i)
+			_ = r.HandlePacket(now, Group, b)
+		}
+		r.Events()
+		s.Events()
+	}
+	return s, r, now
+}
+
+// TestEngineAllocs: in the steady state of a transfer, neither engine
+// allocates per packet.
+func TestEngineAllocs(t *testing.T) {
+	for _, parity := range []int{0, 8} {
+		s, r, now := steadyState(t, parity)
+		var out framing.Outbox
+		pkts := 0
+		allocs := testing.AllocsPerRun(200, func() {
+			out.Reset()
+			now = s.Poll(now, &out)
+			for i := range out.Len() {
+				b, _ := out.Packet(i)
+				if err := r.HandlePacket(now, Group, b); err != nil {
+					t.Fatal(err)
+				}
+				pkts++
+			}
+			r.Poll(now, &out)
+			r.Events()
+			s.Events()
+		})
+		if pkts < 200 {
+			t.Fatalf("only %d packets in 200 polls", pkts)
+		}
+		if allocs != 0 {
+			t.Errorf("parity %d: %v allocations per poll (%d packets)", parity, allocs, pkts)
+		}
+	}
+}
+
+// BenchmarkEnginePacket measures one packet through sender and receiver
+// engines (no network), with -benchmem showing allocations per packet.
+func BenchmarkEnginePacket(b *testing.B) {
+	s, r, now := steadyState(b, 8)
+	var out framing.Outbox
+	b.ReportAllocs()
+	b.SetBytes(1400)
+	n := 0
+	for b.Loop() {
+		if n == 0 {
+			out.Reset()
+			now = s.Poll(now, &out)
+			n = out.Len()
+			if n == 0 {
+				now = now.Add(time.Millisecond)
+				continue
+			}
+		}
+		n--
+		p, _ := out.Packet(n)
+		_ = r.HandlePacket(now, Group, p)
+	}
+}

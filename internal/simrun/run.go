@@ -1,0 +1,417 @@
+package simrun
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/shoalnet/shoal/fec"
+	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/internal/simnet"
+	"github.com/shoalnet/shoal/receiver"
+	"github.com/shoalnet/shoal/sender"
+)
+
+type txEndpoint struct {
+	restartAt time.Time
+	restart   func(now time.Time) *sender.Sender
+	net       *simnet.Network
+	id        simnet.NodeID
+	s         *sender.Sender
+	out       framing.Outbox
+	run       *runState
+}
+
+func (e *txEndpoint) Handle(p simnet.Packet) time.Time {
+	_ = e.s.HandlePacket(p.At, e.net.Addr(p.From), p.Payload)
+	return e.Poll(p.At)
+}
+
+func (e *txEndpoint) Poll(now time.Time) time.Time {
+	if !e.restartAt.IsZero() && !now.Before(e.restartAt) {
+		e.restartAt = time.Time{}
+		e.s = e.restart(now)
+	}
+	e.out.Reset()
+	wake := e.s.Poll(now, &e.out)
+	if !e.restartAt.IsZero() && e.restartAt.Before(wake) {
+		wake = e.restartAt
+	}
+	for i := range e.out.Len() {
+		b, dst := e.out.Packet(i)
+		if !dst.IsValid() {
+			dst = Group
+		}
+		e.run.sent(b)
+		e.net.Send(now, e.id, dst, b)
+	}
+	for _, ev := range e.s.Events() {
+		e.run.senderEvents = append(e.run.senderEvents, ev)
+		if ev.Kind == sender.EventClosed {
+			e.run.senderDone = true
+		}
+	}
+	if e.run.next < len(e.run.sc.Objects) {
+		if err := e.run.feed(e.s); err != nil {
+			panic(err)
+		}
+		if e.run.next < len(e.run.sc.Objects) && wake.After(now.Add(10*time.Millisecond)) {
+			wake = now.Add(10 * time.Millisecond)
+		}
+	}
+	return wake
+}
+
+type rxEndpoint struct {
+	cfg       receiver.Config
+	restartAt time.Time
+	net       *simnet.Network
+	id        simnet.NodeID
+	idx       int
+	r         *receiver.Receiver
+	out       framing.Outbox
+	run       *runState
+	joinAt    time.Time
+	joined    bool
+	done      int
+	sinks     map[uint16]*verifySink
+	events    []receiver.Event
+	bad       []string
+}
+
+func (e *rxEndpoint) Handle(p simnet.Packet) time.Time {
+	e.run.delivered(e.idx, p)
+	_ = e.r.HandlePacket(p.At, e.net.Addr(p.From), p.Payload)
+	return e.Poll(p.At)
+}
+
+func (e *rxEndpoint) Poll(now time.Time) time.Time {
+	if !e.restartAt.IsZero() && !now.Before(e.restartAt) {
+		// A crash and restart: the engine and everything it held are gone.
+		e.restartAt = time.Time{}
+		r, err := receiver.New(e.cfg)
+		if err != nil {
+			panic(err)
+		}
+		e.r = r
+		e.done = 0
+		clear(e.sinks)
+		e.events = append(e.events, receiver.Event{Kind: restartMarker})
+	}
+	if !e.joined {
+		if now.Before(e.joinAt) {
+			return e.joinAt
+		}
+		e.joined = true
+		e.net.Join(e.id, Group)
+	}
+	e.out.Reset()
+	wake := e.r.Poll(now, &e.out)
+	if !e.restartAt.IsZero() && e.restartAt.Before(wake) {
+		wake = e.restartAt
+	}
+	for i := range e.out.Len() {
+		b, dst := e.out.Packet(i)
+		if !dst.IsValid() {
+			dst = Group
+		}
+		e.run.nacks += countNacks(b)
+		e.net.Send(now, e.id, dst, b)
+	}
+	for _, ev := range e.r.Events() {
+		e.events = append(e.events, receiver.Event{Kind: ev.Kind, Sender: ev.Sender, Object: ev.Object, Err: ev.Err})
+		switch ev.Kind {
+		case receiver.EventCompleted:
+			v := e.sinks[ev.Object]
+			switch {
+			case v == nil:
+				e.bad = append(e.bad, fmt.Sprintf("rx %d: object %d completed without a sink", e.idx, ev.Object))
+			case v.err != nil:
+				e.bad = append(e.bad, fmt.Sprintf("rx %d: %v", e.idx, v.err))
+			case v.written != v.size:
+				e.bad = append(e.bad, fmt.Sprintf("rx %d: object %d: %d of %d bytes written", e.idx, ev.Object, v.written, v.size))
+			default:
+				e.done++
+				if e.done == len(e.run.sc.Objects) {
+					e.run.finished++
+					e.run.last = now
+				}
+			}
+		}
+	}
+	return wake
+}
+
+// restartMarker is the event kind recorded when a receiver's engine was
+// replaced, so tests can tell events before and after.
+const restartMarker receiver.EventKind = 255
+
+func countNacks(b []byte) int {
+	if len(b) > 0 && framing.Type(b[0]&0x0f) == framing.TypeNack {
+		return 1
+	}
+	return 0
+}
+
+// runState collects the block accounting shared by the endpoints.
+type runState struct {
+	sc           *Scenario
+	objIDs       map[uint16]int // sender object id -> index in sc.Objects
+	seq64        uint64         // extended sequence of the last sender packet
+	firstPass    map[uint64]bool
+	seen         map[[3]uint32]bool
+	blockFirst   map[[2]uint32]int
+	got          []map[[2]uint32]int
+	nacks        int
+	finished     int
+	last         time.Time
+	senderEvents []sender.Event
+	senderDone   bool
+	next         int    // next object to enqueue
+	lastID       uint16 // id of the last object enqueued
+	d            framing.Data
+}
+
+// sent records a sender packet: which symbols go out for the first time.
+func (st *runState) sent(b []byte) {
+	h, _, err := framing.Peek(b)
+	if err != nil {
+		return
+	}
+	st.seq64 += uint64(uint16(h.Sequence - uint16(st.seq64)))
+	if h.Type != framing.TypeData || st.d.Unmarshal(b) != nil {
+		return
+	}
+	key := [3]uint32{uint32(st.d.ObjectID), st.d.PayloadID.Block, uint32(st.d.PayloadID.Symbol)}
+	if st.seen[key] || !st.firstPassSymbol() {
+		return
+	}
+	st.seen[key] = true
+	st.firstPass[st.seq64] = true
+	st.blockFirst[[2]uint32{key[0], key[1]}]++
+}
+
+// firstPassSymbol reports whether st.d is part of the sender's first pass
+// over its block: a source symbol or one of the proactive parity symbols.
+func (st *runState) firstPassSymbol() bool {
+	f, ok, err := st.d.Ext.FTI(st.d.FECID)
+	if !ok || err != nil {
+		return true
+	}
+	p, err := fec.NewPartition(f.TransferLength, int(f.SymbolLength), int(f.MaxBlockLen))
+	if err != nil {
+		return true
+	}
+	return int(st.d.PayloadID.Symbol) < p.BlockLen(int(st.d.PayloadID.Block))+st.sc.Sender.AutoParity
+}
+
+// delivered records a packet reaching receiver rx.
+func (st *runState) delivered(rx int, p simnet.Packet) {
+	if st.sc.Tap != nil {
+		st.sc.Tap(rx, p)
+	}
+	h, _, err := framing.Peek(p.Payload)
+	if err != nil || h.Type != framing.TypeData {
+		return
+	}
+	// Extend the 16-bit sequence by the nearest value not after the last
+	// one sent: deliveries trail sends by far less than 65536 packets.
+	seq := st.seq64 - uint64(uint16(uint16(st.seq64)-h.Sequence))
+	if !st.firstPass[seq] || st.d.Unmarshal(p.Payload) != nil {
+		return
+	}
+	st.got[rx][[2]uint32{uint32(st.d.ObjectID), st.d.PayloadID.Block}]++
+}
+
+func rxNodeID(i int) uint32 { return 0x0b000000 + uint32(i) + 1 }
+
+// enqueue gives a new sender the scenario's objects.
+func (st *runState) enqueue(s *sender.Sender) error {
+	st.next = 0
+	st.lastID = 0
+	return st.feed(s)
+}
+
+// feed queues as many of the remaining objects as the sender's transmit
+// cache takes, as an application would, and closes the sender after the
+// last one.
+func (st *runState) feed(s *sender.Sender) error {
+	sc := st.sc
+	for st.next < len(sc.Objects) {
+		i, o := st.next, sc.Objects[st.next]
+		var id uint16
+		var err error
+		if o.File {
+			id, err = s.SendFile(patternReader{seed: sc.Seed, obj: i, size: o.Size}, o.Size, o.Info)
+		} else {
+			buf := make([]byte, o.Size)
+			fillPattern(buf, sc.Seed, i, 0)
+			id, err = s.SendData(buf, o.Info)
+		}
+		if errors.Is(err, sender.ErrCacheFull) {
+			return nil // try again after the next poll
+		}
+		if err != nil {
+			return err
+		}
+		st.objIDs[id] = i
+		st.lastID = id
+		st.next++
+		if st.next == len(sc.Objects) {
+			if sc.Watermark {
+				if err := s.SetWatermark(id); err != nil {
+					return err
+				}
+			}
+			s.Close()
+		}
+	}
+	return nil
+}
+
+// Run runs the scenario to completion or its time limit.
+func Run(sc Scenario) (Result, error) {
+	if sc.Receivers < 1 || len(sc.Objects) == 0 {
+		return Result{}, fmt.Errorf("simrun: need receivers and objects")
+	}
+	if sc.Delay == 0 {
+		sc.Delay = 5 * time.Millisecond
+	}
+	if sc.Limit == 0 {
+		sc.Limit = 10 * time.Minute
+	}
+	net := simnet.New(simnet.Config{Seed: sc.Seed})
+	start := net.Now()
+	st := &runState{sc: &sc, objIDs: map[uint16]int{}, firstPass: map[uint64]bool{}, seen: map[[3]uint32]bool{},
+		blockFirst: map[[2]uint32]int{}, got: make([]map[[2]uint32]int, sc.Receivers)}
+	st.seq64 = 0
+
+	link := func(loss float64) simnet.LinkConfig {
+		l := simnet.LinkConfig{Delay: sc.Delay, Jitter: sc.Jitter, Duplicate: sc.Duplicate}
+		if loss > 0 {
+			l.Loss = simnet.Bernoulli{P: loss}
+		}
+		return l
+	}
+	txID := net.AddNode("sender", simnet.NodeConfig{Up: link(sc.Shared), Down: link(0)})
+	scfg := sc.Sender
+	if scfg.NodeID == 0 {
+		scfg.NodeID = 0x0a000001
+	}
+	if scfg.Rate == 0 {
+		scfg.Rate = 10e6
+	}
+	if sc.Watermark {
+		for i := range sc.Receivers {
+			scfg.AckingNodes = append(scfg.AckingNodes, rxNodeID(i))
+		}
+		scfg.AckingNodes = append(scfg.AckingNodes, sc.ExtraAckers...)
+	}
+	instance := uint64(0)
+	newSender := func(now time.Time) (*sender.Sender, error) {
+		instance++
+		cfg := scfg
+		cfg.Rand = rand.New(rand.NewPCG(sc.Seed, 1000+instance))
+		s, err := sender.New(cfg, now)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.enqueue(s); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	s, err := newSender(start)
+	if err != nil {
+		return Result{}, err
+	}
+	net.Join(txID, Group) // NACKs and ACKs are multicast
+	tx := &txEndpoint{net: net, id: txID, s: s, run: st}
+	if sc.RestartSenderAt > 0 {
+		tx.restartAt = start.Add(sc.RestartSenderAt)
+		tx.restart = func(now time.Time) *sender.Sender {
+			s, err := newSender(now)
+			if err != nil {
+				panic(err)
+			}
+			return s
+		}
+	}
+	eps := []simnet.Endpoint{tx}
+	rxs := make([]*rxEndpoint, sc.Receivers)
+	for i := range sc.Receivers {
+		down := link(sc.Loss)
+		if sc.Burst != nil {
+			down.Loss = *sc.Burst
+		}
+		if i == 0 && sc.OutageTo > sc.OutageFrom {
+			down.Loss = outage{from: start.Add(sc.OutageFrom), to: start.Add(sc.OutageTo), base: down.Loss}
+		}
+		id := net.AddNode(fmt.Sprintf("rx%d", i), simnet.NodeConfig{Up: link(sc.FeedbackLoss), Down: down})
+		e := &rxEndpoint{net: net, id: id, idx: i, run: st, joinAt: start, sinks: map[uint16]*verifySink{}}
+		if i >= sc.Receivers-sc.Late {
+			e.joinAt = start.Add(sc.LateAt)
+		}
+		rcfg := sc.Receiver
+		rcfg.NodeID = rxNodeID(i)
+		rcfg.Rand = rand.New(rand.NewPCG(sc.Seed, uint64(i)+2))
+		rcfg.Sink = func(info receiver.ObjectInfo) (io.WriterAt, error) {
+			idx, ok := st.objIDs[info.Object]
+			if !ok {
+				return nil, fmt.Errorf("simrun: unknown object %d", info.Object)
+			}
+			v := &verifySink{seed: sc.Seed, obj: idx, size: sc.Objects[idx].Size}
+			e.sinks[info.Object] = v
+			return v, nil
+		}
+		r, err := receiver.New(rcfg)
+		if err != nil {
+			return Result{}, err
+		}
+		e.r, e.cfg = r, rcfg
+		if sc.RestartReceiver == i+1 {
+			e.restartAt = start.Add(sc.RestartAt)
+		}
+		st.got[i] = map[[2]uint32]int{}
+		rxs[i] = e
+		eps = append(eps, e)
+	}
+	if sc.Storm {
+		eps = append(eps, newStorm(net, sc, start, st))
+	}
+	res := simnet.Run(net, eps, simnet.Limits{
+		Until: start.Add(sc.Limit),
+		Done:  func() bool { return st.finished == sc.Receivers && (!sc.WaitSender || st.senderDone) },
+	})
+	out := Result{Stop: res.Reason, Sender: s.Stats(), SenderEvts: st.senderEvents, NacksSent: st.nacks}
+	out.RepairSymbols = int(out.Sender.RepairSource + out.Sender.RepairParity)
+	out.Virtual = st.last.Sub(start)
+	for _, e := range rxs {
+		out.Receivers = append(out.Receivers, e.r.Stats())
+		out.Events = append(out.Events, e.events)
+		out.Errors = append(out.Errors, e.bad...)
+		if e.done == len(sc.Objects) && len(e.bad) == 0 {
+			out.Delivered++
+		}
+		for _, ev := range e.events {
+			if ev.Kind == receiver.EventAborted {
+				out.Aborted++
+			}
+		}
+	}
+	for blk, first := range st.blockFirst {
+		worst := 0
+		for i := range rxs {
+			if m := first - min(st.got[i][blk], first); m > worst {
+				worst = m
+			}
+		}
+		if worst > 0 {
+			out.LossyBlocks++
+			out.MaxMissedSum += worst
+		}
+	}
+	return out, nil
+}

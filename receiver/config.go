@@ -1,0 +1,190 @@
+// Package receiver is the NORM receiver engine (RFC 5740 §5.2–5.3, §5.5.2):
+// it tracks every sender it hears, rebuilds objects from source and parity
+// symbols, asks for repair with NACKs timed by a randomized back-off and
+// suppressed by what other receivers already asked, answers watermark
+// requests and congestion-control probes, and reports what happened as
+// events.
+//
+// Like package sender it is sans-I/O and deterministic: packets and the
+// current time go in (HandlePacket), packets to send come out (Poll into a
+// framing.Outbox) together with the next time it wants to be polled, and all
+// randomness comes from Config.Rand.
+package receiver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+)
+
+// SyncPolicy says which objects a receiver joining a session in progress
+// tries to receive (RFC 5740 §5.2.1).
+type SyncPolicy uint8
+
+// Sync policies.
+const (
+	// SyncCurrent (the default) starts with the first object heard and
+	// never NACKs for older ones.
+	SyncCurrent SyncPolicy = iota
+	// SyncAll also NACKs for older objects the sender may still hold; the
+	// sender answers what it purged with NORM_CMD(SQUELCH).
+	SyncAll
+)
+
+// ObjectInfo describes an object when it starts.
+type ObjectInfo struct {
+	Sender uint32
+	Object uint16
+	File   bool   // NORM_OBJECT_FILE (else data)
+	Size   uint64 // bytes
+	Info   []byte // NORM_INFO content if it arrived first, else nil
+}
+
+// Config configures a Receiver. Zero values select the defaults given.
+type Config struct {
+	// NodeID identifies this receiver in NACKs and ACKs. Required.
+	NodeID uint32
+	// Rand supplies all randomness (back-off timers). If nil, a generator
+	// seeded from NodeID is used.
+	Rand *rand.Rand
+	// Sync is the policy for joining a session in progress.
+	Sync SyncPolicy
+	// Silent receivers never send anything (one-way links); they rely on
+	// the sender's proactive parity and repetition.
+	Silent bool
+	// UnicastFeedback sends NACKs and ACKs to the sender's address instead
+	// of the group. Other receivers then cannot suppress on them.
+	UnicastFeedback bool
+
+	// Sink, if set, is asked for a destination when an object starts.
+	// Returning a nil WriterAt (or a nil Sink) keeps the object in memory
+	// and hands it over whole in EventCompleted; an error aborts the object.
+	// Segments are written as blocks complete, in any order, each exactly
+	// once.
+	Sink func(ObjectInfo) (io.WriterAt, error)
+
+	// MaxSenders bounds the senders tracked; packets from more are
+	// dropped with one EventSenderRejected each. 0 means 64.
+	MaxSenders int
+	// MaxObjects bounds the objects pending per sender; a new object
+	// beyond it aborts the oldest pending one (EventAborted with
+	// ErrObjectLimit). 0 means 64.
+	MaxObjects int
+	// MaxBufferBytes bounds memory for objects kept in memory and for
+	// partially received blocks, over all senders. An object that would
+	// exceed it is aborted with ErrBufferLimit. 0 means 256 MiB.
+	MaxBufferBytes int64
+	// MaxBlocks bounds the partially received blocks tracked at once over
+	// all senders. 0 means 4096.
+	MaxBlocks int
+	// SenderTimeout drops a sender not heard from for this long
+	// (EventSenderGone), aborting its pending objects. 0 means 60 s.
+	SenderTimeout time.Duration
+	// RepairCycles is how many NACK cycles an object may go without
+	// progress before it is aborted with ErrRepairTimeout. 0 means 20.
+	RepairCycles int
+}
+
+// Errors carried by EventAborted and returned by the Receiver.
+var (
+	ErrConfig        = errors.New("receiver: invalid configuration")
+	ErrSquelched     = errors.New("receiver: sender no longer holds the object (squelched)")
+	ErrRepairTimeout = errors.New("receiver: no repair progress")
+	ErrSenderGone    = errors.New("receiver: sender gone")
+	ErrSenderReset   = errors.New("receiver: sender restarted")
+	ErrObjectLimit   = errors.New("receiver: too many pending objects")
+	ErrBufferLimit   = errors.New("receiver: buffer limit reached")
+	ErrBadObject     = errors.New("receiver: object parameters not supported")
+)
+
+func (c *Config) setDefaults() error {
+	if c.NodeID == 0 || c.NodeID == 0xffffffff {
+		return fmt.Errorf("%w: NodeID must be set and not NORM_NODE_ANY", ErrConfig)
+	}
+	if c.MaxSenders == 0 {
+		c.MaxSenders = 64
+	}
+	if c.MaxObjects == 0 {
+		c.MaxObjects = 64
+	}
+	if c.MaxBufferBytes == 0 {
+		c.MaxBufferBytes = 256 << 20
+	}
+	if c.MaxBlocks == 0 {
+		c.MaxBlocks = 4096
+	}
+	if c.SenderTimeout == 0 {
+		c.SenderTimeout = 60 * time.Second
+	}
+	if c.RepairCycles == 0 {
+		c.RepairCycles = 20
+	}
+	if c.Rand == nil {
+		c.Rand = rand.New(rand.NewPCG(uint64(c.NodeID), 0x7e4d))
+	}
+	if c.MaxSenders < 1 || c.MaxObjects < 1 || c.MaxBufferBytes < 1 || c.MaxBlocks < 1 || c.RepairCycles < 1 || c.SenderTimeout < 0 {
+		return fmt.Errorf("%w: limits must be positive", ErrConfig)
+	}
+	return nil
+}
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// EventSenderNew: first packet from a sender.
+	EventSenderNew EventKind = iota + 1
+	// EventSenderReset: a known sender came back with a new instance id;
+	// its pending objects were aborted (ErrSenderReset) and its state reset.
+	EventSenderReset
+	// EventSenderGone: a sender sent NORM_CMD(EOT) or was silent for
+	// SenderTimeout; its pending objects were aborted.
+	EventSenderGone
+	// EventSenderRejected: a new sender was ignored because MaxSenders are
+	// tracked already.
+	EventSenderRejected
+	// EventStarted: a new object; Info may follow in EventInfo.
+	EventStarted
+	// EventInfo: an object's NORM_INFO arrived.
+	EventInfo
+	// EventCompleted: an object arrived whole. Data holds it for objects
+	// kept in memory (the receiver gives up its reference).
+	EventCompleted
+	// EventAborted: an object cannot be completed; Err says why.
+	EventAborted
+	// EventCommand: a NORM_CMD(APPLICATION) arrived; Data holds its
+	// content (valid until the next call into the Receiver).
+	EventCommand
+)
+
+// Event is something the application may want to know about.
+type Event struct {
+	Kind   EventKind
+	Sender uint32
+	Object uint16
+	File   bool
+	Size   uint64
+	Info   []byte
+	Data   []byte
+	Err    error
+}
+
+// Stats are a receiver's counters.
+type Stats struct {
+	Packets         uint64 // packets handed to HandlePacket
+	Bytes           uint64
+	BadPackets      uint64 // malformed, counted and dropped
+	Duplicates      uint64 // symbols already held
+	DataSymbols     uint64 // new source symbols received
+	ParitySymbols   uint64 // new parity symbols received
+	FECRecovered    uint64 // source symbols rebuilt from parity
+	NacksSent       uint64
+	NacksSuppressed uint64 // NACK cycles that found everything already requested
+	AcksSent        uint64
+	ObjectsDone     uint64
+	ObjectsAborted  uint64
+	BufferBytes     int64 // memory held now for objects and blocks
+}

@@ -1,0 +1,458 @@
+package receiver
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/nack"
+)
+
+func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
+	switch c.Flavor {
+	case framing.FlavorFlush:
+		ref := c.Ref
+		r.sync(s, ref.ObjectID)
+		if !s.flushed || serialLess(s.flushObj, ref.ObjectID) {
+			s.flushObj = ref.ObjectID
+		}
+		s.flushed = true
+		if serialLess(s.maxObj, ref.ObjectID) && !serialLess(ref.ObjectID, s.base) {
+			// The sender flushed objects we never heard of: NACK them.
+			s.maxObj = ref.ObjectID
+		}
+		for i := range c.NodeCount() {
+			if c.Node(i) == r.cfg.NodeID {
+				s.ackRef, s.ackWanted = ref, true
+				r.maybeAck(now, s)
+			}
+		}
+		r.maybeNack(now, s)
+	case framing.FlavorEOT:
+		r.abortAll(s, ErrSenderGone)
+		s.ended = true
+		s.nack, s.ackAt, s.ccAt = nackIdle, time.Time{}, time.Time{}
+		r.emit(Event{Kind: EventSenderGone, Sender: s.id})
+	case framing.FlavorSquelch:
+		// The sender no longer holds anything before Ref, nor the listed
+		// objects: end them with an explicit error rather than NACK forever.
+		for i := 0; i < len(s.objs); {
+			o := s.objs[i]
+			if serialLess(o.id, c.Ref.ObjectID) || squelched(c, o.id) {
+				r.finishObject(s, o, ErrSquelched)
+				continue
+			}
+			i++
+		}
+		for i := range c.SquelchCount() {
+			if id := c.SquelchedObject(i); !serialLess(id, s.base) && !serialLess(s.maxObj, id) {
+				s.setFinished(id, true)
+			}
+		}
+		if serialLess(s.base, c.Ref.ObjectID) {
+			r.advanceBase(s, c.Ref.ObjectID)
+			if serialLess(s.maxObj, s.base) {
+				s.maxObj = s.base
+			}
+		}
+	case framing.FlavorCC:
+		s.probeTS, s.probeRecv, s.probeValid = c.SendTime, now, true
+		s.ccSeq = c.CCSequence
+		if rate, ok := c.Ext.Rate(); ok {
+			s.ccRate = framing.UnquantizeRate(rate)
+		}
+		s.ccFlags, s.ccRTT = 0, 0
+		for i := range c.CCNodeCount() {
+			if n := c.CCNode(i); n.NodeID == r.cfg.NodeID {
+				s.ccFlags = n.Flags & (framing.CCFlagCLR | framing.CCFlagPLR)
+				if n.Flags&framing.CCFlagRTT != 0 {
+					s.ccRTT = framing.UnquantizeRTT(n.RTT)
+				}
+			}
+		}
+		if r.cfg.Silent {
+			return
+		}
+		// RFC 5740 §5.5.2: the limiting receiver answers at once, candidates
+		// soon. Everyone else answers after a back-off, and an answer
+		// overheard first suppresses theirs (see overheardCC): a probe round
+		// costs a few packets however large the group, yet always yields
+		// the RTT samples the sender's GRTT estimate and flush timing need.
+		switch {
+		case s.ccFlags&framing.CCFlagCLR != 0:
+			s.ccAt = now
+		case s.ccFlags&framing.CCFlagPLR != 0:
+			s.ccAt = now.Add(r.uniform(s.grtt))
+		default:
+			s.ccAt = now.Add(nack.BackoffDelay(r.cfg.Rand.Float64(), s.grtt*time.Duration(s.backoff), s.gsize))
+		}
+	case framing.FlavorRepairAdv:
+		if s.nack == nackBackoff {
+			_ = s.supp.Add(c.Content, c.FECM)
+		}
+	case framing.FlavorAckReq:
+		for i := range c.NodeCount() {
+			if c.Node(i) == r.cfg.NodeID && !r.cfg.Silent {
+				s.appAck, s.appAckType, s.appAckID = true, c.AckType, c.AckID
+			}
+		}
+	case framing.FlavorApplication:
+		r.emit(Event{Kind: EventCommand, Sender: s.id, Data: c.Content})
+	}
+}
+
+func squelched(c *framing.Cmd, id uint16) bool {
+	for i := range c.SquelchCount() {
+		if c.SquelchedObject(i) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// overheardCC cancels a pending ACK(CC) when another receiver already
+// answered the same probe with a rate at least as low, or when this
+// receiver's rate does not limit the sender anyway (RFC 5740 §5.5.2).
+func (r *Receiver) overheardCC(s *remote, ext framing.Extensions) {
+	if s.ccAt.IsZero() || s.ccFlags&framing.CCFlagCLR != 0 {
+		return
+	}
+	cc, ok := ext.CC()
+	if !ok || cc.Sequence != s.ccSeq {
+		return
+	}
+	mine, _ := s.calcRate(float64(r.segment(s)))
+	if framing.UnquantizeRate(cc.Rate) <= mine || mine >= 0.9*s.ccRate {
+		s.ccAt = time.Time{}
+	}
+}
+
+// segment is the segment size of the sender's current object, for the rate
+// equation.
+func (r *Receiver) segment(s *remote) int {
+	if n := len(s.objs); n > 0 {
+		return s.objs[n-1].symLen
+	}
+	return 1400
+}
+
+func (r *Receiver) uniform(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(r.cfg.Rand.Float64() * float64(d))
+}
+
+// maybeAck schedules the ACK(FLUSH) a watermark request asked for once
+// everything up to the watermark is here: a random delay within one GRTT
+// spreads the answers of a large group.
+func (r *Receiver) maybeAck(now time.Time, s *remote) {
+	if s.ackWanted && s.ackAt.IsZero() && !r.cfg.Silent && r.holdsThrough(s, s.ackRef.ObjectID) {
+		s.ackAt = now.Add(r.uniform(s.grtt))
+	}
+}
+
+// holdsThrough reports whether every object of s up to id that this
+// receiver tracks is complete.
+func (r *Receiver) holdsThrough(s *remote, id uint16) bool {
+	if len(s.objs) > 0 && !serialLess(id, s.objs[0].id) {
+		return false
+	}
+	for x := s.base; !serialLess(id, x) && !serialLess(s.maxObj, x); x++ {
+		if !s.isFinished(x) {
+			return false
+		}
+	}
+	return true
+}
+
+// passed reports whether the sender has moved past object id or flushed
+// it, so that all of it may be NACKed.
+func (s *remote) passed(id uint16) bool {
+	return serialLess(id, s.maxObj) || (s.flushed && !serialLess(s.flushObj, id))
+}
+
+// buildNack writes the repair requests s needs into r.content. With
+// suppress (the back-off has ended), it leaves out what overheard NACKs
+// already asked for and asks only for what was missing when the back-off
+// started (the mark): what the sender sent meanwhile waits for the next
+// cycle, so that receivers asking at different times ask for the same
+// things and suppress each other (RFC 5740 §5.3).
+func (r *Receiver) buildNack(s *remote, suppress bool) []byte {
+	r.builder.Reset(r.content[:0], r.segment(s))
+	if !s.synced || serialLess(s.maxObj, s.base) {
+		return r.builder.Content()
+	}
+	i := 0
+	for id := s.base; ; id++ {
+		if suppress && serialLess(s.markObj, id) {
+			break
+		}
+		var o *rxObject
+		if i < len(s.objs) && s.objs[i].id == id {
+			o = s.objs[i]
+			i++
+		}
+		switch {
+		case o != nil:
+			p := s.passed(id)
+			var ok bool
+			if suppress && id == s.markObj && !p {
+				ok = s.supp.CoversUpTo(&o.track, s.mark) || r.builder.AddObjectUpTo(&o.track, s.mark)
+			} else {
+				ok = (suppress && s.supp.Covers(&o.track, p)) || r.builder.AddObject(&o.track, p)
+			}
+			if !ok {
+				return r.finishContent()
+			}
+		case !s.isFinished(id) && s.passed(id):
+			if !(suppress && s.supp.CoversObject(id)) && !r.builder.AddMissingObject(id) {
+				return r.finishContent()
+			}
+		}
+		if id == s.maxObj {
+			break
+		}
+	}
+	return r.finishContent()
+}
+
+// finishContent returns the builder's content and keeps its buffer for
+// the next NACK.
+func (r *Receiver) finishContent() []byte {
+	c := r.builder.Content()
+	r.content = c[:0]
+	return c
+}
+
+// maybeNack starts a NACK back-off if s has something to ask for, and marks
+// how far the sender had got.
+func (r *Receiver) maybeNack(now time.Time, s *remote) {
+	if s.nack != nackIdle || r.cfg.Silent || s.ended {
+		return
+	}
+	if len(r.buildNack(s, false)) == 0 {
+		return
+	}
+	s.nack = nackBackoff
+	maxDelay := s.grtt * time.Duration(s.backoff)
+	delay := nack.BackoffDelay(r.cfg.Rand.Float64(), maxDelay, s.gsize)
+	s.nackStart, s.nackAt, s.backoffFrac = now, now.Add(delay), 0
+	if maxDelay > 0 {
+		s.backoffFrac = float64(delay) / float64(maxDelay)
+	}
+	s.supp.Reset()
+	s.markObj, s.mark = s.maxObj, nack.Mark{}
+	if o := r.pending(s, s.maxObj); o != nil {
+		s.mark = o.track.Mark()
+	}
+}
+
+// Poll appends due feedback to out and returns when it wants to be called
+// again.
+func (r *Receiver) Poll(now time.Time, out *framing.Outbox) time.Time {
+	next := now.Add(time.Hour)
+	earlier := func(t time.Time) {
+		if !t.IsZero() && t.Before(next) {
+			next = t
+		}
+	}
+	for i := 0; i < len(r.remotes); {
+		s := r.remotes[i]
+		if now.Sub(s.lastHeard) >= r.cfg.SenderTimeout {
+			r.abortAll(s, ErrSenderGone)
+			if !s.ended {
+				r.emit(Event{Kind: EventSenderGone, Sender: s.id})
+			}
+			r.remotes = append(r.remotes[:i], r.remotes[i+1:]...)
+			continue
+		}
+		i++
+		r.pollRemote(now, s, out)
+		if s.nack != nackIdle {
+			earlier(s.nackAt)
+		}
+		earlier(s.ackAt)
+		earlier(s.ccAt)
+		if s.appAck {
+			earlier(now)
+		}
+		earlier(s.lastHeard.Add(r.cfg.SenderTimeout))
+	}
+	if next.Before(now) {
+		next = now
+	}
+	return next
+}
+
+func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
+	s.retime()
+	if s.nack == nackBackoff && !now.Before(s.nackAt) {
+		content := r.buildNack(s, true)
+		if len(content) == 0 {
+			r.stats.NacksSuppressed++
+		} else {
+			r.sendNack(now, s, content, out)
+		}
+		r.countStalls(s)
+		s.nack = nackHoldoff
+		s.nackStart, s.nackAt = now, now.Add(nack.NackHoldoff(s.grtt, float64(s.backoff)))
+	}
+	if s.nack == nackHoldoff && !now.Before(s.nackAt) {
+		// Repairs still arriving: wait for them before asking again.
+		if fill := s.lastFill.Add(s.grtt); now.Before(fill) {
+			s.nackAt = fill
+		} else {
+			s.nack = nackIdle
+			r.maybeNack(now, s)
+		}
+	}
+	if !s.ackAt.IsZero() && !now.Before(s.ackAt) {
+		s.ackAt = time.Time{}
+		if r.holdsThrough(s, s.ackRef.ObjectID) {
+			s.ackWanted = false
+			r.sendAck(now, s, framing.AckFlush, 0, out)
+		}
+	}
+	if !s.ccAt.IsZero() && !now.Before(s.ccAt) {
+		s.ccAt = time.Time{}
+		r.sendAck(now, s, framing.AckCC, 0, out)
+	}
+	if s.appAck {
+		s.appAck = false
+		r.sendAck(now, s, s.appAckType, s.appAckID, out)
+	}
+}
+
+// retime shortens a running back-off or hold-off when the sender's GRTT
+// estimate has dropped since it started: a new session starts with a
+// conservative GRTT that the first probes cut by orders of magnitude, and a
+// timer sized with the old value would outlast the sender's whole flush.
+// The back-off keeps its random fraction of the window, so suppression
+// works as before.
+func (s *remote) retime() {
+	var end time.Time
+	switch s.nack {
+	case nackBackoff:
+		end = s.nackStart.Add(time.Duration(s.backoffFrac * float64(s.grtt*time.Duration(s.backoff))))
+	case nackHoldoff:
+		end = s.nackStart.Add(nack.NackHoldoff(s.grtt, float64(s.backoff)))
+	default:
+		return
+	}
+	if end.Before(s.nackAt) {
+		s.nackAt = end
+	}
+}
+
+// countStalls ends objects that the sender has moved past and that made no
+// progress for RepairCycles NACK cycles.
+func (r *Receiver) countStalls(s *remote) {
+	for i := 0; i < len(s.objs); {
+		o := s.objs[i]
+		if s.passed(o.id) && !o.moved {
+			o.stalled++
+		} else {
+			o.stalled = 0
+		}
+		o.moved = false
+		if o.stalled >= r.cfg.RepairCycles {
+			r.finishObject(s, o, ErrRepairTimeout)
+			continue
+		}
+		i++
+	}
+	if s.gapStalls++; s.gapStalls >= r.cfg.RepairCycles {
+		// Objects never heard of that no repair brought: give them up.
+		for x := s.base; serialLess(x, s.maxObj); x++ {
+			if r.pending(s, x) == nil {
+				s.setFinished(x, true)
+			}
+		}
+		s.gapStalls = 0
+	}
+}
+
+func (r *Receiver) pending(s *remote, id uint16) *rxObject {
+	for _, o := range s.objs {
+		if o.id == id {
+			return o
+		}
+	}
+	return nil
+}
+
+// grttResponse echoes the latest probe's send time advanced by how long the
+// receiver held it, so the sender's clock alone measures the round trip.
+func (s *remote) grttResponse(now time.Time) framing.Timestamp {
+	if !s.probeValid {
+		return framing.Timestamp{}
+	}
+	us := int64(s.probeTS.Usec) + now.Sub(s.probeRecv).Microseconds()
+	return framing.Timestamp{Sec: s.probeTS.Sec + uint32(us/1e6), Usec: uint32(us % 1e6)}
+}
+
+func (r *Receiver) ccExt(s *remote) framing.Extensions {
+	if !s.probeValid {
+		return r.ext[:0]
+	}
+	rate, start := s.calcRate(float64(r.segment(s)))
+	flags := s.ccFlags
+	if start {
+		flags |= framing.CCFlagStart
+	}
+	if s.ccRTT > 0 {
+		flags |= framing.CCFlagRTT
+	}
+	loss := framing.QuantizeLoss32(s.lossFraction())
+	r.ext = framing.AppendCC(r.ext[:0], framing.CCFeedback{
+		Sequence: s.ccSeq, Flags: flags, RTT: framing.QuantizeRTT(s.rtt()),
+		Loss: uint16(loss >> 16), LossExt: uint16(loss), Rate: framing.QuantizeRate(rate),
+	})
+	return r.ext
+}
+
+func (r *Receiver) dst(s *remote) netip.AddrPort {
+	if r.cfg.UnicastFeedback {
+		return s.addr
+	}
+	return netip.AddrPort{}
+}
+
+func (r *Receiver) sendNack(now time.Time, s *remote, content []byte, out *framing.Outbox) {
+	m := &r.nackMsg
+	*m = framing.Nack{
+		Header:   framing.Header{Type: framing.TypeNack, Sequence: r.nextSeq(), SourceID: r.cfg.NodeID},
+		ServerID: s.id, InstanceID: s.inst, GRTTResponse: s.grttResponse(now),
+		Ext: r.ccExt(s), Content: content,
+	}
+	if b, err := m.Append(out.Buf()); err == nil {
+		out.Commit(b, r.dst(s))
+		r.stats.NacksSent++
+	}
+}
+
+func (r *Receiver) sendAck(now time.Time, s *remote, t framing.AckType, id uint8, out *framing.Outbox) {
+	m := &r.ackMsg
+	*m = framing.Ack{
+		Header:   framing.Header{Type: framing.TypeAck, Sequence: r.nextSeq(), SourceID: r.cfg.NodeID},
+		ServerID: s.id, InstanceID: s.inst, AckType: t, AckID: id, GRTTResponse: s.grttResponse(now),
+		Ext: r.ccExt(s),
+	}
+	if t == framing.AckFlush {
+		p, err := framing.AppendSymbolRef(m.Payload[:0], s.ackRef, 0)
+		if err != nil {
+			return
+		}
+		m.Payload = p
+	}
+	if b, err := m.Append(out.Buf()); err == nil {
+		out.Commit(b, r.dst(s))
+		r.stats.AcksSent++
+	}
+}
+
+func (r *Receiver) nextSeq() uint16 {
+	r.seq++
+	return r.seq - 1
+}

@@ -1,0 +1,93 @@
+package receiver
+
+import (
+	"io"
+
+	"github.com/shoalnet/shoal/fec"
+	"github.com/shoalnet/shoal/nack"
+)
+
+// rxObject is an object being received from one sender.
+type rxObject struct {
+	id      uint16
+	file    bool
+	size    uint64
+	part    fec.Partition
+	symLen  int
+	parity  int
+	codec   *fec.Codec
+	info    []byte
+	infoOK  bool
+	track   nack.Object
+	sink    io.WriterAt
+	data    []byte // in-memory destination when sink is nil
+	blocks  []*blockBuf
+	held    int64  // bytes of r.buffer accounted to this object
+	hiBlock uint32 // newest block a symbol arrived for
+	seen    bool
+	stalled int  // NACK cycles without progress
+	moved   bool // a new symbol arrived since the last NACK cycle
+}
+
+// blockBuf holds the symbols of one partially received block until any k of
+// them are present and the block can be decoded and delivered.
+type blockBuf struct {
+	block uint32
+	buf   []byte
+	syms  [][]byte // by encoding symbol id; len 0 = missing
+}
+
+func (o *rxObject) findBlock(b uint32) *blockBuf {
+	for _, bb := range o.blocks {
+		if bb.block == b {
+			return bb
+		}
+	}
+	return nil
+}
+
+func (o *rxObject) dropBlock(bb *blockBuf) {
+	for i, x := range o.blocks {
+		if x == bb {
+			o.blocks[i] = o.blocks[len(o.blocks)-1]
+			o.blocks[len(o.blocks)-1] = nil
+			o.blocks = o.blocks[:len(o.blocks)-1]
+			return
+		}
+	}
+}
+
+// bufPool recycles block buffers: every partially received block needs
+// k+p symbols of room, and allocating that per block would make garbage at
+// the packet rate.
+type bufPool struct {
+	free []*blockBuf
+}
+
+func (p *bufPool) get(block uint32, n, symLen int) *blockBuf {
+	var bb *blockBuf
+	for i := len(p.free) - 1; i >= 0; i-- {
+		if cap(p.free[i].buf) >= n*symLen && cap(p.free[i].syms) >= n {
+			bb = p.free[i]
+			p.free[i] = p.free[len(p.free)-1]
+			p.free = p.free[:len(p.free)-1]
+			break
+		}
+	}
+	if bb == nil {
+		bb = &blockBuf{buf: make([]byte, n*symLen), syms: make([][]byte, n)}
+	}
+	bb.block = block
+	bb.buf = bb.buf[:n*symLen]
+	bb.syms = bb.syms[:n]
+	for i := range bb.syms {
+		bb.syms[i] = bb.buf[i*symLen : i*symLen : (i+1)*symLen]
+	}
+	return bb
+}
+
+func (p *bufPool) put(bb *blockBuf) {
+	if len(p.free) < 4 { // a few spares cover the blocks in flight
+		p.free = append(p.free, bb)
+	}
+}

@@ -1,0 +1,163 @@
+// Package sender is the NORM sender engine (RFC 5740 §5.1–5.4): it turns
+// objects into paced NORM_DATA, answers NACKs with repairs (fresh FEC parity
+// first), probes the group round-trip time, flushes, squelches and collects
+// positive acknowledgements.
+//
+// The engine is sans-I/O and deterministic: it never touches a socket, a
+// goroutine or the wall clock. The caller feeds it packets and the current
+// time (HandlePacket), collects what it wants sent (Poll into a
+// framing.Outbox) and calls Poll again no later than the time Poll returned.
+// Randomness comes from Config.Rand. The same inputs give the same packets,
+// which is what lets tests run a thousand receivers in virtual time and lets
+// package session run the same engine over real sockets.
+package sender
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/shoalnet/shoal/fec"
+)
+
+// Config configures a Sender. The zero value of every field but NodeID and
+// Rate selects the default given in its comment.
+type Config struct {
+	// NodeID identifies this sender in every message (NORM's source_id).
+	// Required; conventionally an IPv4 address of the host.
+	NodeID uint32
+	// InstanceID tells receivers that a sender restarted. If zero, one is
+	// drawn from Rand, which is what a restarting sender wants.
+	InstanceID uint16
+	// Rand supplies all randomness. If nil, a generator seeded from NodeID
+	// is used, so runs are reproducible either way.
+	Rand *rand.Rand
+
+	// Rate is the transmit rate in bytes per second (payload plus NORM
+	// headers). Required.
+	Rate float64
+	// Burst is how many bytes the pacer may send back to back; 0 means 16
+	// segments, enough to fill one batched write.
+	Burst int
+
+	// SegmentSize is the payload bytes per NORM_DATA. 0 means 1400.
+	SegmentSize int
+	// BlockLen is the number of source symbols per FEC block (k). 0 means
+	// 64. Parity+BlockLen may not exceed 255 (FEC id 5).
+	BlockLen int
+	// Parity is the number of parity symbols per block the sender may
+	// compute for repair (p). 0 means no FEC: repairs resend source
+	// symbols.
+	Parity int
+	// AutoParity is how many parity symbols per block are sent
+	// proactively, before any NACK (at most Parity).
+	AutoParity int
+
+	// Backoff is the NACK back-off factor advertised to receivers. 0 means
+	// 4; use a negative value for 0 (no back-off, for tiny groups).
+	Backoff int
+	// GroupSize is the group size estimate advertised for back-off. 0
+	// means 1000.
+	GroupSize float64
+	// GRTT is the initial group round-trip time estimate. 0 means 500 ms;
+	// it is measured from receiver feedback from then on.
+	GRTT time.Duration
+	// GRTTMax bounds the estimate. 0 means 10 s. (The lower bound is 1 ms,
+	// and never less than one segment's transmission time at Rate.)
+	GRTTMax time.Duration
+	// ProbeInterval bounds how often GRTT probes (NORM_CMD(CC)) go out. 0
+	// means 1 s; probes go at twice the GRTT when that is shorter.
+	ProbeInterval time.Duration
+
+	// RobustFactor is how many times end-of-transmission flushes and
+	// watermark requests are repeated (RFC 5740's NORM_ROBUST_FACTOR). 0
+	// means 20.
+	RobustFactor int
+
+	// CacheObjects and CacheBytes bound the transmit cache: objects kept
+	// for repair after they were sent. Beyond either bound the oldest sent
+	// objects are purged (with an EventPurged). 0 means 256 objects and
+	// 1 GiB; CacheObjects may not exceed 32768.
+	CacheObjects int
+	CacheBytes   int64
+
+	// AckingNodes lists receivers whose positive acknowledgement a
+	// watermark (SetWatermark) waits for. TrackReceivers adds every
+	// receiver heard from (NACK or ACK) to that list.
+	AckingNodes    []uint32
+	TrackReceivers bool
+}
+
+// Errors returned by the Sender.
+var (
+	ErrConfig        = errors.New("sender: invalid configuration")
+	ErrCacheFull     = errors.New("sender: transmit cache full of unsent objects")
+	ErrClosed        = errors.New("sender: closed")
+	ErrObjectSize    = errors.New("sender: object too large")
+	ErrInfoTooLarge  = errors.New("sender: info larger than one segment")
+	ErrUnknownObject = errors.New("sender: no such object in the transmit cache")
+)
+
+func (c *Config) setDefaults() error {
+	if c.NodeID == 0 || c.NodeID == 0xffffffff {
+		return fmt.Errorf("%w: NodeID must be set and not NORM_NODE_ANY", ErrConfig)
+	}
+	if !(c.Rate > 0) {
+		return fmt.Errorf("%w: Rate must be positive", ErrConfig)
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.SegmentSize, 1400)
+	def(&c.BlockLen, 64)
+	def(&c.RobustFactor, 20)
+	def(&c.CacheObjects, 256)
+	switch {
+	case c.Backoff == 0:
+		c.Backoff = 4
+	case c.Backoff < 0:
+		c.Backoff = 0
+	}
+	if c.GroupSize == 0 {
+		c.GroupSize = 1000
+	}
+	if c.GRTT == 0 {
+		c.GRTT = 500 * time.Millisecond
+	}
+	if c.GRTTMax == 0 {
+		c.GRTTMax = 10 * time.Second
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = time.Second
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 1 << 30
+	}
+	if c.Rand == nil {
+		c.Rand = rand.New(rand.NewPCG(uint64(c.NodeID), 0x5e4d))
+	}
+	switch {
+	case c.SegmentSize < 64 || c.SegmentSize > 65000:
+		return fmt.Errorf("%w: SegmentSize must be 64..65000", ErrConfig)
+	case c.BlockLen < 1 || c.BlockLen > fec.MaxBlockLen:
+		return fmt.Errorf("%w: BlockLen must be 1..255", ErrConfig)
+	case c.Parity < 0 || c.BlockLen+c.Parity > fec.MaxSymbols:
+		return fmt.Errorf("%w: Parity must be >= 0 with BlockLen+Parity <= 255", ErrConfig)
+	case c.AutoParity < 0 || c.AutoParity > c.Parity:
+		return fmt.Errorf("%w: AutoParity must be 0..Parity", ErrConfig)
+	case c.Backoff > 15:
+		return fmt.Errorf("%w: Backoff must be at most 15", ErrConfig)
+	case c.RobustFactor < 1, c.CacheObjects < 1, c.CacheBytes < 1:
+		return fmt.Errorf("%w: RobustFactor and cache bounds must be positive", ErrConfig)
+	case c.CacheObjects > 1<<15:
+		// Object ids are 16-bit serial numbers: more than half the space in
+		// flight would make old and new ids ambiguous.
+		return fmt.Errorf("%w: CacheObjects must be at most 32768", ErrConfig)
+	case c.GRTT < 0 || c.GRTTMax < time.Millisecond:
+		return fmt.Errorf("%w: GRTT bounds out of range", ErrConfig)
+	}
+	return nil
+}

@@ -1,0 +1,385 @@
+package sender
+
+import (
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/nack"
+)
+
+// HandlePacket processes one packet received at now from a receiver
+// (NORM_NACK, NORM_ACK). Packets meant for other senders or instances, and
+// sender messages, are ignored. A malformed packet returns an error and is
+// counted; the engine's state is unchanged.
+func (s *Sender) HandlePacket(now time.Time, from netip.AddrPort, b []byte) error {
+	h, _, err := framing.Peek(b)
+	if err != nil {
+		s.stats.BadPackets++
+		return err
+	}
+	switch h.Type {
+	case framing.TypeNack:
+		n := &s.rx.Nack
+		if err := n.Unmarshal(b); err != nil {
+			s.stats.BadPackets++
+			return err
+		}
+		if n.ServerID != s.cfg.NodeID || n.InstanceID != s.inst {
+			return nil
+		}
+		s.stats.NacksReceived++
+		s.heard(now, n.SourceID, n.GRTTResponse)
+		if s.aggEnd.IsZero() {
+			base := s.nextID
+			if len(s.objs) > 0 {
+				base = s.objs[0].id
+			}
+			s.agg.Reset(base)
+			s.aggStart = now
+			s.aggEnd = now.Add(nack.AggregationWindow(s.grtt, float64(s.cfg.Backoff)))
+		}
+		// Malformed requests inside a well-formed NACK are skipped by the
+		// aggregator; the rest still count.
+		_ = s.agg.Add(n.Content, n.FECM)
+	case framing.TypeAck:
+		a := &s.rx.Ack
+		if err := a.Unmarshal(b); err != nil {
+			s.stats.BadPackets++
+			return err
+		}
+		if a.ServerID != s.cfg.NodeID || a.InstanceID != s.inst {
+			return nil
+		}
+		s.stats.AcksReceived++
+		s.heard(now, a.SourceID, a.GRTTResponse)
+		if a.AckType == framing.AckFlush && s.wm != nil {
+			if w, err := a.Watermark(0); err == nil && w == s.wm.ref && s.wm.pending[a.SourceID] {
+				delete(s.wm.pending, a.SourceID)
+				s.emit(Event{Kind: EventAck, Object: s.wm.obj, Node: a.SourceID})
+				if len(s.wm.pending) == 0 {
+					s.emit(Event{Kind: EventWatermark, Object: s.wm.obj})
+					s.wm = nil
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// heard updates the GRTT estimate from a receiver's echo of a probe and,
+// with TrackReceivers, adds the receiver to the acking nodes.
+func (s *Sender) heard(now time.Time, node uint32, resp framing.Timestamp) {
+	if s.cfg.TrackReceivers {
+		known := false
+		for _, n := range s.nodes {
+			known = known || n == node
+		}
+		if !known {
+			s.nodes = append(s.nodes, node)
+			if s.wm != nil {
+				s.wm.pending[node] = true
+			}
+		}
+	}
+	if resp == (framing.Timestamp{}) {
+		return // the receiver has not seen a probe yet
+	}
+	rtt := s.since(now, resp)
+	if rtt < 0 || rtt > 2*s.cfg.GRTTMax {
+		return
+	}
+	if rtt > s.grttPeak {
+		s.grttPeak = rtt
+	}
+	if rtt > s.grtt {
+		s.grtt = rtt
+		s.clampGRTT()
+	}
+}
+
+// active reports whether the sender has anything in flight worth probing
+// and flushing for.
+func (s *Sender) active() bool {
+	if len(s.repairs) > 0 || !s.aggEnd.IsZero() || s.wm != nil || s.squelch {
+		return true
+	}
+	for _, o := range s.objs {
+		if !o.sent {
+			return true
+		}
+	}
+	return len(s.objs) > 0 && s.flushCount < s.cfg.RobustFactor
+}
+
+// Poll appends to out every packet due at now and returns when it wants to
+// be called again (it may be called earlier, for instance after
+// HandlePacket).
+func (s *Sender) Poll(now time.Time, out *framing.Outbox) time.Time {
+	if !s.aggEnd.IsZero() {
+		// The window was sized with the GRTT of its first NACK; when the
+		// estimate has shrunk since, receivers time their hold-off with the
+		// new one, and repairs must not arrive after it ended.
+		if end := s.aggStart.Add(nack.AggregationWindow(s.grtt, float64(s.cfg.Backoff))); end.Before(s.aggEnd) {
+			s.aggEnd = end
+		}
+	}
+	if !s.aggEnd.IsZero() && !now.Before(s.aggEnd) {
+		s.planRepairs(now)
+	}
+	if s.active() && !now.Before(s.nextProbe) {
+		// Probes are small and time-critical: they go at once and their
+		// bytes are charged to the pacer.
+		bytes := s.stats.Bytes
+		s.sendProbe(now, out)
+		s.pacer.Take(now, int(s.stats.Bytes-bytes))
+	}
+	for s.sendNext(now, out) {
+	}
+	return s.nextWake(now)
+}
+
+func (s *Sender) probeInterval() time.Duration {
+	iv := 2 * s.grtt
+	if iv > s.cfg.ProbeInterval {
+		iv = s.cfg.ProbeInterval
+	}
+	// Each probe round draws a few answers from the group; more often
+	// than every 100 ms would buy little accuracy for that feedback.
+	if iv < 100*time.Millisecond {
+		iv = 100 * time.Millisecond
+	}
+	return iv
+}
+
+func (s *Sender) sendProbe(now time.Time, out *framing.Outbox) {
+	// Shrink toward the largest RTT heard since the last probe, halving the
+	// gap per probe interval (RFC 5740 §5.1.3: decrease gradually); an
+	// increase was applied at once when it was heard.
+	if s.grttPeak > 0 && s.grttPeak < s.grtt {
+		s.grtt -= (s.grtt - s.grttPeak) / 2
+		s.clampGRTT()
+	}
+	s.grttPeak = 0
+	c := &s.cmd
+	*c = framing.Cmd{
+		Header: s.header(framing.TypeCmd), SenderFields: s.senderFields(), Flavor: framing.FlavorCC,
+		CCSequence: s.ccSeq, SendTime: s.timestamp(now),
+		Ext: framing.AppendRate(c.Ext[:0], framing.QuantizeRate(s.pacer.Rate())),
+	}
+	s.ccSeq++
+	s.commit(out, c)
+	s.stats.Probes++
+	s.nextProbe = now.Add(s.probeInterval())
+}
+
+type appender interface {
+	Append([]byte) ([]byte, error)
+}
+
+func (s *Sender) commit(out *framing.Outbox, m appender) {
+	b, err := m.Append(out.Buf())
+	if err != nil {
+		// Only values the engine built itself reach here; an error is a
+		// bug, and dropping the packet is the safe reaction.
+		return
+	}
+	s.stats.Packets++
+	s.stats.Bytes += uint64(len(b) - len(out.Buf()))
+	out.Commit(b, netip.AddrPort{})
+}
+
+// sendNext sends the most urgent packet the pacer allows and reports
+// whether it sent one: squelch, then repairs, then watermark requests, then
+// new data, then end-of-transmission flushes.
+func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
+	if s.pacer.Next(now, s.cfg.SegmentSize+48).After(now) {
+		return false
+	}
+	before := out.Len()
+	bytes := s.stats.Bytes
+	switch {
+	case s.squelch:
+		s.sendSquelch(out)
+	case len(s.repairs) > 0 && s.sendRepair(out):
+	case s.wm != nil && s.wmDue(now):
+		s.sendWatermarkFlush(now, out)
+	case s.current() != nil:
+		s.sendNew(s.current(), out)
+	case s.flushDue(now):
+		s.sendFlush(now, out)
+	default:
+		return false
+	}
+	s.pacer.Take(now, int(s.stats.Bytes-bytes))
+	// A step may legitimately send nothing (a file read failed); report
+	// progress anyway so the caller tries the next candidate.
+	return out.Len() > before || s.current() != nil || len(s.repairs) > 0
+}
+
+// current returns the oldest object whose new data is not all sent.
+func (s *Sender) current() *txObject {
+	for _, o := range s.objs {
+		if !o.sent && o.failed == nil {
+			return o
+		}
+	}
+	return nil
+}
+
+func (s *Sender) flags(o *txObject) framing.ObjectFlags {
+	var f framing.ObjectFlags
+	if o.kind == KindFile {
+		f |= framing.FlagFile
+	}
+	if len(o.info) > 0 {
+		f |= framing.FlagInfo
+	}
+	return f
+}
+
+func (s *Sender) sendInfo(o *txObject, out *framing.Outbox) {
+	m := framing.Info{
+		Header: s.header(framing.TypeInfo), SenderFields: s.senderFields(),
+		Flags: s.flags(o), FECID: framing.FECRS8, ObjectID: o.id, Ext: o.fti, Content: o.info,
+	}
+	s.commit(out, &m)
+	s.stats.InfoSent++
+}
+
+// sendNew sends the next new packet of o: its NORM_INFO, a source symbol
+// or an auto parity symbol.
+func (s *Sender) sendNew(o *txObject, out *framing.Outbox) {
+	if !o.infoSent {
+		s.sendInfo(o, out)
+		o.infoSent = true
+		return
+	}
+	if o.blocks == 0 {
+		// An empty object is announced by one NORM_DATA with no payload so
+		// receivers learn its FTI even without NORM_INFO.
+		s.sendSymbol(o, 0, 0, out)
+		s.stats.DataSymbols++
+		s.finishNew(o)
+		return
+	}
+	k := o.part.BlockLen(o.nextBlock)
+	sym := o.nextSym
+	if s.sendSymbol(o, o.nextBlock, sym, out) {
+		if sym < k {
+			s.stats.DataSymbols++
+		} else {
+			s.stats.AutoParity++
+			o.parityUsed[o.nextBlock]++
+		}
+	}
+	o.nextSym++
+	if o.nextSym >= k+s.cfg.AutoParity {
+		o.nextSym = 0
+		o.nextBlock++
+		if o.nextBlock >= o.blocks {
+			s.finishNew(o)
+		}
+	}
+}
+
+func (s *Sender) finishNew(o *txObject) {
+	o.sent = true
+	s.flushCount = 0
+	s.emit(Event{Kind: EventSent, Object: o.id})
+}
+
+// sendSymbol sends encoding symbol sym of block b of o (source if sym < k′,
+// else parity sym−k′) and reports whether it could.
+func (s *Sender) sendSymbol(o *txObject, b, sym int, out *framing.Outbox) bool {
+	payload, ok := s.symbol(o, b, sym)
+	if !ok {
+		return false
+	}
+	d := &s.scratch
+	*d = framing.Data{
+		Header: s.header(framing.TypeData), SenderFields: s.senderFields(), Flags: s.flags(o),
+		FECID: framing.FECRS8, ObjectID: o.id,
+		PayloadID: framing.PayloadID{Block: uint32(b), Symbol: uint16(sym)},
+		Ext:       o.fti, Payload: payload,
+	}
+	s.commit(out, d)
+	return true
+}
+
+// symbol returns the payload of symbol sym of block b. Source symbols of
+// data objects are slices of the object (no copy); file segments are read
+// into a scratch buffer; parity comes from the one-block parity cache.
+func (s *Sender) symbol(o *txObject, b, sym int) ([]byte, bool) {
+	if o.blocks == 0 {
+		return nil, true
+	}
+	k := o.part.BlockLen(b)
+	if sym < k {
+		off, n := o.part.Segment(b, sym)
+		if o.kind == KindData {
+			return o.data[off : off+uint64(n)], true
+		}
+		buf := s.readBuf[:n]
+		if err := readFull(o.file, buf, off); err != nil {
+			s.fail(o, err)
+			return nil, false
+		}
+		return buf, true
+	}
+	j := sym - k
+	if s.codec == nil || j >= s.cfg.Parity {
+		return nil, false
+	}
+	if !s.pcValid || s.pcObj != o || s.pcBlock != b {
+		if !s.encodeBlock(o, b) {
+			return nil, false
+		}
+	}
+	return s.parBufs[j], true
+}
+
+// encodeBlock fills the parity cache with all parity of block b.
+func (s *Sender) encodeBlock(o *txObject, b int) bool {
+	k := o.part.BlockLen(b)
+	for i := range k {
+		off, n := o.part.Segment(b, i)
+		dst := s.srcBufs[i]
+		if o.kind == KindData {
+			copy(dst, o.data[off:off+uint64(n)])
+		} else if err := readFull(o.file, dst[:n], off); err != nil {
+			s.fail(o, err)
+			return false
+		}
+		clear(dst[n:]) // the short last segment is coded zero-padded
+	}
+	if err := s.codec.Encode(s.srcBufs[:k], s.parBufs); err != nil {
+		s.fail(o, err)
+		return false
+	}
+	s.pcObj, s.pcBlock, s.pcValid = o, b, true
+	return true
+}
+
+func (s *Sender) fail(o *txObject, err error) {
+	if o.failed != nil {
+		return
+	}
+	o.failed = err
+	o.sent = true
+	s.emit(Event{Kind: EventObjectError, Object: o.id, Err: err})
+}
+
+// readFull reads len(buf) bytes at off; io.ReaderAt may report io.EOF along
+// with a full read of the last bytes of a file, which is not an error here.
+func readFull(r io.ReaderAt, buf []byte, off uint64) error {
+	n, err := r.ReadAt(buf, int64(off))
+	if n == len(buf) {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}

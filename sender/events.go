@@ -1,0 +1,65 @@
+package sender
+
+import (
+	"errors"
+	"time"
+)
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// EventSent: all of an object's data (and auto parity) has been sent
+	// once; it stays in the transmit cache for repair.
+	EventSent EventKind = iota + 1
+	// EventPurged: an object left the transmit cache; later NACKs for it
+	// are answered with NORM_CMD(SQUELCH).
+	EventPurged
+	// EventObjectError: an object could not be read (Err says why) and was
+	// abandoned.
+	EventObjectError
+	// EventAck: a node acknowledged the watermark (Err nil) or did not
+	// answer RobustFactor requests (Err is ErrNoAck).
+	EventAck
+	// EventWatermark: every node of the watermark has answered or been
+	// given up on.
+	EventWatermark
+	// EventFlushed: the end-of-transmission flush finished: nothing is
+	// queued and no NACK arrived for RobustFactor flush intervals.
+	EventFlushed
+	// EventClosed: after Close, everything was sent and flushed and the
+	// sender announced NORM_CMD(EOT).
+	EventClosed
+)
+
+// ErrNoAck is the error of an EventAck for a node that did not acknowledge.
+var ErrNoAck = errors.New("sender: no acknowledgement")
+
+// Event is something the application may want to know about.
+type Event struct {
+	Kind   EventKind
+	Object uint16 // the object concerned (Sent, Purged, ObjectError, Watermark)
+	Node   uint32 // the receiver concerned (Ack)
+	Err    error
+}
+
+// Stats are a sender's counters.
+type Stats struct {
+	Packets        uint64 // packets handed to Poll's outbox
+	Bytes          uint64 // their bytes
+	DataSymbols    uint64 // new source symbols
+	AutoParity     uint64 // proactive parity symbols
+	RepairSource   uint64 // source symbols resent for repair
+	RepairParity   uint64 // parity symbols sent for repair
+	InfoSent       uint64 // NORM_INFO messages
+	NacksReceived  uint64
+	AcksReceived   uint64
+	Squelches      uint64
+	Flushes        uint64
+	Probes         uint64
+	BadPackets     uint64 // unparsable packets given to HandlePacket
+	AggregateWiden uint64 // NACK requests widened because aggregation tables were full
+	GRTT           time.Duration
+	Rate           float64 // bytes per second
+}

@@ -1,0 +1,339 @@
+package sender
+
+import (
+	"time"
+
+	"github.com/shoalnet/shoal/framing"
+)
+
+// planRepairs turns the aggregation window's NACKs into repair jobs, queued
+// ahead of new data (RFC 5740 §5.4).
+func (s *Sender) planRepairs(now time.Time) {
+	s.aggEnd = time.Time{}
+	s.cycleStart = now
+	s.stats.AggregateWiden += uint64(s.agg.Widened())
+	for p := s.agg.Plan(); p.Next(); {
+		r := p.Repair()
+		o := s.object(r.Object)
+		if o == nil || o.failed != nil {
+			s.addSquelch(r.Object)
+			continue
+		}
+		j := repairJob{obj: r.Object, level: r.Level, block: r.Block, lastBlock: r.LastBlock}
+		switch r.Level {
+		case framing.RepairInfo:
+			if len(o.info) == 0 {
+				continue
+			}
+		case framing.RepairObject:
+			j.block, j.lastBlock = 0, uint32(max(o.blocks-1, 0))
+		case framing.RepairBlock:
+			if int(j.lastBlock) >= o.blocks {
+				j.lastBlock = uint32(o.blocks - 1)
+			}
+			if int(j.block) >= o.blocks {
+				continue
+			}
+		case framing.RepairSegment:
+			if int(r.Block) >= o.blocks {
+				continue
+			}
+			n := o.part.BlockLen(int(r.Block)) + s.cfg.Parity
+			for i := r.Symbols.FirstSet(); i >= 0 && i < n; i = r.Symbols.NextSet(i + 1) {
+				j.setWant(i)
+			}
+			if s.codec != nil {
+				j.parity = r.Erasures
+				// NACKs that reached us less than a GRTT after the last
+				// repair of this block were sent before their senders could
+				// see it: that repair already counts against their erasures.
+				if o.repairAt != nil && s.aggStart.Before(o.repairAt[r.Block].Add(s.grtt)) {
+					j.parity -= int(o.repairN[r.Block])
+				}
+				if j.parity <= 0 {
+					continue
+				}
+			}
+		}
+		// Requests past what has been sent (a receiver that misjudged the
+		// sender's position) are served when the data goes out anyway.
+		if !o.sent && int(j.block) >= o.nextBlock {
+			continue
+		}
+		s.repairs = append(s.repairs, j)
+	}
+	if len(s.repairs) > 0 {
+		s.flushCount = 0 // flush again once the repairs are out
+	}
+}
+
+func (s *Sender) addSquelch(id uint16) {
+	s.squelch = true
+	for i := range s.squelchN {
+		if s.squelchID[i] == id {
+			return
+		}
+	}
+	// Ids older than the cache are covered by the squelch position; only
+	// newer gaps need listing.
+	if len(s.objs) > 0 && int16(id-s.objs[0].id) < 0 {
+		return
+	}
+	if s.squelchN < len(s.squelchID) {
+		s.squelchID[s.squelchN] = id
+		s.squelchN++
+	}
+}
+
+// sendSquelch tells receivers which data the sender no longer holds: the
+// position of its oldest repairable symbol, and invalidated object ids.
+func (s *Sender) sendSquelch(out *framing.Outbox) {
+	c := &s.cmd
+	ref := framing.SymbolRef{FECID: framing.FECRS8, ObjectID: s.nextID}
+	if len(s.objs) > 0 {
+		ref.ObjectID = s.objs[0].id
+	}
+	content := c.Content[:0]
+	for i := range s.squelchN {
+		content = framing.AppendObjectID(content, s.squelchID[i])
+	}
+	*c = framing.Cmd{Header: s.header(framing.TypeCmd), SenderFields: s.senderFields(),
+		Flavor: framing.FlavorSquelch, Ref: ref, Content: content}
+	s.commit(out, c)
+	s.squelch, s.squelchN = false, 0
+	s.stats.Squelches++
+}
+
+// sendRepair sends the next packet of the first repair job and reports
+// whether it sent one.
+func (s *Sender) sendRepair(out *framing.Outbox) bool {
+	for len(s.repairs) > 0 {
+		j := &s.repairs[0]
+		o := s.object(j.obj)
+		if o == nil || o.failed != nil || j.done {
+			s.repairs = s.repairs[1:]
+			continue
+		}
+		if s.repairStep(o, j, out) {
+			return true
+		}
+		s.repairs = s.repairs[1:]
+	}
+	s.repairs = s.repairs[:0]
+	return false
+}
+
+// repairStep sends one packet of job j, or reports false when j is done.
+func (s *Sender) repairStep(o *txObject, j *repairJob, out *framing.Outbox) bool {
+	switch j.level {
+	case framing.RepairInfo:
+		j.done = true
+		s.sendInfo(o, out)
+		return true
+	case framing.RepairObject, framing.RepairBlock:
+		for int(j.block) <= int(j.lastBlock) && int(j.block) < o.blocks {
+			if j.next < o.part.BlockLen(int(j.block)) {
+				sym := j.next
+				j.next++
+				if s.sendSymbol(o, int(j.block), sym, out) {
+					s.stats.RepairSource++
+					return true
+				}
+				return false
+			}
+			j.block++
+			j.next = 0
+		}
+		if j.level == framing.RepairObject && o.blocks == 0 && j.next == 0 {
+			j.next = 1
+			return s.sendSymbol(o, 0, 0, out)
+		}
+		return false
+	case framing.RepairSegment:
+		b := int(j.block)
+		k := o.part.BlockLen(b)
+		// Fresh parity first: each new parity symbol repairs a different
+		// loss at every receiver that lacks one.
+		if s.codec != nil && j.parity > 0 && int(o.parityUsed[b]) < s.cfg.Parity {
+			sym := k + int(o.parityUsed[b])
+			o.parityUsed[b]++
+			j.parity--
+			s.noteRepair(o, b)
+			if s.sendSymbol(o, b, sym, out) {
+				s.stats.RepairParity++
+				return true
+			}
+			return false
+		}
+		if s.codec != nil && j.parity == 0 {
+			return false // fresh parity covered every receiver's erasures
+		}
+		// Without FEC, or with the block's parity used up: resend the
+		// symbols receivers asked for, source and parity alike.
+		if i := j.nextWant(j.next); i >= 0 && i < k+s.cfg.Parity {
+			j.next = i + 1
+			if s.sendSymbol(o, b, i, out) {
+				if i < k {
+					s.stats.RepairSource++
+				} else {
+					s.stats.RepairParity++
+				}
+				return true
+			}
+		}
+		return false
+	}
+	return false
+}
+
+// noteRepair records a fresh parity symbol sent for block b in this repair
+// cycle (see planRepairs).
+func (s *Sender) noteRepair(o *txObject, b int) {
+	if o.repairAt == nil {
+		o.repairAt = make([]time.Time, o.blocks)
+		o.repairN = make([]uint8, o.blocks)
+	}
+	if o.repairAt[b].Before(s.cycleStart) {
+		o.repairN[b] = 0
+	}
+	o.repairAt[b] = s.cycleStart
+	o.repairN[b]++
+}
+
+// wmDue reports whether a watermark request should go out now.
+func (s *Sender) wmDue(now time.Time) bool {
+	w := s.wm
+	o := s.object(w.obj)
+	if o == nil {
+		s.failWatermark(ErrUnknownObject)
+		return false
+	}
+	if !o.sent || now.Before(w.next) {
+		return false
+	}
+	if len(w.pending) == 0 {
+		s.emit(Event{Kind: EventWatermark, Object: w.obj})
+		s.wm = nil
+		return false
+	}
+	if w.tries >= s.cfg.RobustFactor {
+		s.failWatermark(ErrNoAck)
+		return false
+	}
+	return true
+}
+
+// failWatermark gives up on the nodes that have not acknowledged, in the
+// order of s.nodes so that events are deterministic.
+func (s *Sender) failWatermark(err error) {
+	w := s.wm
+	for _, n := range s.nodes {
+		if w.pending[n] {
+			s.emit(Event{Kind: EventAck, Object: w.obj, Node: n, Err: ErrNoAck})
+		}
+	}
+	s.emit(Event{Kind: EventWatermark, Object: w.obj, Err: err})
+	s.wm = nil
+}
+
+// sendWatermarkFlush sends NORM_CMD(FLUSH) with the watermark position and
+// the nodes that have not acknowledged it yet (as many as fit one segment).
+func (s *Sender) sendWatermarkFlush(now time.Time, out *framing.Outbox) {
+	w := s.wm
+	c := &s.cmd
+	content := c.Content[:0]
+	// Deterministic order: the configured/heard order of s.nodes.
+	for _, n := range s.nodes {
+		if w.pending[n] && len(content)+4 <= s.cfg.SegmentSize {
+			content = framing.AppendNodeID(content, n)
+		}
+	}
+	*c = framing.Cmd{Header: s.header(framing.TypeCmd), SenderFields: s.senderFields(),
+		Flavor: framing.FlavorFlush, Ref: w.ref, Content: content}
+	s.commit(out, c)
+	w.tries++
+	w.next = now.Add(2 * s.grtt)
+	s.stats.Flushes++
+}
+
+// flushDue reports whether an end-of-transmission flush should go now.
+func (s *Sender) flushDue(now time.Time) bool {
+	if len(s.objs) == 0 || now.Before(s.nextFlush) || !s.aggEnd.IsZero() {
+		return false
+	}
+	if s.flushCount < s.cfg.RobustFactor {
+		return true
+	}
+	if s.flushCount == s.cfg.RobustFactor {
+		s.flushCount++
+		s.emit(Event{Kind: EventFlushed})
+	}
+	return s.closed && s.flushCount < s.cfg.RobustFactor+1+eotRepeats
+}
+
+// eotRepeats is how many NORM_CMD(EOT) a closing sender sends, spaced like
+// flushes, so that one lost packet does not leave receivers waiting for
+// their inactivity timeout.
+const eotRepeats = 3
+
+func (s *Sender) sendFlush(now time.Time, out *framing.Outbox) {
+	c := &s.cmd
+	if s.flushCount > s.cfg.RobustFactor {
+		*c = framing.Cmd{Header: s.header(framing.TypeCmd), SenderFields: s.senderFields(), Flavor: framing.FlavorEOT}
+		s.commit(out, c)
+		s.flushCount++
+		s.nextFlush = now.Add(2 * s.grtt)
+		if s.flushCount == s.cfg.RobustFactor+1+eotRepeats {
+			s.emit(Event{Kind: EventClosed})
+		}
+		return
+	}
+	last := s.objs[len(s.objs)-1]
+	for i := len(s.objs) - 1; i >= 0 && s.objs[i].failed != nil; i-- {
+		last = s.objs[i]
+	}
+	b, k := lastSymbol(last)
+	*c = framing.Cmd{Header: s.header(framing.TypeCmd), SenderFields: s.senderFields(), Flavor: framing.FlavorFlush,
+		Ref: framing.SymbolRef{FECID: framing.FECRS8, ObjectID: last.id, PayloadID: framing.PayloadID{Block: uint32(b), Symbol: uint16(k)}}}
+	s.commit(out, c)
+	s.flushCount++
+	s.nextFlush = now.Add(2 * s.grtt)
+	s.stats.Flushes++
+}
+
+// nextWake returns the earliest time Poll has something to do. Packets that
+// go through the pacer are due no earlier than the pacer allows, so an
+// empty bucket never turns into a busy loop.
+func (s *Sender) nextWake(now time.Time) time.Time {
+	next := now.Add(time.Hour)
+	earlier := func(t time.Time) {
+		if !t.IsZero() && t.Before(next) {
+			next = t
+		}
+	}
+	pacerAt := s.pacer.Next(now, s.cfg.SegmentSize+48)
+	paced := func(t time.Time) {
+		if t.Before(pacerAt) {
+			t = pacerAt
+		}
+		earlier(t)
+	}
+	earlier(s.aggEnd)
+	if s.active() {
+		earlier(s.nextProbe)
+	}
+	if s.squelch || len(s.repairs) > 0 || s.current() != nil {
+		paced(now)
+	}
+	if s.wm != nil {
+		paced(s.wm.next)
+	}
+	// Flushes wait while NACKs are being aggregated (flushDue says so too).
+	if len(s.objs) > 0 && s.aggEnd.IsZero() && (s.flushCount <= s.cfg.RobustFactor || (s.closed && s.flushCount < s.cfg.RobustFactor+1+eotRepeats)) {
+		paced(s.nextFlush)
+	}
+	if next.Before(now) {
+		next = now
+	}
+	return next
+}

@@ -1,0 +1,376 @@
+package sender
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/shoalnet/shoal/congestion"
+	"github.com/shoalnet/shoal/fec"
+	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/nack"
+)
+
+// Kind is the NORM object type.
+type Kind uint8
+
+// Object kinds.
+const (
+	KindData Kind = iota + 1 // bytes held in memory (NORM_OBJECT_DATA)
+	KindFile                 // read through io.ReaderAt (NORM_OBJECT_FILE)
+)
+
+// txObject is one object in the transmit cache.
+type txObject struct {
+	id     uint16
+	kind   Kind
+	size   uint64
+	part   fec.Partition
+	info   []byte
+	data   []byte
+	file   io.ReaderAt
+	fti    framing.Extensions // EXT_FTI, encoded once per object
+	blocks int
+
+	// Transmission of new data: the next block and symbol id (source ids
+	// 0..k′-1, then auto parity ids k′..k′+AutoParity-1).
+	nextBlock int
+	nextSym   int
+	infoSent  bool
+	sent      bool // all new data (and auto parity) sent
+
+	// parityUsed[b] counts parity symbols of block b sent so far, so that
+	// repairs send fresh parity first.
+	parityUsed []uint8
+	// repairAt[b] and repairN[b]: when the last repair cycle sent fresh
+	// parity for block b, and how many. Allocated on the first repair.
+	repairAt []time.Time
+	repairN  []uint8
+	failed   error
+}
+
+// repairJob is one entry of the repair queue, built from an aggregation
+// window's plan.
+type repairJob struct {
+	obj       uint16
+	level     framing.RepairFlags
+	block     uint32
+	lastBlock uint32
+	parity    int       // fresh parity symbols still to send (segment level)
+	want      [4]uint64 // symbol ids receivers asked for (segment level)
+	next      int       // cursor: next symbol id / next block to send
+	done      bool
+}
+
+func (j *repairJob) setWant(i int) { j.want[i>>6] |= 1 << (i & 63) }
+
+// nextWant returns the first requested symbol id >= from, or -1.
+func (j *repairJob) nextWant(from int) int {
+	for i := from; i < 256; i++ {
+		if j.want[i>>6]&(1<<(i&63)) != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// Sender is the sender engine. It is not safe for concurrent use: package
+// session serializes calls.
+type Sender struct {
+	cfg    Config
+	inst   uint16
+	pacer  *congestion.Pacer
+	codec  *fec.Codec
+	epoch  time.Time
+	closed bool
+
+	seq     uint16
+	nextID  uint16
+	objs    []*txObject // transmit cache, oldest first, ids consecutive
+	cacheSz int64
+
+	// GRTT estimation (RFC 5740 §5.1.3): grow at once, shrink slowly.
+	grtt      time.Duration
+	grttPeak  time.Duration
+	nextProbe time.Time
+	ccSeq     uint16
+
+	// Repair (RFC 5740 §5.4): NACKs are aggregated for GRTT·(backoff+1),
+	// then answered ahead of new data.
+	agg        *nack.Aggregator
+	aggStart   time.Time
+	aggEnd     time.Time
+	cycleStart time.Time // when the current repair cycle's plan was made
+	repairs    []repairJob
+	squelch    bool
+	squelchID  [64]uint16
+	squelchN   int
+
+	// Flush and positive acknowledgement.
+	flushCount int
+	nextFlush  time.Time
+	wm         *watermark
+	nodes      []uint32
+
+	// Parity cache for one block at a time.
+	pcObj   *txObject
+	pcBlock int
+	pcValid bool
+	srcBufs [][]byte
+	parBufs [][]byte
+	readBuf []byte
+	scratch framing.Data
+	cmd     framing.Cmd
+	rx      framing.Message
+
+	fields    framing.SenderFields
+	fieldsFor time.Duration
+
+	events []Event
+	stats  Stats
+}
+
+type watermark struct {
+	obj     uint16
+	ref     framing.SymbolRef
+	pending map[uint32]bool
+	tries   int
+	next    time.Time
+}
+
+// New returns a Sender started at now.
+func New(cfg Config, now time.Time) (*Sender, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Sender{
+		cfg:   cfg,
+		inst:  cfg.InstanceID,
+		pacer: congestion.NewPacer(cfg.Rate, cfg.Burst, cfg.SegmentSize+64),
+		epoch: now,
+		grtt:  cfg.GRTT,
+		agg:   nack.NewAggregator(1024, fec.MaxSymbols),
+	}
+	for s.inst == 0 {
+		s.inst = uint16(cfg.Rand.Uint32())
+	}
+	s.nextID = uint16(cfg.Rand.Uint32()) // a fresh object id space per instance
+	if cfg.Parity > 0 {
+		c, err := fec.RS8(cfg.BlockLen, cfg.Parity)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		s.codec = c
+		s.srcBufs = make([][]byte, cfg.BlockLen)
+		for i := range s.srcBufs {
+			s.srcBufs[i] = make([]byte, cfg.SegmentSize)
+		}
+		s.parBufs = make([][]byte, cfg.Parity)
+		for i := range s.parBufs {
+			s.parBufs[i] = make([]byte, cfg.SegmentSize)
+		}
+	}
+	s.readBuf = make([]byte, cfg.SegmentSize)
+	s.nodes = append(s.nodes, cfg.AckingNodes...)
+	s.nextProbe = now
+	s.clampGRTT()
+	return s, nil
+}
+
+// InstanceID returns the instance id this sender advertises.
+func (s *Sender) InstanceID() uint16 { return s.inst }
+
+// GRTT returns the current group round-trip time estimate.
+func (s *Sender) GRTT() time.Duration { return s.grtt }
+
+// SetRate changes the transmit rate (bytes per second).
+func (s *Sender) SetRate(rate float64) {
+	s.pacer.SetRate(rate)
+	s.clampGRTT()
+}
+
+// SendData queues data as a NORM_OBJECT_DATA with optional info (at most one
+// segment). The sender keeps a reference to data until the object is purged
+// from the transmit cache: do not modify it.
+func (s *Sender) SendData(data []byte, info []byte) (uint16, error) {
+	return s.enqueue(KindData, uint64(len(data)), data, nil, info)
+}
+
+// SendFile queues a NORM_OBJECT_FILE of size bytes read through r, never
+// held whole in memory, with optional info (at most one segment; the
+// reference implementation's receivers take it as the file name).
+func (s *Sender) SendFile(r io.ReaderAt, size int64, info []byte) (uint16, error) {
+	if size < 0 {
+		return 0, ErrObjectSize
+	}
+	return s.enqueue(KindFile, uint64(size), nil, r, info)
+}
+
+func (s *Sender) enqueue(kind Kind, size uint64, data []byte, file io.ReaderAt, info []byte) (uint16, error) {
+	if s.closed {
+		return 0, ErrClosed
+	}
+	if len(info) > s.cfg.SegmentSize {
+		return 0, ErrInfoTooLarge
+	}
+	part, err := fec.NewPartition(size, s.cfg.SegmentSize, s.cfg.BlockLen)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrObjectSize, err)
+	}
+	if err := s.makeRoom(int64(size)); err != nil {
+		return 0, err
+	}
+	o := &txObject{
+		id: s.nextID, kind: kind, size: size, part: part, data: data, file: file,
+		info: append([]byte(nil), info...), blocks: part.Blocks(),
+		parityUsed: make([]uint8, part.Blocks()),
+	}
+	o.fti, err = framing.AppendFTI(nil, framing.FECRS8, framing.FTI{
+		TransferLength: size, SymbolLength: uint16(s.cfg.SegmentSize),
+		MaxBlockLen: uint32(s.cfg.BlockLen), Parity: uint16(s.cfg.Parity),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrObjectSize, err)
+	}
+	if len(o.info) == 0 {
+		o.infoSent = true
+	}
+	s.nextID++
+	s.objs = append(s.objs, o)
+	s.cacheSz += int64(size)
+	s.flushCount = 0
+	return o.id, nil
+}
+
+// makeRoom purges sent objects until one more of size bytes fits.
+func (s *Sender) makeRoom(size int64) error {
+	for len(s.objs) > 0 && (len(s.objs)+1 > s.cfg.CacheObjects || s.cacheSz+size > s.cfg.CacheBytes) {
+		o := s.objs[0]
+		if !o.sent {
+			return ErrCacheFull
+		}
+		s.purge(o)
+	}
+	return nil
+}
+
+func (s *Sender) purge(o *txObject) {
+	s.objs = s.objs[1:]
+	s.cacheSz -= int64(o.size)
+	if s.pcObj == o {
+		s.pcObj, s.pcValid = nil, false
+	}
+	s.emit(Event{Kind: EventPurged, Object: o.id})
+}
+
+// object returns the cached object with id, or nil.
+func (s *Sender) object(id uint16) *txObject {
+	if len(s.objs) == 0 {
+		return nil
+	}
+	off := int(uint16(id - s.objs[0].id))
+	if off >= len(s.objs) {
+		return nil
+	}
+	return s.objs[off]
+}
+
+// SetWatermark asks the nodes in Config.AckingNodes (and, with
+// TrackReceivers, every receiver heard) to acknowledge that they hold object
+// id and everything sent before it. The result arrives as one EventAck per
+// node and an EventWatermark when every node has answered or the sender gave
+// up after RobustFactor requests.
+func (s *Sender) SetWatermark(id uint16) error {
+	o := s.object(id)
+	if o == nil {
+		return ErrUnknownObject
+	}
+	w := &watermark{obj: id, pending: map[uint32]bool{}}
+	b, k := lastSymbol(o)
+	w.ref = framing.SymbolRef{FECID: framing.FECRS8, ObjectID: id, PayloadID: framing.PayloadID{Block: uint32(b), Symbol: uint16(k)}}
+	for _, n := range s.nodes {
+		w.pending[n] = true
+	}
+	s.wm = w
+	return nil
+}
+
+// lastSymbol returns the last block and source symbol id of o.
+func lastSymbol(o *txObject) (block, sym int) {
+	if o.blocks == 0 {
+		return 0, 0
+	}
+	return o.blocks - 1, o.part.BlockLen(o.blocks-1) - 1
+}
+
+// Close ends the session: once everything queued has been sent and
+// flushed, the sender announces NORM_CMD(EOT) and reports EventClosed.
+func (s *Sender) Close() { s.closed = true }
+
+// Events returns the events since the last call. The slice is reused by
+// the next call into the Sender.
+func (s *Sender) Events() []Event {
+	ev := s.events
+	s.events = s.events[:0]
+	return ev
+}
+
+func (s *Sender) emit(e Event) { s.events = append(s.events, e) }
+
+// Stats returns counters since New.
+func (s *Sender) Stats() Stats {
+	st := s.stats
+	st.GRTT = s.grtt
+	st.Rate = s.pacer.Rate()
+	return st
+}
+
+func (s *Sender) clampGRTT() {
+	min := time.Millisecond
+	if r := s.pacer.Rate(); r > 0 {
+		if seg := time.Duration(float64(s.cfg.SegmentSize) / r * float64(time.Second)); seg > min {
+			min = seg
+		}
+	}
+	if s.grtt < min {
+		s.grtt = min
+	}
+	if s.grtt > s.cfg.GRTTMax {
+		s.grtt = s.cfg.GRTTMax
+	}
+}
+
+// senderFields returns the fields every sender message carries. The
+// quantization (logarithms) is redone only when the GRTT changed, not per
+// packet.
+func (s *Sender) senderFields() framing.SenderFields {
+	if s.fieldsFor != s.grtt || s.fields.InstanceID != s.inst {
+		s.fieldsFor = s.grtt
+		s.fields = framing.SenderFields{
+			InstanceID: s.inst,
+			GRTT:       framing.QuantizeRTT(s.grtt),
+			Backoff:    uint8(s.cfg.Backoff),
+			GroupSize:  framing.QuantizeGroupSize(s.cfg.GroupSize),
+		}
+	}
+	return s.fields
+}
+
+func (s *Sender) header(t framing.Type) framing.Header {
+	h := framing.Header{Type: t, Sequence: s.seq, SourceID: s.cfg.NodeID}
+	s.seq++
+	return h
+}
+
+// timestamp converts engine time to the wire form used by probes; only
+// differences matter, so the epoch is the sender's start.
+func (s *Sender) timestamp(now time.Time) framing.Timestamp {
+	us := now.Sub(s.epoch).Microseconds()
+	return framing.Timestamp{Sec: uint32(us / 1e6), Usec: uint32(us % 1e6)}
+}
+
+func (s *Sender) since(now time.Time, t framing.Timestamp) time.Duration {
+	us := now.Sub(s.epoch).Microseconds()
+	sent := int64(t.Sec)*1e6 + int64(t.Usec)
+	return time.Duration(us-sent) * time.Microsecond
+}
