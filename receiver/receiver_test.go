@@ -134,5 +134,224 @@ func TestFlushWatermarkAck(t *testing.T) {
 	if acks != 1 {
 		t.Fatalf("%d ACK(FLUSH) sent, want 1 (messages %v)", acks, msgs)
 	}
-	_ = errors.New
+
+}
+
+func events(r *Receiver) []Event { return append([]Event(nil), r.Events()...) }
+
+func find(ev []Event, k EventKind) []Event {
+	var out []Event
+	for _, e := range ev {
+		if e.Kind == k {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func seg(n int) []byte { return make([]byte, n) }
+
+func TestSenderLimit(t *testing.T) {
+	r := newRx(t, Config{MaxSenders: 1})
+	a, b := &pkt{inst: 1}, &pkt{inst: 2}
+	handle(t, r, t0, a.data(t, 1, 1000, 0, 0, seg(100)))
+	for range 3 {
+		m := b.data(t, 1, 1000, 0, 0, seg(100))
+		m[4] = 0x0a // another source id
+		m[7] = 0x09
+		handle(t, r, t0, m)
+	}
+	ev := events(r)
+	if rej := find(ev, EventSenderRejected); len(rej) != 1 || rej[0].Sender != 0x0a000009 {
+		t.Fatalf("rejections %+v, want one for the second sender", rej)
+	}
+}
+
+func TestObjectLimit(t *testing.T) {
+	r := newRx(t, Config{MaxObjects: 2})
+	p := &pkt{inst: 1}
+	for id := uint16(10); id < 13; id++ {
+		handle(t, r, t0, p.data(t, id, 1000, 0, 0, seg(100)))
+	}
+	ab := find(events(r), EventAborted)
+	if len(ab) != 1 || ab[0].Object != 10 || !errors.Is(ab[0].Err, ErrObjectLimit) {
+		t.Fatalf("aborted %+v, want object 10 with ErrObjectLimit", ab)
+	}
+}
+
+func TestBufferLimit(t *testing.T) {
+	r := newRx(t, Config{MaxBufferBytes: 5000})
+	p := &pkt{inst: 1}
+	handle(t, r, t0, p.data(t, 1, 1000, 0, 0, seg(100)))   // fits
+	handle(t, r, t0, p.data(t, 2, 100000, 0, 0, seg(100))) // does not
+	ab := find(events(r), EventAborted)
+	if len(ab) != 1 || ab[0].Object != 2 || !errors.Is(ab[0].Err, ErrBufferLimit) {
+		t.Fatalf("aborted %+v, want object 2 with ErrBufferLimit", ab)
+	}
+	if st := r.Stats(); st.BufferBytes <= 0 || st.BufferBytes > 5000 {
+		t.Fatalf("buffer bytes %d after the limit", st.BufferBytes)
+	}
+	// The first object still completes.
+	for i := uint16(1); i < 4; i++ {
+		handle(t, r, t0, p.data(t, 1, 1000, 0, i, seg(100)))
+	}
+	for i := uint16(0); i < 3; i++ {
+		handle(t, r, t0, p.data(t, 1, 1000, 1, i, seg(100)))
+	}
+	// 10 segments in blocks of 4, 3 and 3.
+	for i := uint16(0); i < 3; i++ {
+		handle(t, r, t0, p.data(t, 1, 1000, 2, i, seg(100)))
+	}
+	if c := find(events(r), EventCompleted); len(c) != 1 || len(c[0].Data) != 1000 {
+		t.Fatalf("completed %+v", c)
+	}
+	if st := r.Stats(); st.BufferBytes != 0 {
+		t.Fatalf("buffer bytes %d after completion, want 0", st.BufferBytes)
+	}
+}
+
+func TestSenderTimeoutAndEOT(t *testing.T) {
+	r := newRx(t, Config{SenderTimeout: 10 * time.Second})
+	p := &pkt{inst: 1}
+	handle(t, r, t0, p.data(t, 1, 1000, 0, 0, seg(100)))
+	events(r)
+	poll(r, t0, t0.Add(11*time.Second))
+	ev := events(r)
+	if g := find(ev, EventSenderGone); len(g) != 1 {
+		t.Fatalf("no EventSenderGone after silence: %+v", ev)
+	}
+	if ab := find(ev, EventAborted); len(ab) != 1 || !errors.Is(ab[0].Err, ErrSenderGone) {
+		t.Fatalf("pending object not aborted with ErrSenderGone: %+v", ev)
+	}
+
+	// EOT ends a sender at once; its repeats do not bring it back.
+	later := t0.Add(20 * time.Second)
+	handle(t, r, later, p.data(t, 2, 1000, 0, 0, seg(100)))
+	for range 3 {
+		handle(t, r, later, p.cmd(t, framing.Cmd{Flavor: framing.FlavorEOT}))
+	}
+	ev = events(r)
+	if g := find(ev, EventSenderGone); len(g) != 1 {
+		t.Fatalf("EOT: %d EventSenderGone, want 1: %+v", len(g), ev)
+	}
+	if n := find(ev, EventSenderNew); len(n) != 1 {
+		t.Fatalf("sender not new again after timeout: %+v", ev)
+	}
+}
+
+func TestSenderReset(t *testing.T) {
+	r := newRx(t, Config{})
+	a := &pkt{inst: 1}
+	handle(t, r, t0, a.data(t, 1, 1000, 0, 0, seg(100)))
+	b := &pkt{inst: 2}
+	handle(t, r, t0, b.data(t, 1, 500, 0, 0, seg(100)))
+	ev := events(r)
+	if len(find(ev, EventSenderReset)) != 1 {
+		t.Fatalf("no reset event: %+v", ev)
+	}
+	ab := find(ev, EventAborted)
+	if len(ab) != 1 || !errors.Is(ab[0].Err, ErrSenderReset) || ab[0].Size != 1000 {
+		t.Fatalf("old instance's object not aborted: %+v", ab)
+	}
+	if st := find(ev, EventStarted); len(st) != 2 || st[1].Size != 500 {
+		t.Fatalf("new instance's object not started: %+v", st)
+	}
+}
+
+// TestRepairTimeout: a sender that never repairs leaves the object aborted
+// with ErrRepairTimeout after RepairCycles NACK cycles, not pending forever.
+func TestRepairTimeout(t *testing.T) {
+	r := newRx(t, Config{RepairCycles: 3})
+	p := &pkt{inst: 1}
+	handle(t, r, t0, p.data(t, 1, 1000, 0, 1, seg(100))) // symbol 0 lost
+	flush := framing.Cmd{Flavor: framing.FlavorFlush, Ref: framing.SymbolRef{FECID: 5, ObjectID: 1, PayloadID: framing.PayloadID{Block: 2, Symbol: 1}}}
+	handle(t, r, t0, p.cmd(t, flush))
+	msgs := poll(r, t0, t0.Add(5*time.Second))
+	nacks := 0
+	for _, m := range msgs {
+		if m.Type == framing.TypeNack {
+			nacks++
+		}
+	}
+	ab := find(events(r), EventAborted)
+	// The first NACK asks; three more cycles go unanswered, and the third
+	// of those gives up.
+	if nacks != 4 || len(ab) != 1 || !errors.Is(ab[0].Err, ErrRepairTimeout) {
+		t.Fatalf("%d NACKs, aborted %+v; want 4 NACKs then ErrRepairTimeout", nacks, ab)
+	}
+}
+
+// TestCCProbeAnswer: the receiver a CMD(CC) names as CLR answers at once
+// with ACK(CC) echoing the probe, so the sender can measure its RTT.
+func TestCCProbeAnswer(t *testing.T) {
+	r := newRx(t, Config{})
+	p := &pkt{inst: 1}
+	handle(t, r, t0, p.data(t, 1, 1000, 0, 0, seg(100)))
+	probe := framing.Cmd{Flavor: framing.FlavorCC, CCSequence: 42, SendTime: framing.Timestamp{Sec: 100, Usec: 999_000},
+		Ext:     framing.AppendRate(nil, framing.QuantizeRate(1e6)),
+		Content: framing.AppendCCNode(nil, framing.CCNode{NodeID: myID, Flags: framing.CCFlagCLR | framing.CCFlagRTT, RTT: framing.QuantizeRTT(30 * time.Millisecond)})}
+	handle(t, r, t0, p.cmd(t, probe))
+	msgs := poll(r, t0.Add(2*time.Millisecond), t0.Add(2*time.Millisecond))
+	if len(msgs) != 1 || msgs[0].Type != framing.TypeAck || msgs[0].Ack.AckType != framing.AckCC {
+		t.Fatalf("want one ACK(CC), got %+v", msgs)
+	}
+	a := msgs[0].Ack
+	cc, ok := a.Ext.CC()
+	if !ok || cc.Sequence != 42 || cc.Flags&framing.CCFlagCLR == 0 || cc.Flags&framing.CCFlagRTT == 0 || cc.Rate == 0 {
+		t.Fatalf("EXT_CC %+v ok=%v", cc, ok)
+	}
+	if got := framing.UnquantizeRTT(cc.RTT); got < 29*time.Millisecond || got > 33*time.Millisecond {
+		t.Fatalf("reported RTT %v, want the 30 ms the sender measured", got)
+	}
+	// Held 2 ms: the echo is the probe's send time plus 2 ms.
+	if a.GRTTResponse != (framing.Timestamp{Sec: 101, Usec: 1000}) {
+		t.Fatalf("grtt_response %+v, want 101.001000", a.GRTTResponse)
+	}
+}
+
+// TestGarbage: malformed packets are counted and refused without touching
+// state.
+func TestGarbage(t *testing.T) {
+	r := newRx(t, Config{})
+	for _, b := range [][]byte{nil, {0x12}, {0x22, 1, 0, 0, 0, 0, 0, 1}, make([]byte, 40)} {
+		if err := r.HandlePacket(t0, from, b); err == nil {
+			t.Fatalf("% x accepted", b)
+		}
+	}
+	p := &pkt{inst: 1}
+	bad := p.data(t, 1, 1000, 7, 0, seg(100)) // block 7 of a 3-block object
+	if err := r.HandlePacket(t0, from, bad); err == nil {
+		t.Fatal("symbol outside the object accepted")
+	}
+	short := p.data(t, 1, 1000, 0, 0, seg(40)) // a full segment is 100 bytes
+	if err := r.HandlePacket(t0, from, short); err == nil {
+		t.Fatal("short segment accepted")
+	}
+	if st := r.Stats(); st.BadPackets != 6 || st.DataSymbols != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// FuzzReceiver feeds arbitrary packets, mixed with valid ones, to a
+// receiver: it must never panic, and its buffer accounting must stay sane.
+func FuzzReceiver(f *testing.F) {
+	p := &pkt{inst: 1}
+	tt := &testing.T{}
+	f.Add(p.data(tt, 1, 1000, 0, 0, seg(100)), uint16(1))
+	f.Add(p.cmd(tt, framing.Cmd{Flavor: framing.FlavorSquelch, Ref: framing.SymbolRef{FECID: 5, ObjectID: 9}}), uint16(2))
+	f.Add(p.cmd(tt, framing.Cmd{Flavor: framing.FlavorFlush, Ref: framing.SymbolRef{FECID: 5, ObjectID: 1}, Content: framing.AppendNodeID(nil, myID)}), uint16(3))
+	f.Fuzz(func(t *testing.T, b []byte, n uint16) {
+		r := newRx(t, Config{MaxBufferBytes: 1 << 20})
+		q := &pkt{inst: 1}
+		now := t0
+		for i := range 4 {
+			_ = r.HandlePacket(now, from, q.data(t, uint16(i%3), 1000, uint32(i%3), uint16(i%6), seg(100)))
+			_ = r.HandlePacket(now, from, b)
+			now = now.Add(time.Duration(n) * time.Millisecond)
+			poll(r, now, now)
+		}
+		if st := r.Stats(); st.BufferBytes < 0 || st.BufferBytes > 1<<20 {
+			t.Fatalf("buffer bytes %d", st.BufferBytes)
+		}
+	})
 }
