@@ -258,6 +258,28 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 	return BlockComplete
 }
 
+// SkipTo marks every block before block as complete without receiving it,
+// releasing any state held for them: a stream receiver that joins in the
+// middle of a stream, or whose sender no longer holds older blocks, starts
+// there instead of asking for everything before.
+func (o *Object) SkipTo(block uint32) {
+	block = min(block, o.layout.Blocks)
+	for i := 0; i < len(o.active); {
+		if s := o.active[i]; s.block < block {
+			o.pool.put(s)
+			copy(o.active[i:], o.active[i+1:])
+			o.active[len(o.active)-1] = nil
+			o.active = o.active[:len(o.active)-1]
+			continue
+		}
+		i++
+	}
+	for b := o.done.NextClear(0); b >= 0 && uint32(b) < block; b = o.done.NextClear(b + 1) {
+		o.done.Set(b)
+		o.ndone++
+	}
+}
+
 // Needed returns how many more symbols block needs before it is complete
 // (its erasure count, k minus the symbols received): 0 for a complete
 // block or one outside the object, k for a block nothing has arrived for.
@@ -348,6 +370,21 @@ type Mark struct {
 	Block  uint32
 	Symbol int
 	valid  bool
+}
+
+// MarkAt returns a Mark at symbol (exclusive) of block: a stream receiver
+// told by NORM_CMD(FLUSH) how far the sender got asks up to there.
+func MarkAt(block uint32, symbol int) Mark { return Mark{Block: block, Symbol: symbol, valid: true} }
+
+// Later returns whichever of m and n is further on.
+func (m Mark) Later(n Mark) Mark {
+	switch {
+	case !n.valid:
+		return m
+	case !m.valid, n.Block > m.Block, n.Block == m.Block && n.Symbol > m.Symbol:
+		return n
+	}
+	return m
 }
 
 // Mark returns the object's current Mark; its zero value (nothing arrived

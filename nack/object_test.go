@@ -221,3 +221,24 @@ func TestStatusString(t *testing.T) {
 		t.Fatal(ObjectComplete.String(), Status(99).String())
 	}
 }
+
+func TestSkipTo(t *testing.T) {
+	p := NewPool(4, 16)
+	var o Object
+	if err := o.Init(p, 1, Layout{Blocks: 100, MaxBlockLen: 8, Parity: 2}); err != nil {
+		t.Fatal(err)
+	}
+	o.Receive(3, 0, 8)
+	o.Receive(50, 1, 8)
+	o.SkipTo(40)
+	if p.Free() != 3 {
+		t.Fatalf("slot of skipped block 3 not released: %d free", p.Free())
+	}
+	if !o.Received(10, 0) || o.Needed(39, 8) != 0 || o.Needed(40, 8) != 8 || o.Needed(50, 8) != 7 {
+		t.Fatal("SkipTo did not complete exactly the blocks before 40")
+	}
+	o.SkipTo(100)
+	if !o.Complete() || p.Free() != 4 {
+		t.Fatalf("complete %v, free %d", o.Complete(), p.Free())
+	}
+}

@@ -37,7 +37,8 @@ const (
 type ObjectInfo struct {
 	Sender uint32
 	Object uint16
-	File   bool   // NORM_OBJECT_FILE (else data)
+	File   bool   // NORM_OBJECT_FILE (else data or stream)
+	Stream bool   // NORM_OBJECT_STREAM: data arrives as EventStreamData
 	Size   uint64 // bytes
 	Info   []byte // NORM_INFO content if it arrived first, else nil
 }
@@ -169,7 +170,10 @@ type Event struct {
 	Size   uint64
 	Info   []byte
 	Data   []byte
-	Err    error
+	// MsgStart is, for EventStreamData, the offset in Data where a
+	// message starts, or -1.
+	MsgStart int
+	Err      error
 }
 
 // Stats are a receiver's counters.

@@ -21,6 +21,9 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 			// The sender flushed objects we never heard of: NACK them.
 			s.maxObj = ref.ObjectID
 		}
+		if o := r.pending(s, ref.ObjectID); o != nil && o.stream != nil {
+			o.streamFlush(ref)
+		}
 		for i := range c.NodeCount() {
 			if c.Node(i) == r.cfg.NodeID {
 				s.ackRef, s.ackWanted = ref, true
@@ -36,6 +39,9 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 	case framing.FlavorSquelch:
 		// The sender no longer holds anything before Ref, nor the listed
 		// objects: end them with an explicit error rather than NACK forever.
+		if o := r.pending(s, c.Ref.ObjectID); o != nil && o.stream != nil {
+			r.skipStream(s, o, c.Ref.PayloadID.Block)
+		}
 		for i := 0; i < len(s.objs); {
 			o := s.objs[i]
 			if serialLess(o.id, c.Ref.ObjectID) || squelched(c, o.id) {
@@ -194,6 +200,16 @@ func (r *Receiver) buildNack(s *remote, suppress bool) []byte {
 			i++
 		}
 		switch {
+		case o != nil && o.stream != nil:
+			// A stream never ends for NACK purposes: ask up to what was
+			// seen or flushed, never for the blocks still to come.
+			m := o.track.Mark().Later(o.stream.flush)
+			if suppress && id == s.markObj {
+				m = s.mark
+			}
+			if !(suppress && s.supp.CoversUpTo(&o.track, m)) && !r.builder.AddObjectUpTo(&o.track, m) {
+				return r.finishContent()
+			}
 		case o != nil:
 			p := s.passed(id)
 			var ok bool
@@ -245,6 +261,9 @@ func (r *Receiver) maybeNack(now time.Time, s *remote) {
 	s.markObj, s.mark = s.maxObj, nack.Mark{}
 	if o := r.pending(s, s.maxObj); o != nil {
 		s.mark = o.track.Mark()
+		if o.stream != nil {
+			s.mark = s.mark.Later(o.stream.flush)
+		}
 	}
 }
 
@@ -350,6 +369,10 @@ func (s *remote) retime() {
 func (r *Receiver) countStalls(s *remote) {
 	for i := 0; i < len(s.objs); {
 		o := s.objs[i]
+		if o.stream != nil {
+			i++ // streams end by EOT, squelch or silence, not by stalls
+			continue
+		}
 		if s.passed(o.id) && !o.moved {
 			o.stalled++
 		} else {

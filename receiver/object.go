@@ -25,7 +25,8 @@ type rxObject struct {
 	held    int64  // bytes of r.buffer accounted to this object
 	hiBlock uint32 // newest block a symbol arrived for
 	seen    bool
-	stalled int  // NACK cycles without progress
+	stalled int // NACK cycles without progress
+	stream  *rxStream
 	moved   bool // a new symbol arrived since the last NACK cycle
 }
 

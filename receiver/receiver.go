@@ -305,7 +305,7 @@ func (s *remote) calcRate(segment float64) (rate float64, start bool) {
 }
 
 func (r *Receiver) handleInfo(now time.Time, s *remote, m *framing.Info) {
-	o := r.object(now, s, m.ObjectID, m.FECID, m.Ext, m.Flags)
+	o := r.object(now, s, m.ObjectID, m.FECID, m.Ext, m.Flags, 0)
 	if o == nil || o.infoOK {
 		return
 	}
@@ -319,7 +319,7 @@ func (r *Receiver) handleInfo(now time.Time, s *remote, m *framing.Info) {
 // object finds or creates the pending object id of s. It returns nil if
 // the object is finished, too old for the sync policy, or cannot be
 // received.
-func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext framing.Extensions, flags framing.ObjectFlags) *rxObject {
+func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext framing.Extensions, flags framing.ObjectFlags, startBlock uint32) *rxObject {
 	for _, o := range s.objs {
 		if o.id == id {
 			return o
@@ -344,12 +344,29 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		return nil
 	}
 	o.size, o.symLen, o.parity = f.TransferLength, int(f.SymbolLength), int(f.Parity)
-	part, err := fec.NewPartition(f.TransferLength, int(f.SymbolLength), int(f.MaxBlockLen))
+	stream := flags&framing.FlagStream != 0
+	var part fec.Partition
+	var err2 error
+	if stream {
+		// Stream symbols carry the 8-byte payload header; blocks run on
+		// for as long as the stream does.
+		o.symLen += framing.StreamHeaderLen
+		if f.MaxBlockLen < 1 || f.MaxBlockLen > fec.MaxBlockLen {
+			err2 = fmt.Errorf("stream block length %d", f.MaxBlockLen)
+		}
+	} else {
+		part, err2 = fec.NewPartition(f.TransferLength, int(f.SymbolLength), int(f.MaxBlockLen))
+	}
+	err = err2
 	if err == nil && o.parity > 0 {
 		o.codec, err = fec.RS8(int(f.MaxBlockLen), o.parity)
 	}
 	if err == nil {
-		err = o.track.Init(r.pool, id, nack.Layout{Blocks: uint32(part.Blocks()), MaxBlockLen: int(f.MaxBlockLen), Parity: o.parity})
+		l := nack.Layout{Blocks: uint32(part.Blocks()), MaxBlockLen: int(f.MaxBlockLen), Parity: o.parity}
+		if stream {
+			l.Blocks = streamBlocks
+		}
+		err = o.track.Init(r.pool, id, l)
 	}
 	if err != nil {
 		r.finishObject(s, o, fmt.Errorf("%w: %v", ErrBadObject, err))
@@ -360,9 +377,12 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 	if len(s.objs) >= r.cfg.MaxObjects {
 		r.finishObject(s, s.objs[0], ErrObjectLimit)
 	}
-	info := ObjectInfo{Sender: s.id, Object: id, File: o.file, Size: o.size}
+	if stream {
+		r.startStream(o, int(f.MaxBlockLen), startBlock)
+	}
+	info := ObjectInfo{Sender: s.id, Object: id, File: o.file, Stream: stream, Size: o.size}
 	r.emit(Event{Kind: EventStarted, Sender: s.id, Object: id, File: o.file, Size: o.size})
-	if r.cfg.Sink != nil {
+	if r.cfg.Sink != nil && !stream {
 		sink, err := r.cfg.Sink(info)
 		if err != nil {
 			r.finishObject(s, o, err)
@@ -370,7 +390,7 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		}
 		o.sink = sink
 	}
-	if o.sink == nil {
+	if o.sink == nil && !stream {
 		if int64(o.size)+r.buffer > r.cfg.MaxBufferBytes {
 			r.finishObject(s, o, ErrBufferLimit)
 			return nil
@@ -386,7 +406,7 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 	for i := len(s.objs) - 1; i > 0 && serialLess(s.objs[i].id, s.objs[i-1].id); i-- {
 		s.objs[i], s.objs[i-1] = s.objs[i-1], s.objs[i]
 	}
-	if part.Blocks() == 0 {
+	if part.Blocks() == 0 && !stream {
 		r.complete(s, o)
 		return nil
 	}
@@ -418,7 +438,7 @@ func (r *Receiver) advanceBase(s *remote, base uint16) {
 }
 
 func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
-	o := r.object(now, s, m.ObjectID, m.FECID, m.Ext, m.Flags)
+	o := r.object(now, s, m.ObjectID, m.FECID, m.Ext, m.Flags, m.PayloadID.Block)
 	if o == nil {
 		return nil
 	}
@@ -427,12 +447,23 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	b, sym := m.PayloadID.Block, int(m.PayloadID.Symbol)
 	k := o.part.BlockLen(int(b))
+	if o.stream != nil {
+		k = o.stream.k
+		if b >= streamBlocks {
+			k = 0
+		}
+	}
 	if k == 0 || sym >= k+o.parity {
 		r.stats.BadPackets++
 		return fmt.Errorf("receiver: object %d: symbol %d/%d outside the object", o.id, b, sym)
 	}
 	want := o.symLen
-	if sym < k {
+	switch {
+	case o.stream != nil && sym < k:
+		want = framing.StreamHeaderLen // stream segments may be short
+	case o.stream != nil:
+		want = o.symLen - framing.StreamHeaderLen // data/file-style parity is accepted too
+	case sym < k:
 		_, want = o.part.Segment(int(b), sym)
 	}
 	if len(m.Payload) < want || len(m.Payload) > o.symLen {
@@ -484,6 +515,19 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	} else {
 		r.stats.ParitySymbols++
 	}
+	if o.stream != nil {
+		if st == nack.BlockComplete {
+			if err := r.decodeBlock(o, bb, k); err != nil {
+				r.finishObject(s, o, err)
+				return nil
+			}
+		}
+		r.deliverStream(s, o)
+		if advanced {
+			r.maybeNack(now, s)
+		}
+		return nil
+	}
 	if st == nack.BlockComplete || st == nack.ObjectComplete {
 		if err := r.deliverBlock(o, bb, k); err != nil {
 			r.finishObject(s, o, err)
@@ -505,6 +549,27 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 // deliverBlock rebuilds the missing source symbols of a complete block from
 // its parity and writes the block's data to the object's destination.
 func (r *Receiver) deliverBlock(o *rxObject, bb *blockBuf, k int) error {
+	if err := r.decodeBlock(o, bb, k); err != nil {
+		return err
+	}
+	for i := 0; i < k; i++ {
+		off, n := o.part.Segment(int(bb.block), i)
+		if o.sink != nil {
+			if _, err := o.sink.WriteAt(bb.syms[i][:n], int64(off)); err != nil {
+				return err
+			}
+		} else {
+			copy(o.data[off:], bb.syms[i][:n])
+		}
+	}
+	o.dropBlock(bb)
+	r.releaseBlock(o, bb)
+	return nil
+}
+
+// decodeBlock rebuilds the missing source symbols of a block that has k
+// symbols in all.
+func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 	missing := 0
 	for i := 0; i < k; i++ {
 		if len(bb.syms[i]) == 0 {
@@ -520,18 +585,6 @@ func (r *Receiver) deliverBlock(o *rxObject, bb *blockBuf, k int) error {
 		}
 		r.stats.FECRecovered += uint64(missing)
 	}
-	for i := 0; i < k; i++ {
-		off, n := o.part.Segment(int(bb.block), i)
-		if o.sink != nil {
-			if _, err := o.sink.WriteAt(bb.syms[i][:n], int64(off)); err != nil {
-				return err
-			}
-		} else {
-			copy(o.data[off:], bb.syms[i][:n])
-		}
-	}
-	o.dropBlock(bb)
-	r.releaseBlock(o, bb)
 	return nil
 }
 

@@ -221,7 +221,11 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 // current returns the oldest object whose new data is not all sent.
 func (s *Sender) current() *txObject {
 	for _, o := range s.objs {
-		if !o.sent && o.failed == nil {
+		if o.sent || o.failed != nil {
+			continue
+		}
+		// An open stream with nothing to send lets later objects go.
+		if o.stream == nil || !o.infoSent || streamReady(o) {
 			return o
 		}
 	}
@@ -230,8 +234,11 @@ func (s *Sender) current() *txObject {
 
 func (s *Sender) flags(o *txObject) framing.ObjectFlags {
 	var f framing.ObjectFlags
-	if o.kind == KindFile {
+	switch o.kind {
+	case KindFile:
 		f |= framing.FlagFile
+	case KindStream:
+		f |= framing.FlagStream
 	}
 	if len(o.info) > 0 {
 		f |= framing.FlagInfo
@@ -251,6 +258,10 @@ func (s *Sender) sendInfo(o *txObject, out *framing.Outbox) {
 // sendNew sends the next new packet of o: its NORM_INFO, a source symbol
 // or an auto parity symbol.
 func (s *Sender) sendNew(o *txObject, out *framing.Outbox) {
+	if o.stream != nil {
+		s.sendNewStream(o, out)
+		return
+	}
 	if !o.infoSent {
 		s.sendInfo(o, out)
 		o.infoSent = true
@@ -315,7 +326,11 @@ func (s *Sender) symbol(o *txObject, b, sym int) ([]byte, bool) {
 	if o.blocks == 0 {
 		return nil, true
 	}
-	k := o.part.BlockLen(b)
+	k := o.blockLen(b)
+	if o.stream != nil && (sym < o.stream.k || k < o.stream.k) {
+		// Source segments, and no parity for a block still being written.
+		return s.streamSymbol(o, b, sym)
+	}
 	if sym < k {
 		off, n := o.part.Segment(b, sym)
 		if o.kind == KindData {
@@ -337,11 +352,17 @@ func (s *Sender) symbol(o *txObject, b, sym int) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	return s.parBufs[j], true
+	if o.stream != nil {
+		return s.parBufs[j], true
+	}
+	return s.parBufs[j][:s.cfg.SegmentSize], true
 }
 
 // encodeBlock fills the parity cache with all parity of block b.
 func (s *Sender) encodeBlock(o *txObject, b int) bool {
+	if o.stream != nil {
+		return s.encodeStreamBlock(o, b)
+	}
 	k := o.part.BlockLen(b)
 	for i := range k {
 		off, n := o.part.Segment(b, i)
@@ -352,9 +373,44 @@ func (s *Sender) encodeBlock(o *txObject, b int) bool {
 			s.fail(o, err)
 			return false
 		}
-		clear(dst[n:]) // the short last segment is coded zero-padded
+		clear(dst[n:s.cfg.SegmentSize]) // the short last segment is coded zero-padded
 	}
-	if err := s.codec.Encode(s.srcBufs[:k], s.parBufs); err != nil {
+	if err := s.encode(k, s.cfg.SegmentSize); err != nil {
+		s.fail(o, err)
+		return false
+	}
+	s.pcObj, s.pcBlock, s.pcValid = o, b, true
+	return true
+}
+
+// encode computes the parity cache from the first k source buffers, using
+// symbols of size bytes.
+func (s *Sender) encode(k, size int) error {
+	var src, par [255][]byte
+	for i := range k {
+		src[i] = s.srcBufs[i][:size]
+	}
+	for j := range s.parBufs {
+		par[j] = s.parBufs[j][:size]
+	}
+	return s.codec.Encode(src[:k], par[:len(s.parBufs)])
+}
+
+// encodeStreamBlock fills the parity cache for a full block of a stream:
+// symbols are the stream payloads (header and data), zero-padded to
+// segment size + 8 bytes, as the reference codes them.
+func (s *Sender) encodeStreamBlock(o *txObject, b int) bool {
+	st := o.stream
+	if streamBlockLen(st, b) < st.k {
+		return false
+	}
+	size := s.cfg.SegmentSize + framing.StreamHeaderLen
+	for i := range st.k {
+		p, _ := s.streamSymbol(o, b, i)
+		n := copy(s.srcBufs[i][:size], p)
+		clear(s.srcBufs[i][n:size])
+	}
+	if err := s.encode(st.k, size); err != nil {
 		s.fail(o, err)
 		return false
 	}

@@ -20,6 +20,21 @@ func (s *Sender) planRepairs(now time.Time) {
 			continue
 		}
 		j := repairJob{obj: r.Object, level: r.Level, block: r.Block, lastBlock: r.LastBlock}
+		if st := o.stream; st != nil {
+			// A stream is repairable only within its ring; older requests
+			// get the squelch that moves receivers past the gap.
+			switch {
+			case r.Level == framing.RepairObject:
+				s.squelch = true // the stream itself goes on: no listing
+				continue
+			case r.Level == framing.RepairInfo:
+			case o.blockLen(int(r.Block)) == 0 && uint64(r.Block)*uint64(st.k) < st.sealed:
+				s.squelch = true
+				continue
+			case uint64(r.Block)*uint64(st.k) >= st.next:
+				continue // not sent yet
+			}
+		}
 		switch r.Level {
 		case framing.RepairInfo:
 			if len(o.info) == 0 {
@@ -28,27 +43,32 @@ func (s *Sender) planRepairs(now time.Time) {
 		case framing.RepairObject:
 			j.block, j.lastBlock = 0, uint32(max(o.blocks-1, 0))
 		case framing.RepairBlock:
-			if int(j.lastBlock) >= o.blocks {
-				j.lastBlock = uint32(o.blocks - 1)
+			for j.lastBlock > j.block && o.blockLen(int(j.lastBlock)) == 0 {
+				j.lastBlock--
 			}
-			if int(j.block) >= o.blocks {
+			if o.blockLen(int(j.block)) == 0 && o.blocks > 0 {
 				continue
 			}
 		case framing.RepairSegment:
-			if int(r.Block) >= o.blocks {
+			k := o.blockLen(int(r.Block))
+			if k == 0 {
 				continue
 			}
-			n := o.part.BlockLen(int(r.Block)) + s.cfg.Parity
+			n := k + s.cfg.Parity
 			for i := r.Symbols.FirstSet(); i >= 0 && i < n; i = r.Symbols.NextSet(i + 1) {
 				j.setWant(i)
 			}
-			if s.codec != nil {
+			// Parity exists only for whole blocks (a stream's last block
+			// may still be filling).
+			if s.codec != nil && (o.stream == nil || k == o.stream.k) {
+				j.fec = true
 				j.parity = r.Erasures
 				// NACKs that reached us less than a GRTT after the last
 				// repair of this block were sent before their senders could
 				// see it: that repair already counts against their erasures.
-				if o.repairAt != nil && s.aggStart.Before(o.repairAt[r.Block].Add(s.grtt)) {
-					j.parity -= int(o.repairN[r.Block])
+				b := o.slot(int(r.Block))
+				if o.repairAt != nil && s.aggStart.Before(o.repairAt[b].Add(s.grtt)) {
+					j.parity -= int(o.repairN[b])
 				}
 				if j.parity <= 0 {
 					continue
@@ -57,7 +77,7 @@ func (s *Sender) planRepairs(now time.Time) {
 		}
 		// Requests past what has been sent (a receiver that misjudged the
 		// sender's position) are served when the data goes out anyway.
-		if !o.sent && int(j.block) >= o.nextBlock {
+		if o.stream == nil && !o.sent && int(j.block) >= o.nextBlock {
 			continue
 		}
 		s.repairs = append(s.repairs, j)
@@ -91,7 +111,12 @@ func (s *Sender) sendSquelch(out *framing.Outbox) {
 	c := &s.cmd
 	ref := framing.SymbolRef{FECID: framing.FECRS8, ObjectID: s.nextID}
 	if len(s.objs) > 0 {
-		ref.ObjectID = s.objs[0].id
+		o := s.objs[0]
+		ref.ObjectID = o.id
+		if st := o.stream; st != nil && st.sealed > uint64(st.ringSegs) {
+			// The oldest whole block still in the ring.
+			ref.PayloadID.Block = uint32((st.sealed - uint64(st.ringSegs) + uint64(st.k) - 1) / uint64(st.k))
+		}
 	}
 	content := c.Content[:0]
 	for i := range s.squelchN {
@@ -131,8 +156,8 @@ func (s *Sender) repairStep(o *txObject, j *repairJob, out *framing.Outbox) bool
 		s.sendInfo(o, out)
 		return true
 	case framing.RepairObject, framing.RepairBlock:
-		for int(j.block) <= int(j.lastBlock) && int(j.block) < o.blocks {
-			if j.next < o.part.BlockLen(int(j.block)) {
+		for int(j.block) <= int(j.lastBlock) && o.blockLen(int(j.block)) > 0 {
+			if j.next < o.blockLen(int(j.block)) {
 				sym := j.next
 				j.next++
 				if s.sendSymbol(o, int(j.block), sym, out) {
@@ -151,12 +176,15 @@ func (s *Sender) repairStep(o *txObject, j *repairJob, out *framing.Outbox) bool
 		return false
 	case framing.RepairSegment:
 		b := int(j.block)
-		k := o.part.BlockLen(b)
+		k := o.blockLen(b)
+		if k == 0 {
+			return false // a stream block overwritten meanwhile
+		}
 		// Fresh parity first: each new parity symbol repairs a different
 		// loss at every receiver that lacks one.
-		if s.codec != nil && j.parity > 0 && int(o.parityUsed[b]) < s.cfg.Parity {
-			sym := k + int(o.parityUsed[b])
-			o.parityUsed[b]++
+		if j.fec && j.parity > 0 && int(o.parityUsed[o.slot(b)]) < s.cfg.Parity {
+			sym := k + int(o.parityUsed[o.slot(b)])
+			o.parityUsed[o.slot(b)]++
 			j.parity--
 			s.noteRepair(o, b)
 			if s.sendSymbol(o, b, sym, out) {
@@ -165,11 +193,12 @@ func (s *Sender) repairStep(o *txObject, j *repairJob, out *framing.Outbox) bool
 			}
 			return false
 		}
-		if s.codec != nil && j.parity == 0 {
+		if j.fec && j.parity == 0 {
 			return false // fresh parity covered every receiver's erasures
 		}
-		// Without FEC, or with the block's parity used up: resend the
-		// symbols receivers asked for, source and parity alike.
+		// Without FEC (or parity for this block, such as a stream block
+		// still being written), or with the block's parity used up: resend
+		// the symbols receivers asked for, source and parity alike.
 		if i := j.nextWant(j.next); i >= 0 && i < k+s.cfg.Parity {
 			j.next = i + 1
 			if s.sendSymbol(o, b, i, out) {
@@ -189,6 +218,7 @@ func (s *Sender) repairStep(o *txObject, j *repairJob, out *framing.Outbox) bool
 // noteRepair records a fresh parity symbol sent for block b in this repair
 // cycle (see planRepairs).
 func (s *Sender) noteRepair(o *txObject, b int) {
+	b = o.slot(b)
 	if o.repairAt == nil {
 		o.repairAt = make([]time.Time, o.blocks)
 		o.repairN = make([]uint8, o.blocks)

@@ -47,6 +47,7 @@ type txObject struct {
 	repairAt []time.Time
 	repairN  []uint8
 	failed   error
+	stream   *txStream // KindStream only
 }
 
 // repairJob is one entry of the repair queue, built from an aggregation
@@ -56,6 +57,7 @@ type repairJob struct {
 	level     framing.RepairFlags
 	block     uint32
 	lastBlock uint32
+	fec       bool      // repair with fresh parity (segment level)
 	parity    int       // fresh parity symbols still to send (segment level)
 	want      [4]uint64 // symbol ids receivers asked for (segment level)
 	next      int       // cursor: next symbol id / next block to send
@@ -113,15 +115,16 @@ type Sender struct {
 	nodes      []uint32
 
 	// Parity cache for one block at a time.
-	pcObj   *txObject
-	pcBlock int
-	pcValid bool
-	srcBufs [][]byte
-	parBufs [][]byte
-	readBuf []byte
-	scratch framing.Data
-	cmd     framing.Cmd
-	rx      framing.Message
+	pcObj     *txObject
+	pcBlock   int
+	pcValid   bool
+	srcBufs   [][]byte
+	parBufs   [][]byte
+	readBuf   []byte
+	streamBuf []byte
+	scratch   framing.Data
+	cmd       framing.Cmd
+	rx        framing.Message
 
 	fields    framing.SenderFields
 	fieldsFor time.Duration
@@ -161,13 +164,15 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
 		s.codec = c
+		// Stream symbols carry an 8-byte payload header, so the buffers
+		// have room for it; other objects use the first SegmentSize bytes.
 		s.srcBufs = make([][]byte, cfg.BlockLen)
 		for i := range s.srcBufs {
-			s.srcBufs[i] = make([]byte, cfg.SegmentSize)
+			s.srcBufs[i] = make([]byte, cfg.SegmentSize+framing.StreamHeaderLen)
 		}
 		s.parBufs = make([][]byte, cfg.Parity)
 		for i := range s.parBufs {
-			s.parBufs[i] = make([]byte, cfg.SegmentSize)
+			s.parBufs[i] = make([]byte, cfg.SegmentSize+framing.StreamHeaderLen)
 		}
 	}
 	s.readBuf = make([]byte, cfg.SegmentSize)
@@ -263,6 +268,27 @@ func (s *Sender) purge(o *txObject) {
 	s.emit(Event{Kind: EventPurged, Object: o.id})
 }
 
+// blockLen returns the number of source symbols of block b, 0 if o has no
+// such block (for a stream: none sealed, or overwritten in the ring).
+func (o *txObject) blockLen(b int) int {
+	if o.stream != nil {
+		return streamBlockLen(o.stream, b)
+	}
+	if b < 0 || b >= o.blocks {
+		return 0
+	}
+	return o.part.BlockLen(b)
+}
+
+// slot maps block b to its index in the per-block arrays (parityUsed,
+// repairAt, repairN): streams reuse them around the ring.
+func (o *txObject) slot(b int) int {
+	if o.stream != nil {
+		return b % o.stream.ringBlocks
+	}
+	return b
+}
+
 // object returns the cached object with id, or nil.
 func (s *Sender) object(id uint16) *txObject {
 	if len(s.objs) == 0 {
@@ -295,8 +321,16 @@ func (s *Sender) SetWatermark(id uint16) error {
 	return nil
 }
 
-// lastSymbol returns the last block and source symbol id of o.
+// lastSymbol returns the last block and source symbol id of o (for a
+// stream, of the last segment sent).
 func lastSymbol(o *txObject) (block, sym int) {
+	if st := o.stream; st != nil {
+		if st.next == 0 {
+			return 0, 0
+		}
+		n := st.next - 1
+		return int(n / uint64(st.k)), int(n % uint64(st.k))
+	}
 	if o.blocks == 0 {
 		return 0, 0
 	}

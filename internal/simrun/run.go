@@ -34,11 +34,31 @@ func (e *txEndpoint) Poll(now time.Time) time.Time {
 		e.restartAt = time.Time{}
 		e.s = e.restart(now)
 	}
-	e.out.Reset()
-	wake := e.s.Poll(now, &e.out)
+	// The application writes whenever the engine has room, then the engine
+	// sends; sending frees ring space, so a writer still holding data
+	// writes again at once, a few rounds at most per poll.
+	var wake time.Time
+	for round := 0; round < 4; round++ {
+		if !e.run.closed {
+			if err := e.run.feed(e.s); err != nil {
+				panic(err)
+			}
+		}
+		wake = e.pollOnce(now)
+		if e.run.closed || wake.After(now) {
+			break
+		}
+	}
 	if !e.restartAt.IsZero() && e.restartAt.Before(wake) {
 		wake = e.restartAt
 	}
+	return wake
+}
+
+// pollOnce polls the sender engine and sends what it produced.
+func (e *txEndpoint) pollOnce(now time.Time) time.Time {
+	e.out.Reset()
+	wake := e.s.Poll(now, &e.out)
 	for i := range e.out.Len() {
 		b, dst := e.out.Packet(i)
 		if !dst.IsValid() {
@@ -51,14 +71,6 @@ func (e *txEndpoint) Poll(now time.Time) time.Time {
 		e.run.senderEvents = append(e.run.senderEvents, ev)
 		if ev.Kind == sender.EventClosed {
 			e.run.senderDone = true
-		}
-	}
-	if e.run.next < len(e.run.sc.Objects) {
-		if err := e.run.feed(e.s); err != nil {
-			panic(err)
-		}
-		if e.run.next < len(e.run.sc.Objects) && wake.After(now.Add(10*time.Millisecond)) {
-			wake = now.Add(10 * time.Millisecond)
 		}
 	}
 	return wake
@@ -77,6 +89,8 @@ type rxEndpoint struct {
 	joined    bool
 	done      int
 	sinks     map[uint16]*verifySink
+	stream    streamRx
+	gaps      int
 	events    []receiver.Event
 	bad       []string
 }
@@ -98,6 +112,7 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 		e.r = r
 		e.done = 0
 		clear(e.sinks)
+		e.stream = streamRx{}
 		e.events = append(e.events, receiver.Event{Kind: restartMarker})
 	}
 	if !e.joined {
@@ -122,6 +137,24 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 	}
 	for _, ev := range e.r.Events() {
 		e.events = append(e.events, receiver.Event{Kind: ev.Kind, Sender: ev.Sender, Object: ev.Object, Err: ev.Err})
+		if ev.Kind == receiver.EventStreamData {
+			e.stream.data(e.run.stream, ev)
+			continue
+		}
+		if ev.Kind == receiver.EventStreamGap {
+			e.stream.gap()
+			continue
+		}
+		if ev.Kind == receiver.EventCompleted && e.run.stream != nil && e.run.stream.open && ev.Object == e.run.stream.id {
+			e.stream.end(e.run.stream, e.run.sc.Stream.Mode)
+			e.gaps += e.stream.gaps
+			if e.stream.err != nil {
+				e.bad = append(e.bad, fmt.Sprintf("rx %d: %v", e.idx, e.stream.err))
+			} else {
+				e.objectDone(now)
+			}
+			continue
+		}
 		switch ev.Kind {
 		case receiver.EventCompleted:
 			v := e.sinks[ev.Object]
@@ -133,11 +166,7 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 			case v.written != v.size:
 				e.bad = append(e.bad, fmt.Sprintf("rx %d: object %d: %d of %d bytes written", e.idx, ev.Object, v.written, v.size))
 			default:
-				e.done++
-				if e.done == len(e.run.sc.Objects) {
-					e.run.finished++
-					e.run.last = now
-				}
+				e.objectDone(now)
 			}
 		}
 	}
@@ -147,6 +176,23 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 // restartMarker is the event kind recorded when a receiver's engine was
 // replaced, so tests can tell events before and after.
 const restartMarker receiver.EventKind = 255
+
+func (e *rxEndpoint) objectDone(now time.Time) {
+	e.done++
+	if e.done == e.run.objects() {
+		e.run.finished++
+		e.run.last = now
+	}
+}
+
+// objects is how many objects each receiver must complete.
+func (st *runState) objects() int {
+	n := len(st.sc.Objects)
+	if st.sc.Stream != nil {
+		n++
+	}
+	return n
+}
 
 func countNacks(b []byte) int {
 	if len(b) > 0 && framing.Type(b[0]&0x0f) == framing.TypeNack {
@@ -169,8 +215,10 @@ type runState struct {
 	last         time.Time
 	senderEvents []sender.Event
 	senderDone   bool
+	stream       *streamTx
 	next         int    // next object to enqueue
 	lastID       uint16 // id of the last object enqueued
+	closed       bool   // the sender was told to close
 	d            framing.Data
 }
 
@@ -229,8 +277,10 @@ func rxNodeID(i int) uint32 { return 0x0b000000 + uint32(i) + 1 }
 
 // enqueue gives a new sender the scenario's objects.
 func (st *runState) enqueue(s *sender.Sender) error {
-	st.next = 0
-	st.lastID = 0
+	st.next, st.lastID, st.closed = 0, 0, false
+	if st.sc.Stream != nil {
+		st.stream = newStreamTx(st.sc)
+	}
 	return st.feed(s)
 }
 
@@ -259,21 +309,31 @@ func (st *runState) feed(s *sender.Sender) error {
 		st.objIDs[id] = i
 		st.lastID = id
 		st.next++
-		if st.next == len(sc.Objects) {
-			if sc.Watermark {
-				if err := s.SetWatermark(id); err != nil {
-					return err
-				}
-			}
-			s.Close()
+	}
+	if sc.Stream != nil {
+		if err := st.stream.write(s, sc); err != nil {
+			return err
 		}
+		if !st.stream.closed {
+			return nil
+		}
+		st.lastID = st.stream.id
+	}
+	if !st.closed {
+		st.closed = true
+		if sc.Watermark && len(sc.Objects) > 0 {
+			if err := s.SetWatermark(st.lastID); err != nil {
+				return err
+			}
+		}
+		s.Close()
 	}
 	return nil
 }
 
 // Run runs the scenario to completion or its time limit.
 func Run(sc Scenario) (Result, error) {
-	if sc.Receivers < 1 || len(sc.Objects) == 0 {
+	if sc.Receivers < 1 || (len(sc.Objects) == 0 && sc.Stream == nil) {
 		return Result{}, fmt.Errorf("simrun: need receivers and objects")
 	}
 	if sc.Delay == 0 {
@@ -392,7 +452,8 @@ func Run(sc Scenario) (Result, error) {
 		out.Receivers = append(out.Receivers, e.r.Stats())
 		out.Events = append(out.Events, e.events)
 		out.Errors = append(out.Errors, e.bad...)
-		if e.done == len(sc.Objects) && len(e.bad) == 0 {
+		out.StreamGaps += e.gaps
+		if e.done == st.objects() && len(e.bad) == 0 {
 			out.Delivered++
 		}
 		for _, ev := range e.events {

@@ -33,6 +33,7 @@ type Scenario struct {
 	Seed      uint64
 	Receivers int
 	Objects   []Object
+	Stream    *Stream // a stream sent after the objects
 
 	// Loss is the independent loss on each receiver's downlink; Shared
 	// the loss on the sender's uplink, seen by every receiver. Burst, if
@@ -96,6 +97,7 @@ type Result struct {
 	MaxMissedSum  int // Σ over lossy blocks of the largest number of symbols one receiver missed
 	RepairSymbols int // data symbols sent after their first transmission
 	NacksSent     int
+	StreamGaps    int // stream gaps reported by receivers
 	Stop          simnet.StopReason
 	Errors        []string // content or protocol errors seen
 }

@@ -1,0 +1,157 @@
+package simrun
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/shoalnet/shoal/receiver"
+	"github.com/shoalnet/shoal/sender"
+)
+
+// Stream describes a stream the sender writes: Messages messages of random
+// length up to MaxLen, written as fast as the ring takes them.
+type Stream struct {
+	Messages int
+	MaxLen   int
+	Mode     sender.FlushMode
+	Buffer   int // ring size in bytes; 0 means 1 MiB
+}
+
+type streamTx struct {
+	msgs    [][]byte
+	all     []byte // the messages back to back
+	offsets []int  // where each message starts in all
+	id      uint16
+	open    bool
+	msg     int // message being written
+	off     int // bytes of it written
+	closed  bool
+}
+
+func newStreamTx(sc *Scenario) *streamTx {
+	rng := rand.New(rand.NewPCG(sc.Seed, 77))
+	st := &streamTx{}
+	for i := range sc.Stream.Messages {
+		m := make([]byte, 1+rng.IntN(sc.Stream.MaxLen))
+		fillPattern(m, sc.Seed, 1000+i, 0)
+		st.msgs = append(st.msgs, m)
+		st.offsets = append(st.offsets, len(st.all))
+		st.all = append(st.all, m...)
+	}
+	return st
+}
+
+// write feeds the stream as far as the sender takes it.
+func (st *streamTx) write(s *sender.Sender, sc *Scenario) error {
+	if !st.open {
+		buf := sc.Stream.Buffer
+		if buf == 0 {
+			buf = 1 << 20
+		}
+		id, err := s.OpenStream(buf, []byte("stream"), sc.Stream.Mode)
+		if errors.Is(err, sender.ErrCacheFull) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		st.id, st.open = id, true
+	}
+	for st.msg < len(st.msgs) {
+		m := st.msgs[st.msg]
+		n, err := s.WriteStream(st.id, m[st.off:], true)
+		if err != nil {
+			return err
+		}
+		st.off += n
+		if st.off < len(m) {
+			return nil // ring full: more after the next poll
+		}
+		st.msg, st.off = st.msg+1, 0
+	}
+	if !st.closed {
+		switch err := s.CloseStream(st.id); {
+		case errors.Is(err, sender.ErrCacheFull):
+			return nil
+		case err != nil:
+			return err
+		}
+		st.closed = true
+	}
+	return nil
+}
+
+// streamRx checks what a receiver delivers of the stream: the bytes, in
+// order, against the concatenated messages, and every message start it
+// reports against the true boundaries. After a reported gap it resumes at
+// whichever message the data matches.
+type streamRx struct {
+	pos    int // offset in the concatenated messages
+	msg    int // index of the message pos is in (or starts)
+	starts int
+	gaps   int
+	resync bool
+	began  bool
+	err    error
+}
+
+func (r *streamRx) fail(format string, a ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf(format, a...)
+	}
+}
+
+func (r *streamRx) data(st *streamTx, ev receiver.Event) {
+	if r.err != nil {
+		return
+	}
+	d := ev.Data
+	if !r.began || r.resync {
+		// Delivery starts (or resumes) at a message start: find it.
+		if ev.MsgStart != 0 {
+			r.fail("stream data resumes without a message start")
+			return
+		}
+		j := r.msg
+		for j < len(st.msgs) && !bytes.HasPrefix(st.msgs[j], d[:min(len(d), len(st.msgs[j]))]) {
+			j++
+		}
+		if j == len(st.msgs) {
+			r.fail("stream data after a gap matches no message")
+			return
+		}
+		r.msg, r.pos, r.began, r.resync = j, st.offsets[j], true, false
+	}
+	if r.pos+len(d) > len(st.all) || !bytes.Equal(d, st.all[r.pos:r.pos+len(d)]) {
+		r.fail("stream bytes at offset %d differ", r.pos)
+		return
+	}
+	if ev.MsgStart >= 0 {
+		at := r.pos + ev.MsgStart
+		for r.msg < len(st.offsets) && st.offsets[r.msg] < at {
+			r.msg++
+		}
+		if r.msg == len(st.offsets) || st.offsets[r.msg] != at {
+			r.fail("message start reported at offset %d, which is inside a message", at)
+			return
+		}
+		r.starts++
+	}
+	r.pos += len(d)
+}
+
+func (r *streamRx) gap() { r.gaps++; r.resync = true }
+
+func (r *streamRx) end(st *streamTx, mode sender.FlushMode) {
+	switch {
+	case r.err != nil:
+	case r.gaps == 0 && r.pos != len(st.all):
+		r.fail("stream ended after %d of %d bytes", r.pos, len(st.all))
+	case r.gaps == 0 && mode != sender.FlushNone && r.starts != len(st.msgs):
+		// With flushing, every message starts a segment, so every start
+		// must be reported.
+		r.fail("%d message starts reported, %d messages sent", r.starts, len(st.msgs))
+	}
+}

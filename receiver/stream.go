@@ -1,0 +1,103 @@
+package receiver
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/nack"
+)
+
+// streamBlocks is the block range a stream is tracked over: NORM's 24-bit
+// source block numbers. A stream longer than that (2^24 blocks, over a
+// terabyte at the default segment and block sizes) is not supported.
+const streamBlocks = 1<<24 - 1
+
+// rxStream is the receiving side of a NORM_OBJECT_STREAM: segments are
+// delivered strictly in order, from the first message start seen.
+type rxStream struct {
+	k       int
+	next    uint64 // next segment to deliver (block next/k, symbol next%k)
+	started bool   // a message start has been found; bytes before it are dropped
+	flush   nack.Mark
+}
+
+// Stream events, in addition to the object events.
+const (
+	// EventStreamData: the next bytes of a stream, in order. MsgStart is the
+	// offset in Data where a message begins, or -1. Data is valid until the
+	// next call into the Receiver.
+	EventStreamData EventKind = 20 + iota
+	// EventStreamGap: stream data was lost for good (the sender no longer
+	// held it); delivery resumes at the next message start. Err says why.
+	EventStreamGap
+)
+
+// startStream sets up stream reception from the first block heard.
+func (r *Receiver) startStream(o *rxObject, k int, block uint32) {
+	o.stream = &rxStream{k: k, next: uint64(block) * uint64(k)}
+	o.track.SkipTo(block)
+}
+
+// deliverStream hands over every segment that is next in order, and frees
+// block buffers once all their segments are delivered.
+func (r *Receiver) deliverStream(s *remote, o *rxObject) {
+	st := o.stream
+	for {
+		b, i := uint32(st.next/uint64(st.k)), int(st.next%uint64(st.k))
+		bb := o.findBlock(b)
+		if bb == nil || len(bb.syms[i]) == 0 {
+			return
+		}
+		p := bb.syms[i]
+		n := int(binary.BigEndian.Uint16(p))
+		msg := int(binary.BigEndian.Uint16(p[2:])) - 1
+		if n > len(p)-framing.StreamHeaderLen || msg >= n {
+			r.finishObject(s, o, fmt.Errorf("%w: stream segment %d has a bad payload header", ErrBadObject, st.next))
+			return
+		}
+		if n == 0 {
+			// The end-of-stream marker.
+			r.complete(s, o)
+			return
+		}
+		data := p[framing.StreamHeaderLen : framing.StreamHeaderLen+n]
+		if !st.started && msg >= 0 {
+			data, msg, st.started = data[msg:], 0, true
+		}
+		if st.started {
+			r.emit(Event{Kind: EventStreamData, Sender: s.id, Object: o.id, Data: data, MsgStart: msg})
+		}
+		st.next++
+		if i == st.k-1 {
+			o.dropBlock(bb)
+			r.releaseBlock(o, bb)
+		}
+	}
+}
+
+// skipStream moves a stream past data the sender no longer holds.
+func (r *Receiver) skipStream(s *remote, o *rxObject, block uint32) {
+	st := o.stream
+	if uint64(block)*uint64(st.k) <= st.next {
+		return
+	}
+	for i := 0; i < len(o.blocks); {
+		if bb := o.blocks[i]; bb.block < block {
+			o.dropBlock(bb)
+			r.releaseBlock(o, bb)
+			continue
+		}
+		i++
+	}
+	o.track.SkipTo(block)
+	st.next, st.started = uint64(block)*uint64(st.k), false
+	r.emit(Event{Kind: EventStreamGap, Sender: s.id, Object: o.id, Err: ErrSquelched})
+	r.deliverStream(s, o)
+}
+
+// streamFlush records how far a NORM_CMD(FLUSH) says the sender got in a
+// stream, so the next NACK asks up to there.
+func (o *rxObject) streamFlush(ref framing.SymbolRef) {
+	o.stream.flush = o.stream.flush.Later(nack.MarkAt(ref.PayloadID.Block, int(ref.PayloadID.Symbol)+1))
+}

@@ -1,0 +1,280 @@
+package sender
+
+import (
+	"errors"
+
+	"github.com/shoalnet/shoal/framing"
+)
+
+// KindStream is a NORM_OBJECT_STREAM: an unbounded byte stream sent from a
+// ring buffer, with message boundaries.
+const KindStream Kind = 3
+
+// FlushMode says what a stream does at the end of each message (RFC 5740
+// §5.1.2 stream flushing).
+type FlushMode uint8
+
+// Flush modes.
+const (
+	// FlushNone sends data only in full segments: best throughput, but the
+	// end of a message waits for the next one to fill its segment.
+	FlushNone FlushMode = iota
+	// FlushPassive sends the partial segment at once, so receivers get the
+	// message without waiting for more data.
+	FlushPassive
+	// FlushActive also sends NORM_CMD(FLUSH), prompting receivers to NACK
+	// for anything of the message they lost, for low-latency repair.
+	FlushActive
+)
+
+// ErrNotStream is returned by stream calls on an object that is not an open
+// stream.
+var ErrNotStream = errors.New("sender: not an open stream")
+
+// txStream is the sending side of a stream: segments are numbered from 0 in
+// the order they are sealed; segment n is symbol n%k of block n/k and lives
+// in ring slot n%R until segment n+R overwrites it.
+type txStream struct {
+	k          int
+	ringBlocks int
+	ringSegs   int
+	data       []byte
+	hdr        []framing.StreamHeader
+	mode       FlushMode
+
+	sealed    uint64 // segments sealed; the one being filled is number sealed
+	fill      int    // bytes in the segment being filled
+	msgStart  uint16 // its payload_msg_start
+	startNext bool   // the next byte written starts a message
+	offset    uint64 // stream offset of its first byte
+
+	next       uint64 // next segment to send as new data
+	parityFor  int    // block whose auto parity is due, -1 if none
+	parityLeft int
+	closing    bool // CloseStream called; the end marker is sealed
+}
+
+// OpenStream starts a stream object with a ring buffer of at least bufSize
+// bytes (rounded up to whole blocks, at least two), optional info, and the
+// flush mode applied at each message end. Write with WriteStream.
+func (s *Sender) OpenStream(bufSize int, info []byte, mode FlushMode) (uint16, error) {
+	if s.closed {
+		return 0, ErrClosed
+	}
+	if len(info) > s.cfg.SegmentSize {
+		return 0, ErrInfoTooLarge
+	}
+	k, seg := s.cfg.BlockLen, s.cfg.SegmentSize
+	blocks := max(2, (bufSize+k*seg-1)/(k*seg))
+	if err := s.makeRoom(int64(blocks * k * seg)); err != nil {
+		return 0, err
+	}
+	st := &txStream{k: k, ringBlocks: blocks, ringSegs: blocks * k, mode: mode, startNext: true, parityFor: -1}
+	st.data = make([]byte, st.ringSegs*seg)
+	st.hdr = make([]framing.StreamHeader, st.ringSegs)
+	o := &txObject{id: s.nextID, kind: KindStream, size: uint64(len(st.data)), info: append([]byte(nil), info...),
+		blocks: blocks, parityUsed: make([]uint8, blocks), stream: st}
+	var err error
+	o.fti, err = framing.AppendFTI(nil, framing.FECRS8, framing.FTI{
+		TransferLength: o.size, SymbolLength: uint16(seg), MaxBlockLen: uint32(k), Parity: uint16(s.cfg.Parity),
+	})
+	if err != nil {
+		return 0, err
+	}
+	o.infoSent = len(o.info) == 0
+	s.nextID++
+	s.objs = append(s.objs, o)
+	s.cacheSz += int64(o.size)
+	return o.id, nil
+}
+
+func (s *Sender) stream(id uint16) (*txObject, *txStream, error) {
+	o := s.object(id)
+	if o == nil || o.stream == nil || o.stream.closing {
+		return nil, nil, ErrNotStream
+	}
+	return o, o.stream, nil
+}
+
+// WriteStream appends p to stream id and returns how much it took: less
+// than len(p) when the ring is full of data not yet sent (back-pressure:
+// write the rest after later polls). With eom, the bytes written complete a
+// message, the next write starts a new one, and the stream's flush mode
+// applies.
+func (s *Sender) WriteStream(id uint16, p []byte, eom bool) (int, error) {
+	o, st, err := s.stream(id)
+	if err != nil {
+		return 0, err
+	}
+	seg := s.cfg.SegmentSize
+	n := 0
+	for n < len(p) {
+		if st.fill == seg && !s.seal(o) {
+			return n, nil
+		}
+		if st.fill == 0 && !s.canSeal(st) {
+			return n, nil // the slot this segment will use is not sent yet
+		}
+		if st.startNext && st.msgStart == 0 {
+			st.msgStart = uint16(st.fill + 1)
+		}
+		st.startNext = false
+		slot := int(st.sealed % uint64(st.ringSegs))
+		c := copy(st.data[slot*seg+st.fill:(slot+1)*seg], p[n:])
+		st.fill += c
+		n += c
+	}
+	if st.fill == seg {
+		s.seal(o)
+	}
+	if eom {
+		st.startNext = true
+		if st.mode != FlushNone {
+			s.seal(o)
+		}
+		if st.mode == FlushActive {
+			s.flushCount = 0
+		}
+	}
+	return n, nil
+}
+
+// FlushStream sends the partial segment of stream id now (FlushPassive) and
+// also prompts receivers to NACK at once (FlushActive).
+func (s *Sender) FlushStream(id uint16, mode FlushMode) error {
+	o, _, err := s.stream(id)
+	if err != nil {
+		return err
+	}
+	if mode != FlushNone {
+		s.seal(o)
+	}
+	if mode == FlushActive {
+		s.flushCount = 0
+	}
+	return nil
+}
+
+// CloseStream sends what stream id holds and then an end-of-stream marker (a
+// segment with no data), after which receivers see the stream end.
+func (s *Sender) CloseStream(id uint16) error {
+	o, st, err := s.stream(id)
+	if err != nil {
+		return err
+	}
+	s.seal(o)
+	if !s.canSeal(st) {
+		return ErrCacheFull // the marker does not fit yet; try after a poll
+	}
+	s.sealMarker(o)
+	st.closing = true
+	return nil
+}
+
+// canSeal reports whether the next segment may take its ring slot: the
+// writer may not run more than the ring, less one block, ahead of
+// transmission, so the block being sent and its parity stay intact.
+func (s *Sender) canSeal(st *txStream) bool {
+	return st.sealed-st.next < uint64(st.ringSegs-st.k)
+}
+
+// seal closes the segment being filled, if it holds data, so it can be
+// sent.
+func (s *Sender) seal(o *txObject) bool {
+	st := o.stream
+	if st.fill == 0 {
+		return true
+	}
+	if !s.canSeal(st) {
+		return false
+	}
+	s.sealMarker(o)
+	return true
+}
+
+// sealMarker seals the current segment as it is (an empty one is the end
+// marker).
+func (s *Sender) sealMarker(o *txObject) {
+	st := o.stream
+	slot := int(st.sealed % uint64(st.ringSegs))
+	st.hdr[slot] = framing.StreamHeader{Len: uint16(st.fill), MsgStart: st.msgStart, Offset: uint32(st.offset)}
+	if st.sealed%uint64(st.k) == 0 {
+		// A new block takes over the ring's block slot: its parity starts
+		// fresh.
+		b := int(st.sealed/uint64(st.k)) % st.ringBlocks
+		o.parityUsed[b] = 0
+		if o.repairN != nil {
+			o.repairN[b] = 0
+		}
+		if s.pcObj == o {
+			s.pcValid = false
+		}
+	}
+	st.offset += uint64(st.fill)
+	st.sealed++
+	st.fill, st.msgStart = 0, 0
+	s.flushCount = 0
+}
+
+// streamReady reports whether a stream has new data or parity to send.
+func streamReady(o *txObject) bool {
+	st := o.stream
+	return st.parityLeft > 0 || st.next < st.sealed
+}
+
+// sendNewStream sends the next new packet of a stream.
+func (s *Sender) sendNewStream(o *txObject, out *framing.Outbox) {
+	st := o.stream
+	if !o.infoSent {
+		s.sendInfo(o, out)
+		o.infoSent = true
+		return
+	}
+	if st.parityLeft > 0 {
+		b := st.parityFor
+		sym := st.k + int(o.parityUsed[b%st.ringBlocks])
+		st.parityLeft--
+		if s.sendSymbol(o, b, sym, out) {
+			o.parityUsed[b%st.ringBlocks]++
+			s.stats.AutoParity++
+		}
+	} else {
+		n := st.next
+		st.next++
+		b, sym := int(n/uint64(st.k)), int(n%uint64(st.k))
+		if s.sendSymbol(o, b, sym, out) {
+			s.stats.DataSymbols++
+		}
+		if sym == st.k-1 && s.cfg.AutoParity > 0 {
+			st.parityFor, st.parityLeft = b, s.cfg.AutoParity
+		}
+	}
+	if st.closing && !streamReady(o) {
+		s.finishNew(o)
+	}
+}
+
+// streamBlockLen returns how many segments of block b are sealed and still
+// in the ring (0 if none): a block may be short while it is being written.
+func streamBlockLen(st *txStream, b int) int {
+	first := uint64(b) * uint64(st.k)
+	if first >= st.sealed || st.sealed-first > uint64(st.ringSegs) {
+		return 0
+	}
+	return int(min(uint64(st.k), st.sealed-first))
+}
+
+// streamSymbol returns the payload of source segment sym of block b:
+// the stream payload header, then the data.
+func (s *Sender) streamSymbol(o *txObject, b, sym int) ([]byte, bool) {
+	st := o.stream
+	if sym >= streamBlockLen(st, b) {
+		return nil, false
+	}
+	slot := int((uint64(b)*uint64(st.k) + uint64(sym)) % uint64(st.ringSegs))
+	h := st.hdr[slot]
+	seg := s.cfg.SegmentSize
+	s.streamBuf = framing.AppendStreamHeader(s.streamBuf[:0], h)
+	s.streamBuf = append(s.streamBuf, st.data[slot*seg:slot*seg+int(h.Len)]...)
+	return s.streamBuf, true
+}
