@@ -200,6 +200,13 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 	before := out.Len()
 	bytes := s.stats.Bytes
 	switch {
+	case len(s.cmds) > 0:
+		c := &s.cmd
+		*c = framing.Cmd{Header: s.header(framing.TypeCmd), SenderFields: s.senderFields(),
+			Flavor: framing.FlavorApplication, Content: s.cmds[0]}
+		s.commit(out, c)
+		s.cmds[0] = nil
+		s.cmds = s.cmds[1:]
 	case s.squelch:
 		s.sendSquelch(out)
 	case len(s.repairs) > 0 && s.sendRepair(out):

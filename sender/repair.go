@@ -352,7 +352,7 @@ func (s *Sender) nextWake(now time.Time) time.Time {
 	if s.active() {
 		earlier(s.nextProbe)
 	}
-	if s.squelch || len(s.repairs) > 0 || s.current() != nil {
+	if len(s.cmds) > 0 || s.squelch || len(s.repairs) > 0 || s.current() != nil {
 		paced(now)
 	}
 	if s.wm != nil {

@@ -126,6 +126,7 @@ type Sender struct {
 	cmd       framing.Cmd
 	rx        framing.Message
 
+	cmds      [][]byte // application commands waiting to go
 	fields    framing.SenderFields
 	fieldsFor time.Duration
 
@@ -335,6 +336,21 @@ func lastSymbol(o *txObject) (block, sym int) {
 		return 0, 0
 	}
 	return o.blocks - 1, o.part.BlockLen(o.blocks-1) - 1
+}
+
+// SendCommand queues a NORM_CMD(APPLICATION) with content (at most one
+// segment), sent ahead of data and once: receivers see it as an
+// EventCommand. Commands are not repaired; an application that needs one to
+// arrive sends it again or asks for acknowledgement.
+func (s *Sender) SendCommand(content []byte) error {
+	if s.closed {
+		return ErrClosed
+	}
+	if len(content) > s.cfg.SegmentSize {
+		return ErrInfoTooLarge
+	}
+	s.cmds = append(s.cmds, append([]byte(nil), content...))
+	return nil
 }
 
 // Close ends the session: once everything queued has been sent and

@@ -296,3 +296,16 @@ func TestStreamOverrun(t *testing.T) {
 		t.Fatalf("no gap reported (%d) or no squelch sent (%d): the test lost its point", res.StreamGaps, res.Sender.Squelches)
 	}
 }
+
+// TestLargeObject moves 64 MiB, the largest size the issue asks for, to
+// three receivers through 1 % loss.
+func TestLargeObject(t *testing.T) {
+	if testing.Short() {
+		t.Skip("64 MiB transfer skipped in -short mode")
+	}
+	res := run(t, Scenario{Seed: 30, Receivers: 3, Loss: 0.01, Objects: []Object{{Size: 64 << 20, File: true}},
+		Sender: sender.Config{Rate: 100e6, Parity: 16}})
+	if res.Sender.DataSymbols != (64<<20+1399)/1400 {
+		t.Fatalf("%d source symbols sent", res.Sender.DataSymbols)
+	}
+}
