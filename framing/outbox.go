@@ -38,6 +38,17 @@ func (o *Outbox) Packet(i int) ([]byte, netip.AddrPort) {
 	return o.buf[start:o.ends[i]:o.ends[i]], o.dsts[i]
 }
 
+// Span returns packets i to j-1 as one contiguous slice, as they lie in the
+// outbox's buffer: a run of equal-size datagrams is then ready for a single
+// segmentation-offload (GSO) write.
+func (o *Outbox) Span(i, j int) []byte {
+	start := 0
+	if i > 0 {
+		start = o.ends[i-1]
+	}
+	return o.buf[start:o.ends[j-1]:o.ends[j-1]]
+}
+
 // Reset empties the outbox, keeping its memory.
 func (o *Outbox) Reset() {
 	o.buf = o.buf[:0]

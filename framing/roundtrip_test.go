@@ -352,3 +352,16 @@ func TestOutbox(t *testing.T) {
 		t.Fatalf("Outbox reuse allocates: %v", a)
 	}
 }
+
+func TestOutboxSpan(t *testing.T) {
+	var o framing.Outbox
+	for i := range 4 {
+		o.Commit(append(o.Buf(), byte(i), byte(i)), netip.AddrPort{})
+	}
+	if got := o.Span(1, 3); !bytes.Equal(got, []byte{1, 1, 2, 2}) {
+		t.Fatalf("Span(1,3) = % x", got)
+	}
+	if got := o.Span(0, 4); len(got) != 8 {
+		t.Fatalf("Span(0,4) = % x", got)
+	}
+}

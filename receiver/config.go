@@ -167,6 +167,7 @@ type Event struct {
 	Sender uint32
 	Object uint16
 	File   bool
+	Stream bool // the object is a NORM_OBJECT_STREAM
 	Size   uint64
 	Info   []byte
 	Data   []byte

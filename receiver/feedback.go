@@ -84,13 +84,20 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 		// overheard first suppresses theirs (see overheardCC): a probe round
 		// costs a few packets however large the group, yet always yields
 		// the RTT samples the sender's GRTT estimate and flush timing need.
+		var at time.Time
 		switch {
 		case s.ccFlags&framing.CCFlagCLR != 0:
-			s.ccAt = now
+			at = now
 		case s.ccFlags&framing.CCFlagPLR != 0:
-			s.ccAt = now.Add(r.uniform(s.grtt))
+			at = now.Add(r.uniform(s.grtt))
 		default:
-			s.ccAt = now.Add(nack.BackoffDelay(r.cfg.Rand.Float64(), s.grtt*time.Duration(s.backoff), s.gsize))
+			at = now.Add(nack.BackoffDelay(r.cfg.Rand.Float64(), s.grtt*time.Duration(s.backoff), s.gsize))
+		}
+		// An answer already scheduled keeps its time (it will echo this
+		// newer probe): rescheduling on every probe would postpone it
+		// forever whenever probes come faster than the back-off window.
+		if s.ccAt.IsZero() || at.Before(s.ccAt) {
+			s.ccAt = at
 		}
 	case framing.FlavorRepairAdv:
 		if s.nack == nackBackoff {

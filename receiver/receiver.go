@@ -381,7 +381,7 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		r.startStream(o, int(f.MaxBlockLen), startBlock)
 	}
 	info := ObjectInfo{Sender: s.id, Object: id, File: o.file, Stream: stream, Size: o.size}
-	r.emit(Event{Kind: EventStarted, Sender: s.id, Object: id, File: o.file, Size: o.size})
+	r.emit(Event{Kind: EventStarted, Sender: s.id, Object: id, File: o.file, Stream: stream, Size: o.size})
 	if r.cfg.Sink != nil && !stream {
 		sink, err := r.cfg.Sink(info)
 		if err != nil {

@@ -1,0 +1,157 @@
+// Package lab builds a private network for Shoal's tests: network
+// namespaces ("hosts") joined by a Linux bridge in a namespace of its own,
+// each with a veth, an IPv4 and an IPv6 address, and a multicast route, so
+// that real multicast runs without ever touching the machine's own
+// interfaces. Per host, nftables can drop a share of incoming UDP and tc
+// tbf can limit the link rate. Everything is removed when the test ends.
+//
+// It needs root and the ip command (iproute2); nftables for loss, tc for
+// rate limits. Without them New skips the test with a message saying what
+// is missing.
+package lab
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// Iface is the name of every host's interface.
+const Iface = "eth0"
+
+// Lab is a set of hosts on one bridge.
+type Lab struct {
+	prefix string
+	bridge string // namespace of the bridge
+	Hosts  []*Host
+}
+
+// Host is one network namespace.
+type Host struct {
+	Name string
+	NS   string
+	IP4  netip.Addr
+	IP6  netip.Addr
+	lab  *Lab
+	idx  int
+}
+
+var labCount atomic.Int32
+
+// Available reports why the lab cannot run here, or "" if it can.
+func Available() string {
+	if runtime.GOOS != "linux" {
+		return "network namespaces need Linux"
+	}
+	if os.Geteuid() != 0 {
+		return "network namespaces need root"
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return "the ip command (iproute2) is not installed"
+	}
+	return ""
+}
+
+// New builds a lab of n hosts, or skips t if the machine cannot. The lab is
+// torn down when t ends.
+func New(t testing.TB, n int) *Lab {
+	t.Helper()
+	if why := Available(); why != "" {
+		t.Skipf("lab: %s; skipping real-multicast test", why)
+	}
+	l := &Lab{prefix: fmt.Sprintf("shoal%d-%d", os.Getpid(), labCount.Add(1))}
+	l.bridge = l.prefix + "-br"
+	t.Cleanup(l.Close)
+	must := func(args ...string) {
+		t.Helper()
+		if out, err := run(args...); err != nil {
+			t.Fatalf("lab: ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	must("netns", "add", l.bridge)
+	must("-n", l.bridge, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+	must("-n", l.bridge, "link", "set", "br0", "up")
+	for i := range n {
+		h := &Host{Name: fmt.Sprintf("h%d", i), NS: fmt.Sprintf("%s-h%d", l.prefix, i), lab: l, idx: i,
+			IP4: netip.AddrFrom4([4]byte{10, 99, 0, byte(i + 1)}),
+			IP6: netip.MustParseAddr(fmt.Sprintf("fd00:99::%d", i+1))}
+		must("netns", "add", h.NS)
+		must("-n", l.bridge, "link", "add", h.Name, "type", "veth", "peer", "name", Iface, "netns", h.NS)
+		must("-n", l.bridge, "link", "set", h.Name, "master", "br0", "up")
+		must("-n", h.NS, "link", "set", "lo", "up")
+		must("-n", h.NS, "addr", "add", h.IP4.String()+"/24", "dev", Iface)
+		must("-n", h.NS, "-6", "addr", "add", h.IP6.String()+"/64", "dev", Iface, "nodad")
+		must("-n", h.NS, "link", "set", Iface, "up")
+		must("-n", h.NS, "route", "add", "224.0.0.0/4", "dev", Iface)
+		l.Hosts = append(l.Hosts, h)
+	}
+	return l
+}
+
+// Close removes every namespace of the lab (and with them the veths and
+// the bridge). It is safe to call more than once.
+func (l *Lab) Close() {
+	for _, h := range l.Hosts {
+		_, _ = run("netns", "del", h.NS)
+	}
+	l.Hosts = nil
+	_, _ = run("netns", "del", l.bridge)
+}
+
+func run(args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := exec.Command("ip", args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// Exec runs a command inside the host's namespace.
+func (h *Host) Exec(name string, args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// SetLoss makes the host drop pct percent of the UDP packets it receives,
+// at random, with nftables.
+func (h *Host) SetLoss(pct int) error {
+	if _, err := exec.LookPath("nft"); err != nil {
+		return fmt.Errorf("lab: nft (nftables) is not installed: %w", err)
+	}
+	_, _ = h.Exec("nft", "delete", "table", "inet", "lab")
+	if pct <= 0 {
+		return nil
+	}
+	script := fmt.Sprintf(`table inet lab {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		meta l4proto udp numgen random mod 100 < %d drop
+	}
+}
+`, pct)
+	cmd := exec.Command("ip", "netns", "exec", h.NS, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("lab: nft: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// SetRate limits the host's outgoing link to rate (tc syntax, e.g.
+// "100mbit") with a token bucket filter.
+func (h *Host) SetRate(rate string) error {
+	out, err := h.Exec("tc", "qdisc", "replace", "dev", Iface, "root", "tbf", "rate", rate, "burst", "64kb", "latency", "50ms")
+	if err != nil {
+		return fmt.Errorf("lab: tc: %v\n%s", err, out)
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// conn is the session's UDP socket: bound to the group's port, joined to
+// the group, sending to the group from the same port.
+type conn struct {
+	uc     *net.UDPConn
+	p4     *ipv4.PacketConn
+	p6     *ipv6.PacketConn
+	group  netip.AddrPort
+	ifi    *net.Interface
+	source netip.Addr
+	gso    gsoState
+	rbuf   int // socket buffer sizes the kernel granted
+	wbuf   int
+}
+
+type gsoState struct {
+	enabled bool // the kernel accepted UDP_SEGMENT and no send failed
+}
+
+// openConn creates and configures the socket.
+func openConn(cfg *Config) (*conn, error) {
+	g := netip.AddrPortFrom(cfg.Group.Addr().Unmap(), cfg.Group.Port())
+	c := &conn{group: g, source: cfg.Source}
+	if cfg.Interface != "" {
+		ifi, err := net.InterfaceByName(cfg.Interface)
+		if err != nil {
+			return nil, fmt.Errorf("session: interface %q: %w", cfg.Interface, err)
+		}
+		c.ifi = ifi
+	}
+	lc := net.ListenConfig{Control: controlSocket}
+	network := "udp4"
+	if g.Addr().Is6() {
+		network = "udp6"
+	}
+	pc, err := lc.ListenPacket(bgCtx, network, bindAddr(g, c.ifi))
+	if err != nil {
+		return nil, fmt.Errorf("session: listen on %v: %w", g, err)
+	}
+	c.uc = pc.(*net.UDPConn)
+	if err := c.setup(cfg); err != nil {
+		c.uc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *conn) setup(cfg *Config) error {
+	ttl := cfg.TTL
+	if ttl == 0 {
+		ttl = 1
+	}
+	grp := &net.UDPAddr{IP: c.group.Addr().AsSlice()}
+	if c.group.Addr().Is4() {
+		c.p4 = ipv4.NewPacketConn(c.uc)
+		if c.source.IsValid() {
+			if err := c.p4.JoinSourceSpecificGroup(c.ifi, grp, &net.UDPAddr{IP: c.source.AsSlice()}); err != nil {
+				return fmt.Errorf("session: join (%v, %v): %w", c.source, c.group.Addr(), err)
+			}
+		} else if err := c.p4.JoinGroup(c.ifi, grp); err != nil {
+			return fmt.Errorf("session: join %v: %w", c.group.Addr(), err)
+		}
+		if err := c.p4.SetMulticastTTL(ttl); err != nil {
+			return fmt.Errorf("session: TTL: %w", err)
+		}
+		if err := c.p4.SetMulticastLoopback(!cfg.DisableLoopback); err != nil {
+			return fmt.Errorf("session: multicast loopback: %w", err)
+		}
+		if c.ifi != nil {
+			if err := c.p4.SetMulticastInterface(c.ifi); err != nil {
+				return fmt.Errorf("session: multicast interface: %w", err)
+			}
+		}
+	} else {
+		c.p6 = ipv6.NewPacketConn(c.uc)
+		if c.source.IsValid() {
+			if err := c.p6.JoinSourceSpecificGroup(c.ifi, grp, &net.UDPAddr{IP: c.source.AsSlice()}); err != nil {
+				return fmt.Errorf("session: join (%v, %v): %w", c.source, c.group.Addr(), err)
+			}
+		} else if err := c.p6.JoinGroup(c.ifi, grp); err != nil {
+			return fmt.Errorf("session: join %v: %w", c.group.Addr(), err)
+		}
+		if err := c.p6.SetMulticastHopLimit(ttl); err != nil {
+			return fmt.Errorf("session: hop limit: %w", err)
+		}
+		if err := c.p6.SetMulticastLoopback(!cfg.DisableLoopback); err != nil {
+			return fmt.Errorf("session: multicast loopback: %w", err)
+		}
+		if c.ifi != nil {
+			if err := c.p6.SetMulticastInterface(c.ifi); err != nil {
+				return fmt.Errorf("session: multicast interface: %w", err)
+			}
+		}
+	}
+	rb, wb := cfg.ReadBuffer, cfg.WriteBuffer
+	if rb == 0 {
+		rb = 4 << 20
+	}
+	if wb == 0 {
+		wb = 4 << 20
+	}
+	// Errors only mean the kernel capped the size; what it granted is
+	// read back and reported in Stats.
+	_ = c.uc.SetReadBuffer(rb)
+	_ = c.uc.SetWriteBuffer(wb)
+	c.rbuf, c.wbuf = socketBuffers(c.uc)
+	c.gso.enabled = !cfg.DisableGSO && probeGSO(c.uc)
+	return nil
+}
+
+// read reads one datagram with a deadline, dropping datagrams from other
+// sources when the session is source-specific.
+func (c *conn) read(b []byte, deadline time.Time) (int, netip.AddrPort, error) {
+	if err := c.uc.SetReadDeadline(deadline); err != nil {
+		return 0, netip.AddrPort{}, err
+	}
+	for {
+		n, from, err := c.uc.ReadFromUDPAddrPort(b)
+		if err != nil {
+			return 0, from, err
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if c.source.IsValid() && from.Addr() != c.source {
+			continue // the kernel filters SSM joins; this covers stacks that don't
+		}
+		return n, from, nil
+	}
+}
+
+// kick makes a blocked read return at once.
+func (c *conn) kick() { _ = c.uc.SetReadDeadline(time.Unix(1, 0)) }
+
+// localAddr is the address the session sends from.
+func (c *conn) localAddr() netip.AddrPort {
+	a, _ := c.uc.LocalAddr().(*net.UDPAddr)
+	if a == nil {
+		return netip.AddrPort{}
+	}
+	return a.AddrPort()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

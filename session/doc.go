@@ -1,0 +1,29 @@
+// Package session is the part of Shoal most programs import: a NORM (RFC
+// 5740) reliable multicast session on real UDP sockets. It owns the socket,
+// joins the group, and drives the sender and receiver engines from one
+// goroutine per session; it exposes what the engines do as Go calls (send
+// bytes, a file or a stream; accept what others send), typed events and a
+// statistics snapshot.
+//
+// A session both sends and receives on one group and port:
+//
+//	s, err := session.New(session.Config{Group: netip.MustParseAddrPort("239.255.1.1:6003")})
+//	...
+//	id, err := s.SendBytes(ctx, data, []byte("greeting"))   // to every receiver
+//	obj, err := s.Accept(ctx)                               // from any sender
+//	err = obj.Wait(ctx)                                     // until it is whole
+//
+// Everything the session sends is paced at Config.Sender.Rate. Close
+// flushes: it returns once every receiver had its chance to repair, or at
+// the context's deadline.
+//
+// # Scopes
+//
+// The TTL (Config.TTL, default 1) bounds how far multicast travels: 0 stays
+// on the host, 1 on the local subnet (the default: nothing leaves the LAN),
+// 32 the site, 64 the region, 128 the continent, 255 is unrestricted. IPv6
+// encodes the scope in the group address instead: ff02:: link-local, ff05::
+// site-local, ff08:: organization-local, ff0e:: global; the hop limit still
+// applies. Administratively scoped IPv4 groups (239.0.0.0/8) are meant for
+// private use, which is why Shoal's examples use 239.255.x.x.
+package session

@@ -1,0 +1,100 @@
+package session
+
+import (
+	"time"
+
+	"github.com/shoalnet/shoal/receiver"
+	"github.com/shoalnet/shoal/sender"
+)
+
+// Event is something that happened in a session: one of the types below.
+// Read them from Session.Events.
+type Event interface{ event() }
+
+// SenderJoined: a sender was heard for the first time.
+type SenderJoined struct{ Node uint32 }
+
+// SenderReset: a known sender restarted (new instance); what it had in
+// flight was aborted.
+type SenderReset struct{ Node uint32 }
+
+// SenderGone: a sender ended its session (EOT) or fell silent.
+type SenderGone struct{ Node uint32 }
+
+// SenderRejected: a sender was ignored because too many are tracked.
+type SenderRejected struct{ Node uint32 }
+
+// ObjectStarted: an object from another sender started arriving.
+type ObjectStarted struct{ ObjectInfo }
+
+// ObjectCompleted: a received object is whole.
+type ObjectCompleted struct{ ObjectInfo }
+
+// ObjectAborted: a received object cannot be completed.
+type ObjectAborted struct {
+	ObjectInfo
+	Err error
+}
+
+// StreamGap: part of a received stream was lost for good.
+type StreamGap struct{ ObjectInfo }
+
+// CommandReceived: an application command (NORM_CMD(APPLICATION)).
+type CommandReceived struct {
+	Sender  uint32
+	Content []byte
+}
+
+// ObjectSent: all of an object this session sends went out once.
+type ObjectSent struct{ ID uint16 }
+
+// ObjectPurged: an object this session sent left its transmit cache.
+type ObjectPurged struct{ ID uint16 }
+
+// AckReceived: a receiver acknowledged a watermark (Err nil) or was given
+// up on.
+type AckReceived struct {
+	ID   uint16
+	Node uint32
+	Err  error
+}
+
+// Flushed: everything sent was flushed and no repair was asked for.
+type Flushed struct{}
+
+// RateChanged: the send rate changed.
+type RateChanged struct{ Rate float64 }
+
+func (SenderJoined) event()    {}
+func (SenderReset) event()     {}
+func (SenderGone) event()      {}
+func (SenderRejected) event()  {}
+func (ObjectStarted) event()   {}
+func (ObjectCompleted) event() {}
+func (ObjectAborted) event()   {}
+func (StreamGap) event()       {}
+func (CommandReceived) event() {}
+func (ObjectSent) event()      {}
+func (ObjectPurged) event()    {}
+func (AckReceived) event()     {}
+func (Flushed) event()         {}
+func (RateChanged) event()     {}
+
+// Stats is a snapshot of a session's counters.
+type Stats struct {
+	PacketsSent, BytesSent         uint64
+	PacketsReceived, BytesReceived uint64
+	NacksSent, NacksReceived       uint64
+	NacksSuppressed                uint64
+	RepairsSent                    uint64 // repair symbols sent
+	FECRecovered                   uint64 // source symbols rebuilt from parity
+	InjectedTxLoss, InjectedRxLoss uint64 // packets dropped by loss injection
+	SendErrors                     uint64
+	EventsDropped                  uint64
+	GRTT                           time.Duration
+	Rate                           float64 // bytes per second
+	ReadBuffer, WriteBuffer        int     // socket buffer sizes granted
+	GSO                            bool    // UDP segmentation offload in use
+	Sender                         sender.Stats
+	Receiver                       receiver.Stats
+}

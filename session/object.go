@@ -1,0 +1,376 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/shoalnet/shoal/receiver"
+)
+
+// Errors of received objects.
+var (
+	// ErrDataLost is returned by a stream's Read when part of the stream
+	// could not be repaired; reading goes on after it, at the next
+	// message start.
+	ErrDataLost = errors.New("session: stream data lost")
+	// ErrStreamOverflow: the application read a stream too slowly and the
+	// session's buffer for it filled up.
+	ErrStreamOverflow = errors.New("session: stream read too slowly; buffer full")
+)
+
+// maxStreamBuffer bounds what a stream holds for a slow reader.
+const maxStreamBuffer = 64 << 20
+
+// Object is an object received from another sender. Objects come from
+// Accept as soon as they start; Wait for them to complete. For streams, Read
+// returns the data in order as it arrives.
+type Object struct {
+	s    *Session
+	done chan struct{}
+
+	mu     sync.Mutex
+	info   ObjectInfo
+	err    error
+	data   []byte
+	path   string
+	buf    []byte        // stream data not read yet
+	gaps   int           // stream gaps not reported by Read yet
+	notify chan struct{} // closed and replaced when stream data arrives
+	closed bool
+}
+
+func newObject(s *Session, info ObjectInfo) *Object {
+	return &Object{s: s, info: info, done: make(chan struct{}), notify: make(chan struct{})}
+}
+
+// Info describes the object. Info.Info (the sender's NORM_INFO, e.g. a file
+// name) may still be nil while the object starts; it is set by the time Wait
+// returns if the sender sent one.
+func (o *Object) Info() ObjectInfo {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.info
+}
+
+// Wait blocks until the object is complete (nil) or aborted (the reason),
+// or ctx ends.
+func (o *Object) Wait(ctx context.Context) error {
+	select {
+	case <-o.done:
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return o.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Done is closed when the object is complete or aborted.
+func (o *Object) Done() <-chan struct{} { return o.done }
+
+// Bytes returns a complete data object, or a file object kept in memory
+// (no Config.Dir or FileSink). It is nil before completion.
+func (o *Object) Bytes() []byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.data
+}
+
+// Path returns where a complete file object was written under Config.Dir.
+func (o *Object) Path() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.path
+}
+
+// Read reads a stream's data in order. It returns ErrDataLost once for each
+// stretch the sender could not repair (then continues with the data after
+// it), and io.EOF after the sender closed the stream.
+func (o *Object) Read(p []byte) (int, error) {
+	for {
+		o.mu.Lock()
+		if o.info.Kind != KindStream {
+			o.mu.Unlock()
+			return 0, fmt.Errorf("session: Read on a %v object", o.info.Kind)
+		}
+		if len(o.buf) > 0 {
+			n := copy(p, o.buf)
+			o.buf = o.buf[n:]
+			o.mu.Unlock()
+			return n, nil
+		}
+		if o.gaps > 0 {
+			o.gaps--
+			o.mu.Unlock()
+			return 0, ErrDataLost
+		}
+		select {
+		case <-o.done:
+			err := o.err
+			o.mu.Unlock()
+			if err == nil {
+				err = io.EOF
+			}
+			return 0, err
+		default:
+		}
+		ch := o.notify
+		o.mu.Unlock()
+		select {
+		case <-ch:
+		case <-o.done:
+		}
+	}
+}
+
+// Close stops reading a stream: its data is discarded from now on.
+func (o *Object) Close() error {
+	o.mu.Lock()
+	o.closed = true
+	o.buf = nil
+	o.mu.Unlock()
+	return nil
+}
+
+func (o *Object) streamData(d []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return
+	}
+	if len(o.buf)+len(d) > maxStreamBuffer {
+		o.gaps++
+		return
+	}
+	o.buf = append(o.buf, d...)
+	o.wakeLocked()
+}
+
+func (o *Object) streamGap() {
+	o.mu.Lock()
+	o.gaps++
+	o.wakeLocked()
+	o.mu.Unlock()
+}
+
+func (o *Object) wakeLocked() {
+	close(o.notify)
+	o.notify = make(chan struct{})
+}
+
+func (o *Object) finish(err error, data []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	select {
+	case <-o.done:
+		return
+	default:
+	}
+	o.err, o.data = err, data
+	close(o.done)
+}
+
+// rxEvents turns receiver engine events into objects and session events.
+// Called with s.mu held.
+func (s *Session) rxEvents() {
+	for _, e := range s.rx.Events() {
+		k := objKey{e.Sender, e.Object}
+		switch e.Kind {
+		case receiver.EventSenderNew:
+			s.publish(SenderJoined{e.Sender})
+		case receiver.EventSenderReset:
+			s.publish(SenderReset{e.Sender})
+		case receiver.EventSenderGone:
+			s.publish(SenderGone{e.Sender})
+		case receiver.EventSenderRejected:
+			s.publish(SenderRejected{e.Sender})
+		case receiver.EventStarted:
+			kind := KindData
+			switch {
+			case e.File:
+				kind = KindFile
+			case e.Stream:
+				kind = KindStream
+			}
+			o := newObject(s, ObjectInfo{Sender: e.Sender, ID: e.Object, Kind: kind, Size: e.Size})
+			if kind == KindStream {
+				o.info.Size = 0
+			}
+			s.objs[k] = o
+			select {
+			case s.acceptCh <- o:
+			default:
+				s.log.Warn("accept queue full; object received but not offered", "sender", e.Sender, "object", e.Object)
+			}
+			s.publish(ObjectStarted{o.info})
+		case receiver.EventInfo:
+			if o := s.objs[k]; o != nil {
+				o.mu.Lock()
+				o.info.Info = append([]byte(nil), e.Info...)
+				o.mu.Unlock()
+			}
+		case receiver.EventStreamData:
+			if o := s.objs[k]; o != nil {
+				o.streamData(e.Data)
+			}
+		case receiver.EventStreamGap:
+			if o := s.objs[k]; o != nil {
+				o.streamGap()
+				s.publish(StreamGap{o.Info()})
+			}
+		case receiver.EventCompleted:
+			o := s.objs[k]
+			delete(s.objs, k)
+			if o == nil {
+				continue
+			}
+			if sk := s.sinks[k]; sk != nil {
+				delete(s.sinks, k)
+				path, err := sk.commit(e.Info, e.Sender, e.Object)
+				o.mu.Lock()
+				o.path = path
+				o.mu.Unlock()
+				if err != nil {
+					o.finish(err, nil)
+					s.publish(ObjectAborted{o.Info(), err})
+					continue
+				}
+			}
+			o.finish(nil, e.Data)
+			s.publish(ObjectCompleted{o.Info()})
+		case receiver.EventAborted:
+			if sk := s.sinks[k]; sk != nil {
+				delete(s.sinks, k)
+				sk.abort()
+			}
+			if o := s.objs[k]; o != nil {
+				delete(s.objs, k)
+				o.finish(e.Err, nil)
+				s.publish(ObjectAborted{o.Info(), e.Err})
+			}
+		case receiver.EventCommand:
+			s.publish(CommandReceived{e.Sender, append([]byte(nil), e.Data...)})
+		}
+	}
+}
+
+// Accept returns the next object another sender started sending. It
+// returns ErrClosed once the session is closed.
+func (s *Session) Accept(ctx context.Context) (*Object, error) {
+	select {
+	case o, ok := <-s.acceptCh:
+		if !ok {
+			return nil, ErrClosed
+		}
+		return o, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// fileSink writes a received file object to a temporary file in
+// Config.Dir and renames it into place when complete.
+type fileSink struct {
+	f   *os.File
+	dir string
+}
+
+func (f *fileSink) WriteAt(b []byte, off int64) (int, error) { return f.f.WriteAt(b, off) }
+
+func (f *fileSink) abort() {
+	if f.f != nil {
+		name := f.f.Name()
+		f.f.Close()
+		os.Remove(name)
+	}
+}
+
+// commit closes the file and moves it to the name the sender gave, when
+// that name is a safe relative path, else to object-SENDER-ID.
+func (f *fileSink) commit(info []byte, sender uint32, id uint16) (string, error) {
+	if f.f == nil {
+		return "", nil
+	}
+	tmp := f.f.Name()
+	if err := f.f.Close(); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	dst, err := SafePath(f.dir, string(info))
+	if err != nil {
+		dst = filepath.Join(f.dir, fmt.Sprintf("object-%08x-%d", sender, id))
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return dst, nil
+}
+
+// ErrUnsafeName is returned by SafePath.
+var ErrUnsafeName = errors.New("session: unsafe file name")
+
+// SafePath joins dir and a sender-supplied relative name ('/' separated,
+// as the reference file-cast tool sends them) and refuses names that could
+// write outside dir: empty, absolute, with empty, "." or ".." components,
+// with backslashes or NUL bytes, components over 255 bytes, and paths that
+// go through a symbolic link inside dir.
+func SafePath(dir, name string) (string, error) {
+	bad := func(why string) (string, error) { return "", fmt.Errorf("%w: %q: %s", ErrUnsafeName, name, why) }
+	if name == "" || len(name) > 4096 {
+		return bad("empty or too long")
+	}
+	if strings.HasPrefix(name, "/") || strings.ContainsAny(name, "\\\x00") || filepath.VolumeName(name) != "" {
+		return bad("absolute, or has a backslash or NUL")
+	}
+	parts := strings.Split(name, "/")
+	p := dir
+	for i, c := range parts {
+		if c == "" || c == "." || c == ".." || len(c) > 255 {
+			return bad("empty, dot or over-long component")
+		}
+		p = filepath.Join(p, c)
+		if fi, err := os.Lstat(p); err == nil {
+			if fi.Mode()&os.ModeSymlink != 0 {
+				return bad("goes through a symbolic link")
+			}
+			if i < len(parts)-1 && !fi.IsDir() {
+				return bad("a parent is not a directory")
+			}
+		}
+	}
+	return p, nil
+}
+
+// sink is the receiver engine's Sink: files go to Config.FileSink or
+// Config.Dir; data objects and streams stay in the engine.
+func (s *Session) sink(info receiver.ObjectInfo) (io.WriterAt, error) {
+	k := objKey{info.Sender, info.Object}
+	if !info.File {
+		return nil, nil
+	}
+	oi := ObjectInfo{Sender: info.Sender, ID: info.Object, Kind: KindFile, Size: info.Size, Info: info.Info}
+	if s.cfg.FileSink != nil {
+		return s.cfg.FileSink(oi)
+	}
+	if s.cfg.Dir == "" {
+		return nil, nil
+	}
+	f, err := os.CreateTemp(s.cfg.Dir, ".shoal-*.part")
+	if err != nil {
+		return nil, err
+	}
+	sk := &fileSink{f: f, dir: s.cfg.Dir}
+	s.sinks[k] = sk
+	return sk, nil
+}

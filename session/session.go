@@ -1,0 +1,425 @@
+package session
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/receiver"
+	"github.com/shoalnet/shoal/sender"
+)
+
+// Session is a NORM session on one multicast group. Its methods are safe
+// for concurrent use.
+type Session struct {
+	cfg  Config
+	c    *conn
+	log  *slog.Logger
+	node uint32
+	seed uint64
+
+	kicked     atomic.Bool
+	done       chan struct{} // closed when the loop has exited
+	finishOnce sync.Once
+
+	mu       sync.Mutex
+	tx       *sender.Sender
+	rx       *receiver.Receiver
+	out      framing.Outbox // used by the loop only
+	txLoss   *lossState
+	rxLoss   *lossState
+	stopping bool // Close: flush, then stop
+	stopNow  bool // stop the loop at once
+	txClosed bool // the sender announced EOT
+	err      error
+
+	waiters int
+	wake    chan struct{} // closed and replaced when waiters may proceed
+
+	objs      map[objKey]*Object
+	sinks     map[objKey]*fileSink
+	acceptCh  chan *Object
+	events    chan Event
+	acks      map[uint16]*ackWait
+	openFiles []openFile
+	stats     Stats
+}
+
+// nowFunc is the clock; a variable so tests could stub it.
+var nowFunc = time.Now
+
+type objKey struct {
+	sender uint32
+	id     uint16
+}
+
+// New opens a session: it creates the socket, joins the group and starts
+// the session's goroutine. Close it to leave the group.
+func New(cfg Config) (*Session, error) {
+	if err := checkGroup(cfg.Group, cfg.AllowReserved); err != nil {
+		return nil, err
+	}
+	if cfg.Source.IsValid() && cfg.Source.Is4() != cfg.Group.Addr().Unmap().Is4() {
+		return nil, fmt.Errorf("%w: source %v and group %v are of different IP versions", ErrConfig, cfg.Source, cfg.Group)
+	}
+	c, err := openConn(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{
+		cfg:   cfg,
+		c:     c,
+		log:   cfg.Logger,
+		done:  make(chan struct{}),
+		wake:  make(chan struct{}),
+		objs:  map[objKey]*Object{},
+		sinks: map[objKey]*fileSink{},
+		acks:  map[uint16]*ackWait{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.seed = cfg.Seed
+	if s.seed == 0 {
+		var b [8]byte
+		_, _ = crand.Read(b[:])
+		s.seed = binary.LittleEndian.Uint64(b[:]) | 1
+	}
+	s.node = cfg.NodeID
+	if s.node == 0 {
+		s.node = s.defaultNodeID()
+	}
+	if cfg.MaxAccept <= 0 {
+		cfg.MaxAccept = 256
+	}
+	if cfg.Events <= 0 {
+		cfg.Events = 1024
+	}
+	s.acceptCh = make(chan *Object, cfg.MaxAccept)
+	s.events = make(chan Event, cfg.Events)
+	s.txLoss = newLoss(cfg.TxLoss, s.seed, 101)
+	s.rxLoss = newLoss(cfg.RxLoss, s.seed, 102)
+
+	rcfg := cfg.Receiver
+	rcfg.NodeID = s.node
+	rcfg.Rand = rand.New(rand.NewPCG(s.seed, 2))
+	rcfg.Sink = s.sink
+	if s.rx, err = receiver.New(rcfg); err != nil {
+		c.uc.Close()
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	s.stats.ReadBuffer, s.stats.WriteBuffer, s.stats.GSO = c.rbuf, c.wbuf, c.gso.enabled
+	s.log.Info("session open", "group", c.group, "local", c.localAddr(), "node", fmt.Sprintf("%08x", s.node),
+		"gso", c.gso.enabled, "rcvbuf", c.rbuf, "sndbuf", c.wbuf)
+	go s.run()
+	return s, nil
+}
+
+// defaultNodeID is the IPv4 address the session sends from when it has
+// one (the convention of the reference implementation), else random.
+func (s *Session) defaultNodeID() uint32 {
+	if a := localIPv4(s.c); a.IsValid() {
+		b := a.As4()
+		return binary.BigEndian.Uint32(b[:])
+	}
+	for {
+		if id := uint32(s.seed>>16) ^ uint32(s.seed); id != 0 && id != 0xffffffff {
+			return id
+		}
+		s.seed++
+	}
+}
+
+// NodeID returns the id this session uses in NORM messages.
+func (s *Session) NodeID() uint32 { return s.node }
+
+// Events returns the session's events. Events that find the channel full
+// are dropped and counted in Stats.EventsDropped. The channel is closed
+// when the session has closed.
+func (s *Session) Events() <-chan Event { return s.events }
+
+func (s *Session) publish(e Event) {
+	select {
+	case s.events <- e:
+	default:
+		s.stats.EventsDropped++
+	}
+}
+
+// kick wakes the loop so it polls the engines at once.
+func (s *Session) kick() {
+	s.kicked.Store(true)
+	s.c.kick()
+}
+
+// wait releases the lock until the loop signals progress or ctx ends. It
+// must be called with s.mu held and returns with it held.
+func (s *Session) wait(ctx context.Context) error {
+	ch := s.wake
+	s.waiters++
+	s.mu.Unlock()
+	s.kick()
+	var err error
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-s.done:
+		err = ErrClosed
+	}
+	s.mu.Lock()
+	s.waiters--
+	if err == nil && s.stopNow {
+		err = ErrClosed
+	}
+	return err
+}
+
+// run is the session's goroutine: poll the engines, send what they want
+// sent, read until the next deadline or packet, repeat.
+func (s *Session) run() {
+	defer close(s.done)
+	buf := make([]byte, 65536)
+	for {
+		now := time.Now()
+		s.mu.Lock()
+		next := s.poll(now)
+		stop := s.stopNow || (s.stopping && (s.tx == nil || s.txClosed))
+		s.mu.Unlock()
+		s.send()
+		if stop {
+			s.finish()
+			return
+		}
+		if err := s.c.uc.SetReadDeadline(next); err != nil {
+			s.fail(err)
+			return
+		}
+		if s.kicked.Swap(false) {
+			continue
+		}
+		n, from, err := s.c.read(buf, next)
+		switch {
+		case err == nil:
+			s.mu.Lock()
+			s.handle(time.Now(), from, buf[:n])
+			s.mu.Unlock()
+		case isTimeout(err):
+		default:
+			s.fail(err)
+			return
+		}
+	}
+}
+
+func (s *Session) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil && !s.stopNow {
+		s.err = err
+		s.log.Error("session failed", "err", err)
+	}
+	s.stopNow = true
+	s.mu.Unlock()
+	s.finish()
+}
+
+// finish ends everything still waiting when the loop stops.
+func (s *Session) finish() {
+	s.finishOnce.Do(s.finishLocked)
+}
+
+func (s *Session) finishLocked() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer close(s.events)
+	close(s.acceptCh)
+	s.stopNow = true
+	for k, o := range s.objs {
+		o.finish(ErrClosed, nil)
+		delete(s.objs, k)
+	}
+	for k, sk := range s.sinks {
+		sk.abort()
+		delete(s.sinks, k)
+	}
+	for _, f := range s.openFiles {
+		f.f.Close()
+	}
+	s.openFiles = nil
+	close(s.wake)
+	s.wake = make(chan struct{})
+	_ = s.c.uc.Close()
+}
+
+// handle feeds one received packet to the engines. Called with s.mu held.
+func (s *Session) handle(now time.Time, from netip.AddrPort, b []byte) {
+	s.stats.PacketsReceived++
+	s.stats.BytesReceived += uint64(len(b))
+	if s.rxLoss.drop() {
+		s.stats.InjectedRxLoss++
+		return
+	}
+	h, _, err := framing.Peek(b)
+	if err != nil {
+		s.log.Debug("not NORM", "from", from, "err", err)
+		return
+	}
+	if (h.Type == framing.TypeNack || h.Type == framing.TypeAck) && s.tx != nil {
+		_ = s.tx.HandlePacket(now, from, b)
+	}
+	if err := s.rx.HandlePacket(now, from, b); err != nil {
+		s.log.Debug("bad packet", "from", from, "err", err)
+	}
+}
+
+// poll runs the engines' timers, collects their packets and events, and
+// returns the next deadline. Called with s.mu held.
+func (s *Session) poll(now time.Time) time.Time {
+	s.out.Reset()
+	next := now.Add(time.Second)
+	if s.tx != nil {
+		if t := s.tx.Poll(now, &s.out); t.Before(next) {
+			next = t
+		}
+		s.txEvents()
+	}
+	if t := s.rx.Poll(now, &s.out); t.Before(next) {
+		next = t
+	}
+	s.rxEvents()
+	if s.waiters > 0 {
+		close(s.wake)
+		s.wake = make(chan struct{})
+	}
+	return next
+}
+
+// send writes the polled packets, coalescing runs of equal-size packets to
+// the group into one GSO write where the kernel supports it.
+func (s *Session) send() {
+	o := &s.out
+	for i := 0; i < o.Len(); {
+		b, dst := o.Packet(i)
+		if !dst.IsValid() {
+			dst = s.c.group
+		}
+		if s.txLoss.drop() {
+			s.stats.InjectedTxLoss++
+			i++
+			continue
+		}
+		j := i + 1
+		if s.c.gso.enabled && s.txLoss == nil {
+			// Packets are contiguous in the outbox: a run of same-size
+			// datagrams to the group is one buffer already.
+			for j < o.Len() && j-i < 40 {
+				nb, nd := o.Packet(j)
+				if nd.IsValid() || len(nb) != len(b) {
+					if !nd.IsValid() && len(nb) < len(b) {
+						j++ // a shorter last datagram may end the run
+					}
+					break
+				}
+				j++
+			}
+		}
+		if j-i > 1 {
+			run := o.Span(i, j)
+			if err := s.c.writeGSO(run, len(b), dst); err == nil {
+				s.count(j-i, len(run))
+				i = j
+				continue
+			} else {
+				s.log.Warn("GSO send failed; falling back to one datagram per write", "err", err)
+				s.c.gso.enabled = false
+			}
+		}
+		if _, err := s.c.uc.WriteToUDPAddrPort(b, dst); err != nil {
+			s.mu.Lock()
+			s.stats.SendErrors++
+			s.mu.Unlock()
+			s.log.Debug("send failed", "dst", dst, "err", err)
+		} else {
+			s.count(1, len(b))
+		}
+		i++
+	}
+}
+
+func (s *Session) count(pkts, bytes int) {
+	s.mu.Lock()
+	s.stats.PacketsSent += uint64(pkts)
+	s.stats.BytesSent += uint64(bytes)
+	s.mu.Unlock()
+}
+
+// Stats returns a snapshot of the session's counters.
+func (s *Session) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Receiver = s.rx.Stats()
+	st.NacksSent = st.Receiver.NacksSent
+	st.NacksSuppressed = st.Receiver.NacksSuppressed
+	st.FECRecovered = st.Receiver.FECRecovered
+	if s.tx != nil {
+		st.Sender = s.tx.Stats()
+		st.NacksReceived = st.Sender.NacksReceived
+		st.RepairsSent = st.Sender.RepairSource + st.Sender.RepairParity
+		st.GRTT = st.Sender.GRTT
+		st.Rate = st.Sender.Rate
+	}
+	st.GSO = s.c.gso.enabled
+	return st
+}
+
+// Close ends the session gracefully: whatever this session sends is
+// flushed (receivers may still repair) and announced finished
+// (NORM_CMD(EOT)), then the group is left. It returns when that is done, or
+// at ctx's deadline (or Config.Linger, 30 s by default, if ctx has none),
+// whichever comes first; then it stops at once.
+func (s *Session) Close(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		linger := s.cfg.Linger
+		if linger == 0 {
+			linger = 30 * time.Second
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, linger)
+		defer cancel()
+	}
+	s.mu.Lock()
+	if !s.stopping {
+		s.stopping = true
+		if s.tx != nil {
+			s.tx.Close()
+		}
+	}
+	s.mu.Unlock()
+	s.kick()
+	var err error
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		s.stopNow = true
+		s.mu.Unlock()
+		s.kick()
+		<-s.done
+	}
+	s.mu.Lock()
+	if s.err != nil && err == nil {
+		err = s.err
+	}
+	s.mu.Unlock()
+	return err
+}
