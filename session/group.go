@@ -32,18 +32,26 @@ func checkGroup(g netip.AddrPort, allowReserved bool) error {
 	return nil
 }
 
-// isControl6 reports the well-known link-local control groups (ff02::1 all
-// nodes, ff02::2 all routers, ff02::1:ffxx:xxxx solicited-node and the
-// like): ff02:: groups with a group id below 0x10000 or in the
-// solicited-node range.
+// isControl6 reports the well-known link-local control groups: ff02::1 to
+// ff02::ff (all nodes, all routers, routing protocols, MLDv2, mDNS...),
+// ff02::1:2 and ff02::1:3 (DHCP, LLMNR) and the solicited-node groups
+// ff02::1:ffxx:xxxx used by neighbour discovery.
 func isControl6(a netip.Addr) bool {
 	b := a.As16()
-	for _, x := range b[2:12] {
+	for _, x := range b[2:11] {
 		if x != 0 {
-			return b[11] == 1 && b[12] == 0xff // solicited-node ff02::1:ffxx:xxxx
+			return false
 		}
 	}
-	return b[12] == 0 && b[13] == 0
+	switch {
+	case b[11] == 0 && b[12] == 0 && b[13] == 0 && b[14] == 0:
+		return true // ff02::xx
+	case b[11] == 1 && b[12] == 0xff:
+		return true // solicited-node
+	case b[11] == 0 && b[12] == 0 && b[13] == 1 && b[14] == 0 && (b[15] == 2 || b[15] == 3):
+		return true
+	}
+	return false
 }
 
 // macCollision reports whether two IPv4 groups map to the same Ethernet

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -158,5 +159,171 @@ func TestLabTransfers(t *testing.T) {
 			}
 			t.Logf("loss %d%%: sender %+v; close took %v", loss, tx.Stats().Sender, time.Since(start))
 		})
+	}
+}
+
+// sendAndExpect sends one data object from tx and checks which of the
+// receivers get it within d.
+func gotObject(s *session.Session, d time.Duration) *session.Object {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	o, err := s.Accept(ctx)
+	if err != nil {
+		return nil
+	}
+	if o.Wait(ctx) != nil {
+		return nil
+	}
+	return o
+}
+
+func TestLabIPv6(t *testing.T) {
+	l := lab.New(t, 3)
+	group := netip.MustParseAddrPort("[ff15::6003]:6200")
+	rx1 := open(t, l.Hosts[1], session.Config{Group: group, Seed: 3})
+	rx2 := open(t, l.Hosts[2], session.Config{Group: group, Seed: 4})
+	tx := open(t, l.Hosts[0], session.Config{Group: group, Seed: 5, NodeID: 0x99})
+	data := pattern(500_000, 9)
+	if _, err := tx.SendBytes(context.Background(), data, []byte("v6")); err != nil {
+		t.Fatal(err)
+	}
+	for i, rx := range []*session.Session{rx1, rx2} {
+		o := gotObject(rx, 20*time.Second)
+		if o == nil || !bytes.Equal(o.Bytes(), data) || o.Info().Sender != 0x99 {
+			t.Fatalf("IPv6 receiver %d: object %+v", i, o)
+		}
+	}
+}
+
+// TestLabSSM: receivers joined to (host0, G) get host0's object and never
+// the one host2 sends to the same group.
+func TestLabSSM(t *testing.T) {
+	l := lab.New(t, 4)
+	group := netip.MustParseAddrPort("232.1.1.1:6300")
+	var rx []*session.Session
+	for _, h := range []*lab.Host{l.Hosts[1], l.Hosts[3]} {
+		rx = append(rx, open(t, h, session.Config{Group: group, Source: l.Hosts[0].IP4, Seed: uint64(20 + len(rx))}))
+	}
+	good := open(t, l.Hosts[0], session.Config{Group: group, Seed: 1})
+	bad := open(t, l.Hosts[2], session.Config{Group: group, Seed: 2})
+	if _, err := bad.SendBytes(context.Background(), pattern(100_000, 1), []byte("intruder")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, err := good.SendBytes(context.Background(), pattern(100_000, 2), []byte("source")); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range rx {
+		o := gotObject(s, 20*time.Second)
+		if o == nil || string(o.Info().Info) != "source" || o.Info().Sender != good.NodeID() {
+			t.Fatalf("receiver %d: got %+v, want the source's object", i, o)
+		}
+		if o := gotObject(s, 2*time.Second); o != nil {
+			t.Fatalf("receiver %d also got %q from the other source", i, o.Info().Info)
+		}
+	}
+}
+
+// TestLabTwoGroupsOnePort: two groups on one port stay apart, even with
+// both sessions on one host.
+func TestLabTwoGroupsOnePort(t *testing.T) {
+	l := lab.New(t, 2)
+	g1 := netip.MustParseAddrPort("239.255.2.1:6400")
+	g2 := netip.MustParseAddrPort("239.255.2.2:6400")
+	r1 := open(t, l.Hosts[1], session.Config{Group: g1, Seed: 1})
+	r2 := open(t, l.Hosts[1], session.Config{Group: g2, Seed: 2})
+	t1 := open(t, l.Hosts[0], session.Config{Group: g1, Seed: 3})
+	t2 := open(t, l.Hosts[0], session.Config{Group: g2, Seed: 4})
+	ctx := context.Background()
+	if _, err := t1.SendBytes(ctx, []byte("for group one"), []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := t2.SendBytes(ctx, []byte("for group two"), []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	for want, s := range map[string]*session.Session{"one": r1, "two": r2} {
+		o := gotObject(s, 20*time.Second)
+		if o == nil || string(o.Info().Info) != want {
+			t.Fatalf("group %s: got %+v", want, o)
+		}
+		if o := gotObject(s, time.Second); o != nil {
+			t.Fatalf("group %s also got %q", want, o.Info().Info)
+		}
+	}
+}
+
+// TestLabLateReceiver: a receiver that starts in the middle of an object
+// gets all of it (the sender still holds it and repairs what it missed).
+func TestLabLateReceiver(t *testing.T) {
+	l := lab.New(t, 2)
+	group := netip.MustParseAddrPort("239.255.3.1:6500")
+	tx := open(t, l.Hosts[0], session.Config{Group: group, Seed: 1, Sender: sender.Config{Rate: 5e6}})
+	data := pattern(4<<20, 3) // 0.8 s at 5 MB/s
+	if _, err := tx.SendBytes(context.Background(), data, []byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	rx := open(t, l.Hosts[1], session.Config{Group: group, Seed: 2})
+	o := gotObject(rx, 30*time.Second)
+	if o == nil || !bytes.Equal(o.Bytes(), data) {
+		t.Fatalf("late receiver: %+v", o)
+	}
+	if rx.Stats().NacksSent == 0 {
+		t.Fatal("the late receiver got everything without asking: it was not late")
+	}
+}
+
+// TestLabCloseNoLeak: Close returns after the flush, and the session's
+// goroutine is gone.
+func TestLabCloseNoLeak(t *testing.T) {
+	l := lab.New(t, 2)
+	before := runtime.NumGoroutine()
+	group := netip.MustParseAddrPort("239.255.4.1:6600")
+	var rx, tx *session.Session
+	if err := l.Hosts[1].Do(func() (err error) {
+		rx, err = session.New(session.Config{Group: group, Interface: lab.Iface, Seed: 1})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Hosts[0].Do(func() (err error) {
+		tx, err = session.New(session.Config{Group: group, Interface: lab.Iface, Seed: 2})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.SendBytes(context.Background(), pattern(300_000, 1), nil); err != nil {
+		t.Fatal(err)
+	}
+	if o := gotObject(rx, 20*time.Second); o == nil {
+		t.Fatal("object not received")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := tx.Close(ctx); err != nil {
+		t.Fatalf("sender close: %v", err)
+	}
+	var gone bool
+	for ev := range rx.Events() {
+		if _, ok := ev.(session.SenderGone); ok {
+			gone = true
+			break
+		}
+	}
+	if err := rx.Close(ctx); err != nil {
+		t.Fatalf("receiver close: %v", err)
+	}
+	if !gone {
+		t.Fatal("receiver never saw the sender leave (EOT)")
+	}
+	if _, err := tx.SendBytes(context.Background(), []byte("x"), nil); err == nil {
+		t.Fatal("send after Close succeeded")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after Close, %d before", n, before)
 	}
 }

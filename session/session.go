@@ -119,8 +119,35 @@ func New(cfg Config) (*Session, error) {
 	s.stats.ReadBuffer, s.stats.WriteBuffer, s.stats.GSO = c.rbuf, c.wbuf, c.gso.enabled
 	s.log.Info("session open", "group", c.group, "local", c.localAddr(), "node", fmt.Sprintf("%08x", s.node),
 		"gso", c.gso.enabled, "rcvbuf", c.rbuf, "sndbuf", c.wbuf)
+	s.warnCollisions()
 	go s.run()
 	return s, nil
+}
+
+// joined lists the IPv4 groups of this process's open sessions, to warn
+// about Ethernet MAC collisions between them.
+var joined struct {
+	sync.Mutex
+	groups map[*Session]netip.Addr
+}
+
+// warnCollisions logs a warning when this session's group shares its
+// Ethernet multicast MAC address with another open session's group: NICs
+// and switches then deliver both to both, and the kernel filters in
+// software (RFC 1112 §6.4 maps only 23 bits).
+func (s *Session) warnCollisions() {
+	g := s.c.group.Addr()
+	joined.Lock()
+	defer joined.Unlock()
+	if joined.groups == nil {
+		joined.groups = map[*Session]netip.Addr{}
+	}
+	for _, other := range joined.groups {
+		if macCollision(g, other) {
+			s.log.Warn("group shares its Ethernet MAC address with another session's group", "group", g, "other", other)
+		}
+	}
+	joined.groups[s] = g
 }
 
 // defaultNodeID is the IPv4 address the session sends from when it has
@@ -257,6 +284,9 @@ func (s *Session) finishLocked() {
 	close(s.wake)
 	s.wake = make(chan struct{})
 	_ = s.c.uc.Close()
+	joined.Lock()
+	delete(joined.groups, s)
+	joined.Unlock()
 }
 
 // handle feeds one received packet to the engines. Called with s.mu held.
