@@ -23,6 +23,7 @@ type conn struct {
 	gso    gsoState
 	rbuf   int // socket buffer sizes the kernel granted
 	wbuf   int
+	rd     *reader
 }
 
 type gsoState struct {
@@ -117,25 +118,27 @@ func (c *conn) setup(cfg *Config) error {
 	_ = c.uc.SetWriteBuffer(wb)
 	c.rbuf, c.wbuf = socketBuffers(c.uc)
 	c.gso.enabled = !cfg.DisableGSO && probeGSO(c.uc)
+	rd, err := newReader(c)
+	if err != nil {
+		return err
+	}
+	c.rd = rd
 	return nil
 }
 
-// read reads one datagram with a deadline, dropping datagrams from other
-// sources when the session is source-specific.
-func (c *conn) read(b []byte, deadline time.Time) (int, netip.AddrPort, error) {
-	if err := c.uc.SetReadDeadline(deadline); err != nil {
-		return 0, netip.AddrPort{}, err
-	}
+// read returns the next datagram (valid until the next call), blocking
+// until the socket's read deadline. Datagrams from other sources are
+// dropped when the session is source-specific.
+func (c *conn) read() ([]byte, netip.AddrPort, error) {
 	for {
-		n, from, err := c.uc.ReadFromUDPAddrPort(b)
+		b, from, err := c.rd.read()
 		if err != nil {
-			return 0, from, err
+			return nil, from, err
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		if c.source.IsValid() && from.Addr() != c.source {
 			continue // the kernel filters SSM joins; this covers stacks that don't
 		}
-		return n, from, nil
+		return b, from, nil
 	}
 }
 

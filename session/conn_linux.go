@@ -21,10 +21,12 @@ func bindAddr(g netip.AddrPort, _ *net.Interface) string { return g.String() }
 func controlSocket(network, address string, rc syscall.RawConn) error {
 	var serr error
 	err := rc.Control(func(fd uintptr) {
+		// SO_REUSEADDR, not SO_REUSEPORT: with SO_REUSEPORT the kernel
+		// balances each datagram to one socket of the port, ignoring
+		// which group a socket is bound to (seen in the lab: traffic for
+		// one group delivered to the other group's socket only), whereas
+		// with SO_REUSEADDR every matching socket gets its copy.
 		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); serr != nil {
-			return
-		}
-		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); serr != nil {
 			return
 		}
 		if network == "udp6" {

@@ -247,7 +247,7 @@ func TestLabTwoGroupsOnePort(t *testing.T) {
 			t.Fatalf("group %s: got %+v", want, o)
 		}
 		if o := gotObject(s, time.Second); o != nil {
-			t.Fatalf("group %s also got %q", want, o.Info().Info)
+			t.Fatalf("group %s also got %q (%+v) stats %+v", want, o.Info().Info, o.Info(), s.Stats().Receiver)
 		}
 	}
 }
@@ -325,5 +325,24 @@ func TestLabCloseNoLeak(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Fatalf("%d goroutines after Close, %d before", n, before)
+	}
+}
+
+// TestLabSameHostReceivers: two receivers on one host, same group and port,
+// both get every object.
+func TestLabSameHostReceivers(t *testing.T) {
+	l := lab.New(t, 2)
+	group := netip.MustParseAddrPort("239.255.5.1:6700")
+	r1 := open(t, l.Hosts[1], session.Config{Group: group, Seed: 1, NodeID: 0x101})
+	r2 := open(t, l.Hosts[1], session.Config{Group: group, Seed: 2, NodeID: 0x102})
+	tx := open(t, l.Hosts[0], session.Config{Group: group, Seed: 3})
+	data := pattern(200_000, 5)
+	if _, err := tx.SendBytes(context.Background(), data, []byte("both")); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range []*session.Session{r1, r2} {
+		if o := gotObject(s, 20*time.Second); o == nil || !bytes.Equal(o.Bytes(), data) {
+			t.Fatalf("receiver %d on the shared port: %+v", i, o)
+		}
 	}
 }

@@ -214,7 +214,6 @@ func (s *Session) wait(ctx context.Context) error {
 // sent, read until the next deadline or packet, repeat.
 func (s *Session) run() {
 	defer close(s.done)
-	buf := make([]byte, 65536)
 	for {
 		now := time.Now()
 		s.mu.Lock()
@@ -233,11 +232,11 @@ func (s *Session) run() {
 		if s.kicked.Swap(false) {
 			continue
 		}
-		n, from, err := s.c.read(buf, next)
+		b, from, err := s.c.read()
 		switch {
 		case err == nil:
 			s.mu.Lock()
-			s.handle(time.Now(), from, buf[:n])
+			s.handle(time.Now(), from, b)
 			s.mu.Unlock()
 		case isTimeout(err):
 		default:

@@ -1,0 +1,101 @@
+//go:build linux
+
+package session
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// batchSize is how many datagrams one recvmmsg call may return.
+const batchSize = 64
+
+// mmsghdr is the kernel's struct mmsghdr.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// reader reads datagrams in batches with recvmmsg: one system call for up
+// to batchSize packets, into buffers allocated once.
+type reader struct {
+	rc    syscall.RawConn
+	hdrs  [batchSize]mmsghdr
+	iovs  [batchSize]unix.Iovec
+	names [batchSize]unix.RawSockaddrAny
+	bufs  [batchSize][]byte
+	n     int // datagrams in the current batch
+	next  int // next one to hand out
+}
+
+func newReader(c *conn) (*reader, error) {
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	r := &reader{rc: rc}
+	for i := range r.bufs {
+		r.bufs[i] = make([]byte, 65536)
+		r.iovs[i].Base = &r.bufs[i][0]
+		r.iovs[i].SetLen(len(r.bufs[i]))
+		h := &r.hdrs[i].hdr
+		h.Iov = &r.iovs[i]
+		h.SetIovlen(1)
+		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+	}
+	return r, nil
+}
+
+// read returns the next datagram, reading a new batch when the current one
+// is used up. The bytes are valid until the next call. It blocks until the
+// socket's read deadline.
+func (r *reader) read() ([]byte, netip.AddrPort, error) {
+	if r.next >= r.n {
+		r.n, r.next = 0, 0
+		for i := range r.hdrs {
+			r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrAny
+		}
+		var serr syscall.Errno
+		err := r.rc.Read(func(fd uintptr) bool {
+			n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
+			if e == unix.EAGAIN {
+				return false
+			}
+			r.n, serr = int(n), e
+			return true
+		})
+		if err != nil {
+			return nil, netip.AddrPort{}, err
+		}
+		if serr != 0 {
+			return nil, netip.AddrPort{}, serr
+		}
+	}
+	i := r.next
+	r.next++
+	return r.bufs[i][:r.hdrs[i].len], sockaddr(&r.names[i]), nil
+}
+
+func sockaddr(sa *unix.RawSockaddrAny) netip.AddrPort {
+	switch sa.Addr.Family {
+	case unix.AF_INET:
+		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), port(a.Port))
+	case unix.AF_INET6:
+		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), port(a.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// port converts a port in network byte order as the kernel stores it.
+func port(p uint16) uint16 {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], p)
+	return binary.BigEndian.Uint16(b[:])
+}
