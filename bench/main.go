@@ -1,6 +1,11 @@
 // Command bench measures Shoal. Subcommands:
 //
 //	bench sim  [flags]   one transfer through the simulated network (no root, no network)
+//	bench lab  [flags]   a transfer between network namespaces (root), against a raw UDP blast
+//
+// lab ends with exactly one line:
+//
+//	lab: receivers=N size=S loss=P goodput_mbps=G raw_udp_mbps=R ratio=G/R sender_cpu_s_per_gib=C
 //
 // sim ends with exactly one line:
 //
@@ -31,12 +36,18 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: bench sim [flags]   (bench sim -h for flags)")
+		fmt.Fprintln(stderr, "usage: bench sim|lab [flags]   (bench sim -h, bench lab -h for flags)")
 		return 2
 	}
 	switch args[0] {
 	case "sim":
 		return runSim(args[1:], stdout, stderr)
+	case "lab":
+		return runLab(args[1:], stdout, stderr)
+	case "lab-rx": // helpers run by "bench lab" inside its hosts
+		return labRx(args[1:], stdout)
+	case "lab-rawrx":
+		return labRawRx(args[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "bench: unknown subcommand %q\n", args[0])
 		return 2

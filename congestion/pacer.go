@@ -46,6 +46,15 @@ func (p *Pacer) SetRate(rate float64) {
 	p.rate = rate
 }
 
+// SetBurst changes the bucket depth (bytes).
+func (p *Pacer) SetBurst(burst int) {
+	p.burst = float64(max(burst, 1))
+	p.tokens = math.Min(p.tokens, p.burst)
+}
+
+// Burst returns the bucket depth in bytes.
+func (p *Pacer) Burst() int { return int(p.burst) }
+
 // Rate returns the current rate in bytes per second.
 func (p *Pacer) Rate() float64 { return p.rate }
 

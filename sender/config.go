@@ -37,8 +37,10 @@ type Config struct {
 	// Rate is the transmit rate in bytes per second (payload plus NORM
 	// headers). Required.
 	Rate float64
-	// Burst is how many bytes the pacer may send back to back; 0 means 16
-	// segments, enough to fill one batched write.
+	// Burst is how many bytes the pacer may send back to back. 0 means 16
+	// segments or 2 ms worth of Rate, whichever is more: enough to fill
+	// batched writes, and to ride out the millisecond a timer wake-up can
+	// take, without which fast senders fall short of their rate.
 	Burst int
 
 	// SegmentSize is the payload bytes per NORM_DATA. 0 means 1400.

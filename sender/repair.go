@@ -341,7 +341,10 @@ func (s *Sender) nextWake(now time.Time) time.Time {
 			next = t
 		}
 	}
-	pacerAt := s.pacer.Next(now, s.cfg.SegmentSize+48)
+	// Wake when a quarter of the bucket has refilled, not for every
+	// packet: the I/O layer then writes packets in batches (one GSO write
+	// or sendmmsg call) and wakes far less often, at the same average rate.
+	pacerAt := s.pacer.Next(now, max(s.cfg.SegmentSize+48, s.pacer.Burst()/4))
 	paced := func(t time.Time) {
 		if t.Before(pacerAt) {
 			t = pacerAt

@@ -150,7 +150,7 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 	s := &Sender{
 		cfg:   cfg,
 		inst:  cfg.InstanceID,
-		pacer: congestion.NewPacer(cfg.Rate, cfg.Burst, cfg.SegmentSize+64),
+		pacer: congestion.NewPacer(cfg.Rate, burstFor(cfg, cfg.Rate), cfg.SegmentSize+64),
 		epoch: now,
 		grtt:  cfg.GRTT,
 		agg:   nack.NewAggregator(1024, fec.MaxSymbols),
@@ -192,7 +192,16 @@ func (s *Sender) GRTT() time.Duration { return s.grtt }
 // SetRate changes the transmit rate (bytes per second).
 func (s *Sender) SetRate(rate float64) {
 	s.pacer.SetRate(rate)
+	s.pacer.SetBurst(burstFor(s.cfg, rate))
 	s.clampGRTT()
+}
+
+// burstFor is the pacer's bucket depth at rate (see Config.Burst).
+func burstFor(cfg Config, rate float64) int {
+	if cfg.Burst > 0 {
+		return cfg.Burst
+	}
+	return max(16*(cfg.SegmentSize+64), int(rate*0.002))
 }
 
 // SendData queues data as a NORM_OBJECT_DATA with optional info (at most one

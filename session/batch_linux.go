@@ -31,6 +31,10 @@ type reader struct {
 	bufs  [batchSize][]byte
 	n     int // datagrams in the current batch
 	next  int // next one to hand out
+	errno syscall.Errno
+	// recv is bound once: a closure made per call would cost an
+	// allocation per read.
+	recv func(fd uintptr) bool
 }
 
 func newReader(c *conn) (*reader, error) {
@@ -39,6 +43,7 @@ func newReader(c *conn) (*reader, error) {
 		return nil, err
 	}
 	r := &reader{rc: rc}
+	r.recv = r.recvmmsg
 	for i := range r.bufs {
 		r.bufs[i] = make([]byte, 65536)
 		r.iovs[i].Base = &r.bufs[i][0]
@@ -60,25 +65,28 @@ func (r *reader) read() ([]byte, netip.AddrPort, error) {
 		for i := range r.hdrs {
 			r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrAny
 		}
-		var serr syscall.Errno
-		err := r.rc.Read(func(fd uintptr) bool {
-			n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
-			if e == unix.EAGAIN {
-				return false
-			}
-			r.n, serr = int(n), e
-			return true
-		})
-		if err != nil {
+		if err := r.rc.Read(r.recv); err != nil {
 			return nil, netip.AddrPort{}, err
 		}
-		if serr != 0 {
-			return nil, netip.AddrPort{}, serr
+		if r.errno != 0 {
+			return nil, netip.AddrPort{}, r.errno
 		}
 	}
 	i := r.next
 	r.next++
 	return r.bufs[i][:r.hdrs[i].len], sockaddr(&r.names[i]), nil
+}
+
+func (r *reader) recvmmsg(fd uintptr) bool {
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	r.n, r.errno = int(n), e
+	if e != 0 {
+		r.n = 0
+	}
+	return true
 }
 
 func sockaddr(sa *unix.RawSockaddrAny) netip.AddrPort {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -24,6 +25,7 @@ type conn struct {
 	rbuf   int // socket buffer sizes the kernel granted
 	wbuf   int
 	rd     *reader
+	gw     *gsoWriter // Linux GSO writes, set up on first use
 }
 
 type gsoState struct {
@@ -154,7 +156,4 @@ func (c *conn) localAddr() netip.AddrPort {
 	return a.AddrPort()
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }

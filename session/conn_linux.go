@@ -68,31 +68,54 @@ func probeGSO(uc *net.UDPConn) bool {
 	return ok
 }
 
+// gsoWriter holds what a GSO write needs, built once: the control message
+// and socket address are reused, and the send function is bound once, so a
+// write costs no allocation.
+type gsoWriter struct {
+	rc   syscall.RawConn
+	oob  [unix.SizeofCmsghdr + 8]byte
+	sa4  unix.SockaddrInet4
+	sa6  unix.SockaddrInet6
+	sa   unix.Sockaddr
+	buf  []byte
+	oobn int
+	err  error
+	send func(fd uintptr) bool
+}
+
 // writeGSO sends b, which holds equal-size datagrams of seg bytes (the last
 // may be shorter), to dst in one system call; the kernel or NIC cuts it.
 func (c *conn) writeGSO(b []byte, seg int, dst netip.AddrPort) error {
-	rc, err := c.uc.SyscallConn()
-	if err != nil {
+	w := c.gw
+	if w == nil {
+		rc, err := c.uc.SyscallConn()
+		if err != nil {
+			return err
+		}
+		w = &gsoWriter{rc: rc}
+		w.send = w.sendmsg
+		h := (*unix.Cmsghdr)(unsafePointer(&w.oob[0]))
+		h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+		h.SetLen(unix.CmsgLen(2))
+		w.oobn = unix.CmsgSpace(2)
+		c.gw = w
+	}
+	putUint16Native(w.oob[unix.CmsgLen(0):], uint16(seg))
+	if dst.Addr().Is4() {
+		w.sa4.Port, w.sa4.Addr = int(dst.Port()), dst.Addr().As4()
+		w.sa = &w.sa4
+	} else {
+		w.sa6.Port, w.sa6.Addr = int(dst.Port()), dst.Addr().As16()
+		w.sa = &w.sa6
+	}
+	w.buf, w.err = b, nil
+	if err := w.rc.Write(w.send); err != nil {
 		return err
 	}
-	var oob [unix.SizeofCmsghdr + 8]byte
-	h := (*unix.Cmsghdr)(unsafePointer(&oob[0]))
-	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
-	h.SetLen(unix.CmsgLen(2))
-	putUint16Native(oob[unix.CmsgLen(0):], uint16(seg))
-	var sa unix.Sockaddr
-	if dst.Addr().Is4() {
-		sa = &unix.SockaddrInet4{Port: int(dst.Port()), Addr: dst.Addr().As4()}
-	} else {
-		sa = &unix.SockaddrInet6{Port: int(dst.Port()), Addr: dst.Addr().As16()}
-	}
-	var serr error
-	werr := rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendmsg(int(fd), b, oob[:unix.CmsgSpace(2)], sa, 0)
-		return serr != unix.EAGAIN
-	})
-	if werr != nil {
-		return werr
-	}
-	return serr
+	return w.err
+}
+
+func (w *gsoWriter) sendmsg(fd uintptr) bool {
+	w.err = unix.Sendmsg(int(fd), w.buf, w.oob[:w.oobn], w.sa, 0)
+	return w.err != unix.EAGAIN
 }

@@ -26,6 +26,8 @@ func socketBuffers(uc *net.UDPConn) (r, w int) { return 0, 0 }
 
 func probeGSO(*net.UDPConn) bool { return false }
 
+type gsoWriter struct{}
+
 func (c *conn) writeGSO([]byte, int, netip.AddrPort) error {
 	return errors.New("session: GSO is Linux-only")
 }

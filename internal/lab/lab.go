@@ -65,13 +65,31 @@ func New(t testing.TB, n int) *Lab {
 	if why := Available(); why != "" {
 		t.Skipf("lab: %s; skipping real-multicast test", why)
 	}
+	l, err := Build(n)
+	if l != nil {
+		t.Cleanup(l.Close)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// Build builds a lab of n hosts. On error it returns what was built so far
+// (nil if nothing) for the caller to Close.
+func Build(n int) (*Lab, error) {
+	if why := Available(); why != "" {
+		return nil, fmt.Errorf("lab: %s", why)
+	}
 	l := &Lab{prefix: fmt.Sprintf("shoal%d-%d", os.Getpid(), labCount.Add(1))}
 	l.bridge = l.prefix + "-br"
-	t.Cleanup(l.Close)
+	var err error
 	must := func(args ...string) {
-		t.Helper()
-		if out, err := run(args...); err != nil {
-			t.Fatalf("lab: ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		if err != nil {
+			return
+		}
+		if out, e := run(args...); e != nil {
+			err = fmt.Errorf("lab: ip %s: %v\n%s", strings.Join(args, " "), e, out)
 		}
 	}
 	must("netns", "add", l.bridge)
@@ -82,6 +100,7 @@ func New(t testing.TB, n int) *Lab {
 			IP4: netip.AddrFrom4([4]byte{10, 99, 0, byte(i + 1)}),
 			IP6: netip.MustParseAddr(fmt.Sprintf("fd00:99::%d", i+1))}
 		must("netns", "add", h.NS)
+		l.Hosts = append(l.Hosts, h)
 		must("-n", l.bridge, "link", "add", h.Name, "type", "veth", "peer", "name", Iface, "netns", h.NS)
 		must("-n", l.bridge, "link", "set", h.Name, "master", "br0", "up")
 		must("-n", h.NS, "link", "set", "lo", "up")
@@ -89,9 +108,8 @@ func New(t testing.TB, n int) *Lab {
 		must("-n", h.NS, "-6", "addr", "add", h.IP6.String()+"/64", "dev", Iface, "nodad")
 		must("-n", h.NS, "link", "set", Iface, "up")
 		must("-n", h.NS, "route", "add", "224.0.0.0/4", "dev", Iface)
-		l.Hosts = append(l.Hosts, h)
 	}
-	return l
+	return l, err
 }
 
 // Close removes every namespace of the lab (and with them the veths and

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -198,4 +199,34 @@ func (l *outageLoss) Lost(now time.Time, size int) bool {
 		return true
 	}
 	return l.base != nil && l.base.Lost(now, size)
+}
+
+// PatternReader returns a ReaderAt of object obj's pattern content, size
+// bytes, for real transfers that should verify like simulated ones.
+func PatternReader(seed uint64, obj int, size int64) io.ReaderAt {
+	return patternReader{seed: seed, obj: obj, size: size}
+}
+
+// VerifySink checks writes against the pattern of object obj (see
+// PatternReader) without keeping the data.
+type VerifySink struct{ v verifySink }
+
+// NewVerifySink returns a sink for object obj of size bytes.
+func NewVerifySink(seed uint64, obj int, size int64) *VerifySink {
+	return &VerifySink{verifySink{seed: seed, obj: obj, size: size}}
+}
+
+// WriteAt checks b against the pattern at off.
+func (s *VerifySink) WriteAt(b []byte, off int64) (int, error) { return s.v.WriteAt(b, off) }
+
+// Result returns the first mismatch, or an error if the writes did not
+// cover the object exactly.
+func (s *VerifySink) Result() error {
+	if s.v.err != nil {
+		return s.v.err
+	}
+	if s.v.written != s.v.size {
+		return fmt.Errorf("%d of %d bytes written", s.v.written, s.v.size)
+	}
+	return nil
 }
