@@ -26,6 +26,72 @@ type conn struct {
 	wbuf   int
 	rd     *reader
 	gw     *gsoWriter // Linux GSO writes, set up on first use
+	batch  []outPacket
+	msgs4  []ipv4.Message
+	msgs6  []ipv6.Message
+	addrs  []net.UDPAddr
+	bufs   [][1][]byte
+}
+
+// outPacket is a datagram waiting in a send batch.
+type outPacket struct {
+	b   []byte
+	dst netip.AddrPort
+}
+
+// sendBatch is how many datagrams one sendmmsg call may carry.
+const sendBatch = 64
+
+// writeBatch sends pkts with as few system calls as the platform allows
+// (sendmmsg on Linux) and returns how many datagrams and bytes went out.
+// The message structures are allocated once and reused.
+func (c *conn) writeBatch(pkts []outPacket) (int, int, error) {
+	if c.addrs == nil {
+		c.addrs = make([]net.UDPAddr, sendBatch)
+		c.bufs = make([][1][]byte, sendBatch)
+		c.msgs4 = make([]ipv4.Message, sendBatch)
+		c.msgs6 = make([]ipv6.Message, sendBatch)
+		for i := range c.addrs {
+			c.addrs[i].IP = make(net.IP, 16)
+		}
+	}
+	for i, p := range pkts {
+		a := &c.addrs[i]
+		a.IP = a.IP[:16]
+		if p.dst.Addr().Is4() {
+			v := p.dst.Addr().As4()
+			a.IP = a.IP[:4]
+			copy(a.IP, v[:])
+		} else {
+			v := p.dst.Addr().As16()
+			copy(a.IP, v[:])
+		}
+		a.Port = int(p.dst.Port())
+		c.bufs[i][0] = p.b
+		c.msgs4[i] = ipv4.Message{Buffers: c.bufs[i][:], Addr: a}
+		c.msgs6[i] = ipv6.Message{Buffers: c.bufs[i][:], Addr: a}
+	}
+	sent, bytes := 0, 0
+	for sent < len(pkts) {
+		var n int
+		var err error
+		if c.p4 != nil {
+			n, err = c.p4.WriteBatch(c.msgs4[sent:len(pkts)], 0)
+		} else {
+			n, err = c.p6.WriteBatch(c.msgs6[sent:len(pkts)], 0)
+		}
+		for _, p := range pkts[sent : sent+n] {
+			bytes += len(p.b)
+		}
+		sent += n
+		if err != nil {
+			return sent, bytes, err
+		}
+		if n == 0 {
+			return sent, bytes, errors.New("session: sendmmsg sent nothing")
+		}
+	}
+	return sent, bytes, nil
 }
 
 type gsoState struct {
@@ -120,6 +186,7 @@ func (c *conn) setup(cfg *Config) error {
 	_ = c.uc.SetWriteBuffer(wb)
 	c.rbuf, c.wbuf = socketBuffers(c.uc)
 	c.gso.enabled = !cfg.DisableGSO && probeGSO(c.uc)
+	c.batch = make([]outPacket, 0, sendBatch)
 	rd, err := newReader(c)
 	if err != nil {
 		return err

@@ -331,24 +331,39 @@ func (s *Session) poll(now time.Time) time.Time {
 	return next
 }
 
-// send writes the polled packets, coalescing runs of equal-size packets to
-// the group into one GSO write where the kernel supports it.
+// send writes the polled packets: runs of equal-size datagrams to the
+// group as one GSO write where the kernel supports it, everything else in
+// sendmmsg batches (one datagram per call where the platform lacks it).
 func (s *Session) send() {
 	o := &s.out
+	var dropped, pkts, bytes, errs uint64
+	batch := s.c.batch[:0]
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		n, nb, err := s.c.writeBatch(batch)
+		pkts, bytes = pkts+uint64(n), bytes+uint64(nb)
+		if err != nil {
+			errs += uint64(len(batch) - n)
+			s.log.Debug("send failed", "err", err)
+		}
+		batch = batch[:0]
+	}
 	for i := 0; i < o.Len(); {
 		b, dst := o.Packet(i)
 		if !dst.IsValid() {
 			dst = s.c.group
 		}
 		if s.txLoss.drop() {
-			s.stats.InjectedTxLoss++
+			dropped++
 			i++
 			continue
 		}
-		j := i + 1
 		if s.c.gso.enabled && s.txLoss == nil {
 			// Packets are contiguous in the outbox: a run of same-size
 			// datagrams to the group is one buffer already.
+			j := i + 1
 			for j < o.Len() && j-i < 40 {
 				nb, nd := o.Packet(j)
 				if nd.IsValid() || len(nb) != len(b) {
@@ -359,34 +374,32 @@ func (s *Session) send() {
 				}
 				j++
 			}
-		}
-		if j-i > 1 {
-			run := o.Span(i, j)
-			if err := s.c.writeGSO(run, len(b), dst); err == nil {
-				s.count(j-i, len(run))
-				i = j
-				continue
-			} else {
-				s.log.Warn("GSO send failed; falling back to one datagram per write", "err", err)
-				s.c.gso.enabled = false
+			if j-i > 1 {
+				flush()
+				run := o.Span(i, j)
+				if err := s.c.writeGSO(run, len(b), dst); err == nil {
+					pkts, bytes = pkts+uint64(j-i), bytes+uint64(len(run))
+					i = j
+					continue
+				} else {
+					s.log.Warn("GSO send failed; sending datagrams in batches instead", "err", err)
+					s.c.gso.enabled = false
+				}
 			}
 		}
-		if _, err := s.c.uc.WriteToUDPAddrPort(b, dst); err != nil {
-			s.mu.Lock()
-			s.stats.SendErrors++
-			s.mu.Unlock()
-			s.log.Debug("send failed", "dst", dst, "err", err)
-		} else {
-			s.count(1, len(b))
+		batch = append(batch, outPacket{b, dst})
+		if len(batch) == cap(batch) {
+			flush()
 		}
 		i++
 	}
-}
-
-func (s *Session) count(pkts, bytes int) {
+	flush()
+	s.c.batch = batch
 	s.mu.Lock()
-	s.stats.PacketsSent += uint64(pkts)
-	s.stats.BytesSent += uint64(bytes)
+	s.stats.InjectedTxLoss += dropped
+	s.stats.PacketsSent += pkts
+	s.stats.BytesSent += bytes
+	s.stats.SendErrors += errs
 	s.mu.Unlock()
 }
 
