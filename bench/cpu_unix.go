@@ -4,7 +4,8 @@ package main
 
 import "syscall"
 
-// processCPU returns this process's user+system CPU seconds.
+// processCPU returns this process's user+system CPU seconds: with the
+// lab's receivers in processes of their own, that is the sender's.
 func processCPU() float64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

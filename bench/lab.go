@@ -75,7 +75,7 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	cpu0 := cpuSeconds()
+	cpu0 := processCPU()
 	raw, err := rawBlast(l, size, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench lab: raw blast: %v\n", err)
@@ -84,7 +84,7 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	// On veth the kernel forwards to every receiver inside the sender's
 	// send calls, so the blast's CPU cost is the floor to compare with.
 	fmt.Fprintf(stderr, "bench lab: raw UDP multicast: %.0f Mbit/s, sender CPU %.2f s/GiB\n", raw,
-		(cpuSeconds()-cpu0)/(float64(size)/(1<<30)))
+		(processCPU()-cpu0)/(float64(size)/(1<<30)))
 	// Try fixed rates around the raw limit and keep the best goodput.
 	best, bestCPU := 0.0, 0.0
 	for i, f := range []float64{0.5, 0.7, 0.9} {
@@ -254,7 +254,7 @@ func shoalTransfer(l *lab.Lab, size int64, rate float64, parity, auto, port int,
 			defer pprof.StopCPUProfile()
 		}
 	}
-	cpu0 := cpuSeconds()
+	cpu0 := processCPU()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -273,7 +273,7 @@ func shoalTransfer(l *lab.Lab, size int64, rate float64, parity, auto, port int,
 			return 0, 0, fmt.Errorf("receivers did not finish")
 		}
 	}
-	cpu := cpuSeconds() - cpu0
+	cpu := processCPU() - cpu0
 	st := tx.Stats()
 	fmt.Fprintf(stderr, "bench lab:   sender: %d packets, %d repairs, %d NACKs, GRTT %v, GSO %v\n",
 		st.PacketsSent, st.RepairsSent, st.NacksReceived, st.GRTT, st.GSO)
@@ -282,104 +282,108 @@ func shoalTransfer(l *lab.Lab, size int64, rate float64, parity, auto, port int,
 	return float64(size) * 8 / last / 1e6, cpu / (float64(size) / (1 << 30)), nil
 }
 
-// cpuSeconds is this process's user+system CPU time: with the receivers in
-// their own processes, that is the sender's.
-func cpuSeconds() float64 { return processCPU() }
+// report runs a helper's work and prints its result as one JSON line.
+func report(stdout io.Writer, work func() (rxResult, error)) int {
+	res, err := work()
+	if err != nil {
+		res.Err = err.Error()
+	}
+	_ = json.NewEncoder(stdout).Encode(res)
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// helperFlags parses a helper's flags: the group, and the size if asked.
+func helperFlags(name string, args []string, size *int64) (netip.AddrPort, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	group := fs.String("group", "", "")
+	if size != nil {
+		fs.Int64Var(size, "size", 0, "")
+	}
+	if err := fs.Parse(args); err != nil {
+		return netip.AddrPort{}, err
+	}
+	return netip.ParseAddrPort(*group)
+}
 
 // labRx is the hidden helper that receives one object inside a lab host and
 // prints an rxResult.
 func labRx(args []string, stdout io.Writer) int {
-	fs := flag.NewFlagSet("lab-rx", flag.ContinueOnError)
-	group := fs.String("group", "", "")
-	size := fs.Int64("size", 0, "")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	res := rxResult{}
-	defer func() { _ = json.NewEncoder(stdout).Encode(res) }()
-	g, err := netip.ParseAddrPort(*group)
-	if err != nil {
-		res.Err = err.Error()
-		return 1
-	}
-	sink := simrun.NewVerifySink(1, 0, *size)
-	s, err := session.New(session.Config{Group: g, Interface: lab.Iface,
-		FileSink: func(session.ObjectInfo) (io.WriterAt, error) { return sink, nil }})
-	if err != nil {
-		res.Err = err.Error()
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	defer func() {
-		c, cc := context.WithTimeout(context.Background(), time.Second)
-		defer cc()
-		_ = s.Close(c)
-	}()
-	o, err := s.Accept(ctx)
-	if err != nil {
-		res.Err = err.Error()
-		return 1
-	}
-	start := time.Now()
-	if err := o.Wait(ctx); err != nil {
-		res.Err = err.Error()
-		return 1
-	}
-	if err := sink.Result(); err != nil {
-		res.Err = err.Error()
-		return 1
-	}
-	res.OK, res.Bytes, res.Seconds = true, *size, time.Since(start).Seconds()
-	return 0
+	return report(stdout, func() (rxResult, error) {
+		var size int64
+		g, err := helperFlags("lab-rx", args, &size)
+		if err != nil {
+			return rxResult{}, err
+		}
+		sink := simrun.NewVerifySink(1, 0, size)
+		s, err := session.New(session.Config{Group: g, Interface: lab.Iface,
+			FileSink: func(session.ObjectInfo) (io.WriterAt, error) { return sink, nil }})
+		if err != nil {
+			return rxResult{}, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		defer func() {
+			c, cc := context.WithTimeout(context.Background(), time.Second)
+			defer cc()
+			_ = s.Close(c)
+		}()
+		o, err := s.Accept(ctx)
+		if err != nil {
+			return rxResult{}, err
+		}
+		start := time.Now()
+		if err := o.Wait(ctx); err != nil {
+			return rxResult{}, err
+		}
+		if err := sink.Result(); err != nil {
+			return rxResult{}, err
+		}
+		return rxResult{OK: true, Bytes: size, Seconds: time.Since(start).Seconds()}, nil
+	})
 }
 
 // labRawRx counts a UDP multicast blast until it has been idle for a
 // second.
 func labRawRx(args []string, stdout io.Writer) int {
-	fs := flag.NewFlagSet("lab-rawrx", flag.ContinueOnError)
-	group := fs.String("group", "", "")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	res := rxResult{}
-	defer func() { _ = json.NewEncoder(stdout).Encode(res) }()
-	g, err := netip.ParseAddrPort(*group)
-	if err != nil {
-		res.Err = err.Error()
-		return 1
-	}
-	ifi, err := net.InterfaceByName(lab.Iface)
-	if err != nil {
-		res.Err = err.Error()
-		return 1
-	}
-	c, err := net.ListenMulticastUDP("udp4", ifi, net.UDPAddrFromAddrPort(g))
-	if err != nil {
-		res.Err = err.Error()
-		return 1
-	}
-	defer c.Close()
-	_ = c.SetReadBuffer(4 << 20)
-	buf := make([]byte, 2048)
-	var first, last time.Time
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		wait := 5 * time.Second
-		if !first.IsZero() {
-			wait = time.Second
-		}
-		_ = c.SetReadDeadline(time.Now().Add(wait))
-		n, err := c.Read(buf)
+	return report(stdout, func() (rxResult, error) {
+		g, err := helperFlags("lab-rawrx", args, nil)
 		if err != nil {
-			break
+			return rxResult{}, err
 		}
-		if first.IsZero() {
-			first = time.Now()
+		ifi, err := net.InterfaceByName(lab.Iface)
+		if err != nil {
+			return rxResult{}, err
 		}
-		last = time.Now()
-		res.Bytes += int64(n - 32) // count payload as Shoal's goodput does
-	}
-	res.OK, res.Seconds = res.Bytes > 0, last.Sub(first).Seconds()
-	return 0
+		c, err := net.ListenMulticastUDP("udp4", ifi, net.UDPAddrFromAddrPort(g))
+		if err != nil {
+			return rxResult{}, err
+		}
+		defer c.Close()
+		_ = c.SetReadBuffer(4 << 20)
+		var res rxResult
+		buf := make([]byte, 2048)
+		var first, last time.Time
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			wait := 5 * time.Second
+			if !first.IsZero() {
+				wait = time.Second
+			}
+			_ = c.SetReadDeadline(time.Now().Add(wait))
+			n, err := c.Read(buf)
+			if err != nil {
+				break
+			}
+			if first.IsZero() {
+				first = time.Now()
+			}
+			last = time.Now()
+			res.Bytes += int64(n - 32) // count payload as Shoal's goodput does
+		}
+		res.OK, res.Seconds = res.Bytes > 0, last.Sub(first).Seconds()
+		return res, nil
+	})
 }

@@ -121,11 +121,11 @@ func kind(m *framing.Message) string {
 	return m.Type.String()
 }
 
-func flagNames(f framing.ObjectFlags) string {
-	names := []string{"REPAIR", "EXPLICIT", "INFO", "UNRELIABLE", "FILE", "STREAM", "SYN", "0x80"}
+// bitNames names the bits set in v, lowest first ("0" if none).
+func bitNames(v uint8, names [8]string) string {
 	var out []string
 	for i, n := range names {
-		if f&(1<<i) != 0 {
+		if v&(1<<i) != 0 {
 			out = append(out, n)
 		}
 	}
@@ -133,37 +133,18 @@ func flagNames(f framing.ObjectFlags) string {
 		return "0"
 	}
 	return strings.Join(out, "|")
+}
+
+func flagNames(f framing.ObjectFlags) string {
+	return bitNames(uint8(f), [8]string{"REPAIR", "EXPLICIT", "INFO", "UNRELIABLE", "FILE", "STREAM", "SYN", "0x80"})
 }
 
 func ccFlagNames(f framing.CCFlags) string {
-	names := []string{"CLR", "PLR", "RTT", "START", "LEAVE", "LIMIT", "0x40", "0x80"}
-	var out []string
-	for i, n := range names {
-		if f&(1<<i) != 0 {
-			out = append(out, n)
-		}
-	}
-	if len(out) == 0 {
-		return "0"
-	}
-	return strings.Join(out, "|")
+	return bitNames(uint8(f), [8]string{"CLR", "PLR", "RTT", "START", "LEAVE", "LIMIT", "0x40", "0x80"})
 }
 
 func repairFlagNames(f framing.RepairFlags) string {
-	names := []string{"SEGMENT", "BLOCK", "INFO", "OBJECT"}
-	var out []string
-	for i, n := range names {
-		if f&(1<<i) != 0 {
-			out = append(out, n)
-		}
-	}
-	if f&0xf0 != 0 {
-		out = append(out, fmt.Sprintf("%#x", uint8(f&0xf0)))
-	}
-	if len(out) == 0 {
-		return "0"
-	}
-	return strings.Join(out, "|")
+	return bitNames(uint8(f), [8]string{"SEGMENT", "BLOCK", "INFO", "OBJECT", "0x10", "0x20", "0x40", "0x80"})
 }
 
 func senderText(s framing.SenderFields) string {

@@ -23,7 +23,7 @@ import (
 )
 
 // Iface is the name of every host's interface.
-const Iface = "eth0"
+const Iface = "lab0"
 
 // Lab is a set of hosts on one bridge.
 type Lab struct {
