@@ -235,16 +235,8 @@ func (t *table) entry(off uint16, block uint32) *entry {
 	if t.last >= 0 && t.entries[t.last].key == k {
 		return &t.entries[t.last]
 	}
-	lo, hi := 0, len(t.index)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if t.entries[t.index[m]].key < k {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	if lo < len(t.index) && t.entries[t.index[lo]].key == k {
+	lo, found := t.search(k)
+	if found {
 		t.last = t.index[lo]
 		return &t.entries[t.last]
 	}
@@ -324,9 +316,9 @@ func (t *table) spanCovering(off uint16, block uint32) int {
 	return -1
 }
 
-// find returns the entry of block of object offset off, or nil.
-func (t *table) find(off uint16, block uint32) *entry {
-	k := key(off, block)
+// search returns the position in t.index of the entry with key k, or where
+// it would go, and whether it is there (t.index is sorted by key).
+func (t *table) search(k uint64) (int, bool) {
 	lo, hi := 0, len(t.index)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -336,8 +328,13 @@ func (t *table) find(off uint16, block uint32) *entry {
 			hi = m
 		}
 	}
-	if lo < len(t.index) && t.entries[t.index[lo]].key == k {
-		return &t.entries[t.index[lo]]
+	return lo, lo < len(t.index) && t.entries[t.index[lo]].key == k
+}
+
+// find returns the entry of block of object offset off, or nil.
+func (t *table) find(off uint16, block uint32) *entry {
+	if i, found := t.search(key(off, block)); found {
+		return &t.entries[t.index[i]]
 	}
 	return nil
 }
