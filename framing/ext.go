@@ -75,6 +75,10 @@ func (e Extensions) validate(msg string, off int) error {
 	return nil
 }
 
+// Check reports whether the area is a well-formed sequence of header
+// extensions, as Unmarshal requires of received messages.
+func (e Extensions) Check() error { return e.validate("header extensions", 0) }
+
 // Next returns the extension at offset off and the offset of the one after
 // it; ok is false at the end of the area or if the area is malformed. Use it
 // as:

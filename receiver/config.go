@@ -174,7 +174,10 @@ type Event struct {
 	// MsgStart is, for EventStreamData, the offset in Data where a
 	// message starts, or -1.
 	MsgStart int
-	Err      error
+	// InfoExt is, for EventInfo, the NORM_INFO's header extensions in wire
+	// form (framing.Extensions), EXT_FTI included.
+	InfoExt []byte
+	Err     error
 }
 
 // Stats are a receiver's counters.

@@ -313,7 +313,8 @@ func (r *Receiver) handleInfo(now time.Time, s *remote, m *framing.Info) {
 	o.infoOK = true
 	o.moved = true
 	o.track.SetInfoPending(false)
-	r.emit(Event{Kind: EventInfo, Sender: s.id, Object: o.id, File: o.file, Size: o.size, Info: o.info})
+	r.emit(Event{Kind: EventInfo, Sender: s.id, Object: o.id, File: o.file, Size: o.size, Info: o.info,
+		InfoExt: append([]byte(nil), m.Ext...)})
 }
 
 // object finds or creates the pending object id of s. It returns nil if

@@ -254,9 +254,13 @@ func (s *Sender) flags(o *txObject) framing.ObjectFlags {
 }
 
 func (s *Sender) sendInfo(o *txObject, out *framing.Outbox) {
+	ext := o.fti
+	if o.infoX != nil {
+		ext = o.infoX
+	}
 	m := framing.Info{
 		Header: s.header(framing.TypeInfo), SenderFields: s.senderFields(),
-		Flags: s.flags(o), FECID: framing.FECRS8, ObjectID: o.id, Ext: o.fti, Content: o.info,
+		Flags: s.flags(o), FECID: framing.FECRS8, ObjectID: o.id, Ext: ext, Content: o.info,
 	}
 	s.commit(out, &m)
 	s.stats.InfoSent++

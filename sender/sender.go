@@ -30,6 +30,7 @@ type txObject struct {
 	data   []byte
 	file   io.ReaderAt
 	fti    framing.Extensions // EXT_FTI, encoded once per object
+	infoX  framing.Extensions // NORM_INFO's extensions: EXT_FTI plus the application's
 	blocks int
 
 	// Transmission of new data: the next block and symbol id (source ids
@@ -309,6 +310,29 @@ func (s *Sender) object(id uint16) *txObject {
 		return nil
 	}
 	return s.objs[off]
+}
+
+// SetInfoExtension adds header extensions (wire form, see
+// framing.AppendExtension) to object id's NORM_INFO, for data a Shoal
+// receiver can use and other receivers skip, such as a file's digest. Call
+// it right after queueing the object, before its NORM_INFO goes out.
+func (s *Sender) SetInfoExtension(id uint16, ext framing.Extensions) error {
+	o := s.object(id)
+	if o == nil {
+		return ErrUnknownObject
+	}
+	if err := ext.Check(); err != nil {
+		return err
+	}
+	var err error
+	x := append(framing.Extensions(nil), o.fti...)
+	for e, off, ok := ext.Next(0); ok; e, off, ok = ext.Next(off) {
+		if x, err = framing.AppendExtension(x, e.Raw); err != nil {
+			return err
+		}
+	}
+	o.infoX = x
+	return nil
 }
 
 // SetWatermark asks the nodes in Config.AckingNodes (and, with

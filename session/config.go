@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/receiver"
 	"github.com/shoalnet/shoal/sender"
 )
@@ -93,6 +94,9 @@ type ObjectInfo struct {
 	Kind   Kind
 	Size   uint64
 	Info   []byte
+	// InfoExt holds the header extensions of the object's NORM_INFO (see
+	// framing.Extensions.Find), once it arrived.
+	InfoExt framing.Extensions
 }
 
 // Kind is the type of an object.

@@ -213,6 +213,7 @@ func (s *Session) rxEvents() {
 			if o := s.objs[k]; o != nil {
 				o.mu.Lock()
 				o.info.Info = append([]byte(nil), e.Info...)
+				o.info.InfoExt = e.InfoExt
 				o.mu.Unlock()
 			}
 		case receiver.EventStreamData:

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/sender"
 )
 
@@ -74,6 +75,22 @@ func (s *Session) SendBytes(ctx context.Context, data, info []byte) (uint16, err
 // file name ('/' separated relative path).
 func (s *Session) SendFile(ctx context.Context, r io.ReaderAt, size int64, info []byte) (uint16, error) {
 	return s.enqueue(ctx, func(tx *sender.Sender) (uint16, error) { return tx.SendFile(r, size, info) })
+}
+
+// SendFileExt is SendFile with header extensions added to the object's
+// NORM_INFO (see sender.Sender.SetInfoExtension): metadata that Shoal
+// receivers read from ObjectInfo.InfoExt and others skip.
+func (s *Session) SendFileExt(ctx context.Context, r io.ReaderAt, size int64, info []byte, ext framing.Extensions) (uint16, error) {
+	if err := ext.Check(); err != nil {
+		return 0, err
+	}
+	return s.enqueue(ctx, func(tx *sender.Sender) (uint16, error) {
+		id, err := tx.SendFile(r, size, info)
+		if err == nil && len(ext) > 0 {
+			err = tx.SetInfoExtension(id, ext)
+		}
+		return id, err
+	})
 }
 
 // SendPath sends the file at path, named name in its info. The file stays
