@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/shoalnet/shoal/session"
+)
+
+func runRecv(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("filecast recv", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c commonFlags
+	c.register(fs)
+	dir := fs.String("dir", "", "directory to receive into (required)")
+	count := fs.Int("count", 0, "exit after this many files (0: run until idle or interrupted)")
+	idle := fs.Duration("idle-timeout", 0, "exit when no file has arrived for this long (0: never)")
+	silent := fs.Bool("silent", false, "send no feedback at all (one-way links; rely on the sender's --auto-parity and --repeat)")
+	rxLoss := fs.String("rx-loss", "0", "drop this share of received packets (seeded), e.g. 1%")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dir == "" {
+		fmt.Fprintln(stderr, "filecast recv: --dir is required")
+		return 2
+	}
+	zl, log, err := newLogger(c.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "filecast recv: %v\n", err)
+		return 2
+	}
+	defer zl.Sync()
+	loss, err := parsePct(*rxLoss)
+	if err != nil {
+		fmt.Fprintf(stderr, "filecast recv: %v\n", err)
+		return 2
+	}
+	st, err := newStore(*dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "filecast recv: %v\n", err)
+		return 1
+	}
+	cfg, err := c.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "filecast recv: %v\n", err)
+		return 2
+	}
+	cfg.Logger, cfg.FileSink, cfg.RxLoss = log, st.sink, session.Loss{Rate: loss}
+	cfg.Receiver.Silent = *silent
+	s, err := session.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "filecast recv: %v\n", err)
+		return 1
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	}()
+	return receiveLoop(s, st, *count, *idle, c.json, stdout)
+}
+
+// receiveLoop reports every file as it completes, until count files, or
+// until nothing has happened for idle.
+func receiveLoop(s *session.Session, st *store, count int, idle time.Duration, asJSON bool, stdout io.Writer) int {
+	objs := make(chan *session.Object)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			o, err := s.Accept(context.Background())
+			if err != nil {
+				close(objs)
+				return
+			}
+			select {
+			case objs <- o:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	results := make(chan result, 64)
+	var idleC <-chan time.Time
+	var timer *time.Timer
+	if idle > 0 {
+		timer = time.NewTimer(idle)
+		defer timer.Stop()
+		idleC = timer.C
+	}
+	active := func() {
+		if timer != nil {
+			timer.Reset(idle)
+		}
+	}
+	seen := map[string]bool{} // name+digest already received: --repeat copies
+	got, failed := 0, 0
+	for count == 0 || got+failed < count {
+		select {
+		case o, ok := <-objs:
+			if !ok {
+				return exitFor(failed)
+			}
+			active()
+			if o.Info().Kind != session.KindFile {
+				continue // filecast moves files; other objects are not ours
+			}
+			go func() {
+				err := o.Wait(context.Background())
+				results <- st.finish(o.Info(), err)
+			}()
+		case r := <-results:
+			active()
+			key := r.Name + "/" + r.SHA256
+			if r.OK && seen[key] {
+				continue
+			}
+			seen[key] = r.OK
+			report(r, asJSON, stdout)
+			if r.OK {
+				got++
+			} else {
+				failed++
+			}
+		case <-idleC:
+			return exitFor(failed)
+		}
+	}
+	return exitFor(failed)
+}
+
+func exitFor(failed int) int {
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+func report(r result, asJSON bool, stdout io.Writer) {
+	switch {
+	case asJSON:
+		_ = json.NewEncoder(stdout).Encode(r)
+	case r.OK && r.Verified:
+		fmt.Fprintf(stdout, "filecast: received %s %d bytes sha256=%s ok\n", r.Path, r.Bytes, r.SHA256)
+	case r.OK:
+		fmt.Fprintf(stdout, "filecast: received %s %d bytes sha256=%s ok (sender sent no digest)\n", r.Path, r.Bytes, r.SHA256)
+	default:
+		fmt.Fprintf(stdout, "filecast: FAILED %q from %s: %s\n", r.Name, r.Sender, r.Err)
+	}
+}

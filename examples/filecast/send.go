@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shoalnet/shoal/sender"
+	"github.com/shoalnet/shoal/session"
+)
+
+// fileItem is one file to send.
+type fileItem struct {
+	path string
+	name string // relative, '/' separated: what receivers call it
+	size int64
+	sum  [32]byte
+}
+
+// collect expands paths into files: a file is sent under its base name, a
+// directory as the tree under its base name.
+func collect(paths []string) ([]fileItem, error) {
+	var out []fileItem
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			out = append(out, fileItem{path: p, name: filepath.Base(p), size: fi.Size()})
+			continue
+		}
+		root := filepath.Clean(p)
+		base := filepath.Base(root)
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			rel, err := filepath.Rel(root, path)
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			out = append(out, fileItem{path: path, name: base + "/" + filepath.ToSlash(rel), size: info.Size()})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// parseNodes reads node ids: IPv4 addresses or numbers.
+func parseNodes(s string) ([]uint32, error) {
+	var ids []uint32
+	for _, f := range strings.Split(s, ",") {
+		if a, err := netip.ParseAddr(f); err == nil && a.Is4() {
+			b := a.As4()
+			ids = append(ids, binary.BigEndian.Uint32(b[:]))
+			continue
+		}
+		v, err := strconv.ParseUint(f, 0, 32)
+		if err != nil {
+			return nil, fmt.Errorf("bad node id %q (an IPv4 address or a number)", f)
+		}
+		ids = append(ids, uint32(v))
+	}
+	return ids, nil
+}
+
+type sendReport struct {
+	Files   int             `json:"files"`
+	Bytes   int64           `json:"bytes"`
+	Seconds float64         `json:"seconds"`
+	Mbps    float64         `json:"mbps"`
+	Acks    map[string]bool `json:"acks,omitempty"`
+}
+
+func runSend(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("filecast send", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c commonFlags
+	c.register(fs)
+	rate := fs.String("rate", "100M", "send rate in bits/s (suffixes k, M, G)")
+	cc := fs.Bool("cc", false, "congestion control (not available yet: see the congestion control issue)")
+	segment := fs.Int("segment", 1400, "segment size in bytes")
+	block := fs.Int("block", 64, "source segments per FEC block")
+	parity := fs.Int("parity", 16, "parity segments per block available for repair")
+	auto := fs.Int("auto-parity", 0, "parity segments per block sent proactively")
+	ack := fs.String("ack", "", `wait for positive acknowledgement: "auto" (every receiver heard) or node ids/IPv4 addresses, comma separated`)
+	repeat := fs.Int("repeat", 1, "send every file this many times (with --auto-parity, for silent receivers on one-way links)")
+	txLoss := fs.String("tx-loss", "0", "drop this share of sent packets (seeded), e.g. 1%")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "filecast send: no files given")
+		return 2
+	}
+	if *cc {
+		fmt.Fprintln(stderr, "filecast send: --cc: congestion control is not implemented yet; use --rate")
+		return 2
+	}
+	zl, log, err := newLogger(c.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "filecast send: %v\n", err)
+		return 2
+	}
+	defer zl.Sync()
+	bits, err := parseBits(*rate)
+	if err != nil {
+		fmt.Fprintf(stderr, "filecast send: %v\n", err)
+		return 2
+	}
+	loss, err := parsePct(*txLoss)
+	if err != nil {
+		fmt.Fprintf(stderr, "filecast send: %v\n", err)
+		return 2
+	}
+	files, err := collect(fs.Args())
+	if err != nil {
+		fmt.Fprintf(stderr, "filecast send: %v\n", err)
+		return 1
+	}
+	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto}
+	switch {
+	case *ack == "auto":
+		scfg.TrackReceivers = true
+	case *ack != "":
+		if scfg.AckingNodes, err = parseNodes(*ack); err != nil {
+			fmt.Fprintf(stderr, "filecast send: %v\n", err)
+			return 2
+		}
+	}
+	cfg, err := c.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "filecast send: %v\n", err)
+		return 2
+	}
+	cfg.Sender, cfg.Logger, cfg.TxLoss = scfg, log, session.Loss{Rate: loss}
+	s, err := session.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "filecast send: %v\n", err)
+		return 1
+	}
+	ctx := context.Background()
+	var total int64
+	for i := range files {
+		f := &files[i]
+		if f.sum, err = hashFile(f.path); err != nil {
+			fmt.Fprintf(stderr, "filecast send: %v\n", err)
+			return 1
+		}
+		total += f.size * int64(*repeat)
+	}
+	prog := newProgress(stderr, "sending", total)
+	start := time.Now()
+	var last uint16
+	var open []*os.File
+	defer func() {
+		for _, f := range open {
+			f.Close()
+		}
+	}()
+	done := make(chan struct{})
+	go func() { // progress from the session's counters
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				st := s.Stats()
+				prog.set(int64(st.Sender.DataSymbols) * int64(*segment))
+			case <-done:
+				return
+			}
+		}
+	}()
+	for rep := 0; rep < *repeat; rep++ {
+		for _, f := range files {
+			fh, err := os.Open(f.path)
+			if err != nil {
+				fmt.Fprintf(stderr, "filecast send: %v\n", err)
+				return 1
+			}
+			open = append(open, fh)
+			if last, err = s.SendFileExt(ctx, fh, f.size, []byte(f.name), appendDigest(nil, f.sum)); err != nil {
+				fmt.Fprintf(stderr, "filecast send: %s: %v\n", f.name, err)
+				return 1
+			}
+			log.Info("queued", "file", f.name, "bytes", f.size)
+		}
+	}
+	rep := sendReport{Files: len(files) * *repeat, Bytes: total}
+	status := 0
+	if *ack != "" {
+		results, err := s.WaitAck(ctx, last)
+		if err != nil {
+			fmt.Fprintf(stderr, "filecast send: acknowledgement: %v\n", err)
+			status = 1
+		}
+		rep.Acks = map[string]bool{}
+		for _, r := range results {
+			ok := r.Err == nil
+			rep.Acks[nodeName(r.Node)] = ok
+			if !ok {
+				status = 1
+				fmt.Fprintf(stderr, "filecast: %s did not acknowledge\n", nodeName(r.Node))
+			} else {
+				fmt.Fprintf(stderr, "filecast: %s acknowledged everything\n", nodeName(r.Node))
+			}
+		}
+		if len(results) == 0 {
+			fmt.Fprintln(stderr, "filecast: no receiver to acknowledge (none configured or heard)")
+			status = 1
+		}
+	}
+	closeCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := s.Close(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("close", "err", err)
+	}
+	close(done)
+	prog.finish()
+	rep.Seconds = time.Since(start).Seconds()
+	rep.Mbps = float64(total) * 8 / rep.Seconds / 1e6
+	if c.json {
+		_ = json.NewEncoder(stdout).Encode(rep)
+	} else {
+		fmt.Fprintf(stdout, "filecast: sent %d files %d bytes in %.2f s (%.1f Mbit/s)\n", rep.Files, rep.Bytes, rep.Seconds, rep.Mbps)
+	}
+	return status
+}
+
+func hashFile(path string) ([32]byte, error) {
+	var sum [32]byte
+	f, err := os.Open(path)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// commonFlags are the flags send and recv share.
+type commonFlags struct {
+	group    string
+	iface    string
+	ttl      int
+	json     bool
+	logLevel string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.group, "group", "239.255.1.1:6003", "multicast group and port")
+	fs.StringVar(&c.iface, "iface", "", "network interface (default: the system's choice)")
+	fs.IntVar(&c.ttl, "ttl", 1, "multicast TTL / hop limit (1: this subnet)")
+	fs.BoolVar(&c.json, "json", false, "print a machine-readable report")
+	fs.StringVar(&c.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+}
+
+func (c *commonFlags) config() (session.Config, error) {
+	g, err := netip.ParseAddrPort(c.group)
+	if err != nil {
+		return session.Config{}, fmt.Errorf("--group: %v", err)
+	}
+	return session.Config{Group: g, Interface: c.iface, TTL: c.ttl}, nil
+}
+
