@@ -287,4 +287,3 @@ func (c *commonFlags) config() (session.Config, error) {
 	}
 	return session.Config{Group: g, Interface: c.iface, TTL: c.ttl}, nil
 }
-
