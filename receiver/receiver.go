@@ -315,6 +315,7 @@ func (r *Receiver) handleInfo(now time.Time, s *remote, m *framing.Info) {
 	o.track.SetInfoPending(false)
 	r.emit(Event{Kind: EventInfo, Sender: s.id, Object: o.id, File: o.file, Size: o.size, Info: o.info,
 		InfoExt: append([]byte(nil), m.Ext...)})
+	r.maybeComplete(s, o)
 }
 
 // object finds or creates the pending object id of s. It returns nil if
@@ -407,11 +408,19 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 	for i := len(s.objs) - 1; i > 0 && serialLess(s.objs[i].id, s.objs[i-1].id); i-- {
 		s.objs[i], s.objs[i-1] = s.objs[i-1], s.objs[i]
 	}
-	if part.Blocks() == 0 && !stream {
-		r.complete(s, o)
-		return nil
-	}
 	return o
+}
+
+// maybeComplete delivers o once all its data is in and, if it has a
+// NORM_INFO (the object's name, often), that too: an object delivered
+// without the info its sender attached would lose its name. Until then the
+// receiver NACKs for the info.
+func (r *Receiver) maybeComplete(s *remote, o *rxObject) bool {
+	if o.stream != nil || !o.track.Complete() || o.track.InfoPending() {
+		return false
+	}
+	r.complete(s, o)
+	return true
 }
 
 // sync sets the object window of a sender heard for the first time
@@ -445,6 +454,13 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	if m.Flags&framing.FlagInfo != 0 && !o.infoOK {
 		o.track.SetInfoPending(true)
+	}
+	if o.stream == nil && o.part.Blocks() == 0 {
+		// An empty object: its one NORM_DATA carries nothing to store.
+		if !r.maybeComplete(s, o) {
+			r.maybeNack(now, s)
+		}
+		return nil
 	}
 	b, sym := m.PayloadID.Block, int(m.PayloadID.Symbol)
 	k := o.part.BlockLen(int(b))
@@ -535,7 +551,10 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 			return nil
 		}
 		if st == nack.ObjectComplete {
-			r.complete(s, o)
+			if !r.maybeComplete(s, o) {
+				r.maybeNack(now, s) // the data is in; the info is not
+				return nil
+			}
 			r.maybeNack(now, s)
 			r.maybeAck(now, s)
 			return nil

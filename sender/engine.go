@@ -57,6 +57,7 @@ func (s *Sender) HandlePacket(now time.Time, from netip.AddrPort, b []byte) erro
 		if a.AckType == framing.AckFlush && s.wm != nil {
 			if w, err := a.Watermark(0); err == nil && w == s.wm.ref && s.wm.pending[a.SourceID] {
 				delete(s.wm.pending, a.SourceID)
+				s.wm.acked++
 				s.emit(Event{Kind: EventAck, Object: s.wm.obj, Node: a.SourceID})
 				if len(s.wm.pending) == 0 {
 					s.emit(Event{Kind: EventWatermark, Object: s.wm.obj})

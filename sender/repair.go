@@ -241,7 +241,10 @@ func (s *Sender) wmDue(now time.Time) bool {
 	if !o.sent || now.Before(w.next) {
 		return false
 	}
-	if len(w.pending) == 0 {
+	// With TrackReceivers, nobody may have been heard yet when the
+	// watermark is set: keep asking (receivers answer probes and are added
+	// as they are heard) until someone acknowledges or the requests run out.
+	if len(w.pending) == 0 && (w.acked > 0 || !s.cfg.TrackReceivers || w.tries >= s.cfg.RobustFactor) {
 		s.emit(Event{Kind: EventWatermark, Object: w.obj})
 		s.wm = nil
 		return false

@@ -136,6 +136,7 @@ type Sender struct {
 }
 
 type watermark struct {
+	acked   int // nodes that acknowledged
 	obj     uint16
 	ref     framing.SymbolRef
 	pending map[uint32]bool

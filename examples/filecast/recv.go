@@ -21,6 +21,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	idle := fs.Duration("idle-timeout", 0, "exit when no file has arrived for this long (0: never)")
 	silent := fs.Bool("silent", false, "send no feedback at all (one-way links; rely on the sender's --auto-parity and --repeat)")
 	rxLoss := fs.String("rx-loss", "0", "drop this share of received packets (seeded), e.g. 1%")
+	linger := fs.Duration("linger", 5*time.Second, "with --count: after the last file, stay this long (or until the sender ends) to answer its acknowledgement requests")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -61,12 +62,12 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 		defer cancel()
 		_ = s.Close(ctx)
 	}()
-	return receiveLoop(s, st, *count, *idle, c.json, stdout)
+	return receiveLoop(s, st, *count, *idle, *linger, c.json, stdout)
 }
 
 // receiveLoop reports every file as it completes, until count files, or
 // until nothing has happened for idle.
-func receiveLoop(s *session.Session, st *store, count int, idle time.Duration, asJSON bool, stdout io.Writer) int {
+func receiveLoop(s *session.Session, st *store, count int, idle, linger time.Duration, asJSON bool, stdout io.Writer) int {
 	objs := make(chan *session.Object)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -99,6 +100,7 @@ func receiveLoop(s *session.Session, st *store, count int, idle time.Duration, a
 	}
 	seen := map[string]bool{} // name+digest already received: --repeat copies
 	got, failed := 0, 0
+	senderGone := false
 	for count == 0 || got+failed < count {
 		select {
 		case o, ok := <-objs:
@@ -128,6 +130,28 @@ func receiveLoop(s *session.Session, st *store, count int, idle time.Duration, a
 			}
 		case <-idleC:
 			return exitFor(failed)
+		case ev := <-s.Events():
+			if _, ok := ev.(session.SenderGone); ok {
+				senderGone = true
+			}
+		}
+	}
+	// The sender may still ask for acknowledgement of what we hold: answer
+	// until it ends its session, or for linger.
+	if !senderGone && linger > 0 {
+		t := time.NewTimer(linger)
+		defer t.Stop()
+		for !senderGone {
+			select {
+			case ev, ok := <-s.Events():
+				if !ok {
+					senderGone = true
+				} else if _, gone := ev.(session.SenderGone); gone {
+					senderGone = true
+				}
+			case <-t.C:
+				senderGone = true
+			}
 		}
 	}
 	return exitFor(failed)

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoalnet/shoal/internal/lab"
+	"github.com/shoalnet/shoal/session"
+)
+
+// makeTree writes a small directory tree and returns its files' contents.
+func makeTree(t *testing.T, root string) map[string][]byte {
+	files := map[string][]byte{}
+	for i, p := range []string{"a.bin", "sub/b.bin", "sub/deep/c.bin", "empty.bin"} {
+		size := []int{700_000, 1 << 20, 333_333, 0}[i]
+		b := make([]byte, size)
+		for j := range b {
+			b[j] = byte(j*7 + i)
+		}
+		full := filepath.Join(root, "tree", p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files["tree/"+p] = b
+	}
+	return files
+}
+
+// TestLabFilecast runs filecast send and three filecast recv in network
+// namespaces through 0, 1 and 10 % loss and checks every file.
+func TestLabFilecast(t *testing.T) {
+	l := lab.New(t, 4)
+	src := t.TempDir()
+	files := makeTree(t, src)
+	for i, loss := range []int{0, 1, 10} {
+		t.Run(fmt.Sprintf("loss=%d%%", loss), func(t *testing.T) {
+			for _, h := range l.Hosts[1:] {
+				if err := h.SetLoss(loss); err != nil {
+					t.Fatal(err)
+				}
+			}
+			group := fmt.Sprintf("239.255.10.1:%d", 7100+i)
+			var wg sync.WaitGroup
+			outs := make([]bytes.Buffer, 3)
+			codes := make([]int, 3)
+			dirs := make([]string, 3)
+			for r, h := range l.Hosts[1:] {
+				dirs[r] = t.TempDir()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var errOut bytes.Buffer
+					_ = h.Do(func() error {
+						codes[r] = run([]string{"recv", "--dir", dirs[r], "--group", group, "--iface", lab.Iface,
+							"--count", fmt.Sprint(len(files)), "--idle-timeout", "60s"}, &outs[r], &errOut)
+						return nil
+					})
+					if codes[r] != 0 {
+						t.Errorf("receiver %d: exit %d: %s", r, codes[r], errOut.String())
+					}
+				}()
+			}
+			time.Sleep(500 * time.Millisecond) // receivers join
+			var out, errOut bytes.Buffer
+			var code int
+			_ = l.Hosts[0].Do(func() error {
+				code = run([]string{"send", "--group", group, "--iface", lab.Iface, "--rate", "200M",
+					"--auto-parity", fmt.Sprint(loss * 2 / 3), "--ack", "auto", filepath.Join(src, "tree")}, &out, &errOut)
+				return nil
+			})
+			wg.Wait()
+			if code != 0 || !strings.HasPrefix(out.String(), "filecast: sent 4 files ") {
+				t.Fatalf("send: exit %d\n%s\n%s", code, out.String(), errOut.String())
+			}
+			for r := range outs {
+				if n := strings.Count(outs[r].String(), " ok\n"); n != len(files) {
+					t.Errorf("receiver %d: %d ok lines:\n%s", r, n, outs[r].String())
+				}
+				for name, want := range files {
+					got, err := os.ReadFile(filepath.Join(dirs[r], filepath.FromSlash(name)))
+					if err != nil || !bytes.Equal(got, want) {
+						t.Errorf("receiver %d: %s: %v (equal %v)", r, name, err, bytes.Equal(got, want))
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestLabHostileName: a sender offering a name outside the directory gets
+// a FAILED line at the receiver and nothing written.
+func TestLabHostileName(t *testing.T) {
+	l := lab.New(t, 2)
+	group := "239.255.10.2:7200"
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	done := make(chan int)
+	go func() {
+		var code int
+		_ = l.Hosts[1].Do(func() error {
+			code = run([]string{"recv", "--dir", dir, "--group", group, "--iface", lab.Iface, "--count", "1", "--idle-timeout", "30s"}, &out, &errOut)
+			return nil
+		})
+		done <- code
+	}()
+	time.Sleep(500 * time.Millisecond)
+	var s *session.Session
+	if err := l.Hosts[0].Do(func() (err error) {
+		s, err = session.New(session.Config{Group: netip.MustParseAddrPort(group), Interface: lab.Iface})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	data := []byte("not for you")
+	if _, err := s.SendFile(context.Background(), bytes.NewReader(data), int64(len(data)), []byte("../../etc/shoal-evil")); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code == 0 || !strings.Contains(out.String(), `FAILED "../../etc/shoal-evil"`) {
+		t.Fatalf("exit %d, output %q", code, out.String())
+	}
+	if _, err := os.Stat("/etc/shoal-evil"); err == nil {
+		t.Fatal("hostile name written outside the directory")
+	}
+}
