@@ -2,6 +2,11 @@
 //
 //	bench sim  [flags]   one transfer through the simulated network (no root, no network)
 //	bench lab  [flags]   a transfer between network namespaces (root), against a raw UDP blast
+//	bench filecast [flags]  filecast against UFTP in the same namespaces (root; uftp optional)
+//
+// filecast ends with exactly one line:
+//
+//	filecast: receivers=N size=S loss=P goodput_mbps=G uftp_mbps=U ratio=G/U
 //
 // lab ends with exactly one line:
 //
@@ -44,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSim(args[1:], stdout, stderr)
 	case "lab":
 		return runLab(args[1:], stdout, stderr)
+	case "filecast":
+		return runFilecast(args[1:], stdout, stderr)
 	case "lab-rx": // helpers run by "bench lab" inside its hosts
 		return labRx(args[1:], stdout)
 	case "lab-rawrx":

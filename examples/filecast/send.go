@@ -104,6 +104,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	parity := fs.Int("parity", 16, "parity segments per block available for repair")
 	auto := fs.Int("auto-parity", 0, "parity segments per block sent proactively")
 	ack := fs.String("ack", "", `wait for positive acknowledgement: "auto" (every receiver heard) or node ids/IPv4 addresses, comma separated`)
+	grtt := fs.Duration("grtt", 10*time.Millisecond, "initial group round-trip time estimate; measured from then on (raise it for WAN paths with many receivers)")
 	repeat := fs.Int("repeat", 1, "send every file this many times (with --auto-parity, for silent receivers on one-way links)")
 	txLoss := fs.String("tx-loss", "0", "drop this share of sent packets (seeded), e.g. 1%")
 	if err := fs.Parse(args); err != nil {
@@ -138,7 +139,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "filecast send: %v\n", err)
 		return 1
 	}
-	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto}
+	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto, GRTT: *grtt}
 	switch {
 	case *ack == "auto":
 		scfg.TrackReceivers = true
