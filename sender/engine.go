@@ -303,9 +303,18 @@ func (s *Sender) sendNew(o *txObject, out *framing.Outbox) {
 		o.nextBlock++
 		if o.nextBlock >= o.blocks {
 			s.finishNew(o)
+		} else if len(o.info) > 0 && s.cfg.AutoParity > 0 && o.nextBlock%infoRepeatBlocks == 0 {
+			// Proactive parity usually means receivers that cannot NACK
+			// (one-way links): give them more than one chance at the
+			// NORM_INFO, which holds the object's name.
+			o.infoSent = false
 		}
 	}
 }
+
+// infoRepeatBlocks is how often, in blocks, NORM_INFO is sent again when
+// auto parity is on: about once per megabyte at the default sizes.
+const infoRepeatBlocks = 16
 
 func (s *Sender) finishNew(o *txObject) {
 	o.sent = true

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -132,5 +133,55 @@ func TestLabHostileName(t *testing.T) {
 	}
 	if _, err := os.Stat("/etc/shoal-evil"); err == nil {
 		t.Fatal("hostile name written outside the directory")
+	}
+}
+
+// TestLabSilentRepeat: silent receivers (no feedback at all, a one-way
+// link) get a file through 5 % loss from proactive parity and repetition.
+func TestLabSilentRepeat(t *testing.T) {
+	l := lab.New(t, 3)
+	src := t.TempDir()
+	data := make([]byte, 3<<20)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	path := filepath.Join(src, "oneway.bin")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range l.Hosts[1:] {
+		if err := h.SetLoss(5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	group := "239.255.10.3:7250"
+	var wg sync.WaitGroup
+	dirs := make([]string, 2)
+	outs := make([]bytes.Buffer, 2)
+	for r, h := range l.Hosts[1:] {
+		dirs[r] = t.TempDir()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = h.Do(func() error {
+				run([]string{"recv", "--silent", "--dir", dirs[r], "--group", group, "--iface", lab.Iface,
+					"--count", "1", "--idle-timeout", "60s", "--linger", "0"}, &outs[r], io.Discard)
+				return nil
+			})
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	var out bytes.Buffer
+	_ = l.Hosts[0].Do(func() error {
+		run([]string{"send", "--group", group, "--iface", lab.Iface, "--rate", "100M", "--parity", "16",
+			"--auto-parity", "16", "--repeat", "2", path}, &out, io.Discard)
+		return nil
+	})
+	wg.Wait()
+	for r := range dirs {
+		got, err := os.ReadFile(filepath.Join(dirs[r], "oneway.bin"))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("silent receiver %d: %v\n%s", r, err, outs[r].String())
+		}
 	}
 }

@@ -17,7 +17,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	var c commonFlags
 	c.register(fs)
 	dir := fs.String("dir", "", "directory to receive into (required)")
-	count := fs.Int("count", 0, "exit after this many files (0: run until idle or interrupted)")
+	count := fs.Int("count", 0, "exit after this many files received intact (0: run until idle or interrupted)")
 	idle := fs.Duration("idle-timeout", 0, "exit when no file has arrived for this long (0: never)")
 	silent := fs.Bool("silent", false, "send no feedback at all (one-way links; rely on the sender's --auto-parity and --repeat)")
 	rxLoss := fs.String("rx-loss", "0", "drop this share of received packets (seeded), e.g. 1%")
@@ -98,14 +98,15 @@ func receiveLoop(s *session.Session, st *store, count int, idle, linger time.Dur
 			timer.Reset(idle)
 		}
 	}
-	seen := map[string]bool{} // name+digest already received: --repeat copies
-	got, failed := 0, 0
+	seen := map[string]bool{}        // name+digest already received: --repeat copies
+	failedNames := map[string]bool{} // failures not made good by a later copy
+	got := 0
 	senderGone := false
-	for count == 0 || got+failed < count {
+	for count == 0 || got < count {
 		select {
 		case o, ok := <-objs:
 			if !ok {
-				return exitFor(failed)
+				return exitFor(len(failedNames))
 			}
 			active()
 			if o.Info().Kind != session.KindFile {
@@ -125,11 +126,12 @@ func receiveLoop(s *session.Session, st *store, count int, idle, linger time.Dur
 			report(r, asJSON, stdout)
 			if r.OK {
 				got++
+				delete(failedNames, r.Name)
 			} else {
-				failed++
+				failedNames[r.Name] = true
 			}
 		case <-idleC:
-			return exitFor(failed)
+			return exitFor(len(failedNames))
 		case ev := <-s.Events():
 			if _, ok := ev.(session.SenderGone); ok {
 				senderGone = true
@@ -154,7 +156,7 @@ func receiveLoop(s *session.Session, st *store, count int, idle, linger time.Dur
 			}
 		}
 	}
-	return exitFor(failed)
+	return exitFor(len(failedNames))
 }
 
 func exitFor(failed int) int {

@@ -149,6 +149,16 @@ func (h *Host) SetLoss(pct int) error {
 	if pct <= 0 {
 		return nil
 	}
+	// A veth carries a UDP GSO batch as one buffer, so nftables would drop
+	// or pass whole batches: a burst loss no real network shows. Once any
+	// host loses packets, every host's link takes one segment per buffer,
+	// so the kernel cuts batches before the link, as a NIC would, and loss
+	// applies per datagram. (Without loss, batches may cross whole.)
+	for _, o := range h.lab.Hosts {
+		if out, err := run("-n", o.NS, "link", "set", Iface, "gso_max_segs", "1"); err != nil {
+			return fmt.Errorf("lab: gso_max_segs: %v\n%s", err, out)
+		}
+	}
 	script := fmt.Sprintf(`table inet lab {
 	chain in {
 		type filter hook input priority 0; policy accept;
