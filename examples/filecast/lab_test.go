@@ -185,3 +185,37 @@ func TestLabSilentRepeat(t *testing.T) {
 		}
 	}
 }
+
+// TestLabAckFailure: a required acknowledgement that never comes (a node
+// that does not exist) is reported and fails the exit status; the real
+// receiver's acknowledgement is reported too.
+func TestLabAckFailure(t *testing.T) {
+	l := lab.New(t, 2)
+	src := filepath.Join(t.TempDir(), "f.bin")
+	if err := os.WriteFile(src, make([]byte, 100_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	group := "239.255.10.4:7260"
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = l.Hosts[1].Do(func() error {
+			run([]string{"recv", "--dir", dir, "--group", group, "--iface", lab.Iface, "--count", "1", "--idle-timeout", "60s"}, io.Discard, io.Discard)
+			return nil
+		})
+	}()
+	time.Sleep(500 * time.Millisecond)
+	var out, errOut bytes.Buffer
+	var code int
+	_ = l.Hosts[0].Do(func() error {
+		code = run([]string{"send", "--group", group, "--iface", lab.Iface, "--ack", l.Hosts[1].IP4.String() + ",10.99.0.99", src}, &out, &errOut)
+		return nil
+	})
+	wg.Wait()
+	if code == 0 || !strings.Contains(errOut.String(), "10.99.0.99 did not acknowledge") ||
+		!strings.Contains(errOut.String(), l.Hosts[1].IP4.String()+" acknowledged everything") {
+		t.Fatalf("exit %d\n%s", code, errOut.String())
+	}
+}
