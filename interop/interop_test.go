@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shoalnet/shoal/internal/lab"
+	"github.com/shoalnet/shoal/receiver"
 	"github.com/shoalnet/shoal/sender"
 	"github.com/shoalnet/shoal/session"
 )
@@ -217,3 +219,123 @@ func TestShoalToLibnorm(t *testing.T) {
 		})
 	}
 }
+
+// writeObjects writes objs into dir for normpeer to send, and returns its
+// arguments.
+func writeObjects(t *testing.T, dir string, objs []object) []string {
+	t.Helper()
+	var args []string
+	for _, o := range objs {
+		if o.kind == "empty" {
+			args = append(args, "--empty")
+			continue
+		}
+		p := filepath.Join(dir, o.name)
+		if err := os.WriteFile(p, o.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--"+o.kind, p)
+	}
+	return args
+}
+
+// shoalRecv opens a Shoal receiver session on h.
+func shoalRecv(t *testing.T, h *lab.Host, group netip.AddrPort, cfg session.Config) *session.Session {
+	t.Helper()
+	cfg.Group, cfg.Interface = group, lab.Iface
+	var s *session.Session
+	if err := h.Do(func() (err error) { s, err = session.New(cfg); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	return s
+}
+
+// collect accepts n objects on s and returns them by name (streams read
+// whole).
+func collect(t *testing.T, s *session.Session, n int, timeout time.Duration) map[string][]byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	got := map[string][]byte{}
+	for range n {
+		o, err := s.Accept(ctx)
+		if err != nil {
+			t.Fatalf("accept: %v (got %d of %d)", err, len(got), n)
+		}
+		var data []byte
+		if o.Info().Kind == session.KindStream {
+			data, err = io.ReadAll(o)
+		} else if err = o.Wait(ctx); err == nil {
+			data = o.Bytes()
+		}
+		if err != nil {
+			t.Fatalf("object %d (%v): %v", o.Info().ID, o.Info().Kind, err)
+		}
+		name := string(o.Info().Info)
+		if name == "" && len(data) == 0 {
+			name = "empty"
+		}
+		got[name] = data
+	}
+	return got
+}
+
+// TestLibnormToShoal: a libnorm sender, two Shoal receivers; every object
+// kind in a row, with and without loss and FEC (the sender's auto parity
+// and on-demand parity decoded by Shoal).
+func TestLibnormToShoal(t *testing.T) {
+	bin := peer(t)
+	l := lab.New(t, 3)
+	objs := testObjects()
+	src := t.TempDir()
+	args := writeObjects(t, src, objs)
+	for i, c := range []struct {
+		loss         int
+		parity, auto int
+	}{{0, 0, 0}, {10, 0, 0}, {0, 16, 4}, {10, 16, 4}} {
+		t.Run(fmt.Sprintf("loss=%d%%/parity=%d/auto=%d", c.loss, c.parity, c.auto), func(t *testing.T) {
+			for _, h := range l.Hosts[1:] {
+				if err := h.SetLoss(c.loss); err != nil {
+					t.Fatal(err)
+				}
+			}
+			group := netip.MustParseAddrPort(fmt.Sprintf("239.255.22.1:%d", 7700+i))
+			var rx []*session.Session
+			for _, h := range l.Hosts[1:] {
+				rx = append(rx, shoalRecv(t, h, group, session.Config{Receiver: receiverSyncAll()}))
+			}
+			time.Sleep(500 * time.Millisecond)
+			cmd := exec.Command("ip", append([]string{"netns", "exec", l.Hosts[0].NS, bin, "send", "--addr", group.Addr().String(),
+				"--port", fmt.Sprint(group.Port()), "--iface", lab.Iface, "--id", fmt.Sprint(nodeID(l.Hosts[0].IP4)),
+				"--rate", "40000000", "--parity", fmt.Sprint(c.parity), "--auto", fmt.Sprint(c.auto), "--timeout", "60"}, args...)...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			for r, s := range rx {
+				got := collect(t, s, len(objs), 60*time.Second)
+				for _, o := range objs {
+					if !bytes.Equal(got[o.name], o.data) {
+						t.Errorf("shoal receiver %d: %s %s: %d of %d bytes, equal %v", r, o.kind, o.name, len(got[o.name]), len(o.data), bytes.Equal(got[o.name], o.data))
+					}
+				}
+				if st := s.Stats(); c.parity > 0 && c.loss > 0 && st.FECRecovered == 0 {
+					t.Errorf("shoal receiver %d decoded nothing from libnorm's parity", r)
+				}
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("normpeer sender: %v\n%s", err, out.String())
+			}
+		})
+	}
+}
+
+// receiverSyncAll: the libnorm sender starts at once, so receivers take
+// its objects from the first one on.
+func receiverSyncAll() receiver.Config { return receiver.Config{} }
