@@ -31,6 +31,12 @@ func (s *Sender) HandlePacket(now time.Time, from netip.AddrPort, b []byte) erro
 		}
 		s.stats.NacksReceived++
 		s.heard(now, n.SourceID, n.GRTTResponse)
+		if s.wm != nil && s.wm.pending[n.SourceID] {
+			// A node still repairing is alive, just not done: its requests
+			// restart the count, so a watermark fails only for nodes that
+			// stay silent, not for a slow repair under heavy loss.
+			s.wm.tries = 0
+		}
 		if s.aggEnd.IsZero() {
 			base := s.nextID
 			if len(s.objs) > 0 {

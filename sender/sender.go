@@ -340,7 +340,8 @@ func (s *Sender) SetInfoExtension(id uint16, ext framing.Extensions) error {
 // TrackReceivers, every receiver heard) to acknowledge that they hold object
 // id and everything sent before it. The result arrives as one EventAck per
 // node and an EventWatermark when every node has answered or the sender gave
-// up after RobustFactor requests.
+// up after RobustFactor unanswered requests in a row (a NACK from a node
+// still owing its answer starts the count again).
 func (s *Sender) SetWatermark(id uint16) error {
 	o := s.object(id)
 	if o == nil {

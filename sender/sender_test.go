@@ -147,3 +147,80 @@ func FuzzSenderHandle(f *testing.F) {
 }
 
 var netipZero netip.AddrPort
+
+// TestWatermarkWaitsForRepairingNode: a node that keeps NACKing is still
+// repairing, not gone; the watermark must outlast RobustFactor requests for
+// it and succeed when it finally acknowledges, while a silent node fails.
+func TestWatermarkWaitsForRepairingNode(t *testing.T) {
+	const slow, silent = 2, 3
+	s := newSender(t, Config{AckingNodes: []uint32{slow, silent}, RobustFactor: 3, GRTT: 10 * time.Millisecond})
+	id, err := s.SendData([]byte("payload"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	drain(s, now, 50*time.Millisecond)
+	now = now.Add(50 * time.Millisecond)
+	if err := s.SetWatermark(id); err != nil {
+		t.Fatal(err)
+	}
+	var ref framing.SymbolRef
+	flushes := 0
+	for round := range 12 {
+		for _, m := range drain(s, now, 20*time.Millisecond) {
+			if m.Type == framing.TypeCmd && m.Cmd.Flavor == framing.FlavorFlush && m.Cmd.NodeCount() > 0 {
+				ref = m.Cmd.Ref
+				flushes++
+			}
+		}
+		now = now.Add(20 * time.Millisecond)
+		if round == 11 {
+			break
+		}
+		nack := framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: slow},
+			ServerID: 1, InstanceID: s.InstanceID()}
+		b, err := nack.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.HandlePacket(now, netip.AddrPort{}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if flushes <= 3 {
+		t.Fatalf("%d watermark requests, want more than RobustFactor while a node repairs", flushes)
+	}
+	payload, err := framing.AppendSymbolRef(nil, ref, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack := framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: slow},
+		ServerID: 1, InstanceID: s.InstanceID(), AckType: framing.AckFlush, Payload: payload}
+	b, err := ack.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.HandlePacket(now, netip.AddrPort{}, b); err != nil {
+		t.Fatal(err)
+	}
+	drain(s, now, 200*time.Millisecond)
+	got := map[uint32]error{}
+	var done bool
+	for _, e := range s.Events() {
+		switch e.Kind {
+		case EventAck:
+			got[e.Node] = e.Err
+		case EventWatermark:
+			done = true
+		}
+	}
+	if e, ok := got[slow]; !ok || e != nil {
+		t.Errorf("repairing node: answered %v, err %v; want acknowledged", ok, e)
+	}
+	if e := got[silent]; !errors.Is(e, ErrNoAck) {
+		t.Errorf("silent node: err %v, want ErrNoAck", e)
+	}
+	if !done {
+		t.Error("no EventWatermark")
+	}
+}
