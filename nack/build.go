@@ -165,6 +165,14 @@ func (b *Builder) AddMissingObject(id uint16) bool {
 	return b.addRun(id, framing.RepairObject)
 }
 
+// AddMissingInfo requests the NORM_INFO of object id, which the receiver
+// never heard of (INFO level). A sender answers with the object's NORM_INFO,
+// which announces the object and its size; a Shoal sender answers for an
+// object without one with the object itself.
+func (b *Builder) AddMissingInfo(id uint16) bool {
+	return b.addRun(id, framing.RepairInfo)
+}
+
 // AddObject requests what o is missing (RFC 5740 §5.3). With flush, that is
 // every incomplete block: the sender has moved past the object or asked
 // for NACKs with CMD(FLUSH); an object nothing has arrived for is requested

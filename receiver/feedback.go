@@ -229,7 +229,16 @@ func (r *Receiver) buildNack(s *remote, suppress bool) []byte {
 				return r.finishContent()
 			}
 		case !s.isFinished(id) && s.passed(id):
-			if !(suppress && s.supp.CoversObject(id)) && !r.builder.AddMissingObject(id) {
+			// Ask for a never-heard object's NORM_INFO first: libnorm 1.5.9
+			// senders crash on an OBJECT-level request for an empty object
+			// (one that is all NORM_INFO, easily missed whole), while its
+			// NORM_INFO repair brings any object that has one. Only when
+			// that does not help, ask for the object itself.
+			if s.gapStalls < r.cfg.RepairCycles/2 {
+				if !r.builder.AddMissingInfo(id) {
+					return r.finishContent()
+				}
+			} else if !(suppress && s.supp.CoversObject(id)) && !r.builder.AddMissingObject(id) {
 				return r.finishContent()
 			}
 		}

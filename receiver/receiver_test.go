@@ -355,3 +355,39 @@ func FuzzReceiver(f *testing.F) {
 		}
 	})
 }
+
+// TestMissingObjectAsksInfoFirst: an object never heard of is asked for by
+// its NORM_INFO for the first half of the repair cycles (libnorm crashes on
+// OBJECT-level requests for empty objects), then as a whole object.
+func TestMissingObjectAsksInfoFirst(t *testing.T) {
+	r := newRx(t, Config{RepairCycles: 6})
+	p := &pkt{inst: 1}
+	handle(t, r, t0, p.data(t, 1, 100, 0, 0, seg(100)))
+	handle(t, r, t0, p.data(t, 3, 100, 0, 0, seg(100))) // object 2 never heard
+	flush := framing.Cmd{Flavor: framing.FlavorFlush, Ref: framing.SymbolRef{FECID: 5, ObjectID: 3}}
+	handle(t, r, t0, p.cmd(t, flush))
+	var levels []framing.RepairFlags
+	for _, m := range poll(r, t0, t0.Add(5*time.Second)) {
+		if m.Type != framing.TypeNack {
+			continue
+		}
+		c := m.Nack.Content
+		for req, off, ok := framing.NextRepairRequest(c, 0); ok; req, off, ok = framing.NextRepairRequest(c, off) {
+			it, _, ok := req.Item(0, 0)
+			if !ok || it.ObjectID != 2 {
+				t.Fatalf("NACK for %+v, want object 2 only", it)
+			}
+			levels = append(levels, req.Flags)
+		}
+	}
+	want := []framing.RepairFlags{framing.RepairInfo, framing.RepairInfo, framing.RepairInfo,
+		framing.RepairObject, framing.RepairObject, framing.RepairObject}
+	if len(levels) != len(want) {
+		t.Fatalf("requests at levels %v, want %v", levels, want)
+	}
+	for i := range want {
+		if levels[i] != want[i] {
+			t.Fatalf("requests at levels %v, want %v", levels, want)
+		}
+	}
+}

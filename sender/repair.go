@@ -38,7 +38,14 @@ func (s *Sender) planRepairs(now time.Time) {
 		switch r.Level {
 		case framing.RepairInfo:
 			if len(o.info) == 0 {
-				continue
+				if o.stream != nil {
+					continue
+				}
+				// Receivers ask for the NORM_INFO of objects they never
+				// heard of (see receiver); without one, the object itself
+				// is the answer.
+				j.level = framing.RepairObject
+				j.block, j.lastBlock = 0, uint32(max(o.blocks-1, 0))
 			}
 		case framing.RepairObject:
 			j.block, j.lastBlock = 0, uint32(max(o.blocks-1, 0))

@@ -224,3 +224,38 @@ func TestWatermarkWaitsForRepairingNode(t *testing.T) {
 		t.Error("no EventWatermark")
 	}
 }
+
+// TestInfoRequestWithoutInfo: a receiver that never heard of an object asks
+// for its NORM_INFO; an object without one answers with its data.
+func TestInfoRequestWithoutInfo(t *testing.T) {
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond})
+	id, err := s.SendData([]byte("no info here"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(50 * time.Millisecond)
+	drain(s, t0, 50*time.Millisecond)
+	content, err := framing.AppendRepairRequest(nil, framing.FormItems, framing.RepairInfo, 0,
+		[]framing.SymbolRef{{FECID: framing.FECRS8, ObjectID: id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nack := framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: 2},
+		ServerID: 1, InstanceID: s.InstanceID(), Content: content}
+	b, err := nack.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.HandlePacket(now, netip.AddrPort{}, b); err != nil {
+		t.Fatal(err)
+	}
+	repaired := false
+	for _, m := range drain(s, now, time.Second) {
+		if m.Type == framing.TypeData && m.Data.ObjectID == id && string(m.Data.Payload) == "no info here" {
+			repaired = true
+		}
+	}
+	if !repaired {
+		t.Fatal("INFO request for an object without NORM_INFO went unanswered")
+	}
+}
