@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/internal/lab"
 	"github.com/shoalnet/shoal/receiver"
 	"github.com/shoalnet/shoal/sender"
@@ -126,8 +127,9 @@ func peerRecv(t *testing.T, bin string, hosts []*lab.Host, group netip.AddrPort,
 	}
 }
 
-// shoalSend sends objs from a Shoal session on h.
-func shoalSend(t *testing.T, h *lab.Host, group netip.AddrPort, objs []object, scfg sender.Config) *session.Session {
+// shoalSend sends objs from a Shoal session on h and returns the session
+// and the last object's id.
+func shoalSend(t *testing.T, h *lab.Host, group netip.AddrPort, objs []object, scfg sender.Config) (*session.Session, uint16) {
 	t.Helper()
 	var s *session.Session
 	if err := h.Do(func() (err error) {
@@ -137,13 +139,25 @@ func shoalSend(t *testing.T, h *lab.Host, group netip.AddrPort, objs []object, s
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	var last uint16
 	for _, o := range objs {
 		var err error
 		switch o.kind {
 		case "data", "empty":
-			_, err = s.SendBytes(ctx, o.data, []byte(o.name))
+			last, err = s.SendBytes(ctx, o.data, []byte(o.name))
 		case "file":
-			_, err = s.SendFile(ctx, bytes.NewReader(o.data), int64(len(o.data)), []byte(o.name))
+			last, err = s.SendFile(ctx, bytes.NewReader(o.data), int64(len(o.data)), []byte(o.name))
+		case "file+ext":
+			// filecast's shape: a 36-byte header extension of type 100 (its
+			// SHA-256) on the NORM_INFO, unknown to libnorm.
+			raw := make([]byte, 36)
+			raw[0], raw[1] = 100, 9
+			copy(raw[4:], content(32, 99))
+			ext, xerr := framing.AppendExtension(nil, raw)
+			if xerr != nil {
+				t.Fatal(xerr)
+			}
+			last, err = s.SendFileExt(ctx, bytes.NewReader(o.data), int64(len(o.data)), []byte(o.name), ext)
 		case "stream":
 			var st *session.Stream
 			st, err = s.OpenStream(ctx, session.StreamOptions{Info: []byte(o.name)})
@@ -163,7 +177,7 @@ func shoalSend(t *testing.T, h *lab.Host, group netip.AddrPort, objs []object, s
 			t.Fatalf("send %s: %v", o.name, err)
 		}
 	}
-	return s
+	return s, last
 }
 
 // checkPeerGot compares a normpeer receiver's directory with objs.
@@ -208,7 +222,7 @@ func TestShoalToLibnorm(t *testing.T) {
 			group := netip.MustParseAddrPort(fmt.Sprintf("239.255.20.1:%d", 7500+i))
 			wait := peerRecv(t, bin, l.Hosts[1:], group, len(objs))
 			time.Sleep(time.Second)
-			s := shoalSend(t, l.Hosts[0], group, objs, sender.Config{Rate: 5e6, Parity: c.parity, AutoParity: c.auto, GRTT: 10 * time.Millisecond})
+			s, _ := shoalSend(t, l.Hosts[0], group, objs, sender.Config{Rate: 5e6, Parity: c.parity, AutoParity: c.auto, GRTT: 10 * time.Millisecond})
 			lines, dirs := wait()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -285,6 +299,29 @@ func collect(t *testing.T, s *session.Session, n int, timeout time.Duration) map
 	return got
 }
 
+// peerSend starts a normpeer sender on h and returns a function that waits
+// for it and returns its output.
+func peerSend(t *testing.T, bin string, h *lab.Host, group netip.AddrPort, args ...string) func() (string, error) {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", h.NS, bin, "send", "--addr", group.Addr().String(),
+		"--port", fmt.Sprint(group.Port()), "--iface", lab.Iface, "--id", fmt.Sprint(nodeID(h.IP4)), "--timeout", "60"}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return func() (string, error) {
+		err := cmd.Wait()
+		return out.String(), err
+	}
+}
+
 // TestLibnormToShoal: a libnorm sender, two Shoal receivers; every object
 // kind in a row, with and without loss and FEC (the sender's auto parity
 // and on-demand parity decoded by Shoal).
@@ -307,17 +344,11 @@ func TestLibnormToShoal(t *testing.T) {
 			group := netip.MustParseAddrPort(fmt.Sprintf("239.255.22.1:%d", 7700+i))
 			var rx []*session.Session
 			for _, h := range l.Hosts[1:] {
-				rx = append(rx, shoalRecv(t, h, group, session.Config{Receiver: receiverSyncAll()}))
+				rx = append(rx, shoalRecv(t, h, group, session.Config{}))
 			}
 			time.Sleep(500 * time.Millisecond)
-			cmd := exec.Command("ip", append([]string{"netns", "exec", l.Hosts[0].NS, bin, "send", "--addr", group.Addr().String(),
-				"--port", fmt.Sprint(group.Port()), "--iface", lab.Iface, "--id", fmt.Sprint(nodeID(l.Hosts[0].IP4)),
-				"--rate", "40000000", "--parity", fmt.Sprint(c.parity), "--auto", fmt.Sprint(c.auto), "--timeout", "60"}, args...)...)
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			wait := peerSend(t, bin, l.Hosts[0], group, append([]string{"--rate", "40000000",
+				"--parity", fmt.Sprint(c.parity), "--auto", fmt.Sprint(c.auto)}, args...)...)
 			for r, s := range rx {
 				got := collect(t, s, len(objs), 60*time.Second)
 				for _, o := range objs {
@@ -329,13 +360,143 @@ func TestLibnormToShoal(t *testing.T) {
 					t.Errorf("shoal receiver %d decoded nothing from libnorm's parity", r)
 				}
 			}
-			if err := cmd.Wait(); err != nil {
-				t.Errorf("normpeer sender: %v\n%s", err, out.String())
+			if out, err := wait(); err != nil {
+				t.Errorf("normpeer sender: %v\n%s", err, out)
 			}
 		})
 	}
 }
 
-// receiverSyncAll: the libnorm sender starts at once, so receivers take
-// its objects from the first one on.
-func receiverSyncAll() receiver.Config { return receiver.Config{} }
+// TestLibnormCC: a libnorm sender in congestion-control mode, starting at
+// one segment per second as the reference's file-cast tool does, sends
+// 8 MiB to two Shoal receivers. Only their ACK(CC) feedback can raise its
+// rate: at the starting rate the transfer would take over an hour, so
+// finishing within the deadline shows the feedback works.
+func TestLibnormCC(t *testing.T) {
+	bin := peer(t)
+	l := lab.New(t, 3)
+	data := content(8<<20, 9)
+	objs := []object{{"data", "cc.bin", data}}
+	args := writeObjects(t, t.TempDir(), objs)
+	group := netip.MustParseAddrPort("239.255.24.1:7900")
+	var rx []*session.Session
+	for _, h := range l.Hosts[1:] {
+		rx = append(rx, shoalRecv(t, h, group, session.Config{}))
+	}
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	wait := peerSend(t, bin, l.Hosts[0], group, append([]string{"--cc", "--rate", fmt.Sprint(1400 * 8)}, args...)...)
+	var acks uint64
+	for r, s := range rx {
+		got := collect(t, s, 1, 45*time.Second)
+		if !bytes.Equal(got["cc.bin"], data) {
+			t.Errorf("shoal receiver %d: %d of %d bytes, equal %v", r, len(got["cc.bin"]), len(data), bytes.Equal(got["cc.bin"], data))
+		}
+		// One receiver's answers may suppress the other's (§5.5.2).
+		acks += s.Stats().Receiver.AcksSent
+	}
+	if acks == 0 {
+		t.Error("the Shoal receivers sent no ACK(CC)")
+	}
+	elapsed := time.Since(start)
+	t.Logf("8 MiB under libnorm congestion control in %v (%.1f Mbit/s)", elapsed.Round(time.Millisecond), float64(len(data))*8/elapsed.Seconds()/1e6)
+	if out, err := wait(); err != nil {
+		t.Errorf("normpeer sender: %v\n%s", err, out)
+	}
+
+	// The control: with a silent receiver the same sender must not ramp up,
+	// or the run above would prove nothing about the feedback.
+	group = netip.MustParseAddrPort("239.255.24.1:7901")
+	quiet := shoalRecv(t, l.Hosts[1], group, session.Config{Receiver: receiver.Config{Silent: true}})
+	time.Sleep(500 * time.Millisecond)
+	_ = peerSend(t, bin, l.Hosts[0], group, append([]string{"--cc", "--rate", fmt.Sprint(1400 * 8)}, args...)...)
+	time.Sleep(4 * time.Second)
+	if n := quiet.Stats().Receiver.DataSymbols; n > 100 {
+		t.Errorf("without feedback the libnorm sender still sent %d segments in 4 s", n)
+	} else {
+		t.Logf("without feedback: %d segments in 4 s", n)
+	}
+}
+
+// TestAckShoalSender: a Shoal sender's watermark, acknowledged by two
+// libnorm receivers, under 10% loss; and a node that does not exist, which
+// must be reported as not acknowledging. The second object carries a header
+// extension libnorm does not know, as filecast's files do.
+func TestAckShoalSender(t *testing.T) {
+	bin := peer(t)
+	l := lab.New(t, 3)
+	objs := []object{{"data", "a1.bin", content(200_000, 5)}, {"file+ext", "a2.bin", content(300_000, 6)}}
+	group := netip.MustParseAddrPort("239.255.26.1:8100")
+	for _, h := range l.Hosts[1:] {
+		if err := h.SetLoss(10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRx := peerRecv(t, bin, l.Hosts[1:], group, len(objs))
+	time.Sleep(time.Second)
+	const ghost = 0x0a0000fe
+	nodes := []uint32{nodeID(l.Hosts[1].IP4), nodeID(l.Hosts[2].IP4), ghost}
+	s, last := shoalSend(t, l.Hosts[0], group, objs, sender.Config{Rate: 20e6, GRTT: 10 * time.Millisecond, AckingNodes: nodes})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	results, err := s.WaitAck(ctx, last)
+	if err != nil && len(results) != len(nodes) {
+		t.Fatalf("WaitAck: %v (%v)", err, results)
+	}
+	got := map[uint32]error{}
+	for _, r := range results {
+		got[r.Node] = r.Err
+	}
+	for _, n := range nodes[:2] {
+		if e, ok := got[n]; !ok || e != nil {
+			t.Errorf("libnorm receiver %08x: answered %v, err %v", n, ok, e)
+		}
+	}
+	if e := got[ghost]; e == nil {
+		t.Errorf("node %08x does not exist yet was counted as acknowledging", ghost)
+	}
+	lines, dirs := waitRx()
+	_ = s.Close(ctx)
+	for r := range lines {
+		checkPeerGot(t, r, lines[r], dirs[r], objs)
+	}
+}
+
+// TestAckLibnormSender: a libnorm sender's watermark, acknowledged by two
+// Shoal receivers, under 10% loss.
+func TestAckLibnormSender(t *testing.T) {
+	bin := peer(t)
+	l := lab.New(t, 3)
+	objs := []object{{"data", "b1.bin", content(200_000, 7)}, {"file", "b2.bin", content(300_000, 8)}}
+	args := writeObjects(t, t.TempDir(), objs)
+	group := netip.MustParseAddrPort("239.255.28.1:8300")
+	var rx []*session.Session
+	var ids []string
+	for _, h := range l.Hosts[1:] {
+		if err := h.SetLoss(10); err != nil {
+			t.Fatal(err)
+		}
+		s := shoalRecv(t, h, group, session.Config{})
+		rx = append(rx, s)
+		ids = append(ids, fmt.Sprint(s.NodeID()))
+	}
+	time.Sleep(500 * time.Millisecond)
+	wait := peerSend(t, bin, l.Hosts[0], group, append([]string{"--rate", "20000000", "--ack", strings.Join(ids, ",")}, args...)...)
+	for r, s := range rx {
+		got := collect(t, s, len(objs), 30*time.Second)
+		for _, o := range objs {
+			if !bytes.Equal(got[o.name], o.data) {
+				t.Errorf("shoal receiver %d: %s: %d of %d bytes", r, o.name, len(got[o.name]), len(o.data))
+			}
+		}
+	}
+	out, err := wait()
+	if err != nil {
+		t.Errorf("normpeer sender: %v\n%s", err, out)
+	}
+	for _, s := range rx {
+		if want := fmt.Sprintf("ACK %08x ok", s.NodeID()); !strings.Contains(out, want) {
+			t.Errorf("libnorm sender did not report %q:\n%s", want, out)
+		}
+	}
+}
