@@ -49,6 +49,13 @@ func (s *Suppressor) Add(content []byte, fecM uint8) error { return s.t.add(cont
 // CoversObject reports whether object id has been requested whole.
 func (s *Suppressor) CoversObject(id uint16) bool { return s.t.objects.Test(int(s.t.off(id))) }
 
+// CoversInfo reports whether object id's NORM_INFO, or the whole object,
+// has been requested.
+func (s *Suppressor) CoversInfo(id uint16) bool {
+	off := int(s.t.off(id))
+	return s.t.info.Test(off) || s.t.objects.Test(off)
+}
+
 // Covers reports whether everything o would NACK for (see
 // Builder.AddObject; flush as there) has been asked for already.
 func (s *Suppressor) Covers(o *Object, flush bool) bool {

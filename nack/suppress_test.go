@@ -158,6 +158,13 @@ func TestSuppressionObjects(t *testing.T) {
 			t.Errorf("CoversObject(%d) = %v", id, !want)
 		}
 	}
+	s2 := NewSuppressor(4, 64)
+	s2.Add(content(t, req{items, info, [][3]int{{5, 0, 0}}}, req{items, obj, [][3]int{{7, 0, 0}}}), 0)
+	for id, want := range map[uint16]bool{4: false, 5: true, 6: false, 7: true} {
+		if s2.CoversInfo(id) != want {
+			t.Errorf("CoversInfo(%d) = %v", id, !want)
+		}
+	}
 	// An object wanted whole covers the NORM_INFO too.
 	o := newObject(t, NewPool(1, 64), 0, Layout{Blocks: 1, MaxBlockLen: 4})
 	o.SetInfoPending(true)

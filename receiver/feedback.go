@@ -235,7 +235,7 @@ func (r *Receiver) buildNack(s *remote, suppress bool) []byte {
 			// NORM_INFO repair brings any object that has one. Only when
 			// that does not help, ask for the object itself.
 			if s.gapStalls < r.cfg.RepairCycles/2 {
-				if !r.builder.AddMissingInfo(id) {
+				if !(suppress && s.supp.CoversInfo(id)) && !r.builder.AddMissingInfo(id) {
 					return r.finishContent()
 				}
 			} else if !(suppress && s.supp.CoversObject(id)) && !r.builder.AddMissingObject(id) {
