@@ -17,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
@@ -28,6 +29,10 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// The progress bars, the logger and the commands' own messages write
+	// from different goroutines.
+	var mu sync.Mutex
+	stdout, stderr = &lockedWriter{mu: &mu, w: stdout}, &lockedWriter{mu: &mu, w: stderr}
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: filecast send|recv|demo [flags]   (filecast CMD -h for flags)")
 		return 2
@@ -42,6 +47,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "filecast: unknown command %q\n", args[0])
 	return 2
+}
+
+// lockedWriter serializes writes to w under mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // newLogger returns a zap logger at level writing to w, and the same
