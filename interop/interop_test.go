@@ -203,22 +203,34 @@ func checkPeerGot(t *testing.T, r int, lines []string, dir string, objs []object
 	}
 }
 
+// matrix is what the transfer tests run: nftables loss on the receivers,
+// with and without FEC (block 64, on-demand parity up to 16, auto parity).
+var matrix = []matrixCase{{0, 0, 0}, {10, 0, 0}, {0, 16, 4}, {10, 16, 4}}
+
+type matrixCase struct{ loss, parity, auto int }
+
+func (c matrixCase) String() string {
+	return fmt.Sprintf("loss=%d%%/parity=%d/auto=%d", c.loss, c.parity, c.auto)
+}
+
+func setLoss(t *testing.T, hosts []*lab.Host, percent int) {
+	t.Helper()
+	for _, h := range hosts {
+		if err := h.SetLoss(percent); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestShoalToLibnorm: a Shoal sender, two libnorm receivers; every object
 // kind, several in a row, an empty one; with and without loss and FEC.
 func TestShoalToLibnorm(t *testing.T) {
 	bin := peer(t)
 	l := lab.New(t, 3)
 	objs := testObjects()
-	for i, c := range []struct {
-		loss         int
-		parity, auto int
-	}{{0, 0, 0}, {10, 0, 0}, {0, 16, 4}, {10, 16, 4}} {
-		t.Run(fmt.Sprintf("loss=%d%%/parity=%d/auto=%d", c.loss, c.parity, c.auto), func(t *testing.T) {
-			for _, h := range l.Hosts[1:] {
-				if err := h.SetLoss(c.loss); err != nil {
-					t.Fatal(err)
-				}
-			}
+	for i, c := range matrix {
+		t.Run(c.String(), func(t *testing.T) {
+			setLoss(t, l.Hosts[1:], c.loss)
 			group := netip.MustParseAddrPort(fmt.Sprintf("239.255.20.1:%d", 7500+i))
 			wait := peerRecv(t, bin, l.Hosts[1:], group, len(objs))
 			time.Sleep(time.Second)
@@ -331,16 +343,9 @@ func TestLibnormToShoal(t *testing.T) {
 	objs := testObjects()
 	src := t.TempDir()
 	args := writeObjects(t, src, objs)
-	for i, c := range []struct {
-		loss         int
-		parity, auto int
-	}{{0, 0, 0}, {10, 0, 0}, {0, 16, 4}, {10, 16, 4}} {
-		t.Run(fmt.Sprintf("loss=%d%%/parity=%d/auto=%d", c.loss, c.parity, c.auto), func(t *testing.T) {
-			for _, h := range l.Hosts[1:] {
-				if err := h.SetLoss(c.loss); err != nil {
-					t.Fatal(err)
-				}
-			}
+	for i, c := range matrix {
+		t.Run(c.String(), func(t *testing.T) {
+			setLoss(t, l.Hosts[1:], c.loss)
 			group := netip.MustParseAddrPort(fmt.Sprintf("239.255.22.1:%d", 7700+i))
 			var rx []*session.Session
 			for _, h := range l.Hosts[1:] {
@@ -427,11 +432,7 @@ func TestAckShoalSender(t *testing.T) {
 	l := lab.New(t, 3)
 	objs := []object{{"data", "a1.bin", content(200_000, 5)}, {"file+ext", "a2.bin", content(300_000, 6)}}
 	group := netip.MustParseAddrPort("239.255.26.1:8100")
-	for _, h := range l.Hosts[1:] {
-		if err := h.SetLoss(10); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setLoss(t, l.Hosts[1:], 10)
 	waitRx := peerRecv(t, bin, l.Hosts[1:], group, len(objs))
 	time.Sleep(time.Second)
 	const ghost = 0x0a0000fe
@@ -472,10 +473,8 @@ func TestAckLibnormSender(t *testing.T) {
 	group := netip.MustParseAddrPort("239.255.28.1:8300")
 	var rx []*session.Session
 	var ids []string
+	setLoss(t, l.Hosts[1:], 10)
 	for _, h := range l.Hosts[1:] {
-		if err := h.SetLoss(10); err != nil {
-			t.Fatal(err)
-		}
 		s := shoalRecv(t, h, group, session.Config{})
 		rx = append(rx, s)
 		ids = append(ids, fmt.Sprint(s.NodeID()))
