@@ -3,6 +3,7 @@ package receiver
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -382,12 +383,7 @@ func TestMissingObjectAsksInfoFirst(t *testing.T) {
 	}
 	want := []framing.RepairFlags{framing.RepairInfo, framing.RepairInfo, framing.RepairInfo,
 		framing.RepairObject, framing.RepairObject, framing.RepairObject}
-	if len(levels) != len(want) {
+	if !slices.Equal(levels, want) {
 		t.Fatalf("requests at levels %v, want %v", levels, want)
-	}
-	for i := range want {
-		if levels[i] != want[i] {
-			t.Fatalf("requests at levels %v, want %v", levels, want)
-		}
 	}
 }

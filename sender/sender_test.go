@@ -179,13 +179,7 @@ func TestWatermarkWaitsForRepairingNode(t *testing.T) {
 		}
 		nack := framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: slow},
 			ServerID: 1, InstanceID: s.InstanceID()}
-		b, err := nack.Append(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.HandlePacket(now, netip.AddrPort{}, b); err != nil {
-			t.Fatal(err)
-		}
+		feed(t, s, now, &nack)
 	}
 	if flushes <= 3 {
 		t.Fatalf("%d watermark requests, want more than RobustFactor while a node repairs", flushes)
@@ -196,13 +190,7 @@ func TestWatermarkWaitsForRepairingNode(t *testing.T) {
 	}
 	ack := framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: slow},
 		ServerID: 1, InstanceID: s.InstanceID(), AckType: framing.AckFlush, Payload: payload}
-	b, err := ack.Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.HandlePacket(now, netip.AddrPort{}, b); err != nil {
-		t.Fatal(err)
-	}
+	feed(t, s, now, &ack)
 	drain(s, now, 200*time.Millisecond)
 	got := map[uint32]error{}
 	var done bool
@@ -242,13 +230,7 @@ func TestInfoRequestWithoutInfo(t *testing.T) {
 	}
 	nack := framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: 2},
 		ServerID: 1, InstanceID: s.InstanceID(), Content: content}
-	b, err := nack.Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.HandlePacket(now, netip.AddrPort{}, b); err != nil {
-		t.Fatal(err)
-	}
+	feed(t, s, now, &nack)
 	repaired := false
 	for _, m := range drain(s, now, time.Second) {
 		if m.Type == framing.TypeData && m.Data.ObjectID == id && string(m.Data.Payload) == "no info here" {
@@ -257,5 +239,17 @@ func TestInfoRequestWithoutInfo(t *testing.T) {
 	}
 	if !repaired {
 		t.Fatal("INFO request for an object without NORM_INFO went unanswered")
+	}
+}
+
+// feed hands a receiver's message to s as if it arrived at now.
+func feed(t *testing.T, s *Sender, now time.Time, m interface{ Append([]byte) ([]byte, error) }) {
+	t.Helper()
+	b, err := m.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.HandlePacket(now, netip.AddrPort{}, b); err != nil {
+		t.Fatal(err)
 	}
 }
