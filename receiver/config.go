@@ -55,6 +55,12 @@ type Config struct {
 	// Silent receivers never send anything (one-way links); they rely on
 	// the sender's proactive parity and repetition.
 	Silent bool
+	// TolerateLoss makes congestion feedback treat isolated single-packet
+	// losses as random rather than as congestion (see
+	// congestion.LossHistory.Tolerant): for radio and other lossy paths
+	// where NORM-CC would otherwise hold the sender far below the
+	// capacity. A queue that overflows still counts.
+	TolerateLoss bool
 	// UnicastFeedback sends NACKs and ACKs to the sender's address instead
 	// of the group. Other receivers then cannot suppress on them.
 	UnicastFeedback bool

@@ -67,11 +67,16 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 		if rate, ok := c.Ext.Rate(); ok {
 			s.ccRate = framing.UnquantizeRate(rate)
 		}
-		s.ccFlags, s.ccRTT = 0, 0
+		s.ccFlags = 0
+		limited := false // the sender has a limiting receiver
 		for i := range c.CCNodeCount() {
-			if n := c.CCNode(i); n.NodeID == r.cfg.NodeID {
+			n := c.CCNode(i)
+			limited = limited || n.Flags&framing.CCFlagCLR != 0
+			if n.NodeID == r.cfg.NodeID {
 				s.ccFlags = n.Flags & (framing.CCFlagCLR | framing.CCFlagPLR)
 				if n.Flags&framing.CCFlagRTT != 0 {
+					// Kept when a later probe leaves us out: the path's
+					// RTT has not changed because the list did.
 					s.ccRTT = framing.UnquantizeRTT(n.RTT)
 				}
 			}
@@ -91,7 +96,23 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 		case s.ccFlags&framing.CCFlagPLR != 0:
 			at = now.Add(r.uniform(s.grtt))
 		default:
-			at = now.Add(nack.BackoffDelay(r.cfg.Rand.Float64(), s.grtt*time.Duration(s.backoff), s.gsize))
+			window := s.grtt * time.Duration(s.backoff)
+			if !limited {
+				// No receiver limits the sender yet (it just started, or
+				// lost its CLR): it goes blind until someone answers, so
+				// answer within a round trip (at most 100 ms: a new
+				// session's GRTT is a guess, and a conservative one) rather
+				// than a full back-off.
+				window = min(window, s.grtt, 100*time.Millisecond)
+			}
+			if mine, _ := s.calcRate(float64(s.segment())); mine < s.ccRate && s.ccRate > 0 {
+				// A receiver that would slow the sender down answers
+				// sooner, in proportion, so its report tends to come first
+				// and suppress those of faster receivers (TFMCC's biased
+				// feedback timers).
+				window = time.Duration(float64(window) * max(mine/s.ccRate, 0.1))
+			}
+			at = now.Add(nack.BackoffDelay(r.cfg.Rand.Float64(), window, s.gsize))
 		}
 		// An answer already scheduled keeps its time (it will echo this
 		// newer probe): rescheduling on every probe would postpone it
@@ -134,7 +155,7 @@ func (r *Receiver) overheardCC(s *remote, ext framing.Extensions) {
 	if !ok || cc.Sequence != s.ccSeq {
 		return
 	}
-	mine, _ := s.calcRate(float64(r.segment(s)))
+	mine, _ := s.calcRate(float64(s.segment()))
 	if framing.UnquantizeRate(cc.Rate) <= mine || mine >= 0.9*s.ccRate {
 		s.ccAt = time.Time{}
 	}
@@ -142,7 +163,7 @@ func (r *Receiver) overheardCC(s *remote, ext framing.Extensions) {
 
 // segment is the segment size of the sender's current object, for the rate
 // equation.
-func (r *Receiver) segment(s *remote) int {
+func (s *remote) segment() int {
 	if n := len(s.objs); n > 0 {
 		return s.objs[n-1].symLen
 	}
@@ -192,7 +213,7 @@ func (s *remote) passed(id uint16) bool {
 // cycle, so that receivers asking at different times ask for the same
 // things and suppress each other (RFC 5740 §5.3).
 func (r *Receiver) buildNack(s *remote, suppress bool) []byte {
-	r.builder.Reset(r.content[:0], r.segment(s))
+	r.builder.Reset(r.content[:0], s.segment())
 	if !s.synced || serialLess(s.maxObj, s.base) {
 		return r.builder.Content()
 	}
@@ -435,7 +456,7 @@ func (r *Receiver) ccExt(s *remote) framing.Extensions {
 	if !s.probeValid {
 		return r.ext[:0]
 	}
-	rate, start := s.calcRate(float64(r.segment(s)))
+	rate, start := s.calcRate(float64(s.segment()))
 	flags := s.ccFlags
 	if start {
 		flags |= framing.CCFlagStart

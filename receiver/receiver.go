@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/shoalnet/shoal/congestion"
 	"github.com/shoalnet/shoal/fec"
 	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/nack"
@@ -90,12 +91,9 @@ type remote struct {
 	gapStalls int       // NACK cycles since a new object appeared
 
 	// Loss and receive-rate estimation from the sender's sequence numbers.
-	haveSeq   bool
-	lastSeq   uint16
-	pkts      float64
-	events    float64
-	lastLoss  time.Time
+	loss      congestion.LossHistory
 	rateBytes int
+	ratePkts  int
 	rateStart time.Time
 	recvRate  float64
 }
@@ -170,15 +168,15 @@ func (r *Receiver) HandlePacket(now time.Time, from netip.AddrPort, b []byte) er
 	}
 	switch m.Type {
 	case framing.TypeInfo:
-		if s := r.senderFor(now, from, h, m.Info.SenderFields); s != nil {
+		if s := r.senderFor(now, from, h, m.Info.SenderFields, len(b)); s != nil {
 			r.handleInfo(now, s, &m.Info)
 		}
 	case framing.TypeData:
-		if s := r.senderFor(now, from, h, m.Data.SenderFields); s != nil {
+		if s := r.senderFor(now, from, h, m.Data.SenderFields, len(b)); s != nil {
 			return r.handleData(now, s, &m.Data)
 		}
 	case framing.TypeCmd:
-		if s := r.senderFor(now, from, h, m.Cmd.SenderFields); s != nil {
+		if s := r.senderFor(now, from, h, m.Cmd.SenderFields, len(b)); s != nil {
 			r.handleCmd(now, s, &m.Cmd)
 		}
 	case framing.TypeNack:
@@ -200,7 +198,7 @@ func (r *Receiver) HandlePacket(now time.Time, from netip.AddrPort, b []byte) er
 // senderFor finds or creates the state for the sender of a message and
 // updates what the message says of the sender's timing. It returns nil if
 // the message is to be ignored.
-func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Header, f framing.SenderFields) *remote {
+func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Header, f framing.SenderFields, size int) *remote {
 	s := r.remote(h.SourceID)
 	switch {
 	case s == nil:
@@ -228,53 +226,40 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 	s.grtt = framing.UnquantizeRTT(f.GRTT)
 	s.backoff = int(f.Backoff)
 	s.gsize = framing.UnquantizeGroupSize(f.GroupSize)
-	r.countSeq(now, s, h.Sequence)
+	r.countSeq(now, s, h.Sequence, size)
 	return s
 }
 
 func (r *Receiver) newRemote(id uint32, inst uint16) *remote {
-	return &remote{id: id, inst: inst, supp: nack.NewSuppressor(256, fec.MaxSymbols+1)}
+	s := &remote{id: id, inst: inst, supp: nack.NewSuppressor(256, fec.MaxSymbols+1)}
+	s.loss.Tolerant = r.cfg.TolerateLoss
+	return s
 }
 
-// countSeq feeds the loss event estimate (RFC 5740 §5.5.2: losses within
-// one RTT count as one event) and the receive rate.
-func (r *Receiver) countSeq(now time.Time, s *remote, seq uint16) {
+// countSeq feeds the loss history (RFC 5740 §5.5.2) and the receive rate
+// with a packet of size bytes.
+func (r *Receiver) countSeq(now time.Time, s *remote, seq uint16, size int) {
 	if s.rateStart.IsZero() {
 		s.rateStart = now
 	}
-	s.rateBytes += r.cfg.segmentGuess()
-	if el := now.Sub(s.rateStart); el >= max(s.grtt, 100*time.Millisecond) {
-		rate := float64(s.rateBytes) / el.Seconds()
-		if s.recvRate == 0 {
-			s.recvRate = rate
-		} else {
-			s.recvRate = 0.75*s.recvRate + 0.25*rate
-		}
-		s.rateStart, s.rateBytes = now, 0
+	s.rateBytes += size
+	s.ratePkts++
+	// The receive rate is measured over about one round trip, as TFRC's
+	// is, so that slow start can double every round trip; but over enough
+	// packets that a paced burst does not read as a rate.
+	rtt := min(max(s.rtt(), 10*time.Millisecond), time.Second)
+	if el := now.Sub(s.rateStart); el >= rtt && (s.ratePkts >= 8 || el >= time.Second) {
+		s.recvRate = float64(s.rateBytes) / el.Seconds()
+		s.rateStart, s.rateBytes, s.ratePkts = now, 0, 0
 	}
-	if !s.haveSeq {
-		s.haveSeq, s.lastSeq = true, seq
-		s.pkts++
-		return
-	}
-	gap := int(int16(seq - s.lastSeq))
-	if gap <= 0 {
-		return // duplicate or reordered
-	}
-	s.lastSeq = seq
-	s.pkts += float64(gap)
-	if gap > 1 && now.Sub(s.lastLoss) > s.rtt() {
-		s.events++
-		s.lastLoss = now
-	}
-	// Forget slowly so the estimate follows a changing path.
-	if s.pkts > 1e5 {
-		s.pkts /= 2
-		s.events /= 2
-	}
+	s.loss.Packet(now, seq, s.rtt(), s.seedLoss)
 }
 
-func (c *Config) segmentGuess() int { return 1400 }
+// seedLoss is the loss event rate at which the rate equation gives the
+// current receive rate: the start of the loss history (RFC 5348 §6.3.1).
+func (s *remote) seedLoss() float64 {
+	return congestion.LossForRate(float64(s.segment()), s.rtt(), s.recvRate)
+}
 
 func (s *remote) rtt() time.Duration {
 	if s.ccRTT > 0 {
@@ -283,25 +268,26 @@ func (s *remote) rtt() time.Duration {
 	return s.grtt
 }
 
-// lossFraction returns the loss event fraction, 0 before the first loss.
-func (s *remote) lossFraction() float64 {
-	if s.pkts == 0 {
-		return 0
-	}
-	return s.events / s.pkts
-}
+// lossFraction returns the loss event rate, 0 before the first loss.
+func (s *remote) lossFraction() float64 { return s.loss.Rate() }
 
-// calcRate is the TCP-friendly rate of RFC 5740 §5.5.3 (the TFRC equation,
-// t_RTO = 4·RTT) for the measured loss, or twice the receive rate while no
-// loss has been seen (slow start).
+// calcRate is the rate this receiver asks the sender for (RFC 5740
+// §5.5.3): twice the receive rate while no loss has been seen (slow start),
+// else the TCP-friendly rate for the loss event rate and RTT, bounded, as
+// TFRC bounds it, by twice the receive rate.
 func (s *remote) calcRate(segment float64) (rate float64, start bool) {
+	recv := s.recvRate
+	if recv == 0 {
+		// Nothing measured yet: ask for the rate the sender has, not for
+		// next to nothing.
+		recv = s.ccRate
+	}
+	recv = math.Max(recv, segment)
 	p := s.lossFraction()
 	if p == 0 {
-		return 2 * math.Max(s.recvRate, segment), true
+		return 2 * recv, true
 	}
-	rtt := s.rtt().Seconds()
-	den := rtt*math.Sqrt(2*p/3) + 4*rtt*(3*math.Sqrt(3*p/8))*p*(1+32*p*p)
-	return segment / den, false
+	return math.Min(congestion.Equation(segment, s.rtt(), p), 2*recv), false
 }
 
 func (r *Receiver) handleInfo(now time.Time, s *remote, m *framing.Info) {

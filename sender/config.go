@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/shoalnet/shoal/congestion"
 	"github.com/shoalnet/shoal/fec"
 )
 
@@ -35,8 +36,15 @@ type Config struct {
 	Rand *rand.Rand
 
 	// Rate is the transmit rate in bytes per second (payload plus NORM
-	// headers). Required.
+	// headers). Required unless CC is set; with CC it is the rate to start
+	// from (0: CC.StartRate or its default).
 	Rate float64
+	// CC, if set, turns on NORM-CC congestion control (RFC 5740 §5.5):
+	// the rate follows the slowest receiver's TCP-friendly rate between
+	// CC.MinRate and CC.MaxRate (see congestion.Controller for how Shoal
+	// starts fast, rides out lost feedback and ends cleanly). CC.SegmentSize
+	// defaults to SegmentSize. Nil means a fixed Rate (SetRate changes it).
+	CC *congestion.Config
 	// Burst is how many bytes the pacer may send back to back. 0 means 16
 	// segments or 2 ms worth of Rate, whichever is more: enough to fill
 	// batched writes, and to ride out the millisecond a timer wake-up can
@@ -105,7 +113,7 @@ func (c *Config) setDefaults() error {
 	if c.NodeID == 0 || c.NodeID == 0xffffffff {
 		return fmt.Errorf("%w: NodeID must be set and not NORM_NODE_ANY", ErrConfig)
 	}
-	if !(c.Rate > 0) {
+	if !(c.Rate > 0) && !(c.CC != nil && c.Rate == 0) {
 		return fmt.Errorf("%w: Rate must be positive", ErrConfig)
 	}
 	def := func(v *int, d int) {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/shoalnet/shoal/congestion"
 	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/nack"
 )
@@ -31,6 +32,7 @@ func (s *Sender) HandlePacket(now time.Time, from netip.AddrPort, b []byte) erro
 		}
 		s.stats.NacksReceived++
 		s.heard(now, n.SourceID, n.GRTTResponse)
+		s.ccFeedback(now, n.SourceID, n.GRTTResponse, n.Ext)
 		if s.wm != nil && s.wm.pending[n.SourceID] {
 			// A node still repairing is alive, just not done: its requests
 			// restart the count, so a watermark fails only for nodes that
@@ -60,6 +62,7 @@ func (s *Sender) HandlePacket(now time.Time, from netip.AddrPort, b []byte) erro
 		}
 		s.stats.AcksReceived++
 		s.heard(now, a.SourceID, a.GRTTResponse)
+		s.ccFeedback(now, a.SourceID, a.GRTTResponse, a.Ext)
 		if a.AckType == framing.AckFlush && s.wm != nil {
 			if w, err := a.Watermark(0); err == nil && w == s.wm.ref && s.wm.pending[a.SourceID] {
 				delete(s.wm.pending, a.SourceID)
@@ -106,6 +109,44 @@ func (s *Sender) heard(now time.Time, node uint32, resp framing.Timestamp) {
 	}
 }
 
+// ccFeedback passes a receiver's EXT_CC, if any, to congestion control.
+func (s *Sender) ccFeedback(now time.Time, node uint32, resp framing.Timestamp, ext framing.Extensions) {
+	if s.cc == nil {
+		return
+	}
+	cc, ok := ext.CC()
+	if !ok {
+		return
+	}
+	s.stats.CCFeedback++
+	f := congestion.Feedback{
+		Node: node, Rate: framing.UnquantizeRate(cc.Rate), Loss: framing.UnquantizeLoss32(cc.Loss32()),
+		Start: cc.Flags&framing.CCFlagStart != 0, HasRTT: cc.Flags&framing.CCFlagRTT != 0,
+	}
+	if resp != (framing.Timestamp{}) {
+		if rtt := s.since(now, resp); rtt > 0 && rtt <= 2*s.cfg.GRTTMax {
+			f.RTT = rtt
+		}
+	}
+	if s.cc.Feedback(now, f) {
+		s.emit(Event{Kind: EventSlowReceiver, Node: node})
+	}
+	s.followCC()
+	// The first reports shorten the probe interval from the configured
+	// GRTT guess to the CLR's round trip: probe on that schedule from now
+	// on, not after the long wait the guess set.
+	if next := s.lastProbe.Add(s.probeInterval()); next.Before(s.nextProbe) {
+		s.nextProbe = next
+	}
+}
+
+// followCC sets the pacer to the congestion controller's rate.
+func (s *Sender) followCC() {
+	if r := s.cc.Rate(); r != s.pacer.Rate() {
+		s.SetRate(r)
+	}
+}
+
 // active reports whether the sender has anything in flight worth probing
 // and flushing for.
 func (s *Sender) active() bool {
@@ -148,6 +189,11 @@ func (s *Sender) Poll(now time.Time, out *framing.Outbox) time.Time {
 }
 
 func (s *Sender) probeInterval() time.Duration {
+	if s.cc != nil {
+		// Congestion control reacts once per probe: probe every round
+		// trip, or slow start could not double per round trip.
+		return min(s.cc.ProbeInterval(s.grtt), s.cfg.ProbeInterval)
+	}
 	iv := 2 * s.grtt
 	if iv > s.cfg.ProbeInterval {
 		iv = s.cfg.ProbeInterval
@@ -164,21 +210,58 @@ func (s *Sender) sendProbe(now time.Time, out *framing.Outbox) {
 	// Shrink toward the largest RTT heard since the last probe, halving the
 	// gap per probe interval (RFC 5740 §5.1.3: decrease gradually); an
 	// increase was applied at once when it was heard.
-	if s.grttPeak > 0 && s.grttPeak < s.grtt {
+	// The first measurement replaces the configured guess outright: the
+	// guess is only a guess, and a measured estimate is what every timer
+	// of the session should run on.
+	switch {
+	case s.grttPeak > 0 && !s.grttSet:
+		s.grtt, s.grttSet = s.grttPeak, true
+		s.clampGRTT()
+	case s.grttPeak > 0 && s.grttPeak < s.grtt:
 		s.grtt -= (s.grtt - s.grttPeak) / 2
 		s.clampGRTT()
 	}
 	s.grttPeak = 0
+	var nodes []byte
+	if s.cc != nil {
+		s.cc.Probe(now, s.grtt)
+		s.followCC()
+		nodes = s.ccNodeList()
+	}
 	c := &s.cmd
 	*c = framing.Cmd{
 		Header: s.header(framing.TypeCmd), SenderFields: s.senderFields(), Flavor: framing.FlavorCC,
 		CCSequence: s.ccSeq, SendTime: s.timestamp(now),
-		Ext: framing.AppendRate(c.Ext[:0], framing.QuantizeRate(s.pacer.Rate())),
+		Ext:     framing.AppendRate(c.Ext[:0], framing.QuantizeRate(s.pacer.Rate())),
+		Content: nodes,
 	}
 	s.ccSeq++
 	s.commit(out, c)
 	s.stats.Probes++
+	s.lastProbe = now
 	s.nextProbe = now.Add(s.probeInterval())
+}
+
+// ccNodeList encodes the CLR and candidates for a probe.
+func (s *Sender) ccNodeList() []byte {
+	s.ccNodes = s.cc.Nodes(s.ccNodes[:0])
+	b := s.ccContent[:0]
+	for _, n := range s.ccNodes {
+		f := framing.CCFlagPLR
+		if n.CLR {
+			f = framing.CCFlagCLR
+		}
+		if n.RTT > 0 {
+			f |= framing.CCFlagRTT
+		}
+		if s.cc.SlowStart() {
+			f |= framing.CCFlagStart
+		}
+		b = framing.AppendCCNode(b, framing.CCNode{NodeID: n.ID, Flags: f,
+			RTT: framing.QuantizeRTT(n.RTT), Rate: framing.QuantizeRate(n.Rate)})
+	}
+	s.ccContent = b
+	return b
 }
 
 type appender interface {
@@ -227,6 +310,9 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 		return false
 	}
 	s.pacer.Take(now, int(s.stats.Bytes-bytes))
+	if s.cc != nil {
+		s.cc.Sent(now, int(s.stats.Bytes-bytes))
+	}
 	// A step may legitimately send nothing (a file read failed); report
 	// progress anyway so the caller tries the next candidate.
 	return out.Len() > before || s.current() != nil || len(s.repairs) > 0

@@ -31,6 +31,10 @@ const (
 	// EventClosed: after Close, everything was sent and flushed and the
 	// sender announced NORM_CMD(EOT).
 	EventClosed
+	// EventSlowReceiver: under congestion control, receiver Node reported
+	// less than CC.MinRate for CC.SlowReceiverTimeout and no longer limits
+	// the rate. It still gets repairs; it may not keep up.
+	EventSlowReceiver
 )
 
 // ErrNoAck is the error of an EventAck for a node that did not acknowledge.
@@ -60,6 +64,11 @@ type Stats struct {
 	Probes         uint64
 	BadPackets     uint64 // unparsable packets given to HandlePacket
 	AggregateWiden uint64 // NACK requests widened because aggregation tables were full
+	CCFeedback     uint64 // congestion control reports received (EXT_CC)
 	GRTT           time.Duration
 	Rate           float64 // bytes per second
+	// CLR is the current limiting receiver under congestion control (0 if
+	// none), and SlowStart whether it has seen no loss yet.
+	CLR       uint32
+	SlowStart bool
 }

@@ -95,8 +95,15 @@ type Sender struct {
 	// GRTT estimation (RFC 5740 §5.1.3): grow at once, shrink slowly.
 	grtt      time.Duration
 	grttPeak  time.Duration
+	grttSet   bool // the estimate has been measured at least once
 	nextProbe time.Time
+	lastProbe time.Time
 	ccSeq     uint16
+
+	// NORM-CC (nil at a fixed rate).
+	cc        *congestion.Controller
+	ccNodes   []congestion.Node
+	ccContent []byte
 
 	// Repair (RFC 5740 §5.4): NACKs are aggregated for GRTT·(backoff+1),
 	// then answered ahead of new data.
@@ -178,6 +185,18 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 			s.parBufs[i] = make([]byte, cfg.SegmentSize+framing.StreamHeaderLen)
 		}
 	}
+	if cfg.CC != nil {
+		cc := *cfg.CC
+		if cc.SegmentSize == 0 {
+			cc.SegmentSize = cfg.SegmentSize
+		}
+		if cfg.Rate > 0 {
+			cc.StartRate = cfg.Rate
+		}
+		s.cc = congestion.NewController(cc, now)
+		s.SetRate(s.cc.Rate())
+		s.ccNodes = make([]congestion.Node, 0, 16)
+	}
 	s.readBuf = make([]byte, cfg.SegmentSize)
 	s.nodes = append(s.nodes, cfg.AckingNodes...)
 	s.nextProbe = now
@@ -191,7 +210,8 @@ func (s *Sender) InstanceID() uint16 { return s.inst }
 // GRTT returns the current group round-trip time estimate.
 func (s *Sender) GRTT() time.Duration { return s.grtt }
 
-// SetRate changes the transmit rate (bytes per second).
+// SetRate changes the transmit rate (bytes per second). Under congestion
+// control the next feedback sets it again; bound it with CC.MaxRate instead.
 func (s *Sender) SetRate(rate float64) {
 	s.pacer.SetRate(rate)
 	s.pacer.SetBurst(burstFor(s.cfg, rate))
@@ -407,6 +427,10 @@ func (s *Sender) Stats() Stats {
 	st := s.stats
 	st.GRTT = s.grtt
 	st.Rate = s.pacer.Rate()
+	if s.cc != nil {
+		st.CLR, _ = s.cc.CLR()
+		st.SlowStart = s.cc.SlowStart()
+	}
 	return st
 }
 

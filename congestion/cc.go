@@ -1,0 +1,406 @@
+package congestion
+
+import (
+	"math"
+	"time"
+)
+
+// Config configures a NORM-CC Controller. Rates are bytes per second of
+// whole NORM packets.
+type Config struct {
+	// SegmentSize is the nominal packet size for the rate equation.
+	// Required.
+	SegmentSize int
+	// StartRate is the rate before any feedback arrives. 0 means 1 Mbit/s:
+	// with feedback every round trip, slow start doubles from there to a
+	// gigabit in about ten round trips.
+	StartRate float64
+	// MinRate is the floor no feedback can push the rate below. 0 means ten
+	// segments per second. A receiver reporting less is followed down to
+	// MinRate (see SlowReceiverTimeout).
+	MinRate float64
+	// MaxRate bounds the rate; 0 means no bound beyond the network's.
+	MaxRate float64
+	// Candidates is how many potential limiting receivers (PLRs) besides
+	// the current one (CLR) are listed in probes and answer them at once,
+	// so that a hand-over needs no back-off. 0 means 4.
+	Candidates int
+	// SlowReceiverTimeout is the policy for a receiver that cannot keep up
+	// with MinRate. 0 means follow it: the rate stays at MinRate for as
+	// long as it is the slowest. A positive value drops a receiver whose
+	// rate stayed below MinRate that long from the election, so that the
+	// rest of the group can go faster; Feedback reports the drop once, and
+	// the receiver's later feedback is ignored.
+	SlowReceiverTimeout time.Duration
+}
+
+// Feedback is one receiver's congestion report (EXT_CC in a NORM_NACK or
+// NORM_ACK), with what the sender measured from the same packet.
+type Feedback struct {
+	Node uint32
+	// Rate is the rate the receiver reported. In slow start it is twice
+	// its receive rate; after the first loss it is its TCP-friendly rate.
+	Rate float64
+	// Loss is the loss event rate the receiver reported.
+	Loss float64
+	// RTT is the round trip the sender measured from the packet's probe
+	// echo; 0 if unknown.
+	RTT time.Duration
+	// Start says the receiver has seen no loss yet (CC_START).
+	Start bool
+	// HasRTT says the receiver computed Rate with the RTT this sender
+	// measured for it and listed in a probe (CC_RTT); otherwise it used an
+	// estimate of its own, and the sender recomputes the rate from Loss
+	// with its own measurement.
+	HasRTT bool
+}
+
+// Node is one entry of the node list a probe carries.
+type Node struct {
+	ID   uint32
+	CLR  bool // the current limiting receiver; else a candidate (PLR)
+	RTT  time.Duration
+	Rate float64
+}
+
+type ccNode struct {
+	id    uint32
+	rate  float64
+	loss  float64
+	rtt   time.Duration
+	start bool
+	heard time.Time
+	below time.Time // first report below MinRate in a row, zero if none
+}
+
+// Controller is the sender side of NORM-CC (RFC 5740 §5.5): it elects the
+// current limiting receiver (CLR) from feedback, keeps a few candidates,
+// and sets the rate to the CLR's. Where RFC 5740 leaves room, it departs
+// from the reference implementation:
+//
+//   - it starts at StartRate, not one segment per second, and in slow start
+//     follows the CLR's doubling receive rate every round trip;
+//   - a silence of the CLR (lost feedback) halves the rate once, to half
+//     the last rate the CLR confirmed, and holds it there, instead of
+//     halving on every probe towards nothing;
+//   - when the sender has little to send (flushing, waiting for
+//     acknowledgements, a slow application) receive rates say nothing of
+//     the network: they may not lower the rate then, only loss may. The
+//     end of a transfer goes at the rate its data went.
+//
+// It is deterministic and does not allocate after New (but for the list of
+// dropped slow receivers).
+type Controller struct {
+	cfg        Config
+	rate       float64
+	nodes      []ccNode // nodes[0] is the CLR when clr is set
+	clr        bool
+	slowStart  bool
+	confirmed  float64       // the rate last set from CLR feedback
+	clrHeard   time.Time     // the CLR's last feedback
+	held       bool          // the rate was lowered for CLR silence
+	unanswered int           // probes since the CLR last reported
+	clrSample  time.Duration // the CLR's latest RTT sample, unsmoothed
+	dropped    map[uint32]bool
+	// Smoothed RTTs of the receivers heard, listed or not: a receiver's
+	// first report as a candidate must not rest on one sample taken while
+	// the sender's own burst filled a queue.
+	rtts map[uint32]time.Duration
+
+	// Sending rate over about one round trip, to tell an application- or
+	// data-limited sender from a network-limited one.
+	sent      float64
+	sentSince time.Time
+	sentRate  float64
+}
+
+// NewController returns a controller at cfg.StartRate.
+func NewController(cfg Config, now time.Time) *Controller {
+	seg := float64(max(cfg.SegmentSize, 1))
+	if cfg.StartRate <= 0 {
+		cfg.StartRate = 125000
+	}
+	if cfg.MinRate <= 0 {
+		cfg.MinRate = 10 * seg
+	}
+	if cfg.MaxRate > 0 && cfg.MinRate > cfg.MaxRate {
+		cfg.MinRate = cfg.MaxRate
+	}
+	if cfg.Candidates <= 0 {
+		cfg.Candidates = 4
+	}
+	c := &Controller{cfg: cfg, slowStart: true, nodes: make([]ccNode, 0, cfg.Candidates+1), sentSince: now,
+		rtts: map[uint32]time.Duration{}}
+	c.rate = c.clamp(cfg.StartRate)
+	c.confirmed = c.rate
+	return c
+}
+
+// Rate returns the rate the sender should use now.
+func (c *Controller) Rate() float64 { return c.rate }
+
+// SlowStart reports whether the CLR (or, before any feedback, the
+// controller) is still in slow start.
+func (c *Controller) SlowStart() bool { return c.slowStart }
+
+// CLR returns the current limiting receiver, if any.
+func (c *Controller) CLR() (uint32, bool) {
+	if !c.clr {
+		return 0, false
+	}
+	return c.nodes[0].id, true
+}
+
+func (c *Controller) clamp(r float64) float64 {
+	if c.cfg.MaxRate > 0 && r > c.cfg.MaxRate {
+		r = c.cfg.MaxRate
+	}
+	if !(r >= c.cfg.MinRate) { // also NaN
+		r = c.cfg.MinRate
+	}
+	return r
+}
+
+// Sent records n bytes sent at now. The controller uses it to notice a
+// sender that is not using its rate.
+func (c *Controller) Sent(now time.Time, n int) { c.sent += float64(n) }
+
+// measureSent closes the sending-rate window when it is long enough.
+func (c *Controller) measureSent(now time.Time, rtt time.Duration) {
+	el := now.Sub(c.sentSince)
+	if el < max(rtt, 10*time.Millisecond) {
+		return
+	}
+	c.sentRate = c.sent / el.Seconds()
+	c.sent, c.sentSince = 0, now
+}
+
+// limited reports whether the sender used less than half its rate lately.
+func (c *Controller) limited() bool { return c.sentRate < 0.5*c.rate }
+
+// Feedback processes one receiver's report at now. It reports whether the
+// report made the receiver be dropped as too slow (see
+// Config.SlowReceiverTimeout); that is reported once per receiver.
+func (c *Controller) Feedback(now time.Time, f Feedback) (dropped bool) {
+	if c.dropped[f.Node] {
+		return false
+	}
+	// The RTT listed for a node is a smoothed one (TFRC's 0.9 weight):
+	// single samples swing with the queue the sender itself fills.
+	rtt, old := f.RTT, c.rtts[f.Node]
+	isCLR := c.clr && c.nodes[0].id == f.Node
+	switch {
+	case rtt <= 0:
+		rtt = old
+	case old > 0:
+		rtt = (9*old + rtt) / 10
+	case c.clr && !isCLR && c.clrSample > c.nodes[0].rtt:
+		// A first sample, taken while the CLR's samples run above its
+		// smoothed RTT: both crossed the same queue, which the sender's
+		// own rate filled, so scale the sample down as much. A receiver
+		// that is farther away still shows it.
+		rtt = time.Duration(float64(rtt) * float64(c.nodes[0].rtt) / float64(c.clrSample))
+	}
+	if isCLR && f.RTT > 0 {
+		c.clrSample = f.RTT
+	}
+	if _, ok := c.rtts[f.Node]; ok || len(c.rtts) < maxRTTs {
+		c.rtts[f.Node] = rtt
+	}
+	c.measureSent(now, rtt)
+	rate := f.Rate
+	if !f.Start && rtt > 0 && (!f.HasRTT || c.limited() || !(rate > 0)) {
+		// A receiver that did not know its RTT guessed it; the sender's
+		// measurement is better (RFC 5740 §5.5.3). And a Shoal receiver's
+		// report is bounded by twice its receive rate, which says nothing
+		// when the sender left its rate unused.
+		rate = Equation(float64(c.cfg.SegmentSize), rtt, f.Loss)
+	}
+	if !(rate > 0) {
+		return false
+	}
+	n := ccNode{id: f.Node, rate: rate, loss: f.Loss, rtt: rtt, start: f.Start, heard: now}
+	if i := c.find(f.Node); i >= 0 {
+		n.below = c.nodes[i].below
+	}
+	if rate < c.cfg.MinRate && c.cfg.SlowReceiverTimeout > 0 {
+		if n.below.IsZero() {
+			n.below = now
+		}
+		if now.Sub(n.below) >= c.cfg.SlowReceiverTimeout {
+			c.drop(f.Node)
+			return true
+		}
+	} else {
+		n.below = time.Time{}
+	}
+
+	i := c.find(f.Node)
+	switch {
+	case c.clr && i == 0:
+		c.nodes[0] = n
+		// A CLR whose rate rose above a candidate's hands over: candidates
+		// answer every probe, so their rates are as fresh as its own.
+		c.promote()
+	case !c.clr || rate < c.nodes[0].rate || (rate < 1.1*c.nodes[0].rate && rtt > c.nodes[0].rtt):
+		// A new CLR; the old one becomes a candidate.
+		if i > 0 {
+			c.remove(i)
+		}
+		if c.clr {
+			old := c.nodes[0]
+			c.nodes[0] = n
+			c.candidate(old)
+		} else {
+			c.nodes = append(c.nodes, ccNode{})
+			copy(c.nodes[1:], c.nodes)
+			c.nodes[0] = n
+			if len(c.nodes) > c.cfg.Candidates+1 {
+				c.nodes = c.nodes[:c.cfg.Candidates+1]
+			}
+			c.clr = true
+		}
+	default:
+		if i > 0 {
+			c.nodes[i] = n
+		} else {
+			c.candidate(n)
+		}
+		return false
+	}
+	c.adjust(now)
+	return false
+}
+
+// adjust sets the rate from the CLR's latest report.
+func (c *Controller) adjust(now time.Time) {
+	clr := &c.nodes[0]
+	c.slowStart = clr.start
+	target := clr.rate
+	if clr.start {
+		// In slow start the report is twice the receive rate: it may
+		// raise the rate, but a lower one only says that the sender sent
+		// less (it started, or had little to send), not that the network
+		// took less. Loss ends slow start, and then the equation rules.
+		target = max(target, c.rate)
+	}
+	if target > c.rate {
+		// At most double per report: an estimate from a few packets may
+		// be far off, and the next round trip will tell.
+		target = min(target, 2*c.rate)
+	}
+	c.rate = c.clamp(target)
+	c.confirmed = c.rate
+	c.clrHeard = now
+	c.held = false
+	c.unanswered = 0
+}
+
+// candidate files n among the candidates, replacing the fastest one if the
+// list is full and n is slower.
+func (c *Controller) candidate(n ccNode) {
+	if len(c.nodes) < c.cfg.Candidates+1 {
+		c.nodes = append(c.nodes, n)
+		return
+	}
+	worst := 1
+	for j := 2; j < len(c.nodes); j++ {
+		if c.nodes[j].rate > c.nodes[worst].rate {
+			worst = j
+		}
+	}
+	if n.rate < c.nodes[worst].rate {
+		c.nodes[worst] = n
+	}
+}
+
+func (c *Controller) find(id uint32) int {
+	for i := range c.nodes {
+		if c.nodes[i].id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *Controller) remove(i int) {
+	c.nodes = append(c.nodes[:i], c.nodes[i+1:]...)
+	if i == 0 {
+		c.promote()
+	}
+}
+
+// promote makes the slowest candidate the CLR after the CLR left.
+func (c *Controller) promote() {
+	if len(c.nodes) == 0 {
+		c.clr = false
+		return
+	}
+	best := 0
+	for j := 1; j < len(c.nodes); j++ {
+		if c.nodes[j].rate < c.nodes[best].rate {
+			best = j
+		}
+	}
+	c.nodes[0], c.nodes[best] = c.nodes[best], c.nodes[0]
+	c.clr = true
+}
+
+func (c *Controller) drop(id uint32) {
+	if c.dropped == nil {
+		c.dropped = map[uint32]bool{}
+	}
+	c.dropped[id] = true
+	if i := c.find(id); i >= 0 {
+		c.remove(i)
+	}
+}
+
+// maxRTTs bounds the RTT table; receivers beyond it are judged on single
+// samples.
+const maxRTTs = 4096
+
+// Probe is called as a probe goes out at now, with the group RTT estimate.
+// It handles silence: a CLR that has not reported for several round trips
+// halves the rate once (to half its last confirmed rate, never lower,
+// however long the silence); one silent for much longer, and candidates
+// likewise, leave the list, and the slowest remaining candidate takes
+// over.
+func (c *Controller) Probe(now time.Time, grtt time.Duration) {
+	base := max(grtt, 10*time.Millisecond)
+	for i := len(c.nodes) - 1; i >= 0; i-- {
+		n := &c.nodes[i]
+		if now.Sub(n.heard) > 20*max(base, n.rtt) && now.Sub(n.heard) > time.Second {
+			c.remove(i)
+		}
+	}
+	if !c.clr {
+		return
+	}
+	clr := &c.nodes[0]
+	// Silence is counted in probes as well as time: a CLR cannot answer
+	// probes that were not sent.
+	if c.unanswered++; !c.held && c.unanswered > 4 && now.Sub(c.clrHeard) > 4*max(base, clr.rtt) {
+		c.rate = c.clamp(math.Min(c.rate, c.confirmed/2))
+		c.held = true
+	}
+}
+
+// ProbeInterval is how often probes should go: once per CLR round trip (at
+// most the group RTT), so that slow start doubles every round trip.
+func (c *Controller) ProbeInterval(grtt time.Duration) time.Duration {
+	iv := grtt
+	if c.clr && c.nodes[0].rtt > 0 && c.nodes[0].rtt < iv {
+		iv = c.nodes[0].rtt
+	}
+	return max(iv, 5*time.Millisecond)
+}
+
+// Nodes appends the probe's node list to dst: the CLR first, then the
+// candidates.
+func (c *Controller) Nodes(dst []Node) []Node {
+	for i, n := range c.nodes {
+		dst = append(dst, Node{ID: n.id, CLR: c.clr && i == 0, RTT: n.rtt, Rate: n.rate})
+	}
+	return dst
+}
