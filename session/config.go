@@ -45,7 +45,9 @@ type Config struct {
 	DisableGSO bool
 
 	// Sender configures sending; see package sender for each field. The
-	// session fills in NodeID and Rand. Rate 0 means 10 MB/s (80 Mbit/s).
+	// session fills in NodeID and Rand. Rate 0 means 10 MB/s (80 Mbit/s),
+	// or with CC set the congestion controller's start rate (CC.StartRate,
+	// whose 0 means 1 Mbit/s).
 	Sender sender.Config
 	// Receiver configures receiving; see package receiver. The session
 	// fills in NodeID, Rand and Sink.

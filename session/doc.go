@@ -13,7 +13,8 @@
 //	obj, err := s.Accept(ctx)                               // from any sender
 //	err = obj.Wait(ctx)                                     // until it is whole
 //
-// Everything the session sends is paced at Config.Sender.Rate. Close
+// Everything the session sends is paced at Config.Sender.Rate, or, with
+// Config.Sender.CC set, at the rate NORM congestion control finds. Close
 // flushes: it returns once every receiver had its chance to repair, or at
 // the context's deadline.
 //

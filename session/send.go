@@ -26,7 +26,8 @@ func (s *Session) txLocked() (*sender.Sender, error) {
 	cfg := s.cfg.Sender
 	cfg.NodeID = s.node
 	cfg.Rand = rand.New(rand.NewPCG(s.seed, 1))
-	if cfg.Rate == 0 {
+	if cfg.Rate == 0 && cfg.CC == nil {
+		// Under congestion control 0 means CC.StartRate (or its default).
 		cfg.Rate = 10e6
 	}
 	tx, err := sender.New(cfg, nowFunc())

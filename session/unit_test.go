@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shoalnet/shoal/congestion"
+	"github.com/shoalnet/shoal/sender"
 )
 
 func TestCheckGroup(t *testing.T) {
@@ -110,5 +113,31 @@ func TestLossInjection(t *testing.T) {
 	}
 	if newLoss(Loss{}, 1, 1).drop() {
 		t.Fatal("zero loss dropped")
+	}
+}
+
+// TestDefaultRate: a session without a rate sends at 10 MB/s, but under
+// congestion control it leaves the start rate to the controller, and an
+// explicit rate is the start rate.
+func TestDefaultRate(t *testing.T) {
+	cases := []struct {
+		cfg  sender.Config
+		want float64
+	}{
+		{sender.Config{}, 10e6},
+		{sender.Config{Rate: 3e6}, 3e6},
+		{sender.Config{CC: &congestion.Config{}}, 125e3},
+		{sender.Config{CC: &congestion.Config{StartRate: 2e6}}, 2e6},
+		{sender.Config{CC: &congestion.Config{StartRate: 2e6}, Rate: 5e5}, 5e5},
+	}
+	for i, c := range cases {
+		s := &Session{cfg: Config{Sender: c.cfg}, node: 1}
+		tx, err := s.txLocked()
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		if got := tx.Stats().Rate; got != c.want {
+			t.Errorf("case %d (rate %v, CC %v): starts at %v B/s, want %v", i, c.cfg.Rate, c.cfg.CC != nil, got, c.want)
+		}
 	}
 }
