@@ -16,6 +16,16 @@
 //
 //	sim: receivers=N delivered=D/N nacks_per_lossy_block=X repair_overhead=Y virtual_s=T wall_s=W
 //
+// sim -cc ends instead with exactly one line:
+//
+//	cc: bottleneck_mbps=B goodput_mbps=G utilization=G/B queue_loss=L time_to_90pct_s=T fairness=J
+//
+// where G is the file bits of all flows over the time until the last
+// receiver had every file, L the fraction of packets the bottleneck queues
+// dropped, T the time until receiver 0's link first carried 90 % of B over
+// 100 ms, and J Jain's index of the flows' throughputs while all were
+// sending (1 for one flow).
+//
 // where a lossy block is a block that at least one receiver missed a symbol
 // of, X = NACK messages sent by all receivers / lossy blocks, and Y = repair
 // symbols sent / Σ over lossy blocks of the largest number of symbols any one
@@ -32,6 +42,7 @@ import (
 	"time"
 
 	"github.com/shoalnet/shoal/internal/simrun"
+	"github.com/shoalnet/shoal/receiver"
 	"github.com/shoalnet/shoal/sender"
 )
 
@@ -136,8 +147,21 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	fs.Var(sizeFlag{&size}, "size", "object size, e.g. 16MiB")
 	fs.Var(pctFlag{&loss}, "loss", "independent loss on each receiver's link, e.g. 1%")
 	fs.Var(pctFlag{&shared}, "shared-loss", "loss on the sender's link, seen by every receiver, e.g. 0.5%")
+	var bottleneck int64 = 50e6
+	cc := fs.Bool("cc", false, "congestion control run: flows through a bottleneck (see -bottleneck, -rtt, -flows)")
+	flows := fs.Int("flows", 1, "with -cc: competing senders, each sending -size to every receiver")
+	rtt := fs.Duration("rtt", 20*time.Millisecond, "with -cc: base round-trip time")
+	queue := fs.Int("queue", 0, "with -cc: bottleneck queue in bytes (0: one bandwidth-delay product, at least 32 KiB)")
+	tolerate := fs.Bool("tolerate-loss", false, "with -cc: receivers treat isolated losses as random, not congestion")
+	fs.Var(bitsFlag{&bottleneck}, "bottleneck", "with -cc: bottleneck rate of each receiver's link, e.g. 50Mbit")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cc {
+		return runSimCC(simrun.CCScenario{Seed: *seed, Flows: *flows, Receivers: *receivers, Size: size,
+			Bottleneck: bottleneck, RTT: *rtt, QueueBytes: *queue, Loss: loss, Limit: *limit,
+			Sender:   sender.Config{Parity: *parity, AutoParity: *autoParity, BlockLen: *block, SegmentSize: *segment},
+			Receiver: receiver.Config{TolerateLoss: *tolerate}}, stdout, stderr)
 	}
 	if *receivers < 1 || size < 0 {
 		fmt.Fprintln(stderr, "bench sim: need at least one receiver and a size >= 0")
@@ -174,6 +198,68 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "sim: receivers=%d delivered=%d/%d nacks_per_lossy_block=%.2f repair_overhead=%.2f virtual_s=%.2f wall_s=%.2f\n",
 		*receivers, res.Delivered, *receivers, x, y, res.Virtual.Seconds(), wall.Seconds())
 	if res.Delivered != *receivers {
+		return 1
+	}
+	return 0
+}
+
+// bitsFlag reads rates like 50Mbit, 1Gbit, 800kbit or 1e6 (bits per second).
+type bitsFlag struct{ v *int64 }
+
+func (f bitsFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return strconv.FormatInt(*f.v, 10)
+}
+
+func (f bitsFlag) Set(s string) error {
+	mult := 1.0
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"Gbit", 1e9}, {"Mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(v*mult >= 1) {
+		return fmt.Errorf("bad rate %q (use 50Mbit, 1Gbit, 800kbit)", s)
+	}
+	*f.v = int64(v * mult)
+	return nil
+}
+
+func runSimCC(sc simrun.CCScenario, stdout, stderr io.Writer) int {
+	if sc.Receivers < 1 || sc.Size < 1 || sc.Flows < 1 {
+		fmt.Fprintln(stderr, "bench sim -cc: need receivers, flows and a size")
+		return 2
+	}
+	start := time.Now()
+	res, err := simrun.RunCC(sc)
+	wall := time.Since(start)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench sim: %v\n", err)
+		return 1
+	}
+	for _, e := range res.Errors {
+		fmt.Fprintf(stderr, "bench sim: %s\n", e)
+	}
+	for f, st := range res.Senders {
+		fmt.Fprintf(stderr, "bench sim: flow %d goodput_mbps=%.1f final_rate_mbps=%.1f grtt=%v cc_feedback=%d repairs=%d\n",
+			f, res.Goodput[f]/1e6, st.Rate*8/1e6, st.GRTT, st.CCFeedback, st.RepairSource+st.RepairParity)
+	}
+	fmt.Fprintf(stderr, "bench sim: delivered=%d/%d virtual_s=%.2f wall_s=%.2f\n", res.Delivered, res.Pairs, res.Virtual.Seconds(), wall.Seconds())
+	g := 0.0
+	if res.Virtual > 0 {
+		g = float64(int64(len(res.Goodput))*sc.Size*8) / res.Virtual.Seconds()
+	}
+	b := float64(sc.Bottleneck)
+	fmt.Fprintf(stdout, "cc: bottleneck_mbps=%.1f goodput_mbps=%.1f utilization=%.3f queue_loss=%.4f time_to_90pct_s=%.2f fairness=%.3f\n",
+		b/1e6, g/1e6, g/b, res.QueueLoss, res.TimeTo90.Seconds(), res.Fairness)
+	if res.Delivered != res.Pairs {
 		return 1
 	}
 	return 0

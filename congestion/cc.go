@@ -101,7 +101,11 @@ type Controller struct {
 	held       bool          // the rate was lowered for CLR silence
 	unanswered int           // probes since the CLR last reported
 	clrSample  time.Duration // the CLR's latest RTT sample, unsmoothed
-	dropped    map[uint32]bool
+	// Slow start watches the queue it fills: minRTT is the least RTT
+	// sampled, and capped is set once a CLR sample rose clearly above it.
+	minRTT  time.Duration
+	capped  bool
+	dropped map[uint32]bool
 	// Smoothed RTTs of the receivers heard, listed or not: a receiver's
 	// first report as a candidate must not rest on one sample taken while
 	// the sender's own burst filled a queue.
@@ -204,6 +208,9 @@ func (c *Controller) Feedback(now time.Time, f Feedback) (dropped bool) {
 	if isCLR && f.RTT > 0 {
 		c.clrSample = f.RTT
 	}
+	if f.RTT > 0 && (c.minRTT == 0 || f.RTT < c.minRTT) {
+		c.minRTT = f.RTT
+	}
 	if _, ok := c.rtts[f.Node]; ok || len(c.rtts) < maxRTTs {
 		c.rtts[f.Node] = rtt
 	}
@@ -268,16 +275,28 @@ func (c *Controller) Feedback(now time.Time, f Feedback) (dropped bool) {
 		}
 		return false
 	}
-	c.adjust(now)
+	c.adjust(now, f.RTT)
 	return false
 }
 
-// adjust sets the rate from the CLR's latest report.
-func (c *Controller) adjust(now time.Time) {
+// adjust sets the rate from the CLR's latest report, whose RTT sample was
+// sample (0 if none).
+func (c *Controller) adjust(now time.Time, sample time.Duration) {
 	clr := &c.nodes[0]
 	c.slowStart = clr.start
 	target := clr.rate
-	if clr.start {
+	switch {
+	case clr.start && c.queueing(sample) && !c.limited():
+		// The round trip grew: the rate is above the bottleneck and a
+		// queue is filling. Doubling on would overflow it by up to a
+		// whole bandwidth-delay product, all of which would need repair.
+		// Go just under the rate that gets through (half the report) to
+		// drain it, and creep up from there (HyStart's idea, for NORM).
+		c.capped = true
+		target = min(0.95*clr.rate/2, c.rate)
+	case clr.start && c.capped:
+		target = max(min(target, 1.125*c.rate), c.rate)
+	case clr.start:
 		// In slow start the report is twice the receive rate: it may
 		// raise the rate, but a lower one only says that the sender sent
 		// less (it started, or had little to send), not that the network
@@ -294,6 +313,19 @@ func (c *Controller) adjust(now time.Time) {
 	c.clrHeard = now
 	c.held = false
 	c.unanswered = 0
+}
+
+// queueing reports whether an RTT sample shows a queue building: more
+// than an eighth of the least RTT (at least 2 ms, at most 16 ms) above it,
+// and more than the pacer's own bursts (up to 32 segments) queue at a slow
+// bottleneck.
+func (c *Controller) queueing(sample time.Duration) bool {
+	if sample <= 0 || c.minRTT <= 0 {
+		return false
+	}
+	th := min(max(c.minRTT/8, 2*time.Millisecond), 16*time.Millisecond)
+	burst := time.Duration(32 * float64(c.cfg.SegmentSize) / c.rate * float64(time.Second))
+	return sample > c.minRTT+max(th, burst)
 }
 
 // candidate files n among the candidates, replacing the fastest one if the

@@ -33,6 +33,9 @@ type CCScenario struct {
 	Loss float64
 	// Stagger starts flow i at i·Stagger.
 	Stagger time.Duration
+	// FeedbackOutageFrom..To: every receiver's uplink loses everything,
+	// so the senders hear no feedback at all.
+	FeedbackOutageFrom, FeedbackOutageTo time.Duration
 	// Sender configures every flow; CC defaults to an empty
 	// congestion.Config (NORM-CC on, default bounds).
 	Sender   sender.Config
@@ -57,8 +60,11 @@ type CCResult struct {
 	// while all of them were sending (1 for one flow).
 	Fairness float64
 	Virtual  time.Duration
-	Senders  []sender.Stats
-	Errors   []string
+	// Linger is how long after its last receiver had the file each
+	// sender took to finish (EventClosed); -1 if it did not.
+	Linger  []time.Duration
+	Senders []sender.Stats
+	Errors  []string
 	// Trace is receiver 0's throughput per 100 ms window, bits per second,
 	// per flow; RateTrace the senders' rates at the start of each window.
 	Trace     [][]float64
@@ -72,7 +78,9 @@ type ccState struct {
 	start    time.Time
 	done     []int       // receivers done, per flow
 	doneAt   []time.Time // when the last receiver of each flow finished
+	closedAt []time.Time // when each sender reported EventClosed
 	finished int
+	closed   int
 	// bytes[f][w]: payload bytes of flow f delivered to receiver 0 in
 	// window w.
 	bytes [][]float64
@@ -119,7 +127,12 @@ func (e *ccTx) Poll(now time.Time) time.Time {
 		}
 		e.net.Send(now, e.id, dst, b)
 	}
-	e.s.Events()
+	for _, ev := range e.s.Events() {
+		if ev.Kind == sender.EventClosed && e.st.closedAt[e.flow].IsZero() {
+			e.st.closedAt[e.flow] = now
+			e.st.closed++
+		}
+	}
 	for w := int(now.Sub(e.st.start) / ccWindow); len(e.st.rates[e.flow]) <= w; {
 		e.st.rates[e.flow] = append(e.st.rates[e.flow], e.s.Stats().Rate*8)
 	}
@@ -217,7 +230,8 @@ func RunCC(sc CCScenario) (CCResult, error) {
 	}
 	net := simnet.New(simnet.Config{Seed: sc.Seed})
 	st := &ccState{sc: &sc, start: net.Now(), done: make([]int, sc.Flows), doneAt: make([]time.Time, sc.Flows),
-		bytes: make([][]float64, sc.Flows), rates: make([][]float64, sc.Flows)}
+		closedAt: make([]time.Time, sc.Flows),
+		bytes:    make([][]float64, sc.Flows), rates: make([][]float64, sc.Flows)}
 	// A packet crosses four links per round trip (sender up, receiver
 	// down, and back); each gets a quarter of the delay.
 	link := simnet.LinkConfig{Delay: sc.RTT / 4}
@@ -252,7 +266,11 @@ func RunCC(sc CCScenario) (CCResult, error) {
 		if sc.Loss > 0 {
 			down.Loss = simnet.Bernoulli{P: sc.Loss}
 		}
-		id := net.AddNode(fmt.Sprintf("rx%d", i), simnet.NodeConfig{Up: link, Down: down})
+		up := link
+		if sc.FeedbackOutageTo > sc.FeedbackOutageFrom {
+			up.Loss = outage{from: st.start.Add(sc.FeedbackOutageFrom), to: st.start.Add(sc.FeedbackOutageTo)}
+		}
+		id := net.AddNode(fmt.Sprintf("rx%d", i), simnet.NodeConfig{Up: up, Down: down})
 		net.Join(id, Group)
 		e := &ccRx{net: net, id: id, idx: i, st: st, sinks: map[[2]uint32]*verifySink{}, flows: flows, got: make([]bool, sc.Flows)}
 		rcfg := sc.Receiver
@@ -275,8 +293,10 @@ func RunCC(sc CCScenario) (CCResult, error) {
 		rxs = append(rxs, e)
 		eps = append(eps, e)
 	}
-	res := simnet.Run(net, eps, simnet.Limits{Until: st.start.Add(sc.Limit), Done: func() bool { return st.finished == sc.Flows }})
-	_ = res
+	// Run on until the senders have flushed and closed, to see how long
+	// they linger.
+	simnet.Run(net, eps, simnet.Limits{Until: st.start.Add(sc.Limit),
+		Done: func() bool { return st.finished == sc.Flows && st.closed == sc.Flows }})
 	out := CCResult{Pairs: sc.Flows * sc.Receivers, Errors: st.errs, TimeTo90: -1}
 	for _, e := range rxs {
 		for _, g := range e.got {
@@ -300,6 +320,11 @@ func RunCC(sc CCScenario) (CCResult, error) {
 			}
 		}
 		out.Goodput = append(out.Goodput, g)
+		linger := time.Duration(-1)
+		if !st.closedAt[f].IsZero() && !st.doneAt[f].IsZero() {
+			linger = st.closedAt[f].Sub(st.doneAt[f])
+		}
+		out.Linger = append(out.Linger, linger)
 	}
 	out.Virtual = last.Sub(st.start)
 	// Receiver 0's throughput trace: time to 90 %, and fairness over the
