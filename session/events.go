@@ -65,6 +65,11 @@ type Flushed struct{}
 // RateChanged: the send rate changed.
 type RateChanged struct{ Rate float64 }
 
+// SlowReceiver: under congestion control, receiver Node stayed below
+// CC.MinRate for CC.SlowReceiverTimeout and no longer holds the rate down
+// (see congestion.Config.SlowReceiverTimeout).
+type SlowReceiver struct{ Node uint32 }
+
 func (SenderJoined) event()    {}
 func (SenderReset) event()     {}
 func (SenderGone) event()      {}
@@ -79,6 +84,7 @@ func (ObjectPurged) event()    {}
 func (AckReceived) event()     {}
 func (Flushed) event()         {}
 func (RateChanged) event()     {}
+func (SlowReceiver) event()    {}
 
 // Stats is a snapshot of a session's counters.
 type Stats struct {

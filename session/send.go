@@ -223,6 +223,9 @@ func (s *Session) txEvents() {
 			s.publish(Flushed{})
 		case sender.EventClosed:
 			s.txClosed = true
+		case sender.EventSlowReceiver:
+			s.log.Warn("receiver too slow for the minimum rate; no longer limiting", "node", e.Node)
+			s.publish(SlowReceiver{e.Node})
 		}
 	}
 }
