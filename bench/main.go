@@ -3,6 +3,7 @@
 //	bench sim  [flags]   one transfer through the simulated network (no root, no network)
 //	bench lab  [flags]   a transfer between network namespaces (root), against a raw UDP blast
 //	bench filecast [flags]  filecast against UFTP in the same namespaces (root; uftp optional)
+//	bench cclab [flags]  one NORM-CC transfer through a tc tbf bottleneck in the namespaces (root)
 //
 // filecast ends with exactly one line:
 //
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runLab(args[1:], stdout, stderr)
 	case "filecast":
 		return runFilecast(args[1:], stdout, stderr)
+	case "cclab":
+		return runCCLab(args[1:], stdout, stderr)
 	case "lab-rx": // helpers run by "bench lab" inside its hosts
 		return labRx(args[1:], stdout)
 	case "lab-rawrx":

@@ -103,8 +103,11 @@ type Controller struct {
 	clrSample  time.Duration // the CLR's latest RTT sample, unsmoothed
 	// Slow start watches the queue it fills: minRTT is the least RTT
 	// sampled, and capped is set once a CLR sample rose clearly above it.
-	minRTT  time.Duration
-	capped  bool
+	minRTT time.Duration
+	capped bool
+	// sqrtRTT is the smoothed square root of the CLR's RTT samples, in
+	// seconds (RFC 5348 §4.5).
+	sqrtRTT float64
 	dropped map[uint32]bool
 	// Smoothed RTTs of the receivers heard, listed or not: a receiver's
 	// first report as a candidate must not rest on one sample taken while
@@ -211,6 +214,13 @@ func (c *Controller) Feedback(now time.Time, f Feedback) (dropped bool) {
 	if f.RTT > 0 && (c.minRTT == 0 || f.RTT < c.minRTT) {
 		c.minRTT = f.RTT
 	}
+	if isCLR && f.RTT > 0 {
+		if q := math.Sqrt(f.RTT.Seconds()); c.sqrtRTT == 0 {
+			c.sqrtRTT = q
+		} else {
+			c.sqrtRTT = 0.9*c.sqrtRTT + 0.1*q
+		}
+	}
 	if _, ok := c.rtts[f.Node]; ok || len(c.rtts) < maxRTTs {
 		c.rtts[f.Node] = rtt
 	}
@@ -293,9 +303,18 @@ func (c *Controller) adjust(now time.Time, sample time.Duration) {
 		// Go just under the rate that gets through (half the report) to
 		// drain it, and creep up from there (HyStart's idea, for NORM).
 		c.capped = true
-		target = min(0.95*clr.rate/2, c.rate)
+		// At most halve per report: one report from a receiver that was
+		// briefly starved of CPU must not send the rate to the floor.
+		target = max(min(0.95*clr.rate/2, c.rate), c.rate/2)
 	case clr.start && c.capped:
 		target = max(min(target, 1.125*c.rate), c.rate)
+	case !clr.start && sample > 0 && c.sqrtRTT > 0:
+		// RFC 5348 §4.5: scale by the square root of the smoothed RTT
+		// over that of the latest sample, so that a filling queue slows
+		// the sender before loss does and a draining one lets it back up,
+		// damping the swing a single, coarse RTT estimate causes (bounded
+		// to a factor of two either way).
+		target *= min(max(c.sqrtRTT/math.Sqrt(sample.Seconds()), 0.5), 2)
 	case clr.start:
 		// In slow start the report is twice the receive rate: it may
 		// raise the rate, but a lower one only says that the sender sent

@@ -213,15 +213,25 @@ func (s *Sender) sendProbe(now time.Time, out *framing.Outbox) {
 	// The first measurement replaces the configured guess outright: the
 	// guess is only a guess, and a measured estimate is what every timer
 	// of the session should run on.
+	//
+	// Decreases are paced in time, not per probe: under congestion control
+	// probes go every round trip, and a queue that drained for a moment
+	// would otherwise pull the estimate down to the empty-queue RTT within
+	// a few probes while the real one swings back up with the next burst;
+	// receivers would then NACK again before queued repairs could arrive.
 	switch {
 	case s.grttPeak > 0 && !s.grttSet:
-		s.grtt, s.grttSet = s.grttPeak, true
+		s.grtt, s.grttSet, s.grttShrunk = s.grttPeak, true, now
 		s.clampGRTT()
-	case s.grttPeak > 0 && s.grttPeak < s.grtt:
-		s.grtt -= (s.grtt - s.grttPeak) / 2
-		s.clampGRTT()
+		s.grttPeak = 0
+	case now.Sub(s.grttShrunk) >= max(2*s.grtt, 100*time.Millisecond):
+		if s.grttPeak > 0 && s.grttPeak < s.grtt {
+			s.grtt -= (s.grtt - s.grttPeak) / 2
+			s.clampGRTT()
+		}
+		s.grttShrunk = now
+		s.grttPeak = 0
 	}
-	s.grttPeak = 0
 	var nodes []byte
 	if s.cc != nil {
 		s.cc.Probe(now, s.grtt)

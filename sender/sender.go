@@ -93,12 +93,13 @@ type Sender struct {
 	cacheSz int64
 
 	// GRTT estimation (RFC 5740 §5.1.3): grow at once, shrink slowly.
-	grtt      time.Duration
-	grttPeak  time.Duration
-	grttSet   bool // the estimate has been measured at least once
-	nextProbe time.Time
-	lastProbe time.Time
-	ccSeq     uint16
+	grtt       time.Duration
+	grttPeak   time.Duration
+	grttSet    bool      // the estimate has been measured at least once
+	grttShrunk time.Time // last time the estimate was allowed to shrink
+	nextProbe  time.Time
+	lastProbe  time.Time
+	ccSeq      uint16
 
 	// NORM-CC (nil at a fixed rate).
 	cc        *congestion.Controller
