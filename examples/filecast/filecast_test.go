@@ -170,7 +170,11 @@ func TestFlagsParse(t *testing.T) {
 		t.Fatal(ids, err)
 	}
 	var out, errOut bytes.Buffer
-	if code := run([]string{"send", "--cc", "x"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "congestion control") {
-		t.Fatalf("--cc: exit %d %q", code, errOut.String())
+	if code := run([]string{"send", "--max-rate", "10M", "x"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--max-rate needs --cc") {
+		t.Fatalf("--max-rate without --cc: exit %d %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"send", "--cc", "--max-rate", "fast", "x"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--max-rate: bad rate") {
+		t.Fatalf("--cc --max-rate fast: exit %d %q", code, errOut.String())
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
@@ -217,5 +218,78 @@ func TestLabAckFailure(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut.String(), "10.99.0.99 did not acknowledge") ||
 		!strings.Contains(errOut.String(), l.Hosts[1].IP4.String()+" acknowledged everything") {
 		t.Fatalf("exit %d\n%s", code, errOut.String())
+	}
+}
+
+// TestLabFilecastCC runs filecast send --cc (NORM congestion control,
+// starting at its default 1 Mbit/s) to two filecast recv, with positive
+// acknowledgement, and checks every file and the sender's report: the
+// rate must have risen far above the start (at 1 Mbit/s the 2 MiB tree
+// would take 16 s), and with --max-rate it must stay under the bound.
+func TestLabFilecastCC(t *testing.T) {
+	l := lab.New(t, 3)
+	src := t.TempDir()
+	files := makeTree(t, src)
+	for i, c := range []struct {
+		name  string
+		flags []string
+		check func(peak float64) bool
+		want  string
+	}{
+		{"default", nil, func(peak float64) bool { return peak >= 20 }, "at least 20"},
+		{"max-rate=30M", []string{"--max-rate", "30M"}, func(peak float64) bool { return peak > 2 && peak <= 30.01 }, "between 2 and 30"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			group := fmt.Sprintf("239.255.10.5:%d", 7300+i)
+			var wg sync.WaitGroup
+			outs := make([]bytes.Buffer, 2)
+			dirs := make([]string, 2)
+			for r, h := range l.Hosts[1:] {
+				dirs[r] = t.TempDir()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var errOut bytes.Buffer
+					var code int
+					_ = h.Do(func() error {
+						code = run([]string{"recv", "--dir", dirs[r], "--group", group, "--iface", lab.Iface,
+							"--count", fmt.Sprint(len(files)), "--idle-timeout", "30s"}, &outs[r], &errOut)
+						return nil
+					})
+					if code != 0 {
+						t.Errorf("receiver %d: exit %d: %s", r, code, errOut.String())
+					}
+				}()
+			}
+			time.Sleep(500 * time.Millisecond) // receivers join
+			var out, errOut bytes.Buffer
+			var code int
+			_ = l.Hosts[0].Do(func() error {
+				code = run(append([]string{"send", "--group", group, "--iface", lab.Iface, "--cc", "--ack", "auto", "--json"},
+					append(c.flags, filepath.Join(src, "tree"))...), &out, &errOut)
+				return nil
+			})
+			wg.Wait()
+			var rep sendReport
+			if err := json.Unmarshal(out.Bytes(), &rep); err != nil || code != 0 || rep.Files != len(files) {
+				t.Fatalf("send: exit %d, %v\n%s\n%s", code, err, out.String(), errOut.String())
+			}
+			t.Logf("%d bytes in %.2f s (%.1f Mbit/s); rate %.1f Mbit/s at the end, %.1f at most",
+				rep.Bytes, rep.Seconds, rep.Mbps, rep.CCFinalMbps, rep.CCPeakMbps)
+			if !c.check(rep.CCPeakMbps) {
+				t.Errorf("congestion control peaked at %.1f Mbit/s, want %s", rep.CCPeakMbps, c.want)
+			}
+			for r := range outs {
+				if n := strings.Count(outs[r].String(), " ok\n"); n != len(files) {
+					t.Errorf("receiver %d: %d ok lines:\n%s", r, n, outs[r].String())
+				}
+				for name, want := range files {
+					got, err := os.ReadFile(filepath.Join(dirs[r], filepath.FromSlash(name)))
+					if err != nil || !bytes.Equal(got, want) {
+						t.Errorf("receiver %d: %s: %v (equal %v)", r, name, err, bytes.Equal(got, want))
+					}
+				}
+			}
+		})
 	}
 }

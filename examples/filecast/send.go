@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shoalnet/shoal/congestion"
 	"github.com/shoalnet/shoal/sender"
 	"github.com/shoalnet/shoal/session"
 )
@@ -90,6 +91,10 @@ type sendReport struct {
 	Seconds float64         `json:"seconds"`
 	Mbps    float64         `json:"mbps"`
 	Acks    map[string]bool `json:"acks,omitempty"`
+	// Under congestion control: the rate it set at the end and the
+	// highest seen (sampled every 200 ms), in Mbit/s.
+	CCFinalMbps float64 `json:"cc_final_mbps,omitempty"`
+	CCPeakMbps  float64 `json:"cc_peak_mbps,omitempty"`
 }
 
 func runSend(args []string, stdout, stderr io.Writer) int {
@@ -97,8 +102,9 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var c commonFlags
 	c.register(fs)
-	rate := fs.String("rate", "100M", "send rate in bits/s (suffixes k, M, G)")
-	cc := fs.Bool("cc", false, "congestion control (not available yet: see the congestion control issue)")
+	rate := fs.String("rate", "", "send rate in bits/s (suffixes k, M, G); default 100M, or with --cc the rate to start from, default 1M")
+	cc := fs.Bool("cc", false, "NORM congestion control: find the rate the network and the slowest receiver take, starting at --rate")
+	maxRate := fs.String("max-rate", "", "with --cc: never send faster than this (bits/s; default: no bound)")
 	segment := fs.Int("segment", 1400, "segment size in bytes")
 	block := fs.Int("block", 64, "source segments per FEC block")
 	parity := fs.Int("parity", 16, "parity segments per block available for repair")
@@ -114,8 +120,8 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "filecast send: no files given")
 		return 2
 	}
-	if *cc {
-		fmt.Fprintln(stderr, "filecast send: --cc: congestion control is not implemented yet; use --rate")
+	if *maxRate != "" && !*cc {
+		fmt.Fprintln(stderr, "filecast send: --max-rate needs --cc (without it, --rate is the rate)")
 		return 2
 	}
 	zl, log, err := newLogger(c.logLevel, stderr)
@@ -124,10 +130,20 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer zl.Sync()
-	bits, err := parseBits(*rate)
-	if err != nil {
-		fmt.Fprintf(stderr, "filecast send: %v\n", err)
-		return 2
+	var bits, maxBits float64 // 0: the default
+	if *rate != "" {
+		if bits, err = parseBits(*rate); err != nil {
+			fmt.Fprintf(stderr, "filecast send: --rate: %v\n", err)
+			return 2
+		}
+	} else if !*cc {
+		bits = 100e6
+	}
+	if *maxRate != "" {
+		if maxBits, err = parseBits(*maxRate); err != nil {
+			fmt.Fprintf(stderr, "filecast send: --max-rate: %v\n", err)
+			return 2
+		}
 	}
 	loss, err := parsePct(*txLoss)
 	if err != nil {
@@ -140,6 +156,10 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto, GRTT: *grtt}
+	if *cc {
+		// Rate, if given, is the rate to start from.
+		scfg.CC = &congestion.Config{MaxRate: maxBits / 8}
+	}
 	switch {
 	case *ack == "auto":
 		scfg.TrackReceivers = true
@@ -179,8 +199,12 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 			f.Close()
 		}
 	}()
-	done := make(chan struct{})
-	go func() { // progress from the session's counters
+	// Progress, and the highest rate (bytes per second), from the
+	// session's counters.
+	done, sampled := make(chan struct{}), make(chan struct{})
+	var peak float64
+	go func() {
+		defer close(sampled)
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -188,6 +212,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 			case <-t.C:
 				st := s.Stats()
 				prog.set(int64(st.Sender.DataSymbols) * int64(*segment))
+				peak = max(peak, st.Rate)
 			case <-done:
 				return
 			}
@@ -238,13 +263,24 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		log.Warn("close", "err", err)
 	}
 	close(done)
+	<-sampled
 	prog.finish()
 	rep.Seconds = time.Since(start).Seconds()
 	rep.Mbps = float64(total) * 8 / rep.Seconds / 1e6
+	if *cc {
+		st := s.Stats().Sender
+		rep.CCFinalMbps, rep.CCPeakMbps = st.Rate*8/1e6, max(peak, st.Rate)*8/1e6
+		log.Info("congestion control", "rate_mbps", rep.CCFinalMbps, "peak_mbps", rep.CCPeakMbps,
+			"clr", nodeName(st.CLR), "reports", st.CCFeedback, "slow_start", st.SlowStart)
+	}
 	if c.json {
 		_ = json.NewEncoder(stdout).Encode(rep)
 	} else {
-		fmt.Fprintf(stdout, "filecast: sent %d files %d bytes in %.2f s (%.1f Mbit/s)\n", rep.Files, rep.Bytes, rep.Seconds, rep.Mbps)
+		fmt.Fprintf(stdout, "filecast: sent %d files %d bytes in %.2f s (%.1f Mbit/s)", rep.Files, rep.Bytes, rep.Seconds, rep.Mbps)
+		if *cc {
+			fmt.Fprintf(stdout, "; congestion control: rate %.1f Mbit/s at the end, %.1f at most", rep.CCFinalMbps, rep.CCPeakMbps)
+		}
+		fmt.Fprintln(stdout)
 	}
 	return status
 }
