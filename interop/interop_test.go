@@ -521,9 +521,8 @@ type ccRun struct {
 
 type ccSample struct {
 	at   time.Duration
-	rate float64
+	rate float64 // bytes per second
 	clr  uint32
-	slow bool
 }
 
 // trace renders the sampled rate every 100 ms, in Mbit/s.
@@ -568,7 +567,7 @@ func shoalSendCC(t *testing.T, bin string, h *lab.Host, rx []*lab.Host, group ne
 			}
 			st := s.Stats().Sender
 			run.peak = max(run.peak, st.Rate)
-			run.samples = append(run.samples, ccSample{time.Since(start), st.Rate, st.CLR, st.SlowStart})
+			run.samples = append(run.samples, ccSample{time.Since(start), st.Rate, st.CLR})
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
