@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"os/signal"
 	"regexp"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/shoalnet/shoal/congestion"
@@ -54,24 +51,8 @@ func runCCLab(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench cclab: %s\n", why)
 		return 1
 	}
-	l, err := lab.Build(*receivers + 1)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		if _, ok := <-sig; ok {
-			if l != nil {
-				l.Close()
-			}
-			os.Exit(1)
-		}
-	}()
-	defer func() {
-		signal.Stop(sig)
-		close(sig)
-		if l != nil {
-			l.Close()
-		}
-	}()
+	l, done, err := openLab(*receivers + 1)
+	defer done()
 	if err == nil {
 		err = l.Hosts[0].SetRate(fmt.Sprintf("%gmbit", *link))
 	}

@@ -54,12 +54,8 @@ func runFilecast(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench filecast: %v\n", err)
 		return 1
 	}
-	l, err := lab.Build(*receivers + 1)
-	defer func() {
-		if l != nil {
-			l.Close()
-		}
-	}()
+	l, done, err := openLab(*receivers + 1)
+	defer done()
 	if err != nil {
 		fmt.Fprintf(stderr, "bench filecast: %v\n", err)
 		return 1

@@ -45,25 +45,8 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench lab: %s\n", why)
 		return 1
 	}
-	l, err := lab.Build(*receivers + 1)
-	// Tear the lab down on every exit path, Ctrl-C included.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		if _, ok := <-sig; ok {
-			if l != nil {
-				l.Close()
-			}
-			os.Exit(1)
-		}
-	}()
-	defer func() {
-		signal.Stop(sig)
-		close(sig)
-		if l != nil {
-			l.Close()
-		}
-	}()
+	l, done, err := openLab(*receivers + 1)
+	defer done()
 	if err != nil {
 		fmt.Fprintf(stderr, "bench lab: %v\n", err)
 		return 1
@@ -386,4 +369,29 @@ func labRawRx(args []string, stdout io.Writer) int {
 		res.OK, res.Seconds = res.Bytes > 0, last.Sub(first).Seconds()
 		return res, nil
 	})
+}
+
+// openLab builds a lab of n hosts and returns with it the function that
+// tears it down; the lab is also torn down on Ctrl-C or SIGTERM, which
+// would otherwise leave its namespaces behind. done is safe to call when
+// err is not nil.
+func openLab(n int) (l *lab.Lab, done func(), err error) {
+	l, err = lab.Build(n)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if _, ok := <-sig; ok {
+			if l != nil {
+				l.Close()
+			}
+			os.Exit(1)
+		}
+	}()
+	return l, func() {
+		signal.Stop(sig)
+		close(sig)
+		if l != nil {
+			l.Close()
+		}
+	}, err
 }

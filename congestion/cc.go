@@ -168,9 +168,9 @@ func (c *Controller) clamp(r float64) float64 {
 	return r
 }
 
-// Sent records n bytes sent at now. The controller uses it to notice a
-// sender that is not using its rate.
-func (c *Controller) Sent(now time.Time, n int) { c.sent += float64(n) }
+// Sent records n bytes sent. The controller uses it to notice a sender
+// that is not using its rate.
+func (c *Controller) Sent(n int) { c.sent += float64(n) }
 
 // measureSent closes the sending-rate window when it is long enough.
 func (c *Controller) measureSent(now time.Time, rtt time.Duration) {

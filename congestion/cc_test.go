@@ -124,7 +124,7 @@ func newCtl(cfg Config) (*Controller, time.Time) {
 
 // sendFull tells the controller it used its rate for d.
 func sendFull(c *Controller, now time.Time, d time.Duration) time.Time {
-	c.Sent(now, int(c.Rate()*d.Seconds()))
+	c.Sent(int(c.Rate() * d.Seconds()))
 	return now.Add(d)
 }
 
@@ -201,7 +201,7 @@ func TestControllerDataLimited(t *testing.T) {
 	// must not drag the rate down.
 	for range 20 {
 		now = now.Add(rtt)
-		c.Sent(now, 100)
+		c.Sent(100)
 		c.Feedback(now, Feedback{Node: 1, Rate: 2e4, RTT: rtt, Start: true, HasRTT: true})
 	}
 	if c.Rate() != r {

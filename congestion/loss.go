@@ -32,8 +32,6 @@ type LossHistory struct {
 	pending bool
 	pendAt  time.Time
 	events  int
-	lost    uint64
-	total   uint64
 }
 
 // weights are RFC 5348 §5.4's, newest interval first.
@@ -48,7 +46,6 @@ func (h *LossHistory) Packet(now time.Time, seq uint16, rtt time.Duration, seed 
 	if !h.haveSeq {
 		h.haveSeq, h.lastSeq = true, seq
 		h.intervals[0]++
-		h.total++
 		return false
 	}
 	gap := int(int16(seq - h.lastSeq))
@@ -60,13 +57,10 @@ func (h *LossHistory) Packet(now time.Time, seq uint16, rtt time.Duration, seed 
 		// we were away a long time. Start counting afresh from here.
 		h.lastSeq = seq
 		h.intervals[0]++
-		h.total++
 		return false
 	}
 	h.lastSeq = seq
 	missing := gap - 1
-	h.total += uint64(gap)
-	h.lost += uint64(missing)
 	h.intervals[0] += float64(gap)
 	if missing == 0 {
 		return false
@@ -135,12 +129,3 @@ func (h *LossHistory) Rate() float64 {
 
 // Events returns the number of loss events seen.
 func (h *LossHistory) Events() int { return h.events }
-
-// PacketLoss returns the fraction of packets lost, for reports; NORM-CC
-// itself uses Rate.
-func (h *LossHistory) PacketLoss() float64 {
-	if h.total == 0 {
-		return 0
-	}
-	return float64(h.lost) / float64(h.total)
-}
