@@ -321,7 +321,7 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 	}
 	s.pacer.Take(now, int(s.stats.Bytes-bytes))
 	if s.cc != nil {
-		s.cc.Sent(int(s.stats.Bytes-bytes))
+		s.cc.Sent(int(s.stats.Bytes - bytes))
 	}
 	// A step may legitimately send nothing (a file read failed); report
 	// progress anyway so the caller tries the next candidate.
