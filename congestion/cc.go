@@ -85,8 +85,9 @@ type ccNode struct {
 //     halving on every probe towards nothing;
 //   - when the sender has little to send (flushing, waiting for
 //     acknowledgements, a slow application) receive rates say nothing of
-//     the network: they may not lower the rate then, only loss may. The
-//     end of a transfer goes at the rate its data went.
+//     the network: they may not lower the rate then, only loss may, and
+//     nothing raises it. The end of a transfer goes at the rate its data
+//     went, and the next one starts there.
 //
 // It is deterministic and does not allocate after New (but for the list of
 // dropped slow receivers).
@@ -119,6 +120,9 @@ type Controller struct {
 	sent      float64
 	sentSince time.Time
 	sentRate  float64
+	// idle is set when the sender last found nothing to send though its
+	// rate allowed a packet, and cleared by the next packet it sends.
+	idle bool
 }
 
 // NewController returns a controller at cfg.StartRate.
@@ -170,7 +174,17 @@ func (c *Controller) clamp(r float64) float64 {
 
 // Sent records n bytes sent. The controller uses it to notice a sender
 // that is not using its rate.
-func (c *Controller) Sent(n int) { c.sent += float64(n) }
+func (c *Controller) Sent(n int) {
+	c.sent += float64(n)
+	c.idle = false
+}
+
+// Idle tells the controller that the sender had nothing to send although
+// its rate allowed a packet: it is limited by its data, not the network.
+// Until the next Sent, feedback may lower the rate but not raise it, as
+// TCP does not grow a window it does not fill (RFC 7661): the receivers'
+// reports then describe a queue the sender let drain, not spare capacity.
+func (c *Controller) Idle() { c.idle = true }
 
 // measureSent closes the sending-rate window when it is long enough.
 func (c *Controller) measureSent(now time.Time, rtt time.Duration) {
@@ -182,8 +196,9 @@ func (c *Controller) measureSent(now time.Time, rtt time.Duration) {
 	c.sent, c.sentSince = 0, now
 }
 
-// limited reports whether the sender used less than half its rate lately.
-func (c *Controller) limited() bool { return c.sentRate < 0.5*c.rate }
+// limited reports whether the sender is idle now or used less than half
+// its rate lately.
+func (c *Controller) limited() bool { return c.idle || c.sentRate < 0.5*c.rate }
 
 // Feedback processes one receiver's report at now. It reports whether the
 // report made the receiver be dropped as too slow (see
@@ -324,8 +339,14 @@ func (c *Controller) adjust(now time.Time, sample time.Duration) {
 	}
 	if target > c.rate {
 		// At most double per report: an estimate from a few packets may
-		// be far off, and the next round trip will tell.
+		// be far off, and the next round trip will tell. And a sender
+		// that leaves its rate unused has not shown the network takes
+		// more: after the data ends, the queue drains and the receivers'
+		// rates rise, which must not carry the rate to the next transfer.
 		target = min(target, 2*c.rate)
+		if c.limited() {
+			target = c.rate
+		}
 	}
 	c.rate = c.clamp(target)
 	c.confirmed = c.rate

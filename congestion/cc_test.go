@@ -202,16 +202,40 @@ func TestControllerDataLimited(t *testing.T) {
 	for range 20 {
 		now = now.Add(rtt)
 		c.Sent(100)
+		c.Idle()
 		c.Feedback(now, Feedback{Node: 1, Rate: 2e4, RTT: rtt, Start: true, HasRTT: true})
 	}
 	if c.Rate() != r {
 		t.Fatalf("data-limited slow start: rate %v, want %v held", c.Rate(), r)
 	}
-	// A Shoal receiver past slow start bounds its report by twice its
-	// receive rate; with the sender idle the equation decides instead.
-	c.Feedback(now.Add(rtt), Feedback{Node: 1, Rate: 2e4, Loss: 1e-4, RTT: rtt, HasRTT: true})
-	if want := Equation(1000, rtt, 1e-4); math.Abs(c.Rate()-min(want, 2*r)) > 1 {
-		t.Fatalf("data-limited rate %v, want the equation's %v (bounded by %v)", c.Rate(), want, 2*r)
+	// Nor may reports raise it: in slow start the receivers' doubled
+	// receive rates, after it the equation with a loss rate that decays
+	// while nothing is lost because little is sent.
+	c.Feedback(now.Add(rtt), Feedback{Node: 1, Rate: 4 * r, RTT: rtt, Start: true, HasRTT: true})
+	if c.Rate() != r {
+		t.Fatalf("idle sender, slow-start report of %v: rate %v, want %v held", 4*r, c.Rate(), r)
+	}
+	c.Feedback(now.Add(2*rtt), Feedback{Node: 1, Rate: 4 * r, Loss: 1e-6, RTT: rtt / 4, HasRTT: true})
+	if c.Rate() != r {
+		t.Fatalf("idle sender, report of %v: rate %v, want %v held", 4*r, c.Rate(), r)
+	}
+	// Loss still lowers it. A Shoal receiver past slow start bounds its
+	// report by twice its receive rate, which says nothing with the
+	// sender idle: the equation decides instead.
+	now = now.Add(3 * rtt)
+	c.Feedback(now, Feedback{Node: 1, Rate: 2e4, Loss: 0.01, RTT: rtt, HasRTT: true})
+	// (Within the sqrt-RTT damping's few per cent.)
+	if want := Equation(1000, rtt, 0.01); math.Abs(c.Rate()-want) > 0.05*want {
+		t.Fatalf("data-limited rate %v after 1 %% loss, want the equation's %v", c.Rate(), want)
+	}
+	// Sending at the rate again lets reports raise it.
+	r = c.Rate()
+	for range 2 {
+		now = sendFull(c, now, rtt)
+		c.Feedback(now, Feedback{Node: 1, Rate: 1.5 * r, Loss: 0.005, RTT: rtt, HasRTT: true})
+	}
+	if c.Rate() <= r {
+		t.Fatalf("busy again: rate %v, want above %v", c.Rate(), r)
 	}
 }
 

@@ -317,6 +317,9 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 	case s.flushDue(now):
 		s.sendFlush(now, out)
 	default:
+		if s.cc != nil {
+			s.cc.Idle()
+		}
 		return false
 	}
 	s.pacer.Take(now, int(s.stats.Bytes-bytes))
