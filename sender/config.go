@@ -84,6 +84,14 @@ type Config struct {
 	// watermark requests are repeated (RFC 5740's NORM_ROBUST_FACTOR). 0
 	// means 20.
 	RobustFactor int
+	// FlushTime is the least time the RobustFactor end-of-transmission
+	// flushes, or watermark requests, take. They go two GRTTs apart (RFC
+	// 5740), further when that would end sooner: on a LAN two GRTTs are a
+	// few milliseconds, and a receiver whose process stalls longer than
+	// all of them (CPU starvation, swapping, a debugger) would never hear
+	// that data it missed was sent. 0 means 1 s; negative means no floor.
+	// A closing session waits for it.
+	FlushTime time.Duration
 
 	// CacheObjects and CacheBytes bound the transmit cache: objects kept
 	// for repair after they were sent. Beyond either bound the oldest sent
@@ -139,6 +147,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.GRTTMax == 0 {
 		c.GRTTMax = 10 * time.Second
+	}
+	switch {
+	case c.FlushTime == 0:
+		c.FlushTime = time.Second
+	case c.FlushTime < 0:
+		c.FlushTime = 0
 	}
 	if c.ProbeInterval == 0 {
 		c.ProbeInterval = time.Second

@@ -292,8 +292,14 @@ func (s *Sender) sendWatermarkFlush(now time.Time, out *framing.Outbox) {
 		Flavor: framing.FlavorFlush, Ref: w.ref, Content: content}
 	s.commit(out, c)
 	w.tries++
-	w.next = now.Add(2 * s.grtt)
+	w.next = now.Add(s.flushInterval())
 	s.stats.Flushes++
+}
+
+// flushInterval spaces flushes and watermark requests (see
+// Config.FlushTime).
+func (s *Sender) flushInterval() time.Duration {
+	return max(2*s.grtt, s.cfg.FlushTime/time.Duration(s.cfg.RobustFactor))
 }
 
 // flushDue reports whether an end-of-transmission flush should go now.
@@ -322,7 +328,7 @@ func (s *Sender) sendFlush(now time.Time, out *framing.Outbox) {
 		*c = framing.Cmd{Header: s.header(framing.TypeCmd), SenderFields: s.senderFields(), Flavor: framing.FlavorEOT}
 		s.commit(out, c)
 		s.flushCount++
-		s.nextFlush = now.Add(2 * s.grtt)
+		s.nextFlush = now.Add(s.flushInterval())
 		if s.flushCount == s.cfg.RobustFactor+1+eotRepeats {
 			s.emit(Event{Kind: EventClosed})
 		}
@@ -337,7 +343,7 @@ func (s *Sender) sendFlush(now time.Time, out *framing.Outbox) {
 		Ref: framing.SymbolRef{FECID: framing.FECRS8, ObjectID: last.id, PayloadID: framing.PayloadID{Block: uint32(b), Symbol: uint16(k)}}}
 	s.commit(out, c)
 	s.flushCount++
-	s.nextFlush = now.Add(2 * s.grtt)
+	s.nextFlush = now.Add(s.flushInterval())
 	s.stats.Flushes++
 }
 

@@ -148,12 +148,69 @@ func FuzzSenderHandle(f *testing.F) {
 
 var netipZero netip.AddrPort
 
+// TestFlushTime: on a LAN (GRTT 1 ms) the end-of-transmission flushes
+// still span FlushTime, so that a receiver stalled for a few hundred
+// milliseconds hears one afterwards; without the floor they go two GRTTs
+// apart, as RFC 5740 has it.
+func TestFlushTime(t *testing.T) {
+	for _, c := range []struct {
+		flushTime   time.Duration
+		least, most time.Duration // first to last flush
+		name        string
+	}{
+		{0, 950 * time.Millisecond, 1100 * time.Millisecond, "default"},
+		{300 * time.Millisecond, 285 * time.Millisecond, 400 * time.Millisecond, "300ms"},
+		{-1, 19 * 2 * time.Millisecond, 19 * 3 * time.Millisecond, "none"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSender(t, Config{GRTT: time.Millisecond, FlushTime: c.flushTime})
+			if _, err := s.SendData([]byte("payload"), nil); err != nil {
+				t.Fatal(err)
+			}
+			var out framing.Outbox
+			var flushes []time.Time
+			var flushed time.Time
+			for now := t0; now.Before(t0.Add(3 * time.Second)); {
+				out.Reset()
+				next := s.Poll(now, &out)
+				for i := range out.Len() {
+					b, _ := out.Packet(i)
+					var m framing.Message
+					if m.Unmarshal(append([]byte(nil), b...)) == nil && m.Type == framing.TypeCmd && m.Cmd.Flavor == framing.FlavorFlush {
+						flushes = append(flushes, now)
+					}
+				}
+				for _, ev := range s.Events() {
+					if ev.Kind == EventFlushed && flushed.IsZero() {
+						flushed = now
+					}
+				}
+				if !next.After(now) {
+					next = now.Add(time.Microsecond)
+				}
+				now = next
+			}
+			if len(flushes) != 20 {
+				t.Fatalf("%d flushes, want RobustFactor (20)", len(flushes))
+			}
+			span := flushes[len(flushes)-1].Sub(flushes[0])
+			if span < c.least || span > c.most {
+				t.Fatalf("flushes span %v, want %v to %v", span, c.least, c.most)
+			}
+			if flushed.Before(flushes[len(flushes)-1]) {
+				t.Fatalf("EventFlushed at %v, before the last flush at %v", flushed.Sub(t0), flushes[len(flushes)-1].Sub(t0))
+			}
+		})
+	}
+}
+
 // TestWatermarkWaitsForRepairingNode: a node that keeps NACKing is still
 // repairing, not gone; the watermark must outlast RobustFactor requests for
 // it and succeed when it finally acknowledges, while a silent node fails.
 func TestWatermarkWaitsForRepairingNode(t *testing.T) {
 	const slow, silent = 2, 3
-	s := newSender(t, Config{AckingNodes: []uint32{slow, silent}, RobustFactor: 3, GRTT: 10 * time.Millisecond})
+	s := newSender(t, Config{AckingNodes: []uint32{slow, silent}, RobustFactor: 3, GRTT: 10 * time.Millisecond,
+		FlushTime: -1})
 	id, err := s.SendData([]byte("payload"), nil)
 	if err != nil {
 		t.Fatal(err)

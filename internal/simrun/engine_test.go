@@ -311,3 +311,28 @@ func TestLargeObject(t *testing.T) {
 		t.Fatalf("%d source symbols sent", res.Sender.DataSymbols)
 	}
 }
+
+// TestStalledReceiverAtEnd: on a LAN a receiver hears nothing from just
+// before the data ends until 300 ms later, as when its process stalls.
+// RFC 5740's flushes, two GRTTs apart, are all over by then, and it would
+// never learn what it missed; Sender.FlushTime spreads them over a second.
+func TestStalledReceiverAtEnd(t *testing.T) {
+	sc := Scenario{Seed: 17, Receivers: 2, Delay: 250 * time.Microsecond,
+		OutageFrom: 50 * time.Millisecond, OutageTo: 350 * time.Millisecond,
+		Objects: []Object{{Size: 1 << 20}}, Sender: sender.Config{Rate: 12.5e6, GRTT: time.Millisecond},
+		Limit: 10 * time.Second}
+	res := run(t, sc)
+	if res.Virtual < sc.OutageTo {
+		t.Fatalf("the last receiver finished at %v, before the outage ended: the data outlasted it", res.Virtual)
+	}
+	t.Logf("with the floor: done at %v, GRTT %v, %d flushes", res.Virtual, res.Sender.GRTT, res.Sender.Flushes)
+	sc.Sender.FlushTime = -1
+	res, err := Run(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Delivered != 1 {
+		t.Fatalf("without the floor %d of 2 receivers completed, want 1: the test no longer shows a stranded receiver (sender %+v)",
+			res.Delivered, res.Sender)
+	}
+}
