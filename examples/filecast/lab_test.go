@@ -231,13 +231,17 @@ func TestLabFilecastCC(t *testing.T) {
 	src := t.TempDir()
 	files := makeTree(t, src)
 	for i, c := range []struct {
-		name  string
-		flags []string
-		check func(peak float64) bool
-		want  string
+		name    string
+		flags   []string
+		rxFlags []string
+		check   func(peak float64) bool
+		want    string
 	}{
-		{"default", nil, func(peak float64) bool { return peak >= 20 }, "at least 20"},
-		{"max-rate=30M", []string{"--max-rate", "30M"}, func(peak float64) bool { return peak > 2 && peak <= 30.01 }, "between 2 and 30"},
+		{"default", nil, nil, func(peak float64) bool { return peak >= 20 }, "at least 20"},
+		{"max-rate=30M", []string{"--max-rate", "30M"}, nil, func(peak float64) bool { return peak > 2 && peak <= 30.01 }, "between 2 and 30"},
+		// 1 % random loss at the receivers, counted as congestion only
+		// when two losses come within a round trip.
+		{"tolerate-loss", nil, []string{"--rx-loss", "1%", "--tolerate-loss"}, func(peak float64) bool { return peak >= 20 }, "at least 20"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			group := fmt.Sprintf("239.255.10.5:%d", 7300+i)
@@ -252,8 +256,8 @@ func TestLabFilecastCC(t *testing.T) {
 					var errOut bytes.Buffer
 					var code int
 					_ = h.Do(func() error {
-						code = run([]string{"recv", "--dir", dirs[r], "--group", group, "--iface", lab.Iface,
-							"--count", fmt.Sprint(len(files)), "--idle-timeout", "30s"}, &outs[r], &errOut)
+						code = run(append([]string{"recv", "--dir", dirs[r], "--group", group, "--iface", lab.Iface,
+							"--count", fmt.Sprint(len(files)), "--idle-timeout", "30s"}, c.rxFlags...), &outs[r], &errOut)
 						return nil
 					})
 					if code != 0 {

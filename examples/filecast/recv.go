@@ -21,6 +21,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	idle := fs.Duration("idle-timeout", 0, "exit when no file has arrived for this long (0: never)")
 	silent := fs.Bool("silent", false, "send no feedback at all (one-way links; rely on the sender's --auto-parity and --repeat)")
 	rxLoss := fs.String("rx-loss", "0", "drop this share of received packets (seeded), e.g. 1%")
+	tolerate := fs.Bool("tolerate-loss", false, "with a --cc sender: count a lost packet as congestion only if another is lost within the round trip (random loss on a radio link)")
 	linger := fs.Duration("linger", 5*time.Second, "with --count: after the last file, stay this long (or until the sender ends) to answer its acknowledgement requests")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -52,6 +53,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Logger, cfg.FileSink, cfg.RxLoss = log, st.sink, session.Loss{Rate: loss}
 	cfg.Receiver.Silent = *silent
+	cfg.Receiver.TolerateLoss = *tolerate
 	s, err := session.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "filecast recv: %v\n", err)
