@@ -240,8 +240,11 @@ func TestLabFilecastCC(t *testing.T) {
 		{"default", nil, nil, func(peak float64) bool { return peak >= 20 }, "at least 20"},
 		{"max-rate=30M", []string{"--max-rate", "30M"}, nil, func(peak float64) bool { return peak > 2 && peak <= 30.01 }, "between 2 and 30"},
 		// 1 % random loss at the receivers, counted as congestion only
-		// when two losses come within a round trip.
-		{"tolerate-loss", nil, []string{"--rx-loss", "1%", "--tolerate-loss"}, func(peak float64) bool { return peak >= 20 }, "at least 20"},
+		// when two losses come within a round trip: the files arrive and
+		// the rate leaves its start. (How much faster than without the
+		// flag is TestCCTolerateLoss's business, in simrun: on two busy
+		// cores under -race the peak swings between 5 and 80 Mbit/s.)
+		{"tolerate-loss", nil, []string{"--rx-loss", "1%", "--tolerate-loss"}, func(peak float64) bool { return peak > 2 }, "above 2"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			group := fmt.Sprintf("239.255.10.5:%d", 7300+i)
