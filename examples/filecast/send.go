@@ -86,8 +86,11 @@ func parseNodes(s string) ([]uint32, error) {
 }
 
 type sendReport struct {
-	Files   int             `json:"files"`
-	Bytes   int64           `json:"bytes"`
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// Seconds runs from the first file queued until every receiver
+	// acknowledged (--ack), or else until the end-of-transmission flushes
+	// were over.
 	Seconds float64         `json:"seconds"`
 	Mbps    float64         `json:"mbps"`
 	Acks    map[string]bool `json:"acks,omitempty"`
@@ -235,8 +238,13 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	}
 	rep := sendReport{Files: len(files) * *repeat, Bytes: total}
 	status := 0
+	var took time.Duration
 	if *ack != "" {
 		results, err := s.WaitAck(ctx, last)
+		// Every receiver has confirmed: the transfer took this long. The
+		// flushes Close still sends (a second at least) are for receivers
+		// nobody waits for.
+		took = time.Since(start)
 		if err != nil {
 			fmt.Fprintf(stderr, "filecast send: acknowledgement: %v\n", err)
 			status = 1
@@ -265,7 +273,12 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	close(done)
 	<-sampled
 	prog.finish()
-	rep.Seconds = time.Since(start).Seconds()
+	if took == 0 {
+		// Without acknowledgement the sender only knows it is done when
+		// its flushes are.
+		took = time.Since(start)
+	}
+	rep.Seconds = took.Seconds()
 	rep.Mbps = float64(total) * 8 / rep.Seconds / 1e6
 	if *cc {
 		st := s.Stats().Sender
