@@ -39,6 +39,54 @@ func makeTree(t *testing.T, root string) map[string][]byte {
 	return files
 }
 
+// receivers runs filecast recv on hosts, each into a directory of its own.
+type receivers struct {
+	dirs []string
+	outs []bytes.Buffer
+	wg   sync.WaitGroup
+}
+
+// startRecv starts filecast recv on every host with the given group and
+// further args; a receiver that exits non-zero fails the test.
+func startRecv(t *testing.T, hosts []*lab.Host, group string, args ...string) *receivers {
+	rs := &receivers{dirs: make([]string, len(hosts)), outs: make([]bytes.Buffer, len(hosts))}
+	for r, h := range hosts {
+		rs.dirs[r] = t.TempDir()
+		rs.wg.Add(1)
+		go func() {
+			defer rs.wg.Done()
+			var errOut bytes.Buffer
+			var code int
+			_ = h.Do(func() error {
+				code = run(append([]string{"recv", "--dir", rs.dirs[r], "--group", group, "--iface", lab.Iface}, args...),
+					&rs.outs[r], &errOut)
+				return nil
+			})
+			if code != 0 {
+				t.Errorf("receiver %d: exit %d: %s", r, code, errOut.String())
+			}
+		}()
+	}
+	return rs
+}
+
+// check waits for the receivers and checks that each reported every file
+// ok and holds it intact.
+func (rs *receivers) check(t *testing.T, files map[string][]byte) {
+	rs.wg.Wait()
+	for r := range rs.outs {
+		if n := strings.Count(rs.outs[r].String(), " ok\n"); n != len(files) {
+			t.Errorf("receiver %d: %d ok lines:\n%s", r, n, rs.outs[r].String())
+		}
+		for name, want := range files {
+			got, err := os.ReadFile(filepath.Join(rs.dirs[r], filepath.FromSlash(name)))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("receiver %d: %s: %v (equal %v)", r, name, err, bytes.Equal(got, want))
+			}
+		}
+	}
+}
+
 // TestLabFilecast runs filecast send and three filecast recv in network
 // namespaces through 0, 1 and 10 % loss and checks every file.
 func TestLabFilecast(t *testing.T) {
@@ -53,26 +101,7 @@ func TestLabFilecast(t *testing.T) {
 				}
 			}
 			group := fmt.Sprintf("239.255.10.1:%d", 7100+i)
-			var wg sync.WaitGroup
-			outs := make([]bytes.Buffer, 3)
-			codes := make([]int, 3)
-			dirs := make([]string, 3)
-			for r, h := range l.Hosts[1:] {
-				dirs[r] = t.TempDir()
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					var errOut bytes.Buffer
-					_ = h.Do(func() error {
-						codes[r] = run([]string{"recv", "--dir", dirs[r], "--group", group, "--iface", lab.Iface,
-							"--count", fmt.Sprint(len(files)), "--idle-timeout", "60s"}, &outs[r], &errOut)
-						return nil
-					})
-					if codes[r] != 0 {
-						t.Errorf("receiver %d: exit %d: %s", r, codes[r], errOut.String())
-					}
-				}()
-			}
+			rs := startRecv(t, l.Hosts[1:], group, "--count", fmt.Sprint(len(files)), "--idle-timeout", "60s")
 			time.Sleep(500 * time.Millisecond) // receivers join
 			var out, errOut bytes.Buffer
 			var code int
@@ -81,20 +110,9 @@ func TestLabFilecast(t *testing.T) {
 					"--auto-parity", fmt.Sprint(loss * 2 / 3), "--ack", "auto", filepath.Join(src, "tree")}, &out, &errOut)
 				return nil
 			})
-			wg.Wait()
+			rs.check(t, files)
 			if code != 0 || !strings.HasPrefix(out.String(), "filecast: sent 4 files ") {
 				t.Fatalf("send: exit %d\n%s\n%s", code, out.String(), errOut.String())
-			}
-			for r := range outs {
-				if n := strings.Count(outs[r].String(), " ok\n"); n != len(files) {
-					t.Errorf("receiver %d: %d ok lines:\n%s", r, n, outs[r].String())
-				}
-				for name, want := range files {
-					got, err := os.ReadFile(filepath.Join(dirs[r], filepath.FromSlash(name)))
-					if err != nil || !bytes.Equal(got, want) {
-						t.Errorf("receiver %d: %s: %v (equal %v)", r, name, err, bytes.Equal(got, want))
-					}
-				}
 			}
 		})
 	}
@@ -248,26 +266,8 @@ func TestLabFilecastCC(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			group := fmt.Sprintf("239.255.10.5:%d", 7300+i)
-			var wg sync.WaitGroup
-			outs := make([]bytes.Buffer, 2)
-			dirs := make([]string, 2)
-			for r, h := range l.Hosts[1:] {
-				dirs[r] = t.TempDir()
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					var errOut bytes.Buffer
-					var code int
-					_ = h.Do(func() error {
-						code = run(append([]string{"recv", "--dir", dirs[r], "--group", group, "--iface", lab.Iface,
-							"--count", fmt.Sprint(len(files)), "--idle-timeout", "30s"}, c.rxFlags...), &outs[r], &errOut)
-						return nil
-					})
-					if code != 0 {
-						t.Errorf("receiver %d: exit %d: %s", r, code, errOut.String())
-					}
-				}()
-			}
+			rs := startRecv(t, l.Hosts[1:], group,
+				append([]string{"--count", fmt.Sprint(len(files)), "--idle-timeout", "30s"}, c.rxFlags...)...)
 			time.Sleep(500 * time.Millisecond) // receivers join
 			var out, errOut bytes.Buffer
 			var code int
@@ -276,7 +276,7 @@ func TestLabFilecastCC(t *testing.T) {
 					append(c.flags, filepath.Join(src, "tree"))...), &out, &errOut)
 				return nil
 			})
-			wg.Wait()
+			rs.wg.Wait()
 			var rep sendReport
 			if err := json.Unmarshal(out.Bytes(), &rep); err != nil || code != 0 || rep.Files != len(files) {
 				t.Fatalf("send: exit %d, %v\n%s\n%s", code, err, out.String(), errOut.String())
@@ -286,17 +286,7 @@ func TestLabFilecastCC(t *testing.T) {
 			if !c.check(rep.CCPeakMbps) {
 				t.Errorf("congestion control peaked at %.1f Mbit/s, want %s", rep.CCPeakMbps, c.want)
 			}
-			for r := range outs {
-				if n := strings.Count(outs[r].String(), " ok\n"); n != len(files) {
-					t.Errorf("receiver %d: %d ok lines:\n%s", r, n, outs[r].String())
-				}
-				for name, want := range files {
-					got, err := os.ReadFile(filepath.Join(dirs[r], filepath.FromSlash(name)))
-					if err != nil || !bytes.Equal(got, want) {
-						t.Errorf("receiver %d: %s: %v (equal %v)", r, name, err, bytes.Equal(got, want))
-					}
-				}
-			}
+			rs.check(t, files)
 		})
 	}
 }
