@@ -120,13 +120,7 @@ func (e *ccTx) Poll(now time.Time) time.Time {
 	}
 	e.out.Reset()
 	wake := e.s.Poll(now, &e.out)
-	for i := range e.out.Len() {
-		b, dst := e.out.Packet(i)
-		if !dst.IsValid() {
-			dst = Group
-		}
-		e.net.Send(now, e.id, dst, b)
-	}
+	transmit(e.net, e.id, now, &e.out, nil)
 	for _, ev := range e.s.Events() {
 		if ev.Kind == sender.EventClosed && e.st.closedAt[e.flow].IsZero() {
 			e.st.closedAt[e.flow] = now
@@ -176,13 +170,7 @@ func (st *ccState) senderOf(b []byte) uint32 {
 func (e *ccRx) Poll(now time.Time) time.Time {
 	e.out.Reset()
 	wake := e.r.Poll(now, &e.out)
-	for i := range e.out.Len() {
-		b, dst := e.out.Packet(i)
-		if !dst.IsValid() {
-			dst = Group
-		}
-		e.net.Send(now, e.id, dst, b)
-	}
+	transmit(e.net, e.id, now, &e.out, nil)
 	for _, ev := range e.r.Events() {
 		if ev.Kind != receiver.EventCompleted && ev.Kind != receiver.EventAborted {
 			continue

@@ -55,18 +55,26 @@ func (e *txEndpoint) Poll(now time.Time) time.Time {
 	return wake
 }
 
+// transmit sends what an engine put in out from node id, to Group unless
+// the engine addressed a packet; seen, if not nil, sees each packet first.
+func transmit(net *simnet.Network, id simnet.NodeID, now time.Time, out *framing.Outbox, seen func([]byte)) {
+	for i := range out.Len() {
+		b, dst := out.Packet(i)
+		if !dst.IsValid() {
+			dst = Group
+		}
+		if seen != nil {
+			seen(b)
+		}
+		net.Send(now, id, dst, b)
+	}
+}
+
 // pollOnce polls the sender engine and sends what it produced.
 func (e *txEndpoint) pollOnce(now time.Time) time.Time {
 	e.out.Reset()
 	wake := e.s.Poll(now, &e.out)
-	for i := range e.out.Len() {
-		b, dst := e.out.Packet(i)
-		if !dst.IsValid() {
-			dst = Group
-		}
-		e.run.sent(b)
-		e.net.Send(now, e.id, dst, b)
-	}
+	transmit(e.net, e.id, now, &e.out, e.run.sent)
 	for _, ev := range e.s.Events() {
 		e.run.senderEvents = append(e.run.senderEvents, ev)
 		if ev.Kind == sender.EventClosed {
@@ -127,14 +135,7 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 	if !e.restartAt.IsZero() && e.restartAt.Before(wake) {
 		wake = e.restartAt
 	}
-	for i := range e.out.Len() {
-		b, dst := e.out.Packet(i)
-		if !dst.IsValid() {
-			dst = Group
-		}
-		e.run.nacks += countNacks(b)
-		e.net.Send(now, e.id, dst, b)
-	}
+	transmit(e.net, e.id, now, &e.out, func(b []byte) { e.run.nacks += countNacks(b) })
 	for _, ev := range e.r.Events() {
 		e.events = append(e.events, receiver.Event{Kind: ev.Kind, Sender: ev.Sender, Object: ev.Object, Err: ev.Err})
 		if ev.Kind == receiver.EventStreamData {
