@@ -62,7 +62,7 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 			}
 		}
 	case framing.FlavorCC:
-		s.probeTS, s.probeRecv, s.probeValid = c.SendTime, now, true
+		s.probeTS, s.probeRecv, s.probeValid = c.SendTime, r.arrived, true
 		s.ccSeq = c.CCSequence
 		if rate, ok := c.Ext.Rate(); ok {
 			s.ccRate = framing.UnquantizeRate(rate)
@@ -352,7 +352,9 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 		}
 		r.countStalls(s)
 		s.nack = nackHoldoff
-		s.nackStart, s.nackAt = now, now.Add(nack.NackHoldoff(s.grtt, float64(s.backoff)))
+		// The repairs will queue behind what already waits in the socket.
+		s.holdExtra = r.queueDelay(now)
+		s.nackStart, s.nackAt = now, now.Add(nack.NackHoldoff(s.grtt, float64(s.backoff))+s.holdExtra)
 	}
 	if s.nack == nackHoldoff && !now.Before(s.nackAt) {
 		// Repairs still arriving: wait for them before asking again.
@@ -392,7 +394,7 @@ func (s *remote) retime() {
 	case nackBackoff:
 		end = s.nackStart.Add(time.Duration(s.backoffFrac * float64(s.grtt*time.Duration(s.backoff))))
 	case nackHoldoff:
-		end = s.nackStart.Add(nack.NackHoldoff(s.grtt, float64(s.backoff)))
+		end = s.nackStart.Add(nack.NackHoldoff(s.grtt, float64(s.backoff)) + s.holdExtra)
 	default:
 		return
 	}

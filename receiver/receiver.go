@@ -31,6 +31,12 @@ type Receiver struct {
 
 	events []Event
 	stats  Stats
+
+	// arrived is when the packet being handled reached the host; backlog
+	// is how long it waited to be processed (see HandlePacketAt).
+	arrived time.Time
+	backlog time.Duration
+	handled time.Time // when the last packet was handled
 }
 
 // nackState is where a sender's repair cycle stands (RFC 5740 §5.3).
@@ -63,8 +69,9 @@ type remote struct {
 
 	nack        nackState
 	nackAt      time.Time
-	nackStart   time.Time // when the back-off or hold-off began
-	backoffFrac float64   // the back-off's share of its window, for retime
+	nackStart   time.Time     // when the back-off or hold-off began
+	backoffFrac float64       // the back-off's share of its window, for retime
+	holdExtra   time.Duration // the receiver's own backlog added to the hold-off
 	supp        *nack.Suppressor
 	markObj     uint16    // newest object when the back-off started
 	mark        nack.Mark // how far into markObj the sender had got then
@@ -132,6 +139,13 @@ func (r *Receiver) Stats() Stats {
 	return st
 }
 
+// queueDelay estimates how long a packet reaching the host now would wait
+// before this receiver handles it: the last packet's wait, less the time
+// since, during which the queue drained.
+func (r *Receiver) queueDelay(now time.Time) time.Duration {
+	return max(r.backlog-now.Sub(r.handled), 0)
+}
+
 func serialLess(a, b uint16) bool { return int16(a-b) < 0 }
 
 func (s *remote) isFinished(id uint16) bool { return s.finished[id>>6]&(1<<(id&63)) != 0 }
@@ -155,6 +169,23 @@ func (r *Receiver) remote(id uint32) *remote {
 // HandlePacket processes one packet received at now from from. Malformed
 // packets are counted and return an error without changing any state.
 func (r *Receiver) HandlePacket(now time.Time, from netip.AddrPort, b []byte) error {
+	return r.HandlePacketAt(now, now, from, b)
+}
+
+// HandlePacketAt is HandlePacket for a packet that reached the host at
+// arrived (a kernel receive timestamp) and is processed only at now. The
+// wait in between is this receiver's backlog, not the network's: it is
+// left out of the round-trip echoes the sender measures its GRTT with,
+// and added to the time this receiver waits for repairs, which queue
+// behind the same backlog. An arrived after now, or zero, counts as now.
+func (r *Receiver) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b []byte) error {
+	r.arrived, r.handled = arrived, now
+	r.backlog = 0
+	if arrived.IsZero() || arrived.After(now) {
+		r.arrived = now
+	} else {
+		r.backlog = now.Sub(arrived)
+	}
 	r.stats.Packets++
 	r.stats.Bytes += uint64(len(b))
 	m := &r.msg

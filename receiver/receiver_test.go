@@ -387,3 +387,74 @@ func TestMissingObjectAsksInfoFirst(t *testing.T) {
 		t.Fatalf("requests at levels %v, want %v", levels, want)
 	}
 }
+
+// TestProbeEchoLeavesOutBacklog: a probe that waited 40 ms in the socket
+// before the receiver handled it is echoed as if held 40 ms longer, so the
+// sender's round trip counts the network and not this receiver's backlog.
+func TestProbeEchoLeavesOutBacklog(t *testing.T) {
+	r := newRx(t, Config{})
+	p := &pkt{inst: 1}
+	handle(t, r, t0, p.data(t, 1, 1000, 0, 0, seg(100)))
+	probe := framing.Cmd{Flavor: framing.FlavorCC, CCSequence: 1, SendTime: framing.Timestamp{Sec: 100},
+		Ext:     framing.AppendRate(nil, framing.QuantizeRate(1e6)),
+		Content: framing.AppendCCNode(nil, framing.CCNode{NodeID: myID, Flags: framing.CCFlagCLR})}
+	arrived, now := t0.Add(10*time.Millisecond), t0.Add(50*time.Millisecond)
+	if err := r.HandlePacketAt(now, arrived, from, p.cmd(t, probe)); err != nil {
+		t.Fatal(err)
+	}
+	msgs := poll(r, now, now)
+	if len(msgs) != 1 || msgs[0].Type != framing.TypeAck {
+		t.Fatalf("want one ACK(CC), got %+v", msgs)
+	}
+	if got := msgs[0].Ack.GRTTResponse; got != (framing.Timestamp{Sec: 100, Usec: 40_000}) {
+		t.Fatalf("grtt_response %+v, want 100.040000 (held 40 ms since arrival)", got)
+	}
+	// An arrival time after now (a clock step) counts as now.
+	if err := r.HandlePacketAt(now, now.Add(time.Hour), from, p.cmd(t, probe)); err != nil {
+		t.Fatal(err)
+	}
+	if d := r.queueDelay(now); d != 0 {
+		t.Fatalf("queue delay %v after an arrival in the future, want 0", d)
+	}
+}
+
+// TestHoldoffWaitsOutBacklog: a receiver whose packets wait in its socket
+// holds off its next NACK that much longer, since the repairs queue behind
+// the same backlog; without a backlog it asks again after the usual
+// hold-off.
+func TestHoldoffWaitsOutBacklog(t *testing.T) {
+	nackTimes := func(backlog time.Duration) []time.Duration {
+		r := newRx(t, Config{})
+		p := &pkt{inst: 1}
+		// Symbol 0 is lost, and a flush says the sender is done.
+		flush := framing.Cmd{Flavor: framing.FlavorFlush, Ref: framing.SymbolRef{FECID: 5, ObjectID: 1, PayloadID: framing.PayloadID{Block: 2, Symbol: 1}}}
+		for i, b := range [][]byte{p.data(t, 1, 1000, 0, 1, seg(100)), p.cmd(t, flush)} {
+			now := t0.Add(time.Duration(i) * time.Millisecond)
+			if err := r.HandlePacketAt(now.Add(backlog), now, from, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := t0.Add(time.Millisecond + backlog)
+		var at []time.Duration
+		var out framing.Outbox
+		for now := start; now.Before(start.Add(time.Second)) && len(at) < 2; now = now.Add(100 * time.Microsecond) {
+			out.Reset()
+			r.Poll(now, &out)
+			for i := range out.Len() {
+				b, _ := out.Packet(i)
+				if h, _, err := framing.Peek(b); err == nil && h.Type == framing.TypeNack {
+					at = append(at, now.Sub(start))
+				}
+			}
+		}
+		return at
+	}
+	clean, late := nackTimes(0), nackTimes(30*time.Millisecond)
+	if len(clean) != 2 || len(late) != 2 {
+		t.Fatalf("want two NACK cycles each, got %v and %v", clean, late)
+	}
+	gapClean, gapLate := clean[1]-clean[0], late[1]-late[0]
+	if gapLate < gapClean+25*time.Millisecond {
+		t.Fatalf("hold-off %v with a 30 ms backlog, %v without: the backlog was not waited out", gapLate, gapClean)
+	}
+}

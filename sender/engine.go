@@ -15,6 +15,18 @@ import (
 // sender messages, are ignored. A malformed packet returns an error and is
 // counted; the engine's state is unchanged.
 func (s *Sender) HandlePacket(now time.Time, from netip.AddrPort, b []byte) error {
+	return s.HandlePacketAt(now, now, from, b)
+}
+
+// HandlePacketAt is HandlePacket for a packet that reached the host at
+// arrived (a kernel receive timestamp) and is processed only at now: round
+// trips are measured to arrived, so that the time feedback waited in this
+// host's socket does not count as network delay. An arrived after now, or
+// zero, counts as now.
+func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b []byte) error {
+	if arrived.IsZero() || arrived.After(now) {
+		arrived = now
+	}
 	h, _, err := framing.Peek(b)
 	if err != nil {
 		s.stats.BadPackets++
@@ -31,8 +43,8 @@ func (s *Sender) HandlePacket(now time.Time, from netip.AddrPort, b []byte) erro
 			return nil
 		}
 		s.stats.NacksReceived++
-		s.heard(now, n.SourceID, n.GRTTResponse)
-		s.ccFeedback(now, n.SourceID, n.GRTTResponse, n.Ext)
+		s.heard(arrived, n.SourceID, n.GRTTResponse)
+		s.ccFeedback(now, arrived, n.SourceID, n.GRTTResponse, n.Ext)
 		if s.wm != nil && s.wm.pending[n.SourceID] {
 			// A node still repairing is alive, just not done: its requests
 			// restart the count, so a watermark fails only for nodes that
@@ -61,8 +73,8 @@ func (s *Sender) HandlePacket(now time.Time, from netip.AddrPort, b []byte) erro
 			return nil
 		}
 		s.stats.AcksReceived++
-		s.heard(now, a.SourceID, a.GRTTResponse)
-		s.ccFeedback(now, a.SourceID, a.GRTTResponse, a.Ext)
+		s.heard(arrived, a.SourceID, a.GRTTResponse)
+		s.ccFeedback(now, arrived, a.SourceID, a.GRTTResponse, a.Ext)
 		if a.AckType == framing.AckFlush && s.wm != nil {
 			if w, err := a.Watermark(0); err == nil && w == s.wm.ref && s.wm.pending[a.SourceID] {
 				delete(s.wm.pending, a.SourceID)
@@ -109,8 +121,9 @@ func (s *Sender) heard(now time.Time, node uint32, resp framing.Timestamp) {
 	}
 }
 
-// ccFeedback passes a receiver's EXT_CC, if any, to congestion control.
-func (s *Sender) ccFeedback(now time.Time, node uint32, resp framing.Timestamp, ext framing.Extensions) {
+// ccFeedback passes a receiver's EXT_CC, if any, to congestion control;
+// the feedback reached the host at arrived.
+func (s *Sender) ccFeedback(now, arrived time.Time, node uint32, resp framing.Timestamp, ext framing.Extensions) {
 	if s.cc == nil {
 		return
 	}
@@ -124,7 +137,7 @@ func (s *Sender) ccFeedback(now time.Time, node uint32, resp framing.Timestamp, 
 		Start: cc.Flags&framing.CCFlagStart != 0, HasRTT: cc.Flags&framing.CCFlagRTT != 0,
 	}
 	if resp != (framing.Timestamp{}) {
-		if rtt := s.since(now, resp); rtt > 0 && rtt <= 2*s.cfg.GRTTMax {
+		if rtt := s.since(arrived, resp); rtt > 0 && rtt <= 2*s.cfg.GRTTMax {
 			f.RTT = rtt
 		}
 	}

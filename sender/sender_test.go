@@ -310,3 +310,34 @@ func feed(t *testing.T, s *Sender, now time.Time, m interface{ Append([]byte) ([
 		t.Fatal(err)
 	}
 }
+
+// TestGRTTFromArrival: feedback that waited in the sender's socket is
+// timed at its arrival, so the GRTT is the network's round trip and not
+// the time the sender took to read it.
+func TestGRTTFromArrival(t *testing.T) {
+	grtt := func(arrived, now time.Time) time.Duration {
+		s := newSender(t, Config{GRTT: 100 * time.Millisecond})
+		if _, err := s.SendData(make([]byte, 1000), nil); err != nil {
+			t.Fatal(err)
+		}
+		drain(s, t0, time.Millisecond)
+		// An echo of a probe sent at the epoch (t0).
+		a := framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: 2}, ServerID: 1, InstanceID: s.InstanceID(),
+			AckType: framing.AckCC, GRTTResponse: framing.Timestamp{Usec: 1}}
+		b, err := a.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.HandlePacketAt(now, arrived, netip.AddrPort{}, b); err != nil {
+			t.Fatal(err)
+		}
+		drain(s, now, time.Second) // the next probe adopts the measurement
+		return s.GRTT()
+	}
+	if g := grtt(t0.Add(3*time.Millisecond), t0.Add(80*time.Millisecond)); g > 4*time.Millisecond {
+		t.Fatalf("GRTT %v from feedback that arrived 3 ms after the probe, want about 3 ms", g)
+	}
+	if g := grtt(t0.Add(80*time.Millisecond), t0.Add(80*time.Millisecond)); g < 70*time.Millisecond {
+		t.Fatalf("GRTT %v from feedback that arrived 80 ms after the probe, want about 80 ms", g)
+	}
+}

@@ -29,6 +29,9 @@ type reader struct {
 	iovs  [batchSize]unix.Iovec
 	names [batchSize]unix.RawSockaddrAny
 	bufs  [batchSize][]byte
+	// ctrl receives each datagram's kernel receive timestamp
+	// (SO_TIMESTAMPNS), when the socket has them turned on.
+	ctrl  [batchSize][ctrlLen]byte
 	n     int // datagrams in the current batch
 	next  int // next one to hand out
 	errno syscall.Errno
@@ -52,29 +55,60 @@ func newReader(c *conn) (*reader, error) {
 		h.Iov = &r.iovs[i]
 		h.SetIovlen(1)
 		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		h.Control = &r.ctrl[i][0]
 	}
 	return r, nil
 }
 
-// read returns the next datagram, reading a new batch when the current one
-// is used up. The bytes are valid until the next call. It blocks until the
+// ctrlLen holds one SCM_TIMESTAMPNS message with room to spare for
+// another the kernel may add.
+const ctrlLen = 64
+
+// buffered is how many datagrams of the current batch are still to be
+// handed out: read returns them without a system call.
+func (r *reader) buffered() int { return r.n - r.next }
+
+// stamp returns the kernel receive time of datagram i in Unix
+// nanoseconds, or 0 if it carries none.
+func (r *reader) stamp(i int) int64 {
+	h := &r.hdrs[i].hdr
+	ctrl := r.ctrl[i][:min(int(h.Controllen), ctrlLen)]
+	for len(ctrl) >= unix.SizeofCmsghdr {
+		c := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
+		l := int(c.Len)
+		if l < unix.SizeofCmsghdr || l > len(ctrl) {
+			return 0
+		}
+		if c.Level == unix.SOL_SOCKET && c.Type == unix.SCM_TIMESTAMPNS && l >= unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&ctrl[unix.CmsgLen(0)]))
+			return ts.Nano()
+		}
+		ctrl = ctrl[min(unix.CmsgSpace(l-unix.CmsgLen(0)), len(ctrl)):]
+	}
+	return 0
+}
+
+// read returns the next datagram and its kernel receive time (Unix
+// nanoseconds, 0 if unknown), reading a new batch when the current one is
+// used up. The bytes are valid until the next call. It blocks until the
 // socket's read deadline.
-func (r *reader) read() ([]byte, netip.AddrPort, error) {
+func (r *reader) read() ([]byte, netip.AddrPort, int64, error) {
 	if r.next >= r.n {
 		r.n, r.next = 0, 0
 		for i := range r.hdrs {
 			r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrAny
+			r.hdrs[i].hdr.SetControllen(ctrlLen)
 		}
 		if err := r.rc.Read(r.recv); err != nil {
-			return nil, netip.AddrPort{}, err
+			return nil, netip.AddrPort{}, 0, err
 		}
 		if r.errno != 0 {
-			return nil, netip.AddrPort{}, r.errno
+			return nil, netip.AddrPort{}, 0, r.errno
 		}
 	}
 	i := r.next
 	r.next++
-	return r.bufs[i][:r.hdrs[i].len], sockaddr(&r.names[i]), nil
+	return r.bufs[i][:r.hdrs[i].len], sockaddr(&r.names[i]), r.stamp(i), nil
 }
 
 func (r *reader) recvmmsg(fd uintptr) bool {

@@ -195,20 +195,38 @@ func (c *conn) setup(cfg *Config) error {
 	return nil
 }
 
-// read returns the next datagram (valid until the next call), blocking
+// read returns the next datagram (valid until the next call) and its
+// kernel receive time (Unix nanoseconds, 0 if unknown), blocking
 // until the socket's read deadline. Datagrams from other sources are
 // dropped when the session is source-specific.
-func (c *conn) read() ([]byte, netip.AddrPort, error) {
+func (c *conn) read() ([]byte, netip.AddrPort, int64, error) {
 	for {
-		b, from, err := c.rd.read()
+		b, from, ts, err := c.rd.read()
 		if err != nil {
-			return nil, from, err
+			return nil, from, 0, err
 		}
 		if c.source.IsValid() && from.Addr() != c.source {
 			continue // the kernel filters SSM joins; this covers stacks that don't
 		}
-		return b, from, nil
+		return b, from, ts, nil
 	}
+}
+
+// readBuffered is read for the datagrams left of the batch the last read
+// fetched: it never makes a system call, and returns ok false when none is
+// left.
+func (c *conn) readBuffered() ([]byte, netip.AddrPort, int64, bool) {
+	for c.rd.buffered() > 0 {
+		b, from, ts, err := c.rd.read()
+		if err != nil {
+			return nil, from, 0, false
+		}
+		if c.source.IsValid() && from.Addr() != c.source {
+			continue
+		}
+		return b, from, ts, true
+	}
+	return nil, netip.AddrPort{}, 0, false
 }
 
 // kick makes a blocked read return at once.

@@ -34,6 +34,11 @@ func controlSocket(network, address string, rc syscall.RawConn) error {
 		} else {
 			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
 		}
+		// Kernel receive timestamps tell how long a datagram waited in the
+		// socket before the session read it: that wait is this host's
+		// backlog, which round-trip measurements must leave out. Without
+		// them (an old kernel) the session times packets when it reads them.
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	})
 	if err != nil {
 		return err

@@ -232,11 +232,22 @@ func (s *Session) run() {
 		if s.kicked.Swap(false) {
 			continue
 		}
-		b, from, err := s.c.read()
+		b, from, ts, err := s.c.read()
 		switch {
 		case err == nil:
+			// The rest of a batch the kernel already handed over is
+			// handled under the same lock, before the engines are polled
+			// again: polling per packet costs more than the packet.
 			s.mu.Lock()
-			s.handle(time.Now(), from, b)
+			now := time.Now()
+			s.handle(now, arrival(now, ts), from, b)
+			for {
+				b, from, ts, ok := s.c.readBuffered()
+				if !ok {
+					break
+				}
+				s.handle(now, arrival(now, ts), from, b)
+			}
 			s.mu.Unlock()
 		case isTimeout(err):
 		default:
@@ -288,8 +299,27 @@ func (s *Session) finishLocked() {
 	joined.Unlock()
 }
 
-// handle feeds one received packet to the engines. Called with s.mu held.
-func (s *Session) handle(now time.Time, from netip.AddrPort, b []byte) {
+// arrival turns a kernel receive timestamp (Unix nanoseconds, 0 if
+// unknown) into engine time: now less the wall-clock time the packet has
+// waited, so that it keeps now's monotonic reading.
+func arrival(now time.Time, ts int64) time.Time {
+	if ts == 0 {
+		return now
+	}
+	wait := now.Sub(time.Unix(0, ts)) // wall clock: time.Unix has no monotonic reading
+	if wait <= 0 || wait > maxWait {
+		return now // a clock step, not a wait
+	}
+	return now.Add(-wait)
+}
+
+// maxWait bounds a believable wait in the socket: a kernel receive buffer
+// drains in far less, so a larger figure means the wall clock stepped.
+const maxWait = 10 * time.Second
+
+// handle feeds one received packet, which reached the host at arrived, to
+// the engines. Called with s.mu held.
+func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) {
 	s.stats.PacketsReceived++
 	s.stats.BytesReceived += uint64(len(b))
 	if s.rxLoss.drop() {
@@ -302,9 +332,9 @@ func (s *Session) handle(now time.Time, from netip.AddrPort, b []byte) {
 		return
 	}
 	if (h.Type == framing.TypeNack || h.Type == framing.TypeAck) && s.tx != nil {
-		_ = s.tx.HandlePacket(now, from, b)
+		_ = s.tx.HandlePacketAt(now, arrived, from, b)
 	}
-	if err := s.rx.HandlePacket(now, from, b); err != nil {
+	if err := s.rx.HandlePacketAt(now, arrived, from, b); err != nil {
 		s.log.Debug("bad packet", "from", from, "err", err)
 	}
 }
