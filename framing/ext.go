@@ -8,6 +8,7 @@ const (
 	ExtCC     uint8 = 3   // EXT_CC: congestion control feedback (receivers)
 	ExtRate   uint8 = 128 // EXT_RATE: the sender's current rate
 	ExtAppAck uint8 = 65  // reference implementation's application ACK payload
+	ExtPace   uint8 = 101 // Shoal's receiver pace report (see Pace)
 )
 
 // Extensions is the header extension area of a message, in wire form: the
@@ -311,4 +312,34 @@ func (e Extensions) Rate() (rate uint16, ok bool) {
 func AppendRate(e Extensions, rate uint16) Extensions {
 	e = append(e, ExtRate, 0)
 	return binary.BigEndian.AppendUint16(e, rate)
+}
+
+// Pace is Shoal's receiver pace report, carried in EXT_PACE, a private
+// header extension that other NORM implementations skip. A receiver tells
+// the sender how long packets wait in its socket before it handles them
+// (Delay, quantized like a GRTT) and how fast it is handling them (Rate,
+// bytes per second, quantized like cc_rate). A sender puts an empty one
+// (both zero) in its probes to say that it listens to such reports.
+//
+// Wire form: het 101, hel 2 (8 bytes): delay (1 byte), reserved (1 byte,
+// zero), rate (2 bytes), reserved (2 bytes, zero).
+type Pace struct {
+	Delay uint8  // QuantizeRTT of the socket wait; 0 in a sender's marker
+	Rate  uint16 // QuantizeRate of the handling rate; 0 if unknown
+}
+
+// Pace decodes the area's EXT_PACE. ok is false if there is none.
+func (e Extensions) Pace() (p Pace, ok bool) {
+	x, ok := e.Find(ExtPace)
+	if !ok || len(x.Raw) < 8 {
+		return p, false
+	}
+	return Pace{Delay: x.Raw[2], Rate: binary.BigEndian.Uint16(x.Raw[4:])}, true
+}
+
+// AppendPace appends an EXT_PACE.
+func AppendPace(e Extensions, p Pace) Extensions {
+	e = append(e, ExtPace, 2, p.Delay, 0)
+	e = binary.BigEndian.AppendUint16(e, p.Rate)
+	return append(e, 0, 0)
 }

@@ -167,6 +167,11 @@ func FuzzExtensions(f *testing.F) {
 				t.Fatalf("EXT_RATE round trip %x -> %x", r, back)
 			}
 		}
+		if p, ok := e.Pace(); ok {
+			if back, _ := framing.AppendPace(nil, p).Pace(); back != p {
+				t.Fatalf("EXT_PACE round trip %+v -> %+v", p, back)
+			}
+		}
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/shoalnet/shoal/framing"
 )
@@ -107,7 +108,7 @@ func sampleMessages(t testing.TB) map[string]framing.Message {
 		Ref:     framing.SymbolRef{FECID: 5, ObjectID: 10, PayloadID: framing.PayloadID{Block: 2}},
 		Content: framing.AppendObjectID(framing.AppendObjectID(nil, 7), 8),
 	}})
-	ccExt := framing.AppendRate(nil, framing.QuantizeRate(1.25e6))
+	ccExt := framing.AppendPace(framing.AppendRate(nil, framing.QuantizeRate(1.25e6)), framing.Pace{})
 	add("CMD(CC)", framing.Message{Type: framing.TypeCmd, Cmd: framing.Cmd{
 		Header: hdr(framing.TypeCmd), SenderFields: sender, Flavor: framing.FlavorCC, FECM: 16,
 		CCSequence: 77, SendTime: framing.Timestamp{Sec: 1700000000, Usec: 999999}, Syn: true, Ext: ccExt,
@@ -363,5 +364,29 @@ func TestOutboxSpan(t *testing.T) {
 	}
 	if got := o.Span(0, 4); len(got) != 8 {
 		t.Fatalf("Span(0,4) = % x", got)
+	}
+}
+
+// TestPaceExtension: EXT_PACE carries a receiver's socket wait and handling
+// rate, is found among other extensions, and is a well-formed extension
+// that codecs which do not know it can skip.
+func TestPaceExtension(t *testing.T) {
+	p := framing.Pace{Delay: framing.QuantizeRTT(25 * time.Millisecond), Rate: framing.QuantizeRate(60e6)}
+	e := framing.AppendPace(framing.AppendCC(nil, framing.CCFeedback{Sequence: 3}), p)
+	if err := e.Check(); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := e.Pace()
+	if !ok || got != p {
+		t.Fatalf("Pace() = %+v, %v; want %+v", got, ok, p)
+	}
+	if cc, ok := e.CC(); !ok || cc.Sequence != 3 {
+		t.Fatalf("EXT_CC lost beside EXT_PACE: %+v %v", cc, ok)
+	}
+	if _, ok := framing.AppendRate(nil, 7).Pace(); ok {
+		t.Fatal("Pace() found in an area without EXT_PACE")
+	}
+	if len(framing.AppendPace(nil, framing.Pace{})) != 8 {
+		t.Fatal("EXT_PACE is not 8 bytes")
 	}
 }

@@ -198,6 +198,7 @@ type Stats struct {
 	NacksSent       uint64
 	NacksSuppressed uint64 // NACK cycles that found everything already requested
 	AcksSent        uint64
+	PaceReports     uint64 // unsolicited reports that this receiver falls behind
 	ObjectsDone     uint64
 	ObjectsAborted  uint64
 	BufferBytes     int64 // memory held now for objects and blocks

@@ -63,6 +63,7 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 		}
 	case framing.FlavorCC:
 		s.probeTS, s.probeRecv, s.probeValid = c.SendTime, r.arrived, true
+		_, s.paceAsked = c.Ext.Pace()
 		s.ccSeq = c.CCSequence
 		if rate, ok := c.Ext.Rate(); ok {
 			s.ccRate = framing.UnquantizeRate(rate)
@@ -375,6 +376,8 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 	if !s.ccAt.IsZero() && !now.Before(s.ccAt) {
 		s.ccAt = time.Time{}
 		r.sendAck(now, s, framing.AckCC, 0, out)
+	} else if r.paceDue(now, s) {
+		r.sendAck(now, s, framing.AckCC, 0, out)
 	}
 	if s.appAck {
 		s.appAck = false
@@ -486,7 +489,7 @@ func (r *Receiver) sendNack(now time.Time, s *remote, content []byte, out *frami
 	*m = framing.Nack{
 		Header:   framing.Header{Type: framing.TypeNack, Sequence: r.nextSeq(), SourceID: r.cfg.NodeID},
 		ServerID: s.id, InstanceID: s.inst, GRTTResponse: s.grttResponse(now),
-		Ext: r.ccExt(s), Content: content,
+		Ext: r.feedbackExt(now, s), Content: content,
 	}
 	if b, err := m.Append(out.Buf()); err == nil {
 		out.Commit(b, r.dst(s))
@@ -499,7 +502,7 @@ func (r *Receiver) sendAck(now time.Time, s *remote, t framing.AckType, id uint8
 	*m = framing.Ack{
 		Header:   framing.Header{Type: framing.TypeAck, Sequence: r.nextSeq(), SourceID: r.cfg.NodeID},
 		ServerID: s.id, InstanceID: s.inst, AckType: t, AckID: id, GRTTResponse: s.grttResponse(now),
-		Ext: r.ccExt(s),
+		Ext: r.feedbackExt(now, s),
 	}
 	if t == framing.AckFlush {
 		p, err := framing.AppendSymbolRef(m.Payload[:0], s.ackRef, 0)

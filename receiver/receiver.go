@@ -97,6 +97,15 @@ type remote struct {
 	lastFill  time.Time // last repair symbol (for a block the sender had passed)
 	gapStalls int       // NACK cycles since a new object appeared
 
+	// Pace reports (see pace.go).
+	paceAsked     bool      // the sender's probes ask for them
+	paceNext      time.Time // no unsolicited report before this
+	paceHeardAt   time.Time // another receiver's report, overheard
+	paceHeardRate float64
+	paceStart     time.Time // the handling rate's current window
+	paceBytes     int
+	paceRate      float64 // bytes per second handled over the last window
+
 	// Loss and receive-rate estimation from the sender's sequence numbers.
 	loss      congestion.LossHistory
 	rateBytes int
@@ -217,10 +226,12 @@ func (r *Receiver) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b
 				_ = s.supp.Add(m.Nack.Content, m.Nack.FECM)
 			}
 			r.overheardCC(s, m.Nack.Ext)
+			s.overheardPace(now, m.Nack.Ext)
 		}
 	case framing.TypeAck:
 		if s := r.remote(m.Ack.ServerID); s != nil && s.inst == m.Ack.InstanceID {
 			r.overheardCC(s, m.Ack.Ext)
+			s.overheardPace(now, m.Ack.Ext)
 		}
 	}
 	return nil
@@ -284,6 +295,17 @@ func (r *Receiver) countSeq(now time.Time, s *remote, seq uint16, size int) {
 		s.rateStart, s.rateBytes, s.ratePkts = now, 0, 0
 	}
 	s.loss.Packet(now, seq, s.rtt(), s.seedLoss)
+	// The pace reported to the sender is measured over a longer window: a
+	// receiver that falls behind is usually short of CPU, and a window of
+	// a few milliseconds would measure the scheduler's time slices.
+	if s.paceStart.IsZero() {
+		s.paceStart = now
+	}
+	s.paceBytes += size
+	if el := now.Sub(s.paceStart); el >= paceWindow {
+		s.paceRate = float64(s.paceBytes) / el.Seconds()
+		s.paceStart, s.paceBytes = now, 0
+	}
 }
 
 // seedLoss is the loss event rate at which the rate equation gives the

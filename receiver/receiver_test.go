@@ -458,3 +458,60 @@ func TestHoldoffWaitsOutBacklog(t *testing.T) {
 		t.Fatalf("hold-off %v with a 30 ms backlog, %v without: the backlog was not waited out", gapLate, gapClean)
 	}
 }
+
+// TestPaceReports: a receiver whose packets wait past congestion.PaceTarget
+// in its socket tells a sender that asks (an empty EXT_PACE in its probes)
+// with an unsolicited ACK carrying its wait and pace; it stays quiet for a
+// sender that does not ask, and for a while after another receiver at least
+// as slow has said so.
+func TestPaceReports(t *testing.T) {
+	reports := func(asks bool, overheard bool) []framing.Pace {
+		r := newRx(t, Config{})
+		p := &pkt{inst: 1}
+		probe := framing.Cmd{Flavor: framing.FlavorCC, CCSequence: 1, Ext: framing.AppendRate(nil, framing.QuantizeRate(1e6))}
+		if asks {
+			probe.Ext = framing.AppendPace(probe.Ext, framing.Pace{})
+		}
+		handle(t, r, t0, p.cmd(t, probe))
+		if overheard {
+			other := framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: myID + 1}, ServerID: senderID, InstanceID: 1,
+				AckType: framing.AckCC, Ext: framing.AppendPace(nil, framing.Pace{Delay: framing.QuantizeRTT(50 * time.Millisecond), Rate: framing.QuantizeRate(1)})}
+			b, err := other.Append(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			handle(t, r, t0.Add(31*time.Millisecond), b)
+		}
+		// 30 ms behind: each packet is handled 30 ms after it arrived.
+		var got []framing.Pace
+		for i := range 20 {
+			arrived := t0.Add(time.Duration(i+2) * time.Millisecond)
+			now := arrived.Add(30 * time.Millisecond)
+			if err := r.HandlePacketAt(now, arrived, from, p.data(t, 1, 100_000, uint32(i/4), uint16(i%4), seg(100))); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range poll(r, now, now) {
+				if pc, ok := m.Ack.Ext.Pace(); ok && m.Type == framing.TypeAck {
+					got = append(got, pc)
+				}
+			}
+		}
+		return got
+	}
+	got := reports(true, false)
+	if len(got) == 0 {
+		t.Fatal("no pace report from a receiver 30 ms behind")
+	}
+	if d := framing.UnquantizeRTT(got[0].Delay); d < 25*time.Millisecond || d > 40*time.Millisecond {
+		t.Fatalf("reported a wait of %v, want about 30 ms", d)
+	}
+	if len(got) > 5 {
+		t.Fatalf("%d reports in 20 ms, want at most one per %v", len(got), paceMinInterval)
+	}
+	if n := len(reports(false, false)); n != 0 {
+		t.Fatalf("%d pace reports to a sender that did not ask", n)
+	}
+	if n := len(reports(true, true)); n >= len(got) {
+		t.Fatalf("%d pace reports after overhearing a slower receiver's, %d without: no suppression", n, len(got))
+	}
+}

@@ -45,6 +45,7 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 		s.stats.NacksReceived++
 		s.heard(arrived, n.SourceID, n.GRTTResponse)
 		s.ccFeedback(now, arrived, n.SourceID, n.GRTTResponse, n.Ext)
+		s.paceFeedback(now, n.SourceID, n.Ext)
 		if s.wm != nil && s.wm.pending[n.SourceID] {
 			// A node still repairing is alive, just not done: its requests
 			// restart the count, so a watermark fails only for nodes that
@@ -75,6 +76,7 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 		s.stats.AcksReceived++
 		s.heard(arrived, a.SourceID, a.GRTTResponse)
 		s.ccFeedback(now, arrived, a.SourceID, a.GRTTResponse, a.Ext)
+		s.paceFeedback(now, a.SourceID, a.Ext)
 		if a.AckType == framing.AckFlush && s.wm != nil {
 			if w, err := a.Watermark(0); err == nil && w == s.wm.ref && s.wm.pending[a.SourceID] {
 				delete(s.wm.pending, a.SourceID)
@@ -155,7 +157,7 @@ func (s *Sender) ccFeedback(now, arrived time.Time, node uint32, resp framing.Ti
 
 // followCC sets the pacer to the congestion controller's rate.
 func (s *Sender) followCC() {
-	if r := s.cc.Rate(); r != s.pacer.Rate() {
+	if r := s.cc.Rate(); r != s.baseRate {
 		s.SetRate(r)
 	}
 }
@@ -189,6 +191,7 @@ func (s *Sender) Poll(now time.Time, out *framing.Outbox) time.Time {
 	if !s.aggEnd.IsZero() && !now.Before(s.aggEnd) {
 		s.planRepairs(now)
 	}
+	s.paceGrow(now)
 	if s.active() && !now.Before(s.nextProbe) {
 		// Probes are small and time-critical: they go at once and their
 		// bytes are charged to the pacer.
@@ -255,7 +258,9 @@ func (s *Sender) sendProbe(now time.Time, out *framing.Outbox) {
 	*c = framing.Cmd{
 		Header: s.header(framing.TypeCmd), SenderFields: s.senderFields(), Flavor: framing.FlavorCC,
 		CCSequence: s.ccSeq, SendTime: s.timestamp(now),
-		Ext:     framing.AppendRate(c.Ext[:0], framing.QuantizeRate(s.pacer.Rate())),
+		// An empty EXT_PACE asks Shoal receivers to report when they
+		// fall behind; others skip it.
+		Ext:     framing.AppendPace(framing.AppendRate(c.Ext[:0], framing.QuantizeRate(s.pacer.Rate())), framing.Pace{}),
 		Content: nodes,
 	}
 	s.ccSeq++

@@ -65,10 +65,18 @@ type Stats struct {
 	BadPackets     uint64 // unparsable packets given to HandlePacket
 	AggregateWiden uint64 // NACK requests widened because aggregation tables were full
 	CCFeedback     uint64 // congestion control reports received (EXT_CC)
+	PaceReports    uint64 // reports of receivers falling behind (EXT_PACE)
+	PaceCuts       uint64 // times such a report lowered the rate
 	GRTT           time.Duration
 	Rate           float64 // bytes per second
 	// CLR is the current limiting receiver under congestion control (0 if
 	// none), and SlowStart whether it has seen no loss yet.
 	CLR       uint32
 	SlowStart bool
+	// PaceLimit is the rate (bytes per second) that receivers falling
+	// behind hold the sender to, below the configured or congestion
+	// controlled one, or 0 when none does; PaceNode is the receiver that
+	// set it last.
+	PaceLimit float64
+	PaceNode  uint32
 }

@@ -373,6 +373,9 @@ func (s *Sender) nextWake(now time.Time) time.Time {
 	}
 	if len(s.cmds) > 0 || s.squelch || len(s.repairs) > 0 || s.current() != nil {
 		paced(now)
+		if s.paceLimit > 0 {
+			earlier(s.paceGrowAt)
+		}
 	}
 	if s.wm != nil {
 		paced(s.wm.next)

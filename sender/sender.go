@@ -101,6 +101,16 @@ type Sender struct {
 	lastProbe  time.Time
 	ccSeq      uint16
 
+	// The rate set by Config.Rate, SetRate or congestion control, and the
+	// lower limit that receivers' pace reports impose (0: none; see
+	// pace.go).
+	baseRate   float64
+	paceLimit  float64
+	paceNode   uint32
+	paceHeard  time.Time // the last report of a receiver falling behind
+	paceHold   time.Time // no further cut before this
+	paceGrowAt time.Time
+
 	// NORM-CC (nil at a fixed rate).
 	cc        *congestion.Controller
 	ccNodes   []congestion.Node
@@ -165,6 +175,7 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 		grtt:  cfg.GRTT,
 		agg:   nack.NewAggregator(1024, fec.MaxSymbols),
 	}
+	s.baseRate = cfg.Rate
 	for s.inst == 0 {
 		s.inst = uint16(cfg.Rand.Uint32())
 	}
@@ -213,7 +224,22 @@ func (s *Sender) GRTT() time.Duration { return s.grtt }
 
 // SetRate changes the transmit rate (bytes per second). Under congestion
 // control the next feedback sets it again; bound it with CC.MaxRate instead.
+// Receivers that fall behind hold the sender below it (see Stats.PaceLimit).
 func (s *Sender) SetRate(rate float64) {
+	s.baseRate = rate
+	s.applyRate()
+}
+
+// applyRate sets the pacer to the configured or congestion-controlled rate,
+// or to the pace limit when that is lower.
+func (s *Sender) applyRate() {
+	rate := s.baseRate
+	if s.paceLimit > 0 && s.paceLimit < rate {
+		rate = s.paceLimit
+	}
+	if rate == s.pacer.Rate() {
+		return
+	}
 	s.pacer.SetRate(rate)
 	s.pacer.SetBurst(burstFor(s.cfg, rate))
 	s.clampGRTT()
@@ -428,6 +454,7 @@ func (s *Sender) Stats() Stats {
 	st := s.stats
 	st.GRTT = s.grtt
 	st.Rate = s.pacer.Rate()
+	st.PaceLimit, st.PaceNode = s.paceLimit, s.paceNode
 	if s.cc != nil {
 		st.CLR, _ = s.cc.CLR()
 		st.SlowStart = s.cc.SlowStart()

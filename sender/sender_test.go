@@ -341,3 +341,54 @@ func TestGRTTFromArrival(t *testing.T) {
 		t.Fatalf("GRTT %v from feedback that arrived 80 ms after the probe, want about 80 ms", g)
 	}
 }
+
+// TestPaceLimit: a receiver's report that packets wait 40 ms in its socket
+// while it handles 2 MB/s holds a 10 MB/s sender below that pace; a report
+// under congestion.PaceTarget changes nothing; once reports stop, the
+// limit grows back to the configured rate and is lifted. Probes ask for
+// the reports.
+func TestPaceLimit(t *testing.T) {
+	s := newSender(t, Config{Rate: 10e6, GRTT: time.Millisecond})
+	if _, err := s.SendData(make([]byte, 20e6), nil); err != nil {
+		t.Fatal(err)
+	}
+	asked := false
+	for _, m := range drain(s, t0, 10*time.Millisecond) {
+		if _, ok := m.Cmd.Ext.Pace(); ok && m.Type == framing.TypeCmd && m.Cmd.Flavor == framing.FlavorCC {
+			asked = true
+		}
+	}
+	if !asked {
+		t.Fatal("no probe asked for pace reports")
+	}
+	report := func(now time.Time, delay time.Duration, rate float64) {
+		a := framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: 2}, ServerID: 1, InstanceID: s.InstanceID(),
+			AckType: framing.AckCC, Ext: framing.AppendPace(nil, framing.Pace{Delay: framing.QuantizeRTT(delay), Rate: framing.QuantizeRate(rate)})}
+		feed(t, s, now, &a)
+	}
+	now := t0.Add(10 * time.Millisecond)
+	report(now, 5*time.Millisecond, 1e6)
+	if st := s.Stats(); st.PaceLimit != 0 || st.Rate != 10e6 {
+		t.Fatalf("a 5 ms wait set limit %v, rate %v", st.PaceLimit, st.Rate)
+	}
+	report(now, 40*time.Millisecond, 2e6)
+	if st := s.Stats(); st.PaceLimit != 5e6 || st.Rate != 5e6 || st.PaceNode != 2 || st.PaceCuts != 1 {
+		t.Fatalf("after one report: limit %v rate %v node %d cuts %d; want the rate halved at most", st.PaceLimit, st.Rate, st.PaceNode, st.PaceCuts)
+	}
+	// The receiver stays behind and says so every 10 ms: the sender comes
+	// down to its pace, cutting once per drain time, not once per report.
+	for range 40 {
+		drain(s, now, 10*time.Millisecond)
+		now = now.Add(10 * time.Millisecond)
+		report(now, 40*time.Millisecond, 2e6)
+	}
+	st := s.Stats()
+	if st.PaceLimit < 1e6 || st.PaceLimit > 2e6 || st.Rate != st.PaceLimit || st.PaceCuts > 8 {
+		t.Fatalf("after 400 ms of reports: limit %v rate %v after %d cuts; want the rate held below 2 MB/s", st.PaceLimit, st.Rate, st.PaceCuts)
+	}
+	// Silence: the limit grows back and is lifted within a few seconds.
+	drain(s, now, 3*time.Second)
+	if st := s.Stats(); st.PaceLimit != 0 || st.Rate != 10e6 {
+		t.Fatalf("after 3 s without reports: limit %v rate %v, want none and 10 MB/s", st.PaceLimit, st.Rate)
+	}
+}

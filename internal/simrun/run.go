@@ -101,12 +101,71 @@ type rxEndpoint struct {
 	gaps      int
 	events    []receiver.Event
 	bad       []string
+	cpu       *rxCPU // nil: packets are handled as they arrive
 }
 
 func (e *rxEndpoint) Handle(p simnet.Packet) time.Time {
+	if e.cpu != nil {
+		e.cpu.arrive(p)
+		return e.Poll(p.At)
+	}
 	e.run.delivered(e.idx, p)
 	_ = e.r.HandlePacket(p.At, e.net.Addr(p.From), p.Payload)
 	return e.Poll(p.At)
+}
+
+// rxCPU models a receiver that handles packets at a limited rate: packets
+// wait in a bounded socket buffer, and each is handled when the CPU has
+// finished the ones before it, with its arrival time, as a session passes
+// a kernel receive timestamp.
+type rxCPU struct {
+	rate       float64 // bytes per second
+	limit      int     // socket buffer bytes
+	queue      []simnet.Packet
+	bytes      int
+	busy       time.Time // when the CPU finishes the packet it is on
+	drops      int
+	maxBacklog time.Duration
+}
+
+func (c *rxCPU) arrive(p simnet.Packet) {
+	if c.bytes+len(p.Payload) > c.limit {
+		c.drops++
+		return
+	}
+	p.Payload = append([]byte(nil), p.Payload...) // the network reuses its buffers
+	c.queue = append(c.queue, p)
+	c.bytes += len(p.Payload)
+}
+
+// next is when the first queued packet will have been handled.
+func (c *rxCPU) next() time.Time {
+	p := c.queue[0]
+	start := c.busy
+	if start.Before(p.At) {
+		start = p.At
+	}
+	return start.Add(time.Duration(float64(len(p.Payload)) / c.rate * float64(time.Second)))
+}
+
+// handle hands e's engine every queued packet handled by now, and returns
+// when the next one will be (zero if none waits).
+func (e *rxEndpoint) handleQueued(now time.Time) time.Time {
+	c := e.cpu
+	for len(c.queue) > 0 {
+		t := c.next()
+		if t.After(now) {
+			return t
+		}
+		p := c.queue[0]
+		c.queue = c.queue[1:]
+		c.bytes -= len(p.Payload)
+		c.busy = t
+		c.maxBacklog = max(c.maxBacklog, t.Sub(p.At))
+		e.run.delivered(e.idx, p)
+		_ = e.r.HandlePacketAt(t, p.At, e.net.Addr(p.From), p.Payload)
+	}
+	return time.Time{}
 }
 
 func (e *rxEndpoint) Poll(now time.Time) time.Time {
@@ -130,10 +189,17 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 		e.joined = true
 		e.net.Join(e.id, Group)
 	}
+	var cpuAt time.Time
+	if e.cpu != nil {
+		cpuAt = e.handleQueued(now)
+	}
 	e.out.Reset()
 	wake := e.r.Poll(now, &e.out)
 	if !e.restartAt.IsZero() && e.restartAt.Before(wake) {
 		wake = e.restartAt
+	}
+	if !cpuAt.IsZero() && cpuAt.Before(wake) {
+		wake = cpuAt
 	}
 	transmit(e.net, e.id, now, &e.out, func(b []byte) { e.run.nacks += countNacks(b) })
 	for _, ev := range e.r.Events() {
@@ -435,6 +501,12 @@ func Run(sc Scenario) (Result, error) {
 		if sc.RestartReceiver == i+1 {
 			e.restartAt = start.Add(sc.RestartAt)
 		}
+		if i < sc.SlowRx && sc.SlowRxRate > 0 {
+			e.cpu = &rxCPU{rate: sc.SlowRxRate, limit: sc.SlowRxBuffer}
+			if e.cpu.limit == 0 {
+				e.cpu.limit = 4 << 20
+			}
+		}
 		st.got[i] = map[[2]uint32]int{}
 		rxs[i] = e
 		eps = append(eps, e)
@@ -454,6 +526,10 @@ func Run(sc Scenario) (Result, error) {
 		out.Events = append(out.Events, e.events)
 		out.Errors = append(out.Errors, e.bad...)
 		out.StreamGaps += e.gaps
+		if e.cpu != nil {
+			out.SocketDrops += e.cpu.drops
+			out.MaxBacklog = max(out.MaxBacklog, e.cpu.maxBacklog)
+		}
 		if e.done == st.objects() && len(e.bad) == 0 {
 			out.Delivered++
 		}

@@ -77,6 +77,14 @@ type Scenario struct {
 	// the sender has flushed and closed (for its acknowledgement events).
 	WaitSender bool
 
+	// SlowRx receivers (the first ones) handle packets at only SlowRxRate
+	// bytes per second, as a receiver short of CPU does: what arrives
+	// faster waits in a socket buffer of SlowRxBuffer bytes (0 means
+	// 4 MiB), and what finds it full is dropped (Result.SocketDrops).
+	SlowRx       int
+	SlowRxRate   float64
+	SlowRxBuffer int
+
 	// Limit bounds virtual time; 0 means 10 minutes.
 	Limit time.Duration
 	// Tap, if set, sees every packet delivered to a receiver.
@@ -98,7 +106,9 @@ type Result struct {
 	MaxMissedSum  int // Σ over lossy blocks of the largest number of symbols one receiver missed
 	RepairSymbols int // data symbols sent after their first transmission
 	NacksSent     int
-	StreamGaps    int // stream gaps reported by receivers
+	StreamGaps    int           // stream gaps reported by receivers
+	SocketDrops   int           // packets that found a slow receiver's socket buffer full
+	MaxBacklog    time.Duration // the longest a packet waited in a slow receiver's socket
 	Stop          simnet.StopReason
 	Errors        []string // content or protocol errors seen
 }
