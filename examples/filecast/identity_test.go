@@ -127,8 +127,9 @@ func TestLabRecvExitStatus(t *testing.T) {
 }
 
 // TestLabSameHost: filecast send and recv in one namespace with default
-// flags deliver the file; and two receivers next to a sender --ack auto are
-// two nodes to it, both acknowledging.
+// flags deliver the file; two receivers next to a sender --ack auto are two
+// nodes to it, both acknowledging; and so is a receiver in a process of its
+// own.
 func TestLabSameHost(t *testing.T) {
 	l := lab.New(t, 1)
 	h := l.Hosts[0]
@@ -182,6 +183,23 @@ func TestLabSameHost(t *testing.T) {
 			}
 		})
 	}
+	t.Run("two-processes", func(t *testing.T) {
+		dir := t.TempDir()
+		c := startChild(t, h, "recv", "--dir", dir, "--count", "1", "--idle-timeout", "20s")
+		var out, errOut bytes.Buffer
+		var code int
+		_ = h.Do(func() error {
+			code = run([]string{"send", "--ack", "auto", path}, &out, &errOut)
+			return nil
+		})
+		if code != 0 || !strings.Contains(errOut.String(), c.id+" acknowledged everything") {
+			t.Errorf("send: exit %d; the receiver is %s\n%s", code, c.id, errOut.String())
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "same.bin"))
+		if rc := c.wait(20 * time.Second); rc != 0 || err != nil || !bytes.Equal(got, data) {
+			t.Errorf("receiver process: exit %d, %v (equal %v)\n%s", rc, err, bytes.Equal(got, data), c.stderr())
+		}
+	})
 }
 
 // child is filecast running as a process of its own in a lab host.
