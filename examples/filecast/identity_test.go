@@ -149,6 +149,14 @@ func TestLabSameHost(t *testing.T) {
 		{"defaults", 1, nil},
 		{"two-receivers-ack-auto", 2, []string{"--ack", "auto"}},
 	} {
+		// --ack auto waits for the receivers the sender has heard from;
+		// one that loses nothing may never speak before the first
+		// acknowledgement ends the wait (answers to the sender's probes
+		// suppress each other). A little loss makes both ask for repairs.
+		var rxLoss []string
+		if c.sendArgs != nil {
+			rxLoss = []string{"--rx-loss", "3%"}
+		}
 		t.Run(c.name, func(t *testing.T) {
 			dirs := make([]string, c.receivers)
 			codes := make([]int, c.receivers)
@@ -158,7 +166,7 @@ func TestLabSameHost(t *testing.T) {
 				dirs[r] = t.TempDir()
 				wg.Go(func() {
 					// --count to end; the idle timeout only bounds a failure.
-					codes[r], outs[r], _ = recvIn(h, "--dir", dirs[r], "--count", "1", "--idle-timeout", "20s")
+					codes[r], outs[r], _ = recvIn(h, append([]string{"--dir", dirs[r], "--count", "1", "--idle-timeout", "20s"}, rxLoss...)...)
 				})
 			}
 			time.Sleep(300 * time.Millisecond) // receivers join
@@ -332,11 +340,11 @@ func TestLabAckAutoReceiverKilled(t *testing.T) {
 	}
 	group := "239.255.10.8:7600"
 	victimDir := t.TempDir()
-	// Its loss makes it ask for repairs at once, so the sender has heard
-	// it before it dies.
+	// Loss makes both receivers ask for repairs at once, so the sender
+	// hears of them (see TestLabSameHost), this one before it dies.
 	victim := startChild(t, l.Hosts[1], "recv", "--dir", victimDir, "--group", group, "--iface", lab.Iface,
 		"--count", "1", "--rx-loss", "10%")
-	rs := startRecv(t, l.Hosts[2:], group, "--count", "1", "--idle-timeout", "60s")
+	rs := startRecv(t, l.Hosts[2:], group, "--count", "1", "--idle-timeout", "60s", "--rx-loss", "3%")
 	time.Sleep(300 * time.Millisecond)
 	go func() {
 		waitPart(victimDir, 10*time.Second)
