@@ -28,8 +28,13 @@ type Config struct {
 	// control group, which are otherwise refused.
 	AllowReserved bool
 
-	// NodeID identifies this node in NORM messages. 0 means the IPv4
-	// address the session sends from, or a random id for IPv6.
+	// NodeID identifies this node in NORM messages; every node of a group
+	// needs its own. 0 means a random id, different for every session, so
+	// several sessions on one host (a sender and a receiver, or two
+	// receivers) work. Set it where a stable id matters: to be named in
+	// another sender's Sender.AckingNodes, or to keep one identity across
+	// restarts. NORM's custom, which the reference implementation follows,
+	// is the host's IPv4 address; it suits one session per host only.
 	NodeID uint32
 	// TTL is the multicast TTL (IPv4) or hop limit (IPv6). 0 means 1: the
 	// local subnet. See the package documentation for scopes.

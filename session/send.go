@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
-	"net/netip"
 	"os"
 
 	"github.com/shoalnet/shoal/framing"
@@ -228,31 +226,4 @@ func (s *Session) txEvents() {
 			s.publish(SlowReceiver{e.Node})
 		}
 	}
-}
-
-// localIPv4 returns the IPv4 address the session's packets leave from: the
-// interface's, or the one routing picks for the group.
-func localIPv4(c *conn) netip.Addr {
-	if c.ifi != nil {
-		addrs, _ := c.ifi.Addrs()
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok {
-				if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok && n.IP.To4() != nil {
-					return ip
-				}
-			}
-		}
-		return netip.Addr{}
-	}
-	if !c.group.Addr().Is4() {
-		return netip.Addr{}
-	}
-	// Asking the kernel which source it would use for the group costs one
-	// unconnected UDP socket and no packet.
-	u, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(c.group))
-	if err != nil {
-		return netip.Addr{}
-	}
-	defer u.Close()
-	return u.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 }

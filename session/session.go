@@ -95,7 +95,7 @@ func New(cfg Config) (*Session, error) {
 	}
 	s.node = cfg.NodeID
 	if s.node == 0 {
-		s.node = s.defaultNodeID()
+		s.node = defaultNodeID()
 	}
 	if cfg.MaxAccept <= 0 {
 		cfg.MaxAccept = 256
@@ -150,18 +150,23 @@ func (s *Session) warnCollisions() {
 	joined.groups[s] = g
 }
 
-// defaultNodeID is the IPv4 address the session sends from when it has
-// one (the convention of the reference implementation), else random.
-func (s *Session) defaultNodeID() uint32 {
-	if a := localIPv4(s.c); a.IsValid() {
-		b := a.As4()
-		return binary.BigEndian.Uint32(b[:])
-	}
+// defaultNodeID draws a random node id from crypto/rand, never 0 or
+// NORM_NODE_ANY (0xFFFFFFFF). The reference implementation's convention, the
+// host's IPv4 address, gives every session on a host the same id: the
+// receiver then drops a same-host sender's packets as its own feedback
+// looped back, and a sender counts two same-host receivers as one. Telling
+// the sessions apart by source address does not help either, since they all
+// send from the host's address and the group's port. A random id is
+// unique per session; with 2^32 ids, a clash in a group of a thousand
+// nodes has odds of about one in ten thousand. It does not depend on
+// Config.Seed, so that two sessions seeded alike still differ.
+func defaultNodeID() uint32 {
 	for {
-		if id := uint32(s.seed>>16) ^ uint32(s.seed); id != 0 && id != 0xffffffff {
+		var b [4]byte
+		_, _ = crand.Read(b[:]) // never fails (crypto/rand panics instead)
+		if id := binary.BigEndian.Uint32(b[:]); id != 0 && id != 0xffffffff {
 			return id
 		}
-		s.seed++
 	}
 }
 

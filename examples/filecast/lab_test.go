@@ -221,7 +221,10 @@ func TestLabAckFailure(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		_ = l.Hosts[1].Do(func() error {
-			run([]string{"recv", "--dir", dir, "--group", group, "--iface", lab.Iface, "--count", "1", "--idle-timeout", "60s"}, io.Discard, io.Discard)
+			// The sender names this receiver by its address: --node makes
+			// that its id (the default is random).
+			run([]string{"recv", "--dir", dir, "--group", group, "--iface", lab.Iface, "--count", "1", "--idle-timeout", "60s",
+				"--node", l.Hosts[1].IP4.String()}, io.Discard, io.Discard)
 			return nil
 		})
 	}()

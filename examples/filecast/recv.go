@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/shoalnet/shoal/session"
@@ -17,7 +21,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	var c commonFlags
 	c.register(fs)
 	dir := fs.String("dir", "", "directory to receive into (required)")
-	count := fs.Int("count", 0, "exit after this many files received intact (0: run until idle or interrupted)")
+	count := fs.Int("count", 0, "exit after this many files received intact (0: run until idle or interrupted); exit status 1 if the receiver stops with fewer")
 	idle := fs.Duration("idle-timeout", 0, "exit when no file has arrived for this long (0: never)")
 	silent := fs.Bool("silent", false, "send no feedback at all (one-way links; rely on the sender's --auto-parity and --repeat)")
 	rxLoss := fs.String("rx-loss", "0", "drop this share of received packets (seeded), e.g. 1%")
@@ -54,22 +58,32 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	cfg.Logger, cfg.FileSink, cfg.RxLoss = log, st.sink, session.Loss{Rate: loss}
 	cfg.Receiver.Silent = *silent
 	cfg.Receiver.TolerateLoss = *tolerate
+	// Interrupted or terminated, the receiver still closes its session and
+	// removes what it had only half received.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	s, err := session.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "filecast recv: %v\n", err)
 		return 1
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	}()
-	return receiveLoop(s, st, *count, *idle, *linger, c.json, stdout)
+	fmt.Fprintf(stderr, "filecast recv: node id %s (name it in a sender's --ack list; --node sets it)\n", nodeName(s.NodeID()))
+	status := receiveLoop(ctx, s, st, *count, *idle, *linger, c.json, stdout, stderr)
+	closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.Close(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintf(stderr, "filecast recv: session: %v\n", err)
+		status = 1
+	}
+	st.cleanup()
+	return status
 }
 
-// receiveLoop reports every file as it completes, until count files, or
-// until nothing has happened for idle.
-func receiveLoop(s *session.Session, st *store, count int, idle, linger time.Duration, asJSON bool, stdout io.Writer) int {
+// receiveLoop reports every file as it completes, until count files, until
+// nothing has happened for idle, or until ctx ends. It returns the exit
+// status: 1 if fewer than count files arrived intact, if a file failed and
+// no later copy made good, or if the session ended by itself.
+func receiveLoop(ctx context.Context, s *session.Session, st *store, count int, idle, linger time.Duration, asJSON bool, stdout, stderr io.Writer) int {
 	objs := make(chan *session.Object)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -103,21 +117,36 @@ func receiveLoop(s *session.Session, st *store, count int, idle, linger time.Dur
 	seen := map[string]bool{}        // name+digest already received: --repeat copies
 	failedNames := map[string]bool{} // failures not made good by a later copy
 	got := 0
+	short := func(why string) int {
+		if count > 0 && got < count {
+			fmt.Fprintf(stderr, "filecast recv: %s with %d of %d files received\n", why, got, count)
+			return 1
+		}
+		return exitFor(len(failedNames))
+	}
+	sessionEnded := func() int {
+		fmt.Fprintf(stderr, "filecast recv: the session ended with %d files received\n", got)
+		return 1
+	}
 	senderGone := false
 	for count == 0 || got < count {
 		select {
 		case o, ok := <-objs:
 			if !ok {
-				return exitFor(len(failedNames))
+				return sessionEnded()
 			}
 			active()
 			if o.Info().Kind != session.KindFile {
 				continue // filecast moves files; other objects are not ours
 			}
-			go func() {
+			st.finishing.Go(func() {
 				err := o.Wait(context.Background())
-				results <- st.finish(o.Info(), err)
-			}()
+				r := st.finish(o.Info(), err)
+				select {
+				case results <- r:
+				case <-stop:
+				}
+			})
 		case r := <-results:
 			active()
 			key := r.Name + "/" + r.SHA256
@@ -133,9 +162,14 @@ func receiveLoop(s *session.Session, st *store, count int, idle, linger time.Dur
 				failedNames[r.Name] = true
 			}
 		case <-idleC:
-			return exitFor(len(failedNames))
-		case ev := <-s.Events():
-			if _, ok := ev.(session.SenderGone); ok {
+			return short(fmt.Sprintf("no file arrived for %v", idle))
+		case <-ctx.Done():
+			return short("interrupted")
+		case ev, ok := <-s.Events():
+			if !ok {
+				return sessionEnded()
+			}
+			if _, gone := ev.(session.SenderGone); gone {
 				senderGone = true
 			}
 		}
@@ -154,6 +188,8 @@ func receiveLoop(s *session.Session, st *store, count int, idle, linger time.Dur
 					senderGone = true
 				}
 			case <-t.C:
+				senderGone = true
+			case <-ctx.Done():
 				senderGone = true
 			}
 		}

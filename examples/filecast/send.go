@@ -67,22 +67,37 @@ func collect(paths []string) ([]fileItem, error) {
 	return out, nil
 }
 
-// parseNodes reads node ids: IPv4 addresses or numbers.
+// parseNodes reads node ids: IPv4 addresses or numbers, comma separated.
 func parseNodes(s string) ([]uint32, error) {
 	var ids []uint32
 	for _, f := range strings.Split(s, ",") {
-		if a, err := netip.ParseAddr(f); err == nil && a.Is4() {
-			b := a.As4()
-			ids = append(ids, binary.BigEndian.Uint32(b[:]))
-			continue
-		}
-		v, err := strconv.ParseUint(f, 0, 32)
+		id, err := parseNode(f)
 		if err != nil {
-			return nil, fmt.Errorf("bad node id %q (an IPv4 address or a number)", f)
+			return nil, err
 		}
-		ids = append(ids, uint32(v))
+		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// parseNode reads one node id: an IPv4 address (10.0.0.2) or a number
+// (decimal, or 0x-prefixed hex), neither 0 nor NORM_NODE_ANY (0xFFFFFFFF).
+func parseNode(f string) (uint32, error) {
+	var id uint32
+	if a, err := netip.ParseAddr(f); err == nil && a.Is4() {
+		b := a.As4()
+		id = binary.BigEndian.Uint32(b[:])
+	} else {
+		v, err := strconv.ParseUint(f, 0, 32)
+		if err != nil {
+			return 0, fmt.Errorf("bad node id %q (an IPv4 address or a number)", f)
+		}
+		id = uint32(v)
+	}
+	if id == 0 || id == 0xffffffff {
+		return 0, fmt.Errorf("bad node id %q (0 and 255.255.255.255 are reserved)", f)
+	}
+	return id, nil
 }
 
 type sendReport struct {
@@ -112,7 +127,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	block := fs.Int("block", 64, "source segments per FEC block")
 	parity := fs.Int("parity", 16, "parity segments per block available for repair")
 	auto := fs.Int("auto-parity", 0, "parity segments per block sent proactively")
-	ack := fs.String("ack", "", `wait for positive acknowledgement: "auto" (every receiver heard) or node ids/IPv4 addresses, comma separated`)
+	ack := fs.String("ack", "", `wait for positive acknowledgement: "auto" (every receiver heard from) or node ids, comma separated (IPv4 addresses or numbers: what each filecast recv prints at start, or sets with --node)`)
 	grtt := fs.Duration("grtt", 10*time.Millisecond, "initial group round-trip time estimate; measured from then on (raise it for WAN paths with many receivers)")
 	repeat := fs.Int("repeat", 1, "send every file this many times (with --auto-parity, for silent receivers on one-way links)")
 	txLoss := fs.String("tx-loss", "0", "drop this share of sent packets (seeded), e.g. 1%")
@@ -125,6 +140,11 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	}
 	if *maxRate != "" && !*cc {
 		fmt.Fprintln(stderr, "filecast send: --max-rate needs --cc (without it, --rate is the rate)")
+		return 2
+	}
+	cfg, err := c.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "filecast send: %v\n", err)
 		return 2
 	}
 	zl, log, err := newLogger(c.logLevel, stderr)
@@ -171,11 +191,6 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "filecast send: %v\n", err)
 			return 2
 		}
-	}
-	cfg, err := c.config()
-	if err != nil {
-		fmt.Fprintf(stderr, "filecast send: %v\n", err)
-		return 2
 	}
 	cfg.Sender, cfg.Logger, cfg.TxLoss = scfg, log, session.Loss{Rate: loss}
 	s, err := session.New(cfg)
@@ -320,6 +335,7 @@ type commonFlags struct {
 	ttl      int
 	json     bool
 	logLevel string
+	node     string
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
@@ -328,6 +344,8 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.ttl, "ttl", 1, "multicast TTL / hop limit (1: this subnet)")
 	fs.BoolVar(&c.json, "json", false, "print a machine-readable report")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	fs.StringVar(&c.node, "node", "", "this node's NORM id: an IPv4 address or a number (default: random, new every run; recv prints it). "+
+		"Set it to be listed in another sender's --ack, or to keep one identity across restarts; every node of the group needs its own")
 }
 
 func (c *commonFlags) config() (session.Config, error) {
@@ -335,5 +353,11 @@ func (c *commonFlags) config() (session.Config, error) {
 	if err != nil {
 		return session.Config{}, fmt.Errorf("--group: %v", err)
 	}
-	return session.Config{Group: g, Interface: c.iface, TTL: c.ttl}, nil
+	cfg := session.Config{Group: g, Interface: c.iface, TTL: c.ttl}
+	if c.node != "" {
+		if cfg.NodeID, err = parseNode(c.node); err != nil {
+			return session.Config{}, fmt.Errorf("--node: %v", err)
+		}
+	}
+	return cfg, nil
 }

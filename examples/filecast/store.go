@@ -49,6 +49,8 @@ type store struct {
 	dir string
 	mu  sync.Mutex
 	tmp map[objKey]*os.File
+	// finishing counts the finish calls under way, for cleanup to await.
+	finishing sync.WaitGroup
 }
 
 type objKey struct {
@@ -77,6 +79,22 @@ func (s *store) sink(info session.ObjectInfo) (io.WriterAt, error) {
 	s.tmp[objKey{info.Sender, info.ID}] = f
 	s.mu.Unlock()
 	return f, nil
+}
+
+// cleanup removes the temporary file of every object not finished: those
+// still arriving when the receiver stops, and those the receiver never
+// took up. It first waits for the finish calls under way, which remove or
+// rename their own files. Call it once the session is closed, so that no
+// new object starts.
+func (s *store) cleanup() {
+	s.finishing.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, f := range s.tmp {
+		f.Close()
+		os.Remove(f.Name())
+		delete(s.tmp, k)
+	}
 }
 
 // result is the outcome of one received file.
