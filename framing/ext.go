@@ -321,12 +321,19 @@ func AppendRate(e Extensions, rate uint16) Extensions {
 // bytes per second, quantized like cc_rate). A sender puts an empty one
 // (both zero) in its probes to say that it listens to such reports.
 //
-// Wire form: het 101, hel 2 (8 bytes): delay (1 byte), reserved (1 byte,
-// zero), rate (2 bytes), reserved (2 bytes, zero).
+// Wire form: het 101, hel 2 (8 bytes): delay (1 byte), flags (1 byte),
+// rate (2 bytes), reserved (2 bytes, zero).
 type Pace struct {
 	Delay uint8  // QuantizeRTT of the socket wait; 0 in a sender's marker
+	Flags uint8  // PaceTrack in a sender's marker
 	Rate  uint16 // QuantizeRate of the handling rate; 0 if unknown
 }
+
+// PaceTrack in a sender's EXT_PACE marker says that the sender tracks its
+// receivers (for positive acknowledgement): each receiver answers the
+// first probes it hears even if another receiver's answer was overheard,
+// so that the sender learns of every one of them.
+const PaceTrack uint8 = 1
 
 // Pace decodes the area's EXT_PACE. ok is false if there is none.
 func (e Extensions) Pace() (p Pace, ok bool) {
@@ -334,12 +341,12 @@ func (e Extensions) Pace() (p Pace, ok bool) {
 	if !ok || len(x.Raw) < 8 {
 		return p, false
 	}
-	return Pace{Delay: x.Raw[2], Rate: binary.BigEndian.Uint16(x.Raw[4:])}, true
+	return Pace{Delay: x.Raw[2], Flags: x.Raw[3], Rate: binary.BigEndian.Uint16(x.Raw[4:])}, true
 }
 
 // AppendPace appends an EXT_PACE.
 func AppendPace(e Extensions, p Pace) Extensions {
-	e = append(e, ExtPace, 2, p.Delay, 0)
+	e = append(e, ExtPace, 2, p.Delay, p.Flags)
 	e = binary.BigEndian.AppendUint16(e, p.Rate)
 	return append(e, 0, 0)
 }

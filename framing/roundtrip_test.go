@@ -371,7 +371,7 @@ func TestOutboxSpan(t *testing.T) {
 // rate, is found among other extensions, and is a well-formed extension
 // that codecs which do not know it can skip.
 func TestPaceExtension(t *testing.T) {
-	p := framing.Pace{Delay: framing.QuantizeRTT(25 * time.Millisecond), Rate: framing.QuantizeRate(60e6)}
+	p := framing.Pace{Delay: framing.QuantizeRTT(25 * time.Millisecond), Flags: framing.PaceTrack, Rate: framing.QuantizeRate(60e6)}
 	e := framing.AppendPace(framing.AppendCC(nil, framing.CCFeedback{Sequence: 3}), p)
 	if err := e.Check(); err != nil {
 		t.Fatal(err)

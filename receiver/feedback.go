@@ -63,7 +63,14 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 		}
 	case framing.FlavorCC:
 		s.probeTS, s.probeRecv, s.probeValid = c.SendTime, r.arrived, true
-		_, s.paceAsked = c.Ext.Pace()
+		var marker framing.Pace
+		marker, s.paceAsked = c.Ext.Pace()
+		if marker.Flags&framing.PaceTrack != 0 && s.announce < announceProbes {
+			// A sender that tracks its receivers hears this one's answer
+			// whatever others answered: see framing.PaceTrack.
+			s.announce++
+			s.announcing = true
+		}
 		s.ccSeq = c.CCSequence
 		if rate, ok := c.Ext.Rate(); ok {
 			s.ccRate = framing.UnquantizeRate(rate)
@@ -149,7 +156,7 @@ func squelched(c *framing.Cmd, id uint16) bool {
 // answered the same probe with a rate at least as low, or when this
 // receiver's rate does not limit the sender anyway (RFC 5740 §5.5.2).
 func (r *Receiver) overheardCC(s *remote, ext framing.Extensions) {
-	if s.ccAt.IsZero() || s.ccFlags&framing.CCFlagCLR != 0 {
+	if s.ccAt.IsZero() || s.ccFlags&framing.CCFlagCLR != 0 || s.announcing {
 		return
 	}
 	cc, ok := ext.CC()
@@ -374,7 +381,7 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 		}
 	}
 	if !s.ccAt.IsZero() && !now.Before(s.ccAt) {
-		s.ccAt = time.Time{}
+		s.ccAt, s.announcing = time.Time{}, false
 		r.sendAck(now, s, framing.AckCC, 0, out)
 	} else if r.paceDue(now, s) {
 		r.sendAck(now, s, framing.AckCC, 0, out)

@@ -12,6 +12,11 @@ import (
 // few megabytes fills at a gigabit, rarely enough to cost nothing.
 const paceMinInterval = 5 * time.Millisecond
 
+// announceProbes is how many probes of a sender that tracks its receivers
+// a receiver answers without suppression: one answer may be lost, three
+// rarely are, and a large group pays three answers per receiver once.
+const announceProbes = 3
+
 // paceWindow is the window over which a receiver measures how fast it
 // handles a sender's packets.
 const paceWindow = 50 * time.Millisecond

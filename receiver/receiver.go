@@ -99,6 +99,8 @@ type remote struct {
 
 	// Pace reports (see pace.go).
 	paceAsked     bool      // the sender's probes ask for them
+	announce      int       // probes answered because the sender tracks receivers
+	announcing    bool      // the pending probe answer is one of them
 	paceNext      time.Time // no unsolicited report before this
 	paceHeardAt   time.Time // another receiver's report, overheard
 	paceHeardRate float64

@@ -515,3 +515,42 @@ func TestPaceReports(t *testing.T) {
 		t.Fatalf("%d pace reports after overhearing a slower receiver's, %d without: no suppression", n, len(got))
 	}
 }
+
+// TestAnnounceToTrackingSender: a sender that tracks its receivers
+// (framing.PaceTrack) hears each receiver's answer to its first probes even
+// when another receiver answered first; after those, answers are
+// suppressed as usual.
+func TestAnnounceToTrackingSender(t *testing.T) {
+	answered := func(flags uint8) []bool {
+		r := newRx(t, Config{})
+		p := &pkt{inst: 1}
+		var got []bool
+		now := t0
+		for seq := range uint16(5) {
+			probe := framing.Cmd{Flavor: framing.FlavorCC, CCSequence: seq, Ext: framing.AppendPace(framing.AppendRate(nil, framing.QuantizeRate(1e6)), framing.Pace{Flags: flags})}
+			handle(t, r, now, p.cmd(t, probe))
+			other := framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: myID + 1}, ServerID: senderID, InstanceID: 1,
+				AckType: framing.AckCC, Ext: framing.AppendCC(nil, framing.CCFeedback{Sequence: seq, Rate: 1})}
+			b, err := other.Append(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			handle(t, r, now, b)
+			acks := 0
+			for _, m := range poll(r, now, now.Add(time.Second)) {
+				if m.Type == framing.TypeAck {
+					acks++
+				}
+			}
+			got = append(got, acks > 0)
+			now = now.Add(2 * time.Second)
+		}
+		return got
+	}
+	if got := answered(framing.PaceTrack); !slices.Equal(got, []bool{true, true, true, false, false}) {
+		t.Fatalf("answers to a tracking sender's probes: %v, want the first three despite suppression", got)
+	}
+	if got := answered(0); !slices.Equal(got, []bool{false, false, false, false, false}) {
+		t.Fatalf("answers to a non-tracking sender's probes: %v, want all suppressed", got)
+	}
+}

@@ -254,13 +254,18 @@ func (s *Sender) sendProbe(now time.Time, out *framing.Outbox) {
 		s.followCC()
 		nodes = s.ccNodeList()
 	}
+	// An empty EXT_PACE asks Shoal receivers to report when they fall
+	// behind (others skip it), and, with TrackReceivers, to make
+	// themselves known.
+	marker := framing.Pace{}
+	if s.cfg.TrackReceivers {
+		marker.Flags = framing.PaceTrack
+	}
 	c := &s.cmd
 	*c = framing.Cmd{
 		Header: s.header(framing.TypeCmd), SenderFields: s.senderFields(), Flavor: framing.FlavorCC,
 		CCSequence: s.ccSeq, SendTime: s.timestamp(now),
-		// An empty EXT_PACE asks Shoal receivers to report when they
-		// fall behind; others skip it.
-		Ext:     framing.AppendPace(framing.AppendRate(c.Ext[:0], framing.QuantizeRate(s.pacer.Rate())), framing.Pace{}),
+		Ext:     framing.AppendPace(framing.AppendRate(c.Ext[:0], framing.QuantizeRate(s.pacer.Rate())), marker),
 		Content: nodes,
 	}
 	s.ccSeq++
