@@ -84,6 +84,7 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 				s.emit(Event{Kind: EventAck, Object: s.wm.obj, Node: a.SourceID})
 				if len(s.wm.pending) == 0 {
 					s.emit(Event{Kind: EventWatermark, Object: s.wm.obj})
+					s.confirmed(s.wm.obj)
 					s.wm = nil
 				}
 			}

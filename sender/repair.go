@@ -253,6 +253,9 @@ func (s *Sender) wmDue(now time.Time) bool {
 	// as they are heard) until someone acknowledges or the requests run out.
 	if len(w.pending) == 0 && (w.acked > 0 || !s.cfg.TrackReceivers || w.tries >= s.cfg.RobustFactor) {
 		s.emit(Event{Kind: EventWatermark, Object: w.obj})
+		if w.acked > 0 {
+			s.confirmed(w.obj)
+		}
 		s.wm = nil
 		return false
 	}
@@ -299,11 +302,35 @@ func (s *Sender) sendWatermarkFlush(now time.Time, out *framing.Outbox) {
 // flushInterval spaces flushes and watermark requests (see
 // Config.FlushTime).
 func (s *Sender) flushInterval() time.Duration {
+	if s.closed && s.allConfirmed() {
+		return 2 * s.grtt
+	}
 	return max(2*s.grtt, s.cfg.FlushTime/time.Duration(s.cfg.RobustFactor))
+}
+
+// confirmed records that every node a watermark waited for acknowledged
+// object id.
+func (s *Sender) confirmed(id uint16) { s.ackedObj, s.acked = id, true }
+
+// allConfirmed reports whether the acking nodes have confirmed everything
+// the sender holds: the newest object is acknowledged, all was sent and
+// no repair is pending. A closing sender then owes nobody its flushes.
+// Receivers outside the acking list are not its responsibility: with
+// positive acknowledgement the list says who is.
+func (s *Sender) allConfirmed() bool {
+	if !s.acked || len(s.objs) == 0 || s.objs[len(s.objs)-1].id != s.ackedObj || s.wm != nil ||
+		len(s.repairs) > 0 || !s.aggEnd.IsZero() {
+		return false
+	}
+	return s.current() == nil
 }
 
 // flushDue reports whether an end-of-transmission flush should go now.
 func (s *Sender) flushDue(now time.Time) bool {
+	if s.closed && s.flushCount < s.cfg.RobustFactor && s.allConfirmed() {
+		// Confirmed: straight to the end.
+		s.flushCount, s.nextFlush = s.cfg.RobustFactor, now
+	}
 	if len(s.objs) == 0 || now.Before(s.nextFlush) || !s.aggEnd.IsZero() {
 		return false
 	}

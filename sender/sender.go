@@ -132,6 +132,8 @@ type Sender struct {
 	nextFlush  time.Time
 	wm         *watermark
 	nodes      []uint32
+	ackedObj   uint16 // the newest object every acking node confirmed
+	acked      bool   // ackedObj is set
 
 	// Parity cache for one block at a time.
 	pcObj     *txObject

@@ -392,3 +392,53 @@ func TestPaceLimit(t *testing.T) {
 		t.Fatalf("after 3 s without reports: limit %v rate %v, want none and 10 MB/s", st.PaceLimit, st.Rate)
 	}
 }
+
+// TestQuickEndWhenConfirmed: a closing sender whose acking nodes have all
+// confirmed its last object owes nobody the FlushTime of flushes and ends
+// within a few GRTTs; one whose watermark failed keeps the floor.
+func TestQuickEndWhenConfirmed(t *testing.T) {
+	closeTime := func(ack bool) time.Duration {
+		s := newSender(t, Config{AckingNodes: []uint32{2}, GRTT: time.Millisecond})
+		id, err := s.SendData([]byte("payload"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := t0
+		drain(s, now, 10*time.Millisecond)
+		now = now.Add(10 * time.Millisecond)
+		if err := s.SetWatermark(id); err != nil {
+			t.Fatal(err)
+		}
+		var ref framing.SymbolRef
+		for _, m := range drain(s, now, 5*time.Millisecond) {
+			if m.Type == framing.TypeCmd && m.Cmd.Flavor == framing.FlavorFlush && m.Cmd.NodeCount() > 0 {
+				ref = m.Cmd.Ref
+			}
+		}
+		now = now.Add(5 * time.Millisecond)
+		if ack {
+			payload, err := framing.AppendSymbolRef(nil, ref, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			feed(t, s, now, &framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: 2},
+				ServerID: 1, InstanceID: s.InstanceID(), AckType: framing.AckFlush, Payload: payload})
+		}
+		s.Close()
+		closed := time.Duration(-1)
+		pollFor(s, now, 5*time.Second, func(at time.Time, _ []framing.Message) {
+			for _, e := range s.Events() {
+				if e.Kind == EventClosed && closed < 0 {
+					closed = at.Sub(now)
+				}
+			}
+		})
+		return closed
+	}
+	if d := closeTime(true); d < 0 || d > 20*time.Millisecond {
+		t.Fatalf("confirmed sender closed after %v, want within 20 ms", d)
+	}
+	if d := closeTime(false); d < time.Second {
+		t.Fatalf("unconfirmed sender closed after %v, want at least FlushTime (1 s)", d)
+	}
+}
