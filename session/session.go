@@ -342,6 +342,9 @@ func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) 
 	if err := s.rx.HandlePacketAt(now, arrived, from, b); err != nil {
 		s.log.Debug("bad packet", "from", from, "err", err)
 	}
+	// Stream data in the receiver's events points into buffers the next
+	// packet may reuse: take the events now, not after the whole batch.
+	s.rxEvents()
 }
 
 // poll runs the engines' timers, collects their packets and events, and
