@@ -28,6 +28,9 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 			if c.Node(i) == r.cfg.NodeID {
 				s.ackRef, s.ackWanted = ref, true
 				r.maybeAck(now, s)
+				if _, ok := r.streamProgress(s, ref); ok && s.ackAt.IsZero() && !r.cfg.Silent {
+					s.ackAt = now.Add(r.uniform(s.grtt))
+				}
 			}
 		}
 		r.maybeNack(now, s)
@@ -189,7 +192,7 @@ func (r *Receiver) uniform(d time.Duration) time.Duration {
 // everything up to the watermark is here: a random delay within one GRTT
 // spreads the answers of a large group.
 func (r *Receiver) maybeAck(now time.Time, s *remote) {
-	if s.ackWanted && s.ackAt.IsZero() && !r.cfg.Silent && r.holdsThrough(s, s.ackRef.ObjectID) {
+	if s.ackWanted && s.ackAt.IsZero() && !r.cfg.Silent && r.holdsRef(s, s.ackRef) {
 		s.ackAt = now.Add(r.uniform(s.grtt))
 	}
 }
@@ -375,9 +378,16 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 	}
 	if !s.ackAt.IsZero() && !now.Before(s.ackAt) {
 		s.ackAt = time.Time{}
-		if r.holdsThrough(s, s.ackRef.ObjectID) {
+		if r.holdsRef(s, s.ackRef) {
 			s.ackWanted = false
 			r.sendAck(now, s, framing.AckFlush, 0, out)
+		} else if ref, ok := r.streamProgress(s, s.ackRef); ok {
+			// Not all there yet: say how far, so the sender's writer need
+			// not wait for the whole of what it asked about.
+			want := s.ackRef
+			s.ackRef = ref
+			r.sendAck(now, s, framing.AckFlush, 0, out)
+			s.ackRef = want
 		}
 	}
 	if !s.ccAt.IsZero() && !now.Before(s.ccAt) {

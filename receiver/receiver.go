@@ -584,6 +584,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		if advanced {
 			r.maybeNack(now, s)
 		}
+		r.maybeAck(now, s) // a stream watermark may be reached now
 		return nil
 	}
 	if st == nack.BlockComplete || st == nack.ObjectComplete {

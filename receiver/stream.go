@@ -96,6 +96,37 @@ func (r *Receiver) skipStream(s *remote, o *rxObject, block uint32) {
 	r.deliverStream(s, o)
 }
 
+// holdsRef reports whether this receiver holds everything a watermark at
+// ref covers: every object before ref's, and, for a stream, every segment
+// through ref's, handed over in order. Data handed over is the
+// application's: what the receiver acknowledges, the sender may overwrite.
+func (r *Receiver) holdsRef(s *remote, ref framing.SymbolRef) bool {
+	o := r.pending(s, ref.ObjectID)
+	if o == nil || o.stream == nil {
+		return r.holdsThrough(s, ref.ObjectID)
+	}
+	if !r.holdsThrough(s, ref.ObjectID-1) {
+		return false
+	}
+	st := o.stream
+	return st.next > uint64(ref.PayloadID.Block)*uint64(st.k)+uint64(ref.PayloadID.Symbol)
+}
+
+// streamProgress returns, for a watermark at ref in a stream this
+// receiver has not yet received through ref, the position it holds
+// through (its last segment handed over), to acknowledge as progress. ok
+// is false when there is none to report.
+func (r *Receiver) streamProgress(s *remote, ref framing.SymbolRef) (framing.SymbolRef, bool) {
+	o := r.pending(s, ref.ObjectID)
+	if o == nil || o.stream == nil || o.stream.next == 0 || !r.holdsThrough(s, ref.ObjectID-1) {
+		return ref, false
+	}
+	st := o.stream
+	last := st.next - 1
+	ref.PayloadID = framing.PayloadID{Block: uint32(last / uint64(st.k)), Symbol: uint16(last % uint64(st.k))}
+	return ref, true
+}
+
 // streamFlush records how far a NORM_CMD(FLUSH) says the sender got in a
 // stream, so the next NACK asks up to there.
 func (o *rxObject) streamFlush(ref framing.SymbolRef) {

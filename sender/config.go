@@ -105,6 +105,16 @@ type Config struct {
 	// receiver heard from (NACK or ACK) to that list.
 	AckingNodes    []uint32
 	TrackReceivers bool
+
+	// StreamTimeout is how long a stream's writer may be held back by
+	// receivers that have not confirmed holding the ring's data before
+	// they are dropped from flow control (EventSlowReceiver). 0 means
+	// 10 s; negative means wait for ever.
+	StreamTimeout time.Duration
+	// StreamPartial turns stream flow control off: ring slots are reused
+	// once sent, whoever still needs them, and receivers that fall behind
+	// get gaps. For live media where late data is worthless.
+	StreamPartial bool
 }
 
 // Errors returned by the Sender.
@@ -153,6 +163,12 @@ func (c *Config) setDefaults() error {
 		c.FlushTime = time.Second
 	case c.FlushTime < 0:
 		c.FlushTime = 0
+	}
+	switch {
+	case c.StreamTimeout == 0:
+		c.StreamTimeout = 10 * time.Second
+	case c.StreamTimeout < 0:
+		c.StreamTimeout = 0
 	}
 	if c.ProbeInterval == 0 {
 		c.ProbeInterval = time.Second

@@ -27,6 +27,7 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 	if arrived.IsZero() || arrived.After(now) {
 		arrived = now
 	}
+	s.now = now
 	h, _, err := framing.Peek(b)
 	if err != nil {
 		s.stats.BadPackets++
@@ -43,6 +44,7 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 			return nil
 		}
 		s.stats.NacksReceived++
+		s.flowHeard(n.SourceID)
 		s.heard(arrived, n.SourceID, n.GRTTResponse)
 		s.ccFeedback(now, arrived, n.SourceID, n.GRTTResponse, n.Ext)
 		s.paceFeedback(now, n.SourceID, n.Ext)
@@ -74,6 +76,12 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 			return nil
 		}
 		s.stats.AcksReceived++
+		s.flowHeard(a.SourceID)
+		if a.AckType == framing.AckFlush {
+			if w, err := a.Watermark(0); err == nil {
+				s.flowAck(a.SourceID, w)
+			}
+		}
 		s.heard(arrived, a.SourceID, a.GRTTResponse)
 		s.ccFeedback(now, arrived, a.SourceID, a.GRTTResponse, a.Ext)
 		s.paceFeedback(now, a.SourceID, a.Ext)
@@ -181,6 +189,7 @@ func (s *Sender) active() bool {
 // be called again (it may be called earlier, for instance after
 // HandlePacket).
 func (s *Sender) Poll(now time.Time, out *framing.Outbox) time.Time {
+	s.now = now
 	if !s.aggEnd.IsZero() {
 		// The window was sized with the GRTT of its first NACK; when the
 		// estimate has shrunk since, receivers time their hold-off with the
@@ -193,6 +202,7 @@ func (s *Sender) Poll(now time.Time, out *framing.Outbox) time.Time {
 		s.planRepairs(now)
 	}
 	s.paceGrow(now)
+	s.flowDue = s.flowPoll(now)
 	if s.active() && !now.Before(s.nextProbe) {
 		// Probes are small and time-critical: they go at once and their
 		// bytes are charged to the pacer.
@@ -259,7 +269,7 @@ func (s *Sender) sendProbe(now time.Time, out *framing.Outbox) {
 	// behind (others skip it), and, with TrackReceivers, to make
 	// themselves known.
 	marker := framing.Pace{}
-	if s.cfg.TrackReceivers {
+	if s.cfg.TrackReceivers || (s.flowStream() != nil && !s.cfg.StreamPartial) {
 		marker.Flags = framing.PaceTrack
 	}
 	c := &s.cmd
@@ -334,6 +344,9 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 	case s.squelch:
 		s.sendSquelch(out)
 	case len(s.repairs) > 0 && s.sendRepair(out):
+	case s.flowDue:
+		s.flowDue = false
+		s.sendFlowWatermark(now, out)
 	case s.wm != nil && s.wmDue(now):
 		s.sendWatermarkFlush(now, out)
 	case s.current() != nil:
@@ -457,6 +470,9 @@ func (s *Sender) sendSymbol(o *txObject, b, sym int, out *framing.Outbox) bool {
 	payload, ok := s.symbol(o, b, sym)
 	if !ok {
 		return false
+	}
+	if st := o.stream; st != nil {
+		st.lastTx[b%st.ringBlocks] = s.now
 	}
 	d := &s.scratch
 	*d = framing.Data{

@@ -33,7 +33,9 @@ const (
 	EventClosed
 	// EventSlowReceiver: under congestion control, receiver Node reported
 	// less than CC.MinRate for CC.SlowReceiverTimeout and no longer limits
-	// the rate. It still gets repairs; it may not keep up.
+	// the rate; or it held a stream's writer back for StreamTimeout and no
+	// longer holds back stream Object. It still gets repairs; it may not
+	// keep up.
 	EventSlowReceiver
 )
 
@@ -67,8 +69,15 @@ type Stats struct {
 	CCFeedback     uint64 // congestion control reports received (EXT_CC)
 	PaceReports    uint64 // reports of receivers falling behind (EXT_PACE)
 	PaceCuts       uint64 // times such a report lowered the rate
-	GRTT           time.Duration
-	Rate           float64 // bytes per second
+	// Stream flow control: watermark requests sent, receivers not tracked
+	// because the table was full, how long writers were held back in all,
+	// and the receiver that holds the open stream back now (0: none).
+	FlowRequests     uint64
+	FlowNodesRefused uint64
+	FlowBlocked      time.Duration
+	FlowLimiter      uint32
+	GRTT             time.Duration
+	Rate             float64 // bytes per second
 	// CLR is the current limiting receiver under congestion control (0 if
 	// none), and SlowStart whether it has seen no loss yet.
 	CLR       uint32

@@ -33,6 +33,9 @@ func (s *Sender) paceFeedback(now time.Time, node uint32, ext framing.Extensions
 		return
 	}
 	delay, rate := framing.UnquantizeRTT(p.Delay), framing.UnquantizeRate(p.Rate)
+	if delay >= s.rxDelay || now.Sub(s.rxDelayAt) > time.Second {
+		s.rxDelay, s.rxDelayAt = delay, now
+	}
 	if delay <= congestion.PaceTarget {
 		return
 	}

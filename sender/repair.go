@@ -407,6 +407,17 @@ func (s *Sender) nextWake(now time.Time) time.Time {
 	if s.wm != nil {
 		paced(s.wm.next)
 	}
+	if o := s.flowStream(); o != nil && !s.cfg.StreamPartial {
+		// Flow control: watermark requests, and releases that let a
+		// waiting writer go on.
+		if st := o.stream; !st.blocked.IsZero() || st.next > st.released {
+			t := st.wmNext
+			if !t.After(now) {
+				t = now.Add(max(s.grtt, time.Millisecond))
+			}
+			paced(t)
+		}
+	}
 	// Flushes wait while NACKs are being aggregated (flushDue says so too).
 	if len(s.objs) > 0 && s.aggEnd.IsZero() && (s.flushCount <= s.cfg.RobustFactor || (s.closed && s.flushCount < s.cfg.RobustFactor+1+eotRepeats)) {
 		paced(s.nextFlush)

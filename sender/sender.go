@@ -132,8 +132,16 @@ type Sender struct {
 	nextFlush  time.Time
 	wm         *watermark
 	nodes      []uint32
-	ackedObj   uint16 // the newest object every acking node confirmed
-	acked      bool   // ackedObj is set
+	flow       []flowNode     // receivers stream flow control waits for
+	flowIndex  map[uint32]int // index into flow by node id
+	flowDue    bool           // a flow-control watermark request is due
+	flowObj    uint16         // the stream flow's acked positions refer to
+	flowSet    bool
+	rxDelay    time.Duration // the longest socket wait receivers reported lately
+	rxDelayAt  time.Time
+	now        time.Time // the time of the current Poll or HandlePacket
+	ackedObj   uint16    // the newest object every acking node confirmed
+	acked      bool      // ackedObj is set
 
 	// Parity cache for one block at a time.
 	pcObj     *txObject

@@ -2,6 +2,7 @@ package sender
 
 import (
 	"errors"
+	"time"
 
 	"github.com/shoalnet/shoal/framing"
 )
@@ -48,8 +49,12 @@ type txStream struct {
 	startNext bool   // the next byte written starts a message
 	offset    uint64 // stream offset of its first byte
 
-	next       uint64 // next segment to send as new data
-	parityFor  int    // block whose auto parity is due, -1 if none
+	next       uint64      // next segment to send as new data
+	released   uint64      // segments below this may be overwritten (see flow.go)
+	lastTx     []time.Time // per ring block: when a symbol of it last went out
+	wmNext     time.Time   // no flow-control watermark request before this
+	blocked    time.Time   // since when the writer has been held back, zero if not
+	parityFor  int         // block whose auto parity is due, -1 if none
 	parityLeft int
 	closing    bool // CloseStream called; the end marker is sealed
 }
@@ -72,6 +77,7 @@ func (s *Sender) OpenStream(bufSize int, info []byte, mode FlushMode) (uint16, e
 	st := &txStream{k: k, ringBlocks: blocks, ringSegs: blocks * k, mode: mode, startNext: true, parityFor: -1}
 	st.data = make([]byte, st.ringSegs*seg)
 	st.hdr = make([]framing.StreamHeader, st.ringSegs)
+	st.lastTx = make([]time.Time, blocks)
 	o := &txObject{id: s.nextID, kind: KindStream, size: uint64(len(st.data)), info: append([]byte(nil), info...),
 		blocks: blocks, parityUsed: make([]uint8, blocks), stream: st}
 	var err error
@@ -97,8 +103,9 @@ func (s *Sender) stream(id uint16) (*txObject, *txStream, error) {
 }
 
 // WriteStream appends p to stream id and returns how much it took: less
-// than len(p) when the ring is full of data not yet sent (back-pressure:
-// write the rest after later polls). With eom, the bytes written complete a
+// than len(p) when the ring is full of data that is not yet sent or that
+// receivers may still need (back-pressure: write the rest after later
+// polls; see Config.StreamTimeout). With eom, the bytes written complete a
 // message, the next write starts a new one, and the stream's flush mode
 // applies.
 func (s *Sender) WriteStream(id uint16, p []byte, eom bool) (int, error) {
@@ -106,6 +113,23 @@ func (s *Sender) WriteStream(id uint16, p []byte, eom bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	n, err := s.writeStream(o, st, p, eom)
+	s.noteBlocked(st, n < len(p))
+	return n, err
+}
+
+// noteBlocked tracks how long the writer of st is held back.
+func (s *Sender) noteBlocked(st *txStream, blocked bool) {
+	switch {
+	case blocked && st.blocked.IsZero():
+		st.blocked = s.now
+	case !blocked && !st.blocked.IsZero():
+		s.stats.FlowBlocked += s.now.Sub(st.blocked)
+		st.blocked = time.Time{}
+	}
+}
+
+func (s *Sender) writeStream(o *txObject, st *txStream, p []byte, eom bool) (int, error) {
 	seg := s.cfg.SegmentSize
 	n := 0
 	for n < len(p) {
@@ -172,10 +196,11 @@ func (s *Sender) CloseStream(id uint16) error {
 }
 
 // canSeal reports whether the next segment may take its ring slot: the
-// writer may not run more than the ring, less one block, ahead of
-// transmission, so the block being sent and its parity stay intact.
+// writer may not run more than the ring, less one block, ahead of what is
+// released (see flow.go), so data receivers may still need, the block
+// being sent and its parity stay intact.
 func (s *Sender) canSeal(st *txStream) bool {
-	return st.sealed-st.next < uint64(st.ringSegs-st.k)
+	return st.sealed-st.released < uint64(st.ringSegs-st.k)
 }
 
 // seal closes the segment being filled, if it holds data, so it can be

@@ -286,16 +286,26 @@ func TestStream(t *testing.T) {
 	}
 }
 
-// TestStreamOverrun: with a ring far smaller than the data sent while
-// repairs are pending, old data is overwritten; receivers must be told
-// (EventStreamGap) and resume cleanly at a message start, never deliver
-// wrong bytes.
+// TestStreamOverrun: a partially reliable stream (StreamPartial) with a
+// ring far smaller than the data sent while repairs are pending overwrites
+// old data; receivers must be told (EventStreamGap) and resume cleanly at
+// a message start, never deliver wrong bytes. With flow control (the
+// default) the same stream loses nothing: the writer waits instead.
 func TestStreamOverrun(t *testing.T) {
-	res := run(t, Scenario{Seed: 22, Receivers: 3, Loss: 0.05,
+	sc := Scenario{Seed: 22, Receivers: 3, Loss: 0.05,
 		Stream: &Stream{Messages: 600, MaxLen: 5000, Mode: sender.FlushPassive, Buffer: 128 << 10},
-		Sender: sender.Config{Rate: 50e6, Parity: 0}})
+		Sender: sender.Config{Rate: 50e6, Parity: 0, StreamPartial: true}}
+	res := run(t, sc)
 	if res.StreamGaps == 0 || res.Sender.Squelches == 0 {
 		t.Fatalf("no gap reported (%d) or no squelch sent (%d): the test lost its point", res.StreamGaps, res.Sender.Squelches)
+	}
+	sc.Sender.StreamPartial = false
+	res = run(t, sc)
+	if res.StreamGaps != 0 || res.Sender.Squelches != 0 {
+		t.Fatalf("flow-controlled stream: %d gaps, %d squelches; want none", res.StreamGaps, res.Sender.Squelches)
+	}
+	if res.Sender.FlowBlocked == 0 || res.Sender.FlowRequests == 0 {
+		t.Fatalf("the writer was never held back (%v) or no watermark was asked (%d): the test lost its point", res.Sender.FlowBlocked, res.Sender.FlowRequests)
 	}
 }
 

@@ -37,3 +37,43 @@ func TestSlowReceiverPace(t *testing.T) {
 		t.Error("the sender never slowed down for the slow receiver")
 	}
 }
+
+// TestStreamSurvivesStall: a flow-controlled stream through 30 % loss
+// with jitter (reordering), to three receivers, one of which hears nothing
+// for 3 s mid-stream. No byte is lost: the writer waits for the stalled
+// receiver. With a StreamTimeout of 1 s the sender instead drops it from
+// flow control with an EventSlowReceiver and the writer goes on, held back
+// only by the loss; the dropped receiver gets a gap, not wrong data.
+func TestStreamSurvivesStall(t *testing.T) {
+	sc := Scenario{Seed: 5, Receivers: 3, Loss: 0.3, Jitter: time.Millisecond, Delay: time.Millisecond,
+		OutageFrom: 100 * time.Millisecond, OutageTo: 3100 * time.Millisecond,
+		Stream: &Stream{Messages: 3000, MaxLen: 4000, Mode: sender.FlushNone, Buffer: 1 << 20},
+		Sender: sender.Config{Rate: 25e6, Parity: 16, GRTT: 10 * time.Millisecond}, Limit: 60 * time.Second}
+	res := run(t, sc)
+	t.Logf("waiting: done at %v, writer held back %v, %d gaps, %d watermark requests", res.Virtual, res.Sender.FlowBlocked, res.StreamGaps, res.Sender.FlowRequests)
+	if res.StreamGaps != 0 {
+		t.Fatalf("%d stream gaps with flow control and every receiver alive", res.StreamGaps)
+	}
+	if res.Sender.FlowBlocked < 2*time.Second {
+		t.Fatalf("the writer was held back only %v by a 3 s stall: the stall missed the stream", res.Sender.FlowBlocked)
+	}
+	waited := res.Sender.FlowBlocked
+	sc.Sender.StreamTimeout = time.Second
+	res = run(t, sc)
+	t.Logf("timeout: done at %v, writer held back %v, %d gaps", res.Virtual, res.Sender.FlowBlocked, res.StreamGaps)
+	dropped := 0
+	for _, e := range res.SenderEvts {
+		if e.Kind == sender.EventSlowReceiver {
+			dropped++
+			if e.Node != rxNodeID(0) {
+				t.Errorf("dropped node %x, want the stalled receiver %x", e.Node, rxNodeID(0))
+			}
+		}
+	}
+	if dropped == 0 {
+		t.Fatal("no EventSlowReceiver for the stalled receiver")
+	}
+	if res.Sender.FlowBlocked > waited-1500*time.Millisecond {
+		t.Fatalf("writer held back %v with a 1 s StreamTimeout, %v without: the stall still held it", res.Sender.FlowBlocked, waited)
+	}
+}
