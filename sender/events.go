@@ -65,6 +65,16 @@ type Stats struct {
 	BadPackets     uint64 // unparsable packets given to HandlePacket
 	AggregateWiden uint64 // NACK requests widened because aggregation tables were full
 	CCFeedback     uint64 // congestion control reports received (EXT_CC)
+
+	// Signs of faulty or hostile receivers (any host on the group can send
+	// NACKs and ACKs). None of them costs the sender more than the state
+	// it holds.
+	BadRequests    uint64 // NACKs holding repair requests that made no sense (those were skipped)
+	RepairsClamped uint64 // block ranges reaching past the blocks sent, cut to them
+	RepairsMerged  uint64 // repair requests merged into an identical or wider repair still queued
+	RepairsDropped uint64 // repair requests dropped because the repair queue was full (receivers ask again)
+	RepairYields   uint64 // new data packets sent ahead of queued repairs (see Sender's repair share)
+	NodesRefused   uint64 // receivers not tracked because MaxNodes were tracked already
 	GRTT           time.Duration
 	Rate           float64 // bytes per second
 	// CLR is the current limiting receiver under congestion control (0 if
