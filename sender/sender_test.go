@@ -92,10 +92,11 @@ func TestInstanceIDRandomPerStart(t *testing.T) {
 	seeded := func(seed uint64) *Sender {
 		return newSender(t, Config{Rand: rand.New(rand.NewPCG(seed, 7))})
 	}
-	if ids(seeded(3)) != ids(seeded(3)) {
+	c, d := seeded(3), seeded(3)
+	if ids(c) != ids(d) {
 		t.Fatal("the same seed gave different ids")
 	}
-	if ids(seeded(3)) == ids(seeded(4)) {
+	if ids(c) == ids(seeded(4)) {
 		t.Fatal("different seeds gave the same ids")
 	}
 }
