@@ -8,8 +8,9 @@
 // time (HandlePacket), collects what it wants sent (Poll into a
 // framing.Outbox) and calls Poll again no later than the time Poll returned.
 // Randomness comes from Config.Rand. Given a seeded Rand, the same inputs
-// give the same packets, which is what lets tests run a thousand receivers in virtual time and lets
-// package session run the same engine over real sockets.
+// give the same packets, which is what lets tests run a thousand receivers
+// in virtual time and lets package session run the same engine over real
+// sockets.
 package sender
 
 import (

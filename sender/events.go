@@ -74,7 +74,7 @@ type Stats struct {
 	RepairsMerged  uint64 // repair requests merged into an identical or wider repair still queued
 	RepairsDropped uint64 // repair requests dropped because the repair queue was full (receivers ask again)
 	RepairYields   uint64 // new data packets sent ahead of queued repairs (see Sender's repair share)
-	NodesRefused   uint64 // receivers not tracked because MaxNodes were tracked already
+	NodesRefused   uint64 // feedback packets from receivers left untracked because MaxNodes were tracked already
 	GRTT           time.Duration
 	Rate           float64 // bytes per second
 	// CLR is the current limiting receiver under congestion control (0 if

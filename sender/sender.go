@@ -399,24 +399,22 @@ func (s *Sender) SetWatermark(id uint16) error {
 	return nil
 }
 
-// addNode adds node to the acking nodes if it is new and reports whether
-// it is tracked. Work is logarithmic in the number of nodes, and the list
-// stops growing at Config.MaxNodes.
-func (s *Sender) addNode(node uint32) bool {
+// addNode adds node to the acking nodes if it is new. Work is logarithmic
+// in the number of nodes, and the list stops growing at Config.MaxNodes.
+func (s *Sender) addNode(node uint32) {
 	i, found := slices.BinarySearch(s.nodeSet, node)
 	if found {
-		return true
+		return
 	}
 	if len(s.nodes) >= s.cfg.MaxNodes {
 		s.stats.NodesRefused++
-		return false
+		return
 	}
 	s.nodeSet = slices.Insert(s.nodeSet, i, node)
 	s.nodes = append(s.nodes, node)
 	if s.wm != nil {
 		s.wm.pending[node] = true
 	}
-	return true
 }
 
 // lastSymbol returns the last block and source symbol id of o (for a
