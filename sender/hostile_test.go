@@ -247,3 +247,42 @@ func TestAckCreditsExactWatermark(t *testing.T) {
 		t.Fatalf("exact ACK: events %v", ev)
 	}
 }
+
+// TestRepairQueueRing: the queue keeps FIFO order and its marks while the
+// ring grows around a head that has moved, and refuses jobs at its bound.
+func TestRepairQueueRing(t *testing.T) {
+	var q repairQueue
+	var marks []uint64
+	next, popped := 0, 0
+	for round := range 40 {
+		for range 150 {
+			m := q.push(repairJob{block: uint32(next)})
+			if m == 0 {
+				if q.len() != maxRepairJobs {
+					t.Fatalf("refused at %d jobs", q.len())
+				}
+				break
+			}
+			marks = append(marks, m)
+			next++
+		}
+		for range round % 3 * 20 {
+			if q.front().block != uint32(popped) {
+				t.Fatalf("popped block %d, want %d", q.front().block, popped)
+			}
+			q.pop()
+			popped++
+		}
+		for i := popped; i < len(marks); i++ {
+			if j := q.waiting(marks[i]); j == nil || j.block != uint32(i) {
+				t.Fatalf("mark of job %d lost", i)
+			}
+		}
+		if popped > 0 && q.waiting(marks[popped-1]) != nil {
+			t.Fatal("a popped job is still waiting")
+		}
+	}
+	if q.len() != maxRepairJobs {
+		t.Fatalf("%d jobs, want the bound %d", q.len(), maxRepairJobs)
+	}
+}

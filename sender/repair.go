@@ -148,10 +148,11 @@ func lastSentBlock(o *txObject) int64 {
 // receivers ask again.
 const maxRepairJobs = 4096
 
-// repairQueue is a FIFO of repair jobs in a ring allocated on first use.
-// Jobs are numbered in queueing order; a txObject remembers the number of
-// its jobs still waiting, so that a later request for the same repair
-// merges into the waiting job instead of queueing a duplicate.
+// repairQueue is a FIFO of repair jobs in a ring that grows, by doubling,
+// up to maxRepairJobs. Jobs are numbered in queueing order; a txObject
+// remembers the number of its jobs still waiting, so that a later request
+// for the same repair merges into the waiting job instead of queueing a
+// duplicate.
 type repairQueue struct {
 	jobs       []repairJob
 	head, tail uint64 // numbers of the first job and of the next to queue
@@ -166,11 +167,17 @@ func (q *repairQueue) pop() { q.head++ }
 // push queues j and returns its mark (number + 1), or 0 if the queue is
 // full.
 func (q *repairQueue) push(j repairJob) uint64 {
-	if q.jobs == nil {
-		q.jobs = make([]repairJob, maxRepairJobs)
-	}
 	if q.len() == len(q.jobs) {
-		return 0
+		if len(q.jobs) == maxRepairJobs {
+			return 0
+		}
+		// Numbers head..tail-1 are consecutive and fewer than the new
+		// size: each keeps a slot of its own at number modulo size.
+		jobs := make([]repairJob, min(max(2*len(q.jobs), 64), maxRepairJobs))
+		for n := q.head; n < q.tail; n++ {
+			jobs[n%uint64(len(jobs))] = q.jobs[n%uint64(len(q.jobs))]
+		}
+		q.jobs = jobs
 	}
 	q.jobs[q.tail%uint64(len(q.jobs))] = j
 	q.tail++
