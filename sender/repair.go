@@ -16,17 +16,19 @@ func (s *Sender) planRepairs(now time.Time) {
 	s.aggEnd = time.Time{}
 	s.cycleStart = now
 	s.stats.AggregateWiden += uint64(s.agg.Widened())
-	// The plan lists objects in serial order from the window's base; ids
-	// from end on were never used by an object the sender holds.
+	// The plan lists objects in serial order from the window's base (the
+	// oldest object then cached). Offsets from end on are ids not yet
+	// used, or ids older than the base (they wrap to the top).
 	end := uint16(s.nextID - s.aggBase)
 	queued := false
 	for p := s.agg.Plan(); p.Next(); {
 		s.work++
 		r := p.Repair()
 		if uint16(r.Object-s.aggBase) >= end {
-			// Every request from here on is for an object never sent: the
-			// squelch's position answers them all, and none is worth a
-			// listing, which would only invalidate ids still to come.
+			// Every request from here on is for an object the sender no
+			// longer or not yet holds: the squelch's position answers them
+			// all, and none is worth a listing (old ids are before the
+			// position; listing ids still to come would invalidate them).
 			s.squelch = true
 			break
 		}
