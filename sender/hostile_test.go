@@ -286,3 +286,44 @@ func TestRepairQueueRing(t *testing.T) {
 		t.Fatalf("%d jobs, want the bound %d", q.len(), maxRepairJobs)
 	}
 }
+
+// TestObjectRangeNackBounded: a NACK asking for every object id there is
+// (and its NORM_INFO) costs work in proportion to the objects cached, not
+// to the 64 Ki ids named: the cached one is repaired, a squelch answers
+// the rest and lists none of the ids still to come.
+func TestObjectRangeNackBounded(t *testing.T) {
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 4, Rate: 1e7})
+	id, err := s.SendData(make([]byte, 1000), []byte("info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(s, t0, 50*time.Millisecond)
+	now := t0.Add(50 * time.Millisecond)
+	c, err := framing.AppendRepairRequest(nil, framing.FormRanges, framing.RepairObject|framing.RepairInfo, 0, []framing.SymbolRef{
+		{FECID: framing.FECRS8, ObjectID: id + 1}, {FECID: framing.FECRS8, ObjectID: id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, s, now, &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: 2},
+		ServerID: 1, InstanceID: s.InstanceID(), Content: c})
+	work := s.work
+	var squelch *framing.Cmd
+	repaired := 0
+	for _, m := range drain(s, now, time.Second) {
+		switch {
+		case m.Type == framing.TypeCmd && m.Cmd.Flavor == framing.FlavorSquelch:
+			squelch = &m.Cmd
+		case m.Type == framing.TypeData && m.Data.ObjectID == id:
+			repaired++
+		}
+	}
+	if w := s.work - work; w > 100 {
+		t.Errorf("%d steps of work for one cached object", w)
+	}
+	if squelch == nil || squelch.SquelchCount() != 0 {
+		t.Errorf("squelch %v, want one listing no ids", squelch)
+	}
+	if repaired != 10 {
+		t.Errorf("%d symbols of the cached object repaired, want its 10", repaired)
+	}
+}
