@@ -7,12 +7,15 @@
 // goroutine or the wall clock. The caller feeds it packets and the current
 // time (HandlePacket), collects what it wants sent (Poll into a
 // framing.Outbox) and calls Poll again no later than the time Poll returned.
-// Randomness comes from Config.Rand. The same inputs give the same packets,
-// which is what lets tests run a thousand receivers in virtual time and lets
-// package session run the same engine over real sockets.
+// Randomness comes from Config.Rand. Given a seeded Rand, the same inputs
+// give the same packets, which is what lets tests run a thousand receivers
+// in virtual time and lets package session run the same engine over real
+// sockets.
 package sender
 
 import (
+	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -29,10 +32,13 @@ type Config struct {
 	// Required; conventionally an IPv4 address of the host.
 	NodeID uint32
 	// InstanceID tells receivers that a sender restarted. If zero, one is
-	// drawn from Rand, which is what a restarting sender wants.
+	// drawn from Rand, which is what a restarting sender wants: receivers
+	// take the objects of an instance they already heard as old news.
 	InstanceID uint16
-	// Rand supplies all randomness. If nil, a generator seeded from NodeID
-	// is used, so runs are reproducible either way.
+	// Rand supplies all randomness, the instance id and first object id
+	// included. If nil, a generator seeded from crypto/rand is used, so
+	// that every start is a new instance with fresh object ids; give a
+	// seeded one for reproducible runs (the engine is deterministic then).
 	Rand *rand.Rand
 
 	// Rate is the transmit rate in bytes per second (payload plus NORM
@@ -115,6 +121,13 @@ type Config struct {
 	// once sent, whoever still needs them, and receivers that fall behind
 	// get gaps. For live media where late data is worthless.
 	StreamPartial bool
+
+	// MaxNodes bounds the receivers the sender keeps track of: AckingNodes
+	// plus, with TrackReceivers, those heard. Any host on the group can
+	// send feedback under any node id, so past this bound new ids are not
+	// tracked (counted in Stats.NodesRefused); their NACKs are still
+	// answered. 0 means 1024; AckingNodes may not hold more.
+	MaxNodes int
 }
 
 // Errors returned by the Sender.
@@ -143,6 +156,7 @@ func (c *Config) setDefaults() error {
 	def(&c.BlockLen, 64)
 	def(&c.RobustFactor, 20)
 	def(&c.CacheObjects, 256)
+	def(&c.MaxNodes, 1024)
 	switch {
 	case c.Backoff == 0:
 		c.Backoff = 4
@@ -177,7 +191,12 @@ func (c *Config) setDefaults() error {
 		c.CacheBytes = 1 << 30
 	}
 	if c.Rand == nil {
-		c.Rand = rand.New(rand.NewPCG(uint64(c.NodeID), 0x5e4d))
+		// Not seeded from NodeID: a restarted sender would reuse its
+		// instance and object ids, and receivers would ignore its objects
+		// as already finished.
+		var seed [16]byte
+		_, _ = crand.Read(seed[:]) // documented never to fail
+		c.Rand = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	}
 	switch {
 	case c.SegmentSize < 64 || c.SegmentSize > 65000:
@@ -196,6 +215,8 @@ func (c *Config) setDefaults() error {
 		// Object ids are 16-bit serial numbers: more than half the space in
 		// flight would make old and new ids ambiguous.
 		return fmt.Errorf("%w: CacheObjects must be at most 32768", ErrConfig)
+	case c.MaxNodes < 0 || len(c.AckingNodes) > c.MaxNodes:
+		return fmt.Errorf("%w: AckingNodes lists more than MaxNodes nodes", ErrConfig)
 	case c.GRTT < 0 || c.GRTTMax < time.Millisecond:
 		return fmt.Errorf("%w: GRTT bounds out of range", ErrConfig)
 	}

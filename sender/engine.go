@@ -60,12 +60,15 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 				base = s.objs[0].id
 			}
 			s.agg.Reset(base)
+			s.aggBase = base
 			s.aggStart = now
 			s.aggEnd = now.Add(nack.AggregationWindow(s.grtt, float64(s.cfg.Backoff)))
 		}
 		// Malformed requests inside a well-formed NACK are skipped by the
 		// aggregator; the rest still count.
-		_ = s.agg.Add(n.Content, n.FECM)
+		if s.agg.Add(n.Content, n.FECM) != nil {
+			s.stats.BadRequests++
+		}
 	case framing.TypeAck:
 		a := &s.rx.Ack
 		if err := a.Unmarshal(b); err != nil {
@@ -105,16 +108,7 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 // with TrackReceivers, adds the receiver to the acking nodes.
 func (s *Sender) heard(now time.Time, node uint32, resp framing.Timestamp) {
 	if s.cfg.TrackReceivers {
-		known := false
-		for _, n := range s.nodes {
-			known = known || n == node
-		}
-		if !known {
-			s.nodes = append(s.nodes, node)
-			if s.wm != nil {
-				s.wm.pending[node] = true
-			}
-		}
+		s.addNode(node)
 	}
 	if resp == (framing.Timestamp{}) {
 		return // the receiver has not seen a probe yet
@@ -174,7 +168,7 @@ func (s *Sender) followCC() {
 // active reports whether the sender has anything in flight worth probing
 // and flushing for.
 func (s *Sender) active() bool {
-	if len(s.repairs) > 0 || !s.aggEnd.IsZero() || s.wm != nil || s.squelch {
+	if s.rq.len() > 0 || !s.aggEnd.IsZero() || s.wm != nil || s.squelch {
 		return true
 	}
 	for _, o := range s.objs {
@@ -343,13 +337,18 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 		s.cmds = s.cmds[1:]
 	case s.squelch:
 		s.sendSquelch(out)
-	case len(s.repairs) > 0 && s.sendRepair(out):
+	case s.rq.len() > 0 && !s.yieldToData() && s.sendRepair(out):
+		s.repairRun++
 	case s.flowDue:
 		s.flowDue = false
 		s.sendFlowWatermark(now, out)
 	case s.wm != nil && s.wmDue(now):
 		s.sendWatermarkFlush(now, out)
 	case s.current() != nil:
+		if s.rq.len() > 0 {
+			s.dataRun++
+			s.stats.RepairYields++
+		}
 		s.sendNew(s.current(), out)
 	case s.flushDue(now):
 		s.sendFlush(now, out)
@@ -365,7 +364,23 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 	}
 	// A step may legitimately send nothing (a file read failed); report
 	// progress anyway so the caller tries the next candidate.
-	return out.Len() > before || s.current() != nil || len(s.repairs) > 0
+	if s.rq.len() == 0 {
+		s.repairRun, s.dataRun = 0, 0
+	}
+	return out.Len() > before || s.current() != nil || s.rq.len() > 0
+}
+
+// yieldToData reports whether new data goes ahead of the queued repairs
+// this time. Repairs outrank new data (RFC 5740 §5.4), but not forever:
+// once a backlog of repairs has sent a block's worth of packets (one block
+// of source and parity symbols, more than an ordinary repair cycle asks
+// for), new data gets every other packet until the queue empties. A storm
+// of NACKs, from one node or many, can then take at most half the rate
+// from new data, and a transfer under it lasts at most about twice as long
+// as a clean one; ordinary repairs are not delayed at all.
+func (s *Sender) yieldToData() bool {
+	lead := s.cfg.BlockLen + s.cfg.Parity
+	return s.repairRun >= lead && s.dataRun <= s.repairRun-lead && s.current() != nil
 }
 
 // current returns the oldest object whose new data is not all sent.

@@ -76,8 +76,18 @@ type Stats struct {
 	FlowNodesRefused uint64
 	FlowBlocked      time.Duration
 	FlowLimiter      uint32
-	GRTT             time.Duration
-	Rate             float64 // bytes per second
+
+	// Signs of faulty or hostile receivers (any host on the group can send
+	// NACKs and ACKs). None of them costs the sender more than the state
+	// it holds.
+	BadRequests    uint64 // NACKs holding repair requests that made no sense (those were skipped)
+	RepairsClamped uint64 // block ranges reaching past the blocks sent, cut to them
+	RepairsMerged  uint64 // repair requests merged into an identical or wider repair still queued
+	RepairsDropped uint64 // repair requests dropped because the repair queue was full (receivers ask again)
+	RepairYields   uint64 // new data packets sent ahead of queued repairs (see Sender's repair share)
+	NodesRefused   uint64 // feedback packets from receivers left untracked because MaxNodes were tracked already
+	GRTT           time.Duration
+	Rate           float64 // bytes per second
 	// CLR is the current limiting receiver under congestion control (0 if
 	// none), and SlowStart whether it has seen no loss yet.
 	CLR       uint32

@@ -16,11 +16,6 @@ import (
 // for Config.StreamTimeout is dropped from flow control with an
 // EventSlowReceiver; it catches up (and counts again) or reports the gap.
 
-// maxFlowNodes bounds the receivers flow control tracks. Past it, new
-// receivers are not waited for (Stats.FlowNodesRefused counts them): the
-// bound keeps a storm of fake node ids from costing memory or time.
-const maxFlowNodes = 1024
-
 // flowNode is a receiver as stream flow control sees it.
 type flowNode struct {
 	id       uint32
@@ -37,7 +32,9 @@ func (s *Sender) flowHeard(node uint32) {
 	if _, ok := s.flowIndex[node]; ok {
 		return
 	}
-	if len(s.flow) >= maxFlowNodes {
+	if len(s.flow) >= s.cfg.MaxNodes {
+		// Past Config.MaxNodes new receivers are not waited for: the bound
+		// keeps a storm of fake node ids from costing memory or time.
 		s.stats.FlowNodesRefused++
 		return
 	}
@@ -119,7 +116,7 @@ func (s *Sender) release(now time.Time, o *txObject) {
 	}
 	// Nobody known: the time floor, whole blocks at a time, and none while
 	// NACKs are being gathered or repairs are queued.
-	if !s.aggEnd.IsZero() || len(s.repairs) > 0 {
+	if !s.aggEnd.IsZero() || s.rq.len() > 0 {
 		return
 	}
 	hold := s.flowHold()

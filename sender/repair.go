@@ -4,94 +4,256 @@ import (
 	"time"
 
 	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/nack"
 )
 
 // planRepairs turns the aggregation window's NACKs into repair jobs, queued
-// ahead of new data (RFC 5740 §5.4).
+// ahead of new data (RFC 5740 §5.4). Its work is bounded by the plan, whose
+// size the aggregator bounds, and never by a number in a NACK: block ranges
+// are cut to the blocks the object has, and requests for objects past the
+// cache end the plan.
 func (s *Sender) planRepairs(now time.Time) {
 	s.aggEnd = time.Time{}
 	s.cycleStart = now
 	s.stats.AggregateWiden += uint64(s.agg.Widened())
+	// The plan lists objects in serial order from the window's base (the
+	// oldest object then cached). Offsets from end on are ids not yet
+	// used, or ids older than the base (they wrap to the top).
+	end := uint16(s.nextID - s.aggBase)
+	queued := false
 	for p := s.agg.Plan(); p.Next(); {
+		s.work++
 		r := p.Repair()
+		if uint16(r.Object-s.aggBase) >= end {
+			// Every request from here on is for an object the sender no
+			// longer or not yet holds: the squelch's position answers them
+			// all, and none is worth a listing (old ids are before the
+			// position; listing ids still to come would invalidate them).
+			s.squelch = true
+			break
+		}
 		o := s.object(r.Object)
 		if o == nil || o.failed != nil {
 			s.addSquelch(r.Object)
 			continue
 		}
-		j := repairJob{obj: r.Object, level: r.Level, block: r.Block, lastBlock: r.LastBlock}
-		if st := o.stream; st != nil {
-			// A stream is repairable only within its ring; older requests
-			// get the squelch that moves receivers past the gap.
-			switch {
-			case r.Level == framing.RepairObject:
-				s.squelch = true // the stream itself goes on: no listing
-				continue
-			case r.Level == framing.RepairInfo:
-			case o.blockLen(int(r.Block)) == 0 && uint64(r.Block)*uint64(st.k) < st.sealed:
-				s.squelch = true
-				continue
-			case uint64(r.Block)*uint64(st.k) >= st.next:
-				continue // not sent yet
-			}
+		if j, ok := s.repairFor(o, r); ok && s.queueRepair(o, j) {
+			queued = true
 		}
-		switch r.Level {
-		case framing.RepairInfo:
-			if len(o.info) == 0 {
-				if o.stream != nil {
-					continue
-				}
-				// Receivers ask for the NORM_INFO of objects they never
-				// heard of (see receiver); without one, the object itself
-				// is the answer.
-				j.level = framing.RepairObject
-				j.block, j.lastBlock = 0, uint32(max(o.blocks-1, 0))
-			}
-		case framing.RepairObject:
-			j.block, j.lastBlock = 0, uint32(max(o.blocks-1, 0))
-		case framing.RepairBlock:
-			for j.lastBlock > j.block && o.blockLen(int(j.lastBlock)) == 0 {
-				j.lastBlock--
-			}
-			if o.blockLen(int(j.block)) == 0 && o.blocks > 0 {
-				continue
-			}
-		case framing.RepairSegment:
-			k := o.blockLen(int(r.Block))
-			if k == 0 {
-				continue
-			}
-			n := k + s.cfg.Parity
-			for i := r.Symbols.FirstSet(); i >= 0 && i < n; i = r.Symbols.NextSet(i + 1) {
-				j.setWant(i)
-			}
-			// Parity exists only for whole blocks (a stream's last block
-			// may still be filling).
-			if s.codec != nil && (o.stream == nil || k == o.stream.k) {
-				j.fec = true
-				j.parity = r.Erasures
-				// NACKs that reached us less than a GRTT after the last
-				// repair of this block were sent before their senders could
-				// see it: that repair already counts against their erasures.
-				b := o.slot(int(r.Block))
-				if o.repairAt != nil && s.aggStart.Before(o.repairAt[b].Add(s.grtt)) {
-					j.parity -= int(o.repairN[b])
-				}
-				if j.parity <= 0 {
-					continue
-				}
-			}
-		}
-		// Requests past what has been sent (a receiver that misjudged the
-		// sender's position) are served when the data goes out anyway.
-		if o.stream == nil && !o.sent && int(j.block) >= o.nextBlock {
-			continue
-		}
-		s.repairs = append(s.repairs, j)
 	}
-	if len(s.repairs) > 0 {
+	if queued {
 		s.flushCount = 0 // flush again once the repairs are out
 	}
+}
+
+// repairFor makes the repair job that answers r for o, if any is due.
+func (s *Sender) repairFor(o *txObject, r nack.Repair) (repairJob, bool) {
+	j := repairJob{obj: r.Object, level: r.Level, block: r.Block, lastBlock: r.LastBlock}
+	if st := o.stream; st != nil {
+		// A stream is repairable only within its ring; older requests
+		// get the squelch that moves receivers past the gap.
+		switch {
+		case r.Level == framing.RepairObject:
+			s.squelch = true // the stream itself goes on: no listing
+			return j, false
+		case r.Level == framing.RepairInfo:
+		case o.blockLen(int(r.Block)) == 0 && uint64(r.Block)*uint64(st.k) < st.sealed:
+			s.squelch = true
+			return j, false
+		case uint64(r.Block)*uint64(st.k) >= st.next:
+			return j, false // not sent yet
+		}
+	}
+	last := lastSentBlock(o)
+	switch r.Level {
+	case framing.RepairInfo:
+		if len(o.info) > 0 {
+			return j, true
+		}
+		if o.stream != nil {
+			return j, false
+		}
+		// Receivers ask for the NORM_INFO of objects they never heard of
+		// (see receiver); without one, the object itself is the answer.
+		j.level = framing.RepairObject
+		j.block, j.lastBlock = 0, uint32(max(last, 0))
+	case framing.RepairObject:
+		j.block, j.lastBlock = 0, uint32(max(last, 0))
+	case framing.RepairBlock:
+		if int64(j.lastBlock) > last {
+			// A range past the blocks sent: blocks not sent yet go out as
+			// new data, and blocks past the object do not exist. Cut here,
+			// in one step, whatever number the request holds.
+			s.stats.RepairsClamped++
+			if last < int64(j.block) {
+				return j, false
+			}
+			j.lastBlock = uint32(last)
+		}
+		if o.blockLen(int(j.block)) == 0 {
+			return j, false
+		}
+	case framing.RepairSegment:
+		k := o.blockLen(int(r.Block))
+		if k == 0 {
+			return j, false
+		}
+		n := k + s.cfg.Parity
+		for i := r.Symbols.FirstSet(); i >= 0 && i < n; i = r.Symbols.NextSet(i + 1) {
+			j.setWant(i)
+		}
+		// Parity exists only for whole blocks (a stream's last block
+		// may still be filling).
+		if s.codec != nil && (o.stream == nil || k == o.stream.k) {
+			j.fec = true
+			j.parity = r.Erasures
+			// NACKs that reached us less than a GRTT after the last
+			// repair of this block were sent before their senders could
+			// see it: that repair already counts against their erasures.
+			b := o.slot(int(r.Block))
+			if o.repairAt != nil && s.aggStart.Before(o.repairAt[b].Add(s.grtt)) {
+				j.parity -= int(o.repairN[b])
+			}
+			if j.parity <= 0 {
+				return j, false
+			}
+		}
+	}
+	// Requests past what has been sent (a receiver that misjudged the
+	// sender's position) are served when the data goes out anyway.
+	if o.stream == nil && !o.sent && int(j.block) >= o.nextBlock {
+		return j, false
+	}
+	return j, true
+}
+
+// lastSentBlock returns the last block of o whose data has been sent (in
+// part, for a stream's last block), or -1 if none.
+func lastSentBlock(o *txObject) int64 {
+	if st := o.stream; st != nil {
+		if st.next == 0 {
+			return -1
+		}
+		return int64((st.next - 1) / uint64(st.k))
+	}
+	if o.sent {
+		return int64(o.blocks) - 1
+	}
+	return int64(o.nextBlock) - 1
+}
+
+// maxRepairJobs bounds the repair queue. One aggregation window plans at
+// most one job per block entry and block range of the aggregator (1024
+// each) plus the objects requested whole, and requests for what is already
+// queued merge into it, so a full queue means a storm of distinct requests:
+// those that do not fit are dropped (Stats.RepairsDropped), and their
+// receivers ask again.
+const maxRepairJobs = 4096
+
+// repairQueue is a FIFO of repair jobs in a ring that grows, by doubling,
+// up to maxRepairJobs. Jobs are numbered in queueing order; a txObject
+// remembers the number of its jobs still waiting, so that a later request
+// for the same repair merges into the waiting job instead of queueing a
+// duplicate.
+type repairQueue struct {
+	jobs       []repairJob
+	head, tail uint64 // numbers of the first job and of the next to queue
+}
+
+func (q *repairQueue) len() int { return int(q.tail - q.head) }
+
+func (q *repairQueue) front() *repairJob { return &q.jobs[q.head%uint64(len(q.jobs))] }
+
+func (q *repairQueue) pop() { q.head++ }
+
+// push queues j and returns its mark (number + 1), or 0 if the queue is
+// full.
+func (q *repairQueue) push(j repairJob) uint64 {
+	if q.len() == len(q.jobs) {
+		if len(q.jobs) == maxRepairJobs {
+			return 0
+		}
+		// Numbers head..tail-1 are consecutive and fewer than the new
+		// size: each keeps a slot of its own at number modulo size.
+		jobs := make([]repairJob, min(max(2*len(q.jobs), 64), maxRepairJobs))
+		for n := q.head; n < q.tail; n++ {
+			jobs[n%uint64(len(jobs))] = q.jobs[n%uint64(len(q.jobs))]
+		}
+		q.jobs = jobs
+	}
+	q.jobs[q.tail%uint64(len(q.jobs))] = j
+	q.tail++
+	return q.tail
+}
+
+// waiting returns the job with mark m if it is still queued and not
+// started, else nil.
+func (q *repairQueue) waiting(m uint64) *repairJob {
+	if m == 0 || m-1 < q.head || m-1 >= q.tail {
+		return nil
+	}
+	j := &q.jobs[(m-1)%uint64(len(q.jobs))]
+	if j.started || j.done {
+		return nil
+	}
+	return j
+}
+
+// queueRepair queues job j for o, or merges it into a waiting job for the
+// same repair, and reports whether the repair is now queued.
+func (s *Sender) queueRepair(o *txObject, j repairJob) bool {
+	s.work++
+	if j.level == framing.RepairBlock || j.level == framing.RepairSegment {
+		if s.rq.waiting(o.objJob) != nil {
+			s.stats.RepairsMerged++ // the whole object is about to go again
+			return true
+		}
+	}
+	var mark *uint64
+	switch j.level {
+	case framing.RepairInfo:
+		mark = &o.infoJob
+	case framing.RepairObject:
+		mark = &o.objJob
+	case framing.RepairBlock:
+		mark = &o.blkJob
+	default:
+		if o.segJob == nil {
+			o.segJob = make([]uint64, len(o.parityUsed))
+		}
+		mark = &o.segJob[o.slot(int(j.block))]
+	}
+	if q := s.rq.waiting(*mark); q != nil && q.obj == j.obj && q.level == j.level {
+		switch j.level {
+		case framing.RepairObject, framing.RepairInfo:
+			q.lastBlock = max(q.lastBlock, j.lastBlock)
+			s.stats.RepairsMerged++
+			return true
+		case framing.RepairBlock:
+			// Overlapping or adjacent ranges become one.
+			if uint64(j.block) <= uint64(q.lastBlock)+1 && uint64(q.block) <= uint64(j.lastBlock)+1 {
+				q.block, q.lastBlock = min(q.block, j.block), max(q.lastBlock, j.lastBlock)
+				s.stats.RepairsMerged++
+				return true
+			}
+		case framing.RepairSegment:
+			if q.block == j.block {
+				for i := range q.want {
+					q.want[i] |= j.want[i]
+				}
+				q.parity = max(q.parity, j.parity)
+				s.stats.RepairsMerged++
+				return true
+			}
+		}
+	}
+	m := s.rq.push(j)
+	if m == 0 {
+		s.stats.RepairsDropped++
+		return false
+	}
+	*mark = m
+	return true
 }
 
 func (s *Sender) addSquelch(id uint16) {
@@ -139,19 +301,20 @@ func (s *Sender) sendSquelch(out *framing.Outbox) {
 // sendRepair sends the next packet of the first repair job and reports
 // whether it sent one.
 func (s *Sender) sendRepair(out *framing.Outbox) bool {
-	for len(s.repairs) > 0 {
-		j := &s.repairs[0]
+	for s.rq.len() > 0 {
+		s.work++
+		j := s.rq.front()
 		o := s.object(j.obj)
 		if o == nil || o.failed != nil || j.done {
-			s.repairs = s.repairs[1:]
+			s.rq.pop()
 			continue
 		}
+		j.started = true // later requests queue anew rather than merge
 		if s.repairStep(o, j, out) {
 			return true
 		}
-		s.repairs = s.repairs[1:]
+		s.rq.pop()
 	}
-	s.repairs = s.repairs[:0]
 	return false
 }
 
@@ -164,6 +327,7 @@ func (s *Sender) repairStep(o *txObject, j *repairJob, out *framing.Outbox) bool
 		return true
 	case framing.RepairObject, framing.RepairBlock:
 		for int(j.block) <= int(j.lastBlock) && o.blockLen(int(j.block)) > 0 {
+			s.work++
 			if j.next < o.blockLen(int(j.block)) {
 				sym := j.next
 				j.next++
@@ -172,6 +336,9 @@ func (s *Sender) repairStep(o *txObject, j *repairJob, out *framing.Outbox) bool
 					return true
 				}
 				return false
+			}
+			if j.block == j.lastBlock {
+				break
 			}
 			j.block++
 			j.next = 0
@@ -319,7 +486,7 @@ func (s *Sender) confirmed(id uint16) { s.ackedObj, s.acked = id, true }
 // positive acknowledgement the list says who is.
 func (s *Sender) allConfirmed() bool {
 	if !s.acked || len(s.objs) == 0 || s.objs[len(s.objs)-1].id != s.ackedObj || s.wm != nil ||
-		len(s.repairs) > 0 || !s.aggEnd.IsZero() {
+		s.rq.len() > 0 || !s.aggEnd.IsZero() {
 		return false
 	}
 	return s.current() == nil
@@ -398,7 +565,7 @@ func (s *Sender) nextWake(now time.Time) time.Time {
 	if s.active() {
 		earlier(s.nextProbe)
 	}
-	if len(s.cmds) > 0 || s.squelch || len(s.repairs) > 0 || s.current() != nil {
+	if len(s.cmds) > 0 || s.squelch || s.rq.len() > 0 || s.current() != nil {
 		paced(now)
 		if s.paceLimit > 0 {
 			earlier(s.paceGrowAt)

@@ -3,6 +3,8 @@ package sender
 import (
 	"fmt"
 	"io"
+	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/shoalnet/shoal/congestion"
@@ -49,6 +51,12 @@ type txObject struct {
 	repairN  []uint8
 	failed   error
 	stream   *txStream // KindStream only
+
+	// Marks (see repairQueue) of this object's repair jobs still waiting,
+	// so that requests for the same repair merge: its NORM_INFO, the whole
+	// object, a block range, and per block (by slot) its symbols.
+	infoJob, objJob, blkJob uint64
+	segJob                  []uint64
 }
 
 // repairJob is one entry of the repair queue, built from an aggregation
@@ -63,16 +71,18 @@ type repairJob struct {
 	want      [4]uint64 // symbol ids receivers asked for (segment level)
 	next      int       // cursor: next symbol id / next block to send
 	done      bool
+	started   bool // sending began: requests no longer merge into it
 }
 
 func (j *repairJob) setWant(i int) { j.want[i>>6] |= 1 << (i & 63) }
 
 // nextWant returns the first requested symbol id >= from, or -1.
 func (j *repairJob) nextWant(from int) int {
-	for i := from; i < 256; i++ {
-		if j.want[i>>6]&(1<<(i&63)) != 0 {
-			return i
+	for from >= 0 && from < 256 {
+		if w := j.want[from>>6] >> (from & 63); w != 0 {
+			return from + bits.TrailingZeros64(w)
 		}
+		from = (from | 63) + 1
 	}
 	return -1
 }
@@ -119,19 +129,24 @@ type Sender struct {
 	// Repair (RFC 5740 §5.4): NACKs are aggregated for GRTT·(backoff+1),
 	// then answered ahead of new data.
 	agg        *nack.Aggregator
+	aggBase    uint16 // the oldest object id when the window opened
 	aggStart   time.Time
 	aggEnd     time.Time
 	cycleStart time.Time // when the current repair cycle's plan was made
-	repairs    []repairJob
 	squelch    bool
 	squelchID  [64]uint16
 	squelchN   int
+	rq         repairQueue
+	// Repair and new data packets sent since the repair queue was last
+	// empty (see yieldToData).
+	repairRun, dataRun int
 
 	// Flush and positive acknowledgement.
 	flushCount int
 	nextFlush  time.Time
 	wm         *watermark
-	nodes      []uint32
+	nodes      []uint32       // acking nodes, in the order configured or heard
+	nodeSet    []uint32       // the same, sorted, to look nodes up
 	flow       []flowNode     // receivers stream flow control waits for
 	flowIndex  map[uint32]int // index into flow by node id
 	flowDue    bool           // a flow-control watermark request is due
@@ -161,6 +176,10 @@ type Sender struct {
 
 	events []Event
 	stats  Stats
+	// work counts loop steps of repair planning and sending, so that tests
+	// can check the work per call is bounded by state, never by a number
+	// in a packet.
+	work uint64
 }
 
 type watermark struct {
@@ -220,7 +239,9 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 		s.ccNodes = make([]congestion.Node, 0, 16)
 	}
 	s.readBuf = make([]byte, cfg.SegmentSize)
-	s.nodes = append(s.nodes, cfg.AckingNodes...)
+	for _, n := range cfg.AckingNodes {
+		s.addNode(n)
+	}
 	s.nextProbe = now
 	s.clampGRTT()
 	return s, nil
@@ -412,6 +433,24 @@ func (s *Sender) SetWatermark(id uint16) error {
 	}
 	s.wm = w
 	return nil
+}
+
+// addNode adds node to the acking nodes if it is new. Work is logarithmic
+// in the number of nodes, and the list stops growing at Config.MaxNodes.
+func (s *Sender) addNode(node uint32) {
+	i, found := slices.BinarySearch(s.nodeSet, node)
+	if found {
+		return
+	}
+	if len(s.nodes) >= s.cfg.MaxNodes {
+		s.stats.NodesRefused++
+		return
+	}
+	s.nodeSet = slices.Insert(s.nodeSet, i, node)
+	s.nodes = append(s.nodes, node)
+	if s.wm != nil {
+		s.wm.pending[node] = true
+	}
 }
 
 // lastSymbol returns the last block and source symbol id of o (for a

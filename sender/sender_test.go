@@ -2,6 +2,7 @@ package sender
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -74,17 +75,29 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestInstanceIDRandomPerStart: without a seed, a sender restarted with
+// the same node id is a new instance with a new object id space (seeded
+// from the node id, it reused both, and receivers ignored its objects as
+// already finished); with a seed it is reproducible.
 func TestInstanceIDRandomPerStart(t *testing.T) {
+	ids := func(s *Sender) [2]uint16 { return [2]uint16{s.InstanceID(), s.nextID} }
 	a, b := newSender(t, Config{}), newSender(t, Config{NodeID: 1, Rand: nil})
-	if a.InstanceID() == 0 {
+	if a.InstanceID() == 0 || b.InstanceID() == 0 {
 		t.Fatal("instance id 0")
 	}
-	// Same seed (node id), same id: reproducible; a different seed differs.
-	if a.InstanceID() != b.InstanceID() {
-		t.Fatal("same seed gave different instance ids")
+	// 32 random bits: equal by chance once in 4 billion runs.
+	if ids(a) == ids(b) {
+		t.Fatalf("two starts with node id 1 both have instance id %d and first object id %d", a.InstanceID(), a.nextID)
 	}
-	if c := newSender(t, Config{NodeID: 2}); c.InstanceID() == a.InstanceID() {
-		t.Fatal("different seeds gave the same instance id")
+	seeded := func(seed uint64) *Sender {
+		return newSender(t, Config{Rand: rand.New(rand.NewPCG(seed, 7))})
+	}
+	c, d := seeded(3), seeded(3)
+	if ids(c) != ids(d) {
+		t.Fatal("the same seed gave different ids")
+	}
+	if ids(c) == ids(seeded(4)) {
+		t.Fatal("different seeds gave the same ids")
 	}
 }
 

@@ -1,0 +1,329 @@
+package sender
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/shoalnet/shoal/framing"
+)
+
+// blockRangeNack returns a NACK from node asking for blocks first..last of
+// object id, its items tagged fecID.
+func blockRangeNack(t *testing.T, s *Sender, node uint32, fecID uint8, id uint16, first, last uint32) *framing.Nack {
+	t.Helper()
+	c, err := framing.AppendRepairRequest(nil, framing.FormRanges, framing.RepairBlock, 0, []framing.SymbolRef{
+		{FECID: fecID, ObjectID: id, PayloadID: framing.PayloadID{Block: first}},
+		{FECID: fecID, ObjectID: id, PayloadID: framing.PayloadID{Block: last}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: node},
+		ServerID: s.cfg.NodeID, InstanceID: s.InstanceID(), Content: c}
+}
+
+// TestBlockRangeNackBounded: one NACK asking for a block range that ends far
+// past the object (FEC id 129 to block 0xFFFFFFF0, FEC id 5 to 0xFFFFFF)
+// costs work in proportion to the object, not to the number in the packet,
+// and is answered with the object's real blocks.
+func TestBlockRangeNackBounded(t *testing.T) {
+	for _, c := range []struct {
+		fecID uint8
+		last  uint32
+	}{{framing.FECRS8, 0xFFFFFF}, {framing.FECSmallBlock, 0xFFFFFFF0}} {
+		s := newSender(t, Config{GRTT: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 4, Rate: 1e7})
+		id, err := s.SendData(make([]byte, 3*4*100), nil) // 3 blocks
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := t0.Add(50 * time.Millisecond)
+		drain(s, t0, 50*time.Millisecond)
+		feed(t, s, now, blockRangeNack(t, s, 2, c.fecID, id, 1, c.last))
+		work := s.work
+		repaired := map[uint32]int{}
+		for _, m := range drain(s, now, time.Second) {
+			if m.Type == framing.TypeData && m.Data.ObjectID == id {
+				repaired[m.Data.PayloadID.Block]++
+			}
+		}
+		if w := s.work - work; w > 1000 {
+			t.Errorf("FEC id %d, range to %#x: %d steps of work for a 3-block object", c.fecID, c.last, w)
+		}
+		if repaired[0] != 0 || repaired[1] != 4 || repaired[2] != 4 || len(repaired) != 2 {
+			t.Errorf("FEC id %d: repaired symbols per block %v, want blocks 1 and 2 whole", c.fecID, repaired)
+		}
+	}
+}
+
+// segmentNack returns a NACK from node asking for symbols syms of the given
+// block of object id.
+func segmentNack(t *testing.T, s *Sender, node uint32, id uint16, block uint32, syms ...uint16) *framing.Nack {
+	t.Helper()
+	var items []framing.SymbolRef
+	for _, sym := range syms {
+		items = append(items, framing.SymbolRef{FECID: framing.FECRS8, ObjectID: id, PayloadID: framing.PayloadID{Block: block, Symbol: sym}})
+	}
+	c, err := framing.AppendRepairRequest(nil, framing.FormItems, framing.RepairSegment, 0, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: node},
+		ServerID: s.cfg.NodeID, InstanceID: s.InstanceID(), Content: c}
+}
+
+// window is a little longer than the aggregation window of a sender with a
+// 10 ms GRTT and back-off 4.
+const window = 60 * time.Millisecond
+
+// TestRepairRequestsMerge: the same repair asked for in window after window
+// (one node or many) while the sender is slower than the requests waits
+// once in the queue, not once per window.
+func TestRepairRequestsMerge(t *testing.T) {
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 4, Rate: 1e7})
+	id, err := s.SendData(make([]byte, 3*4*100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(50 * time.Millisecond)
+	drain(s, t0, 50*time.Millisecond)
+	s.SetRate(100) // a packet per second: the queue cannot drain
+	for i := range 200 {
+		feed(t, s, now, segmentNack(t, s, uint32(2+i), id, 1, 0, 1))
+		feed(t, s, now, blockRangeNack(t, s, uint32(2+i), framing.FECRS8, id, 2, 2))
+		drain(s, now, window)
+		now = now.Add(window)
+	}
+	// At most one job per repair is being sent and one waits.
+	if n := s.rq.len(); n > 4 {
+		t.Fatalf("%d repair jobs queued for two repairs asked 200 times", n)
+	}
+	if st := s.Stats(); st.RepairsMerged < 390 {
+		t.Fatalf("%d requests merged, want nearly all of 400", st.RepairsMerged)
+	}
+}
+
+// TestRepairQueueBounded: a storm of distinct requests (every block of a big
+// object, window after window) fills the queue to its bound and no further;
+// the rest are dropped and counted.
+func TestRepairQueueBounded(t *testing.T) {
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 64, BlockLen: 1, Rate: 1e9})
+	const blocks = 3 * maxRepairJobs
+	id, err := s.SendData(make([]byte, blocks*64), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(s, t0, 50*time.Millisecond)
+	now := t0.Add(50 * time.Millisecond)
+	s.SetRate(100)
+	for w := range blocks / 1000 {
+		for i := range 1000 {
+			feed(t, s, now, segmentNack(t, s, 2, id, uint32(w*1000+i), 0))
+		}
+		drain(s, now, window)
+		now = now.Add(window)
+		if n := s.rq.len(); n > maxRepairJobs {
+			t.Fatalf("%d repair jobs queued, bound %d", n, maxRepairJobs)
+		}
+	}
+	if st := s.Stats(); s.rq.len() != maxRepairJobs || st.RepairsDropped == 0 {
+		t.Fatalf("queue %d, %d dropped: want a full queue and drops", s.rq.len(), st.RepairsDropped)
+	}
+}
+
+// TestNewDataUnderStorm: NACKs asking for a whole object again and again
+// keep repairs queued all the time; new data still gets half the packets
+// once the backlog outlasts a block's worth of repairs.
+func TestNewDataUnderStorm(t *testing.T) {
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 4, Rate: 1e6})
+	old, err := s.SendData(make([]byte, 500*4*100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(s, t0, 500*time.Millisecond)
+	now := t0.Add(500 * time.Millisecond)
+	id, err := s.SendData(make([]byte, 5000*4*100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := framing.AppendRepairRequest(nil, framing.FormItems, framing.RepairObject, 0,
+		[]framing.SymbolRef{{FECID: framing.FECRS8, ObjectID: old}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storm := &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: 9},
+		ServerID: 1, InstanceID: s.InstanceID(), Content: content}
+	repairs, data := 0, 0
+	for range 50 {
+		feed(t, s, now, storm)
+		for _, m := range drain(s, now, window) {
+			if m.Type != framing.TypeData {
+				continue
+			}
+			switch m.Data.ObjectID {
+			case old:
+				repairs++
+			case id:
+				data++
+			}
+		}
+		now = now.Add(window)
+	}
+	if repairs < 1000 {
+		t.Fatalf("only %d repair packets: the storm did not keep repairs queued", repairs)
+	}
+	if data < repairs*9/10 {
+		t.Fatalf("%d new data packets against %d repairs under a storm", data, repairs)
+	}
+	if s.Stats().RepairYields == 0 {
+		t.Fatal("no RepairYields counted")
+	}
+}
+
+// TestTrackReceiversBounded: with TrackReceivers, feedback from more node
+// ids than MaxNodes tracks the first MaxNodes, in the order heard, and
+// counts the rest.
+func TestTrackReceiversBounded(t *testing.T) {
+	s := newSender(t, Config{TrackReceivers: true, MaxNodes: 8, AckingNodes: []uint32{50, 50}})
+	for i := range 100 {
+		nack := framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: uint32(1000 - i%40*7)},
+			ServerID: 1, InstanceID: s.InstanceID()}
+		feed(t, s, t0, &nack)
+	}
+	want := []uint32{50, 1000, 993, 986, 979, 972, 965, 958}
+	if !slices.Equal(s.nodes, want) {
+		t.Fatalf("nodes %v, want %v", s.nodes, want)
+	}
+	// 100 packets from 40 ids, each id heard 2 or 3 times: the packets of
+	// the 7 tracked ids pass (3 each, the first 20 ids are heard 3 times),
+	// every other one is refused.
+	if got := s.Stats().NodesRefused; got != 100-7*3 {
+		t.Fatalf("%d refused, want %d", got, 100-7*3)
+	}
+	if _, err := New(Config{NodeID: 1, Rate: 1, MaxNodes: 2, AckingNodes: []uint32{2, 3, 4}}, t0); !errors.Is(err, ErrConfig) {
+		t.Fatalf("more AckingNodes than MaxNodes: %v", err)
+	}
+}
+
+// TestAckCreditsExactWatermark: an ACK counts only for the exact watermark
+// position requested and only from a node it was requested of.
+func TestAckCreditsExactWatermark(t *testing.T) {
+	s := newSender(t, Config{AckingNodes: []uint32{2}, GRTT: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 4})
+	id, err := s.SendData(make([]byte, 1000), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(s, t0, 100*time.Millisecond)
+	if err := s.SetWatermark(id); err != nil {
+		t.Fatal(err)
+	}
+	ref := s.wm.ref
+	ack := func(node uint32, r framing.SymbolRef) {
+		payload, err := framing.AppendSymbolRef(nil, r, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		feed(t, s, t0.Add(100*time.Millisecond), &framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: node},
+			ServerID: 1, InstanceID: s.InstanceID(), AckType: framing.AckFlush, Payload: payload})
+	}
+	s.Events()
+	early := ref
+	early.PayloadID.Symbol--
+	other := ref
+	other.ObjectID--
+	fec129 := ref
+	fec129.FECID = framing.FECSmallBlock
+	for _, r := range []framing.SymbolRef{early, other, fec129} {
+		ack(2, r)
+	}
+	ack(3, ref)
+	if ev := s.Events(); len(ev) != 0 || s.wm == nil {
+		t.Fatalf("ACKs of other positions or nodes credited: %v", ev)
+	}
+	ack(2, ref)
+	ev := s.Events()
+	if len(ev) != 2 || ev[0].Kind != EventAck || ev[0].Node != 2 || ev[0].Err != nil || ev[1].Kind != EventWatermark {
+		t.Fatalf("exact ACK: events %v", ev)
+	}
+}
+
+// TestRepairQueueRing: the queue keeps FIFO order and its marks while the
+// ring grows around a head that has moved, and refuses jobs at its bound.
+func TestRepairQueueRing(t *testing.T) {
+	var q repairQueue
+	var marks []uint64
+	next, popped := 0, 0
+	for round := range 40 {
+		for range 150 {
+			m := q.push(repairJob{block: uint32(next)})
+			if m == 0 {
+				if q.len() != maxRepairJobs {
+					t.Fatalf("refused at %d jobs", q.len())
+				}
+				break
+			}
+			marks = append(marks, m)
+			next++
+		}
+		for range round % 3 * 20 {
+			if q.front().block != uint32(popped) {
+				t.Fatalf("popped block %d, want %d", q.front().block, popped)
+			}
+			q.pop()
+			popped++
+		}
+		for i := popped; i < len(marks); i++ {
+			if j := q.waiting(marks[i]); j == nil || j.block != uint32(i) {
+				t.Fatalf("mark of job %d lost", i)
+			}
+		}
+		if popped > 0 && q.waiting(marks[popped-1]) != nil {
+			t.Fatal("a popped job is still waiting")
+		}
+	}
+	if q.len() != maxRepairJobs {
+		t.Fatalf("%d jobs, want the bound %d", q.len(), maxRepairJobs)
+	}
+}
+
+// TestObjectRangeNackBounded: a NACK asking for every object id there is
+// (and its NORM_INFO) costs work in proportion to the objects cached, not
+// to the 64 Ki ids named: the cached one is repaired, a squelch answers
+// the rest and lists none of the ids still to come.
+func TestObjectRangeNackBounded(t *testing.T) {
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 4, Rate: 1e7})
+	id, err := s.SendData(make([]byte, 1000), []byte("info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(s, t0, 50*time.Millisecond)
+	now := t0.Add(50 * time.Millisecond)
+	c, err := framing.AppendRepairRequest(nil, framing.FormRanges, framing.RepairObject|framing.RepairInfo, 0, []framing.SymbolRef{
+		{FECID: framing.FECRS8, ObjectID: id + 1}, {FECID: framing.FECRS8, ObjectID: id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, s, now, &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: 2},
+		ServerID: 1, InstanceID: s.InstanceID(), Content: c})
+	work := s.work
+	var squelch *framing.Cmd
+	repaired := 0
+	for _, m := range drain(s, now, time.Second) {
+		switch {
+		case m.Type == framing.TypeCmd && m.Cmd.Flavor == framing.FlavorSquelch:
+			squelch = &m.Cmd
+		case m.Type == framing.TypeData && m.Data.ObjectID == id:
+			repaired++
+		}
+	}
+	if w := s.work - work; w > 100 {
+		t.Errorf("%d steps of work for one cached object", w)
+	}
+	if squelch == nil || squelch.SquelchCount() != 0 {
+		t.Errorf("squelch %v, want one listing no ids", squelch)
+	}
+	if repaired != 10 {
+		t.Errorf("%d symbols of the cached object repaired, want its 10", repaired)
+	}
+}
