@@ -242,3 +242,50 @@ func TestSkipTo(t *testing.T) {
 		t.Fatalf("complete %v, free %d", o.Complete(), p.Free())
 	}
 }
+
+// TestSkipToWordAtATime: a stream that starts near the top of NORM's 24-bit
+// block space (or is squelched there) is skipped to in a word-sized step
+// per 64 blocks, not a bit at a time; blocks completed before are not
+// counted twice.
+func TestSkipToWordAtATime(t *testing.T) {
+	p := NewPool(4, 16)
+	var o Object
+	if err := o.Init(p, 1, Layout{Blocks: MaxBlocks - 1, MaxBlockLen: 1, Parity: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if o.Receive(100, 0, 1) != BlockComplete {
+		t.Fatal("one-symbol block not complete")
+	}
+	const at = MaxBlocks - 10
+	o.SkipTo(at)
+	if o.ndone != at {
+		t.Fatalf("%d blocks done after SkipTo(%d), want %d", o.ndone, at, at)
+	}
+	if o.Needed(at-1, 1) != 0 || o.Needed(at, 1) != 1 {
+		t.Fatal("SkipTo did not stop at its block")
+	}
+	if max := uint64(at/64 + 2); o.steps > max {
+		t.Fatalf("SkipTo took %d steps, want at most %d (one per word)", o.steps, max)
+	}
+	for b := uint32(at); b < MaxBlocks-1; b++ {
+		o.Receive(b, 0, 1)
+	}
+	if !o.Complete() {
+		t.Fatal("object not complete after its last blocks")
+	}
+}
+
+func TestSetRangeCount(t *testing.T) {
+	m := NewBitmask(300)
+	m.Set(5)
+	m.Set(70)
+	m.Set(299)
+	for _, c := range []struct{ s, e, added int }{{0, 0, 0}, {3, 8, 4}, {0, 300, 300 - 3 - 4}, {-5, 400, 0}} {
+		if got, _ := m.setRangeCount(c.s, c.e); got != c.added {
+			t.Fatalf("setRangeCount(%d, %d) added %d, want %d", c.s, c.e, got, c.added)
+		}
+	}
+	if m.Count() != 300 {
+		t.Fatalf("count %d", m.Count())
+	}
+}
