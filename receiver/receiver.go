@@ -20,7 +20,13 @@ type Receiver struct {
 	pool     *nack.Pool
 	bufs     bufPool
 	builder  *nack.Builder
-	buffer   int64 // bytes held in object and block buffers
+	buffer   int64 // bytes held in object and block buffers and bitmaps
+	blocks   int   // block buffers held, over all senders
+
+	// work counts loop iterations on the paths a packet or Poll drives, so
+	// that tests can bound the work per call by the packet's size and the
+	// state that exists.
+	work uint64
 
 	msg     framing.Message
 	nackMsg framing.Nack
@@ -53,6 +59,16 @@ type remote struct {
 	lastHeard time.Time
 	ended     bool // EOT received: ignore this instance from now on
 	synced    bool // the object window below is set
+	delivered bool // some object completed or stream data was delivered
+
+	held   int64 // bytes of Receiver.buffer held for this sender's objects
+	blocks int   // block buffers held for this sender's objects
+
+	// lostID is the oldest object that ended without being delivered
+	// intact (aborted, squelched, given up), while lostValid: watermarks
+	// at or past it are not acknowledged.
+	lostID    uint16
+	lostValid bool
 
 	base     uint16       // oldest object id of interest
 	maxObj   uint16       // newest object id heard
@@ -145,6 +161,7 @@ func (s *remote) setFinished(id uint16, v bool) {
 
 func (r *Receiver) remote(id uint32) *remote {
 	for _, s := range r.remotes {
+		r.work++
 		if s.id == id {
 			return s
 		}
@@ -202,7 +219,8 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 	s := r.remote(h.SourceID)
 	switch {
 	case s == nil:
-		if len(r.remotes) >= r.cfg.MaxSenders {
+		if len(r.remotes) >= r.cfg.MaxSenders && !r.evictSender() {
+			r.stats.SendersRejected++
 			if !r.rejected[h.SourceID] && len(r.rejected) < 4*r.cfg.MaxSenders {
 				r.rejected[h.SourceID] = true
 				r.emit(Event{Kind: EventSenderRejected, Sender: h.SourceID})
@@ -228,6 +246,41 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 	s.gsize = framing.UnquantizeGroupSize(f.GroupSize)
 	r.countSeq(now, s, h.Sequence, size)
 	return s
+}
+
+// evictSender makes room for a new sender when MaxSenders are tracked:
+// anyone on the group can send with any source id, so a full table must not
+// lock a real sender out. The sender dropped is one that has ended (EOT), or
+// else the least recently heard of those that never delivered anything; a
+// sender that has delivered data is never dropped for a newcomer. It
+// reports whether a sender was dropped.
+func (r *Receiver) evictSender() bool {
+	vi := -1
+	for i, s := range r.remotes {
+		r.work++
+		if s.delivered && !s.ended {
+			continue
+		}
+		if vi < 0 {
+			vi = i
+			continue
+		}
+		v := r.remotes[vi]
+		if (s.ended && !v.ended) || (s.ended == v.ended && s.lastHeard.Before(v.lastHeard)) {
+			vi = i
+		}
+	}
+	if vi < 0 {
+		return false
+	}
+	v := r.remotes[vi]
+	r.abortAll(v, ErrSenderEvicted)
+	if !v.ended {
+		r.emit(Event{Kind: EventSenderGone, Sender: v.id})
+	}
+	r.remotes = append(r.remotes[:vi], r.remotes[vi+1:]...)
+	r.stats.SendersEvicted++
+	return true
 }
 
 func (r *Receiver) newRemote(id uint32, inst uint16) *remote {
@@ -308,10 +361,8 @@ func (r *Receiver) handleInfo(now time.Time, s *remote, m *framing.Info) {
 // the object is finished, too old for the sync policy, or cannot be
 // received.
 func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext framing.Extensions, flags framing.ObjectFlags, startBlock uint32) *rxObject {
-	for _, o := range s.objs {
-		if o.id == id {
-			return o
-		}
+	if o := r.pending(s, id); o != nil {
+		return o
 	}
 	r.sync(s, id)
 	if serialLess(id, s.base) || s.isFinished(id) {
@@ -320,14 +371,11 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 	if serialLess(s.maxObj, id) {
 		// Objects skipped in between are NACKed whole; those too far back
 		// to ever be pending fall out of the window.
-		if d := int(id - s.maxObj); d > r.cfg.MaxObjects {
-			r.advanceBase(s, id-uint16(r.cfg.MaxObjects))
-		}
-		s.maxObj = id
+		r.raiseMax(s, id)
 	}
 	f, ok, err := ext.FTI(fecID)
 	o := &rxObject{id: id, file: flags&framing.FlagFile != 0}
-	if !ok || err != nil || fecID != framing.FECRS8 {
+	if !ok || err != nil || fecID != framing.FECRS8 || int(f.MaxBlockLen)+int(f.Parity) > fec.MaxSymbols {
 		r.finishObject(s, o, fmt.Errorf("%w: FEC id %d without usable EXT_FTI", ErrBadObject, fecID))
 		return nil
 	}
@@ -346,25 +394,36 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		part, err2 = fec.NewPartition(f.TransferLength, int(f.SymbolLength), int(f.MaxBlockLen))
 	}
 	err = err2
-	if err == nil && o.parity > 0 {
-		o.codec, err = fec.RS8(int(f.MaxBlockLen), o.parity)
+	o.maxK = int(f.MaxBlockLen)
+	l := nack.Layout{Blocks: uint32(part.Blocks()), MaxBlockLen: int(f.MaxBlockLen), Parity: o.parity}
+	if stream {
+		l.Blocks = streamBlocks
 	}
-	if err == nil {
-		l := nack.Layout{Blocks: uint32(part.Blocks()), MaxBlockLen: int(f.MaxBlockLen), Parity: o.parity}
-		if stream {
-			l.Blocks = streamBlocks
-		}
-		err = o.track.Init(r.pool, id, l)
+	if err == nil && l.Blocks > nack.MaxBlocks {
+		err = fmt.Errorf("%d blocks", l.Blocks)
 	}
 	if err != nil {
 		r.finishObject(s, o, fmt.Errorf("%w: %v", ErrBadObject, err))
 		return nil
 	}
-	o.part = part
-	o.track.SetInfoPending(flags&framing.FlagInfo != 0)
+	// The tracker's bitmap of complete blocks (2 MiB for a stream) is
+	// memory the sender makes us hold: it counts against the buffer like
+	// the data, and is reserved before it is allocated.
+	bitmap := int64(l.Blocks+63) / 64 * 8
 	if len(s.objs) >= r.cfg.MaxObjects {
 		r.finishObject(s, s.objs[0], ErrObjectLimit)
 	}
+	if !r.admit(s, bitmap, 0) {
+		r.finishObject(s, o, ErrBufferLimit)
+		return nil
+	}
+	if err = o.track.Init(r.pool, id, l); err != nil {
+		r.finishObject(s, o, fmt.Errorf("%w: %v", ErrBadObject, err))
+		return nil
+	}
+	r.charge(s, o, bitmap)
+	o.part = part
+	o.track.SetInfoPending(flags&framing.FlagInfo != 0)
 	if stream {
 		r.startStream(o, int(f.MaxBlockLen), startBlock)
 	}
@@ -378,20 +437,15 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		}
 		o.sink = sink
 	}
-	if o.sink == nil && !stream {
-		if int64(o.size)+r.buffer > r.cfg.MaxBufferBytes {
-			r.finishObject(s, o, ErrBufferLimit)
-			return nil
-		}
-		o.data = make([]byte, o.size)
-		o.held = int64(o.size)
-		r.buffer += o.held
-	}
+	// An object kept in memory takes memory as its data arrives, not as
+	// its announcement says: a NORM_DATA announcing 256 MiB costs nothing
+	// until the data is here (see storeInOrder).
 	s.gapStalls = 0
 	s.objs = append(s.objs, o)
 	// Keep pending objects in id order: late repairs of older objects
 	// arrive after newer ones started.
 	for i := len(s.objs) - 1; i > 0 && serialLess(s.objs[i].id, s.objs[i-1].id); i-- {
+		r.work++
 		s.objs[i], s.objs[i-1] = s.objs[i-1], s.objs[i]
 	}
 	return o
@@ -425,11 +479,34 @@ func (r *Receiver) sync(s *remote, id uint16) {
 // advanceBase forgets object ids older than base.
 func (r *Receiver) advanceBase(s *remote, base uint16) {
 	for serialLess(s.base, base) {
+		r.work++
+		if s.base&63 == 0 && base-s.base >= 64 {
+			s.finished[s.base>>6] = 0 // a word at a time
+			s.base += 64
+			continue
+		}
 		s.setFinished(s.base, false)
 		s.base++
 	}
 	for len(s.objs) > 0 && serialLess(s.objs[0].id, base) {
+		r.stats.WindowClamped++
 		r.finishObject(s, s.objs[0], ErrObjectLimit)
+	}
+}
+
+// window is how many object ids, from the oldest of interest to the newest
+// heard, a sender's state spans at most. The loops over that span (NACK
+// building, acknowledgement, stall counting) are bounded by it, whatever
+// object ids packets name.
+func (r *Receiver) window() uint16 { return uint16(min(4*r.cfg.MaxObjects, 1<<14)) }
+
+// raiseMax records that the sender has got to object id, newer than any
+// heard, and moves the window's base up so that it spans at most window()
+// ids: older objects still pending are aborted with ErrObjectLimit.
+func (r *Receiver) raiseMax(s *remote, id uint16) {
+	s.maxObj = id
+	if w := r.window(); id-s.base > w {
+		r.advanceBase(s, id-w)
 	}
 }
 
@@ -477,18 +554,12 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		r.stats.Duplicates++
 		return nil
 	}
-	bb := o.findBlock(b)
-	if bb == nil {
-		n := k + o.parity
-		need := int64(n * o.symLen)
-		if r.buffer+need > r.cfg.MaxBufferBytes {
-			r.finishObject(s, o, ErrBufferLimit)
-			return nil
-		}
-		bb = r.bufs.get(b, n, o.symLen)
-		o.blocks = append(o.blocks, bb)
-		o.held += need
-		r.buffer += need
+	bb := r.findBlock(o, b)
+	n := k + o.parity
+	need := int64(n * o.symLen)
+	if bb == nil && !r.admit(s, need, 1) {
+		r.finishObject(s, o, ErrBufferLimit)
+		return nil
 	}
 	st := o.track.Receive(b, uint16(sym), k)
 	switch st {
@@ -502,6 +573,13 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		r.finishObject(s, o, ErrBufferLimit)
 		return nil
 	}
+	if bb == nil {
+		bb = r.bufs.get(b, n, o.symLen, &r.work)
+		o.blocks = append(o.blocks, bb)
+		r.charge(s, o, need)
+		s.blocks++
+		r.blocks++
+	}
 	if serialLess(o.id, s.maxObj) || b < o.hiBlock {
 		s.lastFill = now
 	}
@@ -509,8 +587,8 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	o.seen = true
 	o.hiBlock = max(o.hiBlock, b)
 	dst := bb.syms[sym][:o.symLen]
-	n := copy(dst, m.Payload)
-	clear(dst[n:])
+	nc := copy(dst, m.Payload)
+	clear(dst[nc:])
 	bb.syms[sym] = dst
 	o.moved = true
 	if sym < k {
@@ -532,7 +610,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		return nil
 	}
 	if st == nack.BlockComplete || st == nack.ObjectComplete {
-		if err := r.deliverBlock(o, bb, k); err != nil {
+		if err := r.deliverBlock(s, o, bb, k); err != nil {
 			r.finishObject(s, o, err)
 			return nil
 		}
@@ -554,23 +632,65 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 
 // deliverBlock rebuilds the missing source symbols of a complete block from
 // its parity and writes the block's data to the object's destination.
-func (r *Receiver) deliverBlock(o *rxObject, bb *blockBuf, k int) error {
+func (r *Receiver) deliverBlock(s *remote, o *rxObject, bb *blockBuf, k int) error {
 	if err := r.decodeBlock(o, bb, k); err != nil {
 		return err
 	}
+	if o.sink == nil {
+		bb.complete = true
+		return r.storeInOrder(s, o)
+	}
 	for i := 0; i < k; i++ {
+		r.work++
 		off, n := o.part.Segment(int(bb.block), i)
-		if o.sink != nil {
-			if _, err := o.sink.WriteAt(bb.syms[i][:n], int64(off)); err != nil {
-				return err
-			}
-		} else {
-			copy(o.data[off:], bb.syms[i][:n])
+		if _, err := o.sink.WriteAt(bb.syms[i][:n], int64(off)); err != nil {
+			return err
 		}
 	}
 	o.dropBlock(bb)
-	r.releaseBlock(o, bb)
+	r.releaseBlock(s, o, bb)
 	return nil
+}
+
+// storeInOrder copies the complete blocks of an object kept in memory that
+// follow what it holds into its data, growing the data as it goes. Blocks
+// are stored in order so that the data's memory follows what arrived: a
+// block far ahead waits in its block buffer, within the sender's share of
+// blocks and bytes, rather than making the receiver allocate up to it.
+func (r *Receiver) storeInOrder(s *remote, o *rxObject) error {
+	for {
+		r.work++
+		bb := r.findBlock(o, o.nextBlock)
+		if bb == nil || !bb.complete {
+			return nil
+		}
+		k := o.part.BlockLen(int(bb.block))
+		off, _ := o.part.Segment(int(bb.block), 0)
+		lastOff, lastN := o.part.Segment(int(bb.block), k-1)
+		end := lastOff + uint64(lastN)
+		if end > uint64(cap(o.data)) {
+			// Double, as append does, so copies cost O(1) per byte.
+			c := min(max(end, 2*uint64(cap(o.data))), o.size)
+			grow := int64(c) - int64(cap(o.data))
+			if !r.admit(s, grow, 0) {
+				return ErrBufferLimit
+			}
+			d := make([]byte, len(o.data), c)
+			copy(d, o.data)
+			r.charge(s, o, grow)
+			o.data = d
+		}
+		o.data = o.data[:end]
+		for i := 0; i < k; i++ {
+			r.work++
+			_, n := o.part.Segment(int(bb.block), i)
+			copy(o.data[off:], bb.syms[i][:n])
+			off += uint64(n)
+		}
+		o.nextBlock++
+		o.dropBlock(bb)
+		r.releaseBlock(s, o, bb)
+	}
 }
 
 // decodeBlock rebuilds the missing source symbols of a block that has k
@@ -578,14 +698,26 @@ func (r *Receiver) deliverBlock(o *rxObject, bb *blockBuf, k int) error {
 func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 	missing := 0
 	for i := 0; i < k; i++ {
+		r.work++
 		if len(bb.syms[i]) == 0 {
 			missing++
 		}
 	}
 	if missing > 0 {
+		if o.codec == nil && o.parity > 0 {
+			// Got only now, when parity is needed: building a code's matrix
+			// costs far more than a packet, so it is paid for by the k
+			// symbols of a block rather than by one announcement.
+			c, err := fec.RS8(o.maxK, o.parity)
+			if err != nil {
+				return err
+			}
+			o.codec = c
+		}
 		if o.codec == nil {
 			return fmt.Errorf("receiver: object %d block %d: %d symbols missing and no FEC", o.id, bb.block, missing)
 		}
+		r.work += uint64(o.maxK)
 		if err := o.codec.Reconstruct(bb.syms, k); err != nil {
 			return err
 		}
@@ -594,42 +726,136 @@ func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 	return nil
 }
 
-func (r *Receiver) releaseBlock(o *rxObject, bb *blockBuf) {
-	sz := int64(len(bb.buf))
-	o.held -= sz
-	r.buffer -= sz
+func (r *Receiver) releaseBlock(s *remote, o *rxObject, bb *blockBuf) {
+	r.charge(s, o, -int64(len(bb.buf)))
+	s.blocks--
+	r.blocks--
 	r.bufs.put(bb)
+}
+
+// charge accounts n bytes (negative to give back) to o, its sender and the
+// receiver.
+func (r *Receiver) charge(s *remote, o *rxObject, n int64) {
+	o.held += n
+	s.held += n
+	r.buffer += n
+}
+
+// admit reports whether sender s may take need more bytes and blocks more
+// block buffers. Within the global limits anything goes: a lone sender may
+// use all of them. Beyond them each sender holding anything is owed an
+// equal share, and a sender within its share gets room by aborting objects
+// (ErrBufferLimit) of the sender furthest over its own; a sender over its
+// share is refused. So one sender, or one forged source id, can take the
+// whole buffer only while nobody else wants it.
+func (r *Receiver) admit(s *remote, need int64, blocks int) bool {
+	for {
+		r.work++
+		overBytes := r.buffer+need > r.cfg.MaxBufferBytes
+		overBlocks := blocks > 0 && r.blocks+blocks > r.cfg.MaxBlocks
+		if !overBytes && !overBlocks {
+			return true
+		}
+		active := 1 // s
+		for _, x := range r.remotes {
+			r.work++
+			if x != s && (x.held > 0 || x.blocks > 0) {
+				active++
+			}
+		}
+		if (overBytes && s.held+need > r.cfg.MaxBufferBytes/int64(active)) ||
+			(overBlocks && s.blocks+blocks > r.cfg.MaxBlocks/active) {
+			r.stats.QuotaRefused++
+			return false
+		}
+		// The victim: the sender holding most of what is short, among those
+		// that never delivered anything if any of them holds some.
+		var v *remote
+		for _, x := range r.remotes {
+			r.work++
+			if x == s || len(x.objs) == 0 || (x.held == 0 && x.blocks == 0) {
+				continue
+			}
+			if v == nil || (v.delivered && !x.delivered) ||
+				(v.delivered == x.delivered && usage(x, overBytes) > usage(v, overBytes)) {
+				v = x
+			}
+		}
+		if v == nil {
+			r.stats.QuotaRefused++
+			return false
+		}
+		vo := v.objs[0]
+		for _, o := range v.objs {
+			r.work++
+			if (overBytes && o.held > vo.held) || (!overBytes && len(o.blocks) > len(vo.blocks)) {
+				vo = o
+			}
+		}
+		r.stats.Preempted++
+		r.finishObject(v, vo, ErrBufferLimit)
+	}
+}
+
+// usage is what a sender holds of the resource admit is short of.
+func usage(s *remote, bytes bool) int64 {
+	if bytes {
+		return s.held
+	}
+	return int64(s.blocks)
 }
 
 // complete delivers a finished object.
 func (r *Receiver) complete(s *remote, o *rxObject) {
 	r.stats.ObjectsDone++
-	r.emit(Event{Kind: EventCompleted, Sender: s.id, Object: o.id, File: o.file, Size: o.size, Info: o.info, Data: o.data})
-	r.buffer -= int64(len(o.data))
-	o.held -= int64(len(o.data))
+	s.delivered = true
+	data := o.data
+	if data == nil && o.sink == nil && o.stream == nil {
+		data = []byte{}
+	}
+	r.emit(Event{Kind: EventCompleted, Sender: s.id, Object: o.id, File: o.file, Size: o.size, Info: o.info, Data: data})
+	// The event hands the data over: it leaves the buffer.
+	r.release(s, o)
+	r.removeObject(s, o, true)
+}
+
+// release gives back every buffer o holds: block buffers (a finished
+// stream's last block among them), its data and its bitmap.
+func (r *Receiver) release(s *remote, o *rxObject) {
+	for len(o.blocks) > 0 {
+		r.work++
+		bb := o.blocks[len(o.blocks)-1]
+		o.blocks = o.blocks[:len(o.blocks)-1]
+		r.releaseBlock(s, o, bb)
+	}
+	r.charge(s, o, -o.held)
 	o.data = nil
-	r.removeObject(s, o)
 }
 
 // finishObject aborts o with err (o may not be in s.objs yet).
 func (r *Receiver) finishObject(s *remote, o *rxObject, err error) {
 	r.stats.ObjectsAborted++
 	r.emit(Event{Kind: EventAborted, Sender: s.id, Object: o.id, File: o.file, Size: o.size, Info: o.info, Err: err})
-	for len(o.blocks) > 0 {
-		bb := o.blocks[len(o.blocks)-1]
-		o.blocks = o.blocks[:len(o.blocks)-1]
-		r.releaseBlock(o, bb)
-	}
-	r.buffer -= o.held
-	o.held = 0
-	o.data = nil
-	r.removeObject(s, o)
+	r.release(s, o)
+	r.removeObject(s, o, false)
 }
 
-func (r *Receiver) removeObject(s *remote, o *rxObject) {
+// markLost records that object id of s ended without being delivered
+// intact, so that no watermark at or past it is acknowledged.
+func (s *remote) markLost(id uint16) {
+	if !s.lostValid || serialLess(id, s.lostID) {
+		s.lostID, s.lostValid = id, true
+	}
+}
+
+func (r *Receiver) removeObject(s *remote, o *rxObject, intact bool) {
 	o.track.Release()
 	s.setFinished(o.id, true)
+	if !intact {
+		s.markLost(o.id)
+	}
 	for i, x := range s.objs {
+		r.work++
 		if x == o {
 			s.objs = append(s.objs[:i], s.objs[i+1:]...)
 			break
@@ -637,6 +863,7 @@ func (r *Receiver) removeObject(s *remote, o *rxObject) {
 	}
 	// Move base past finished ids so the finished bitmap stays small.
 	for s.base != s.maxObj && s.isFinished(s.base) && (len(s.objs) == 0 || serialLess(s.base, s.objs[0].id)) {
+		r.work++
 		s.setFinished(s.base, false)
 		s.base++
 	}
