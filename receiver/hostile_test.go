@@ -1,0 +1,344 @@
+package receiver
+
+import (
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/shoalnet/shoal/fec"
+	"github.com/shoalnet/shoal/framing"
+)
+
+// peer builds NORM_DATA from any source id with any FTI: hostile tests
+// forge what a host on the group could send.
+type peer struct {
+	id   uint32
+	inst uint16
+	seq  uint16
+	fti  framing.FTI
+	flag framing.ObjectFlags
+}
+
+func (p *peer) pkt(t testing.TB, obj uint16, blk uint32, sym uint16, payload []byte) []byte {
+	t.Helper()
+	ext, err := framing.AppendFTI(nil, framing.FECRS8, p.fti)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.seq++
+	m := framing.Data{Header: framing.Header{Type: framing.TypeData, Sequence: p.seq, SourceID: p.id},
+		SenderFields: framing.SenderFields{InstanceID: p.inst, GRTT: framing.QuantizeRTT(10 * time.Millisecond), Backoff: 4, GroupSize: framing.QuantizeGroupSize(10)},
+		FECID:        framing.FECRS8, ObjectID: obj, Flags: p.flag,
+		PayloadID: framing.PayloadID{Block: blk, Symbol: sym}, Ext: ext, Payload: payload}
+	b, err := m.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (p *peer) cmd(t testing.TB, c framing.Cmd) []byte {
+	t.Helper()
+	p.seq++
+	c.Header = framing.Header{Type: framing.TypeCmd, Sequence: p.seq, SourceID: p.id}
+	c.SenderFields = framing.SenderFields{InstanceID: p.inst, GRTT: framing.QuantizeRTT(10 * time.Millisecond), Backoff: 4, GroupSize: framing.QuantizeGroupSize(10)}
+	b, err := c.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// streamSeg is a stream source symbol: the payload header and data.
+func streamSeg(data []byte, msgStart bool) []byte {
+	h := framing.StreamHeader{Len: uint16(len(data))}
+	if msgStart {
+		h.MsgStart = 1
+	}
+	return append(framing.AppendStreamHeader(nil, h), data...)
+}
+
+// realObject sends a complete data object of size bytes (100-byte segments,
+// blocks of 4) from the real test sender and reports whether it completed.
+func realObject(t *testing.T, r *Receiver, p *pkt, now time.Time, obj uint16, size int) bool {
+	t.Helper()
+	part, err := fec.NewPartition(uint64(size), 100, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b := range part.Blocks() {
+		for i := range part.BlockLen(b) {
+			_, n := part.Segment(b, i)
+			_ = r.HandlePacket(now, from, p.data(t, obj, uint64(size), uint32(b), uint16(i), seg(n)))
+		}
+	}
+	for _, e := range events(r) {
+		if e.Kind == EventCompleted && e.Sender == senderID && e.Object == obj && len(e.Data) == size {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStreamGivesBackBuffers: a finished stream gives back its last
+// block's buffer. A real 150 kB stream used to leave 90,112 bytes held; 16
+// one-packet forged streams with 65,535-byte symbols and 255-symbol blocks
+// held 16.7 MB each, so later objects were refused with ErrBufferLimit.
+func TestStreamGivesBackBuffers(t *testing.T) {
+	r := newRx(t, Config{})
+	real := &peer{id: senderID, inst: 1, flag: framing.FlagStream,
+		fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 1400, MaxBlockLen: 64}}
+	const size = 150_000
+	n := 0
+	for i := 0; n < size; i++ {
+		l := min(1400, size-n)
+		handle(t, r, t0, real.pkt(t, 1, uint32(i/64), uint16(i%64), streamSeg(seg(l), i == 0)))
+		n += l
+	}
+	end := size/1400 + 1
+	handle(t, r, t0, real.pkt(t, 1, uint32(end/64), uint16(end%64), streamSeg(nil, false)))
+	got := 0
+	done := false
+	for _, e := range events(r) {
+		switch e.Kind {
+		case EventStreamData:
+			got += len(e.Data)
+		case EventCompleted:
+			done = true
+		}
+	}
+	if !done || got != size {
+		t.Fatalf("stream: %d bytes delivered, completed %v", got, done)
+	}
+	if st := r.Stats(); st.BufferBytes != 0 {
+		t.Fatalf("%d buffer bytes held after the stream completed, want 0", st.BufferBytes)
+	}
+
+	forged := &peer{id: 0x0c000001, inst: 9, flag: framing.FlagStream,
+		fti: framing.FTI{TransferLength: 1 << 30, SymbolLength: 65535, MaxBlockLen: 255}}
+	for obj := range uint16(16) {
+		handle(t, r, t0, forged.pkt(t, obj, 0, 0, streamSeg(nil, false)))
+	}
+	if st := r.Stats(); st.BufferBytes != 0 {
+		t.Fatalf("%d buffer bytes held after 16 forged one-packet streams, want 0", st.BufferBytes)
+	}
+	if !realObject(t, r, &pkt{inst: 1}, t0, 2, 1000) {
+		t.Fatal("a real object was not received after the forged streams")
+	}
+}
+
+// TestOneSenderCannotReserveBuffer: a NORM_DATA announcing a 255 MiB
+// object kept in memory, never passed, used to reserve the whole buffer at
+// once, so every other sender's objects were refused.
+func TestOneSenderCannotReserveBuffer(t *testing.T) {
+	r := newRx(t, Config{})
+	fake := &peer{id: 0x0c000001, inst: 9, fti: framing.FTI{TransferLength: 255 << 20, SymbolLength: 100, MaxBlockLen: 4, Parity: 2}}
+	handle(t, r, t0, fake.pkt(t, 1, 0, 0, seg(100)))
+	if st := r.Stats(); st.BufferBytes > 1<<20 {
+		t.Fatalf("%d bytes held for one symbol of an announced 255 MiB object", st.BufferBytes)
+	}
+	if !realObject(t, r, &pkt{inst: 1}, t0, 1, 1000) {
+		t.Fatalf("real object refused: %+v", r.Stats())
+	}
+}
+
+// TestBufferShare: a forged sender that really sends data may fill an idle
+// buffer, but a real sender then gets its share back: the forged object is
+// aborted to make room.
+func TestBufferShare(t *testing.T) {
+	const limit = 64 << 10
+	r := newRx(t, Config{MaxBufferBytes: limit})
+	fake := &peer{id: 0x0c000001, inst: 9, fti: framing.FTI{TransferLength: 1_000_000, SymbolLength: 100, MaxBlockLen: 4, Parity: 2}}
+	var fakeErr error
+	for i := 0; i < 4000 && fakeErr == nil; i++ {
+		handle(t, r, t0, fake.pkt(t, 1, uint32(i/4), uint16(i%4), seg(100)))
+		for _, e := range events(r) {
+			if e.Kind == EventAborted {
+				fakeErr = e.Err
+			}
+		}
+	}
+	if !errors.Is(fakeErr, ErrBufferLimit) {
+		t.Fatalf("forged object not refused at the limit: %v", fakeErr)
+	}
+	// Again, up to what it can hold (data grows by doubling: 51,200 bytes).
+	for i := 0; i < 4*120; i++ {
+		handle(t, r, t0, fake.pkt(t, 2, uint32(i/4), uint16(i%4), seg(100)))
+	}
+	if st := r.Stats(); st.BufferBytes < limit/2 || st.BufferBytes > limit {
+		t.Fatalf("forged sender holds %d bytes, want most of the %d", st.BufferBytes, limit)
+	}
+	events(r)
+	if !realObject(t, r, &pkt{inst: 1}, t0, 1, 20_000) {
+		t.Fatalf("real 20 kB object not received beside the forged sender: %+v", r.Stats())
+	}
+	st := r.Stats()
+	if st.Preempted == 0 || st.BufferBytes > limit {
+		t.Fatalf("stats %+v: want a preemption and the buffer within %d", st, limit)
+	}
+}
+
+// TestBlockShare: one forged sender used to take every MaxBlocks slot
+// with one symbol each of 4,096 blocks, so a real sender's blocks found no
+// room.
+func TestBlockShare(t *testing.T) {
+	r := newRx(t, Config{})
+	fake := &peer{id: 0x0c000001, inst: 9, fti: framing.FTI{TransferLength: 4 * 4096 * 400, SymbolLength: 100, MaxBlockLen: 4, Parity: 2}}
+	for b := range uint32(4096) {
+		handle(t, r, t0, fake.pkt(t, 1, b, 0, seg(100)))
+	}
+	if f := r.pool.Free(); f != 0 {
+		t.Fatalf("%d block slots free, want the forged sender to hold all 4096 (it was alone)", f)
+	}
+	if !realObject(t, r, &pkt{inst: 1}, t0, 1, 2000) {
+		t.Fatalf("real object not received beside 4096 forged blocks: %+v", r.Stats())
+	}
+	if st := r.Stats(); st.Preempted == 0 || r.blocks > 4096 {
+		t.Fatalf("stats %+v, %d blocks", st, r.blocks)
+	}
+}
+
+// TestFakeSendersDoNotLockOut: 64 forged source ids used to fill
+// MaxSenders, and the real sender arriving after them was refused. A
+// sender that has delivered data is then kept when more forged ids come.
+func TestFakeSendersDoNotLockOut(t *testing.T) {
+	r := newRx(t, Config{})
+	now := t0
+	fake := &peer{inst: 9, fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 100, MaxBlockLen: 4, Parity: 2}}
+	for i := range uint32(64) {
+		fake.id = 0x0c000000 + i
+		handle(t, r, now, fake.pkt(t, 1, 0, 0, seg(100)))
+		now = now.Add(time.Millisecond)
+	}
+	events(r)
+	p := &pkt{inst: 1}
+	if !realObject(t, r, p, now, 1, 1000) {
+		t.Fatalf("real sender not served after 64 forged ids: %+v", r.Stats())
+	}
+	// 100 more forged ids take each other's places, not the real sender's.
+	for i := range uint32(100) {
+		fake.id = 0x0d000000 + i
+		now = now.Add(time.Millisecond)
+		handle(t, r, now, fake.pkt(t, 1, 0, 0, seg(100)))
+	}
+	for _, e := range events(r) {
+		if e.Kind == EventSenderGone && e.Sender == senderID {
+			t.Fatal("the real sender was evicted for a forged one")
+		}
+	}
+	if !realObject(t, r, p, now, 2, 1000) {
+		t.Fatal("real sender not served after 164 forged ids")
+	}
+	if st := r.Stats(); st.SendersEvicted != 101 || len(r.remotes) != 64 {
+		t.Fatalf("%d senders evicted, %d tracked; want 101 and 64", st.SendersEvicted, len(r.remotes))
+	}
+}
+
+// TestStreamBitmapCounted: a stream's 2 MiB bitmap of complete blocks
+// counts against the buffer, and a stream the buffer cannot hold is
+// refused before the bitmap is made.
+func TestStreamBitmapCounted(t *testing.T) {
+	r := newRx(t, Config{})
+	s := &peer{id: senderID, inst: 1, flag: framing.FlagStream, fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 100, MaxBlockLen: 4}}
+	handle(t, r, t0, s.pkt(t, 1, 0, 1, streamSeg(seg(10), false)))
+	if st := r.Stats(); st.BufferBytes < 2<<20 {
+		t.Fatalf("%d buffer bytes held for a pending stream, want its 2 MiB bitmap counted", st.BufferBytes)
+	}
+	small := newRx(t, Config{MaxBufferBytes: 1 << 20})
+	handle(t, small, t0, s.pkt(t, 2, 0, 1, streamSeg(seg(10), false)))
+	if ab := find(events(small), EventAborted); len(ab) != 1 || !errors.Is(ab[0].Err, ErrBufferLimit) {
+		t.Fatalf("stream beyond a 1 MiB buffer: aborted %+v, want ErrBufferLimit", ab)
+	}
+	if st := small.Stats(); st.BufferBytes != 0 || st.QuotaRefused != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestFarIDsBoundedWork: packets naming far blocks or object ids (a stream
+// starting near block 2^24, a SQUELCH there, a FLUSH 30,000 objects on)
+// cost work bounded by the state, not by the numbers they carry.
+func TestFarIDsBoundedWork(t *testing.T) {
+	r := newRx(t, Config{})
+	s := &peer{id: senderID, inst: 1, flag: framing.FlagStream, fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 100, MaxBlockLen: 4}}
+	const bound = 2000
+	step := func(what string, b []byte) {
+		t.Helper()
+		w := r.work
+		_ = r.HandlePacket(t0, from, b)
+		var out framing.Outbox
+		r.Poll(t0.Add(time.Second), &out)
+		if d := r.work - w; d > bound {
+			t.Fatalf("%s: %d steps, want at most %d", what, d, bound)
+		}
+	}
+	step("stream near block 2^24", s.pkt(t, 1, streamBlocks-2, 0, streamSeg(seg(10), true)))
+	step("squelch near block 2^24", s.cmd(t, framing.Cmd{Flavor: framing.FlavorSquelch,
+		Ref: framing.SymbolRef{FECID: 5, ObjectID: 1, PayloadID: framing.PayloadID{Block: streamBlocks - 1}}}))
+	step("flush 30,000 objects on", s.cmd(t, framing.Cmd{Flavor: framing.FlavorFlush,
+		Ref: framing.SymbolRef{FECID: 5, ObjectID: 30001}}))
+	step("data 30,000 objects on", s.pkt(t, 30001, 0, 0, streamSeg(seg(10), true)))
+	if o := r.remote(senderID); o == nil || uint16(o.maxObj-o.base) > r.window() {
+		t.Fatal("object window wider than its bound")
+	}
+}
+
+// failWriter fails every write, as a full disk does.
+type failWriter struct{}
+
+func (failWriter) WriteAt([]byte, int64) (int, error) { return 0, io.ErrShortWrite }
+
+// TestNoAckForAborted: an object whose write failed is finished but not
+// held; a watermark request for it, or for any later object, is not
+// acknowledged. It used to be, because holdsThrough tested "finished".
+func TestNoAckForAborted(t *testing.T) {
+	r := newRx(t, Config{Sink: func(info ObjectInfo) (io.WriterAt, error) {
+		if info.Object == 3 {
+			return failWriter{}, nil
+		}
+		return nil, nil
+	}})
+	p := &pkt{inst: 7}
+	handle(t, r, t0, p.data(t, 3, 5, 0, 0, []byte("hello")))
+	if ab := find(events(r), EventAborted); len(ab) != 1 || !errors.Is(ab[0].Err, io.ErrShortWrite) {
+		t.Fatalf("aborted %+v, want the failed write", ab)
+	}
+	acks := func(obj uint16, at time.Time) int {
+		flush := framing.Cmd{Flavor: framing.FlavorFlush, Ref: framing.SymbolRef{FECID: 5, ObjectID: obj},
+			Content: framing.AppendNodeID(nil, myID)}
+		handle(t, r, at, p.cmd(t, flush))
+		n := 0
+		for _, m := range poll(r, at, at.Add(100*time.Millisecond)) {
+			if m.Type == framing.TypeAck && m.Ack.AckType == framing.AckFlush {
+				n++
+			}
+		}
+		return n
+	}
+	if n := acks(3, t0.Add(time.Millisecond)); n != 0 {
+		t.Fatalf("%d ACK(FLUSH) for an object whose write failed, want 0", n)
+	}
+	handle(t, r, t0.Add(time.Second), p.data(t, 4, 5, 0, 0, []byte("world")))
+	if len(find(events(r), EventCompleted)) != 1 {
+		t.Fatal("object 4 not completed")
+	}
+	if n := acks(4, t0.Add(time.Second)); n != 0 {
+		t.Fatalf("%d ACK(FLUSH) for a watermark past a lost object, want 0", n)
+	}
+
+	// A receiver that holds everything still acknowledges.
+	ok := newRx(t, Config{})
+	q := &pkt{inst: 7}
+	handle(t, ok, t0, q.data(t, 3, 5, 0, 0, []byte("hello")))
+	handle(t, ok, t0, q.cmd(t, framing.Cmd{Flavor: framing.FlavorFlush, Ref: framing.SymbolRef{FECID: 5, ObjectID: 3},
+		Content: framing.AppendNodeID(nil, myID)}))
+	n := 0
+	for _, m := range poll(ok, t0, t0.Add(100*time.Millisecond)) {
+		if m.Type == framing.TypeAck && m.Ack.AckType == framing.AckFlush {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d ACK(FLUSH) from a receiver holding the object, want 1", n)
+	}
+}
