@@ -289,3 +289,64 @@ func TestSetRangeCount(t *testing.T) {
 		t.Fatalf("count %d", m.Count())
 	}
 }
+
+// TestWindowedObject: a stream's tracker keeps a bitmap of Layout.Window
+// blocks that slides on as blocks complete, instead of one bit for each of
+// 2^24 block numbers; beyond the window symbols are refused, and skipping
+// far ahead costs the window, not the distance.
+func TestWindowedObject(t *testing.T) {
+	p := NewPool(8, 16)
+	var o Object
+	const blocks = MaxBlocks - 1
+	if err := o.Init(p, 1, Layout{Blocks: blocks, MaxBlockLen: 1, Window: 4000}); err != nil {
+		t.Fatal(err)
+	}
+	if o.done.Len() != 4032 || o.done.Cap() > 4096 {
+		t.Fatalf("window bitmap of %d bits (capacity %d), want 4032", o.done.Len(), o.done.Cap())
+	}
+	for b := range uint32(4032) {
+		if b == 50 {
+			continue
+		}
+		if st := o.Receive(b, 0, 1); st != BlockComplete {
+			t.Fatalf("block %d: %v", b, st)
+		}
+	}
+	if o.base != 0 {
+		t.Fatalf("window moved to %d past the incomplete block 50", o.base)
+	}
+	if st := o.Receive(5000, 0, 1); st != NoRoom {
+		t.Fatalf("block beyond the window: %v, want NoRoom", st)
+	}
+	it := o.needsTo(MarkAt(3000, 1))
+	if n, ok := it.nextNeed(); !ok || n.kind != needBlocks || n.first != 50 || n.last != 50 {
+		t.Fatalf("first need %+v %v, want block 50", n, ok)
+	}
+	if n, ok := it.nextNeed(); ok {
+		t.Fatalf("second need %+v, want none", n)
+	}
+	if o.Receive(50, 0, 1) != BlockComplete || o.base != 4032 || o.ndone != 4032 {
+		t.Fatalf("after block 50: base %d, %d done", o.base, o.ndone)
+	}
+	for b := uint32(4032); b < 10_000; b++ {
+		if st := o.Receive(b, 0, 1); st != BlockComplete {
+			t.Fatalf("block %d: %v", b, st)
+		}
+	}
+	if o.ndone != 10_000 || !o.Received(9_999, 0) || o.Needed(10_000, 1) != 1 || o.Needed(1, 1) != 0 {
+		t.Fatalf("%d done at base %d", o.ndone, o.base)
+	}
+	o.steps = 0
+	o.SkipTo(blocks - 9)
+	if o.ndone != blocks-9 || o.steps > 4096/64+2 {
+		t.Fatalf("SkipTo far ahead: %d done, %d steps", o.ndone, o.steps)
+	}
+	for b := uint32(blocks - 9); b < blocks-1; b++ {
+		if st := o.Receive(b, 0, 1); st != BlockComplete {
+			t.Fatalf("block %d: %v", b, st)
+		}
+	}
+	if st := o.Receive(blocks-1, 0, 1); st != ObjectComplete {
+		t.Fatalf("last block: %v", st)
+	}
+}
