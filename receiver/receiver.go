@@ -396,8 +396,10 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 	err = err2
 	o.maxK = int(f.MaxBlockLen)
 	l := nack.Layout{Blocks: uint32(part.Blocks()), MaxBlockLen: int(f.MaxBlockLen), Parity: o.parity}
+	bits := l.Blocks
 	if stream {
-		l.Blocks = streamBlocks
+		l.Blocks, l.Window = streamBlocks, streamWindow
+		bits = streamWindow
 	}
 	if err == nil && l.Blocks > nack.MaxBlocks {
 		err = fmt.Errorf("%d blocks", l.Blocks)
@@ -406,10 +408,10 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		r.finishObject(s, o, fmt.Errorf("%w: %v", ErrBadObject, err))
 		return nil
 	}
-	// The tracker's bitmap of complete blocks (2 MiB for a stream) is
-	// memory the sender makes us hold: it counts against the buffer like
-	// the data, and is reserved before it is allocated.
-	bitmap := int64(l.Blocks+63) / 64 * 8
+	// The tracker's bitmap of complete blocks (up to 2 MiB for an object
+	// of 2^24 blocks) is memory the sender makes us hold: it counts against
+	// the buffer like the data, and is reserved before it is allocated.
+	bitmap := int64(bits+63) / 64 * 8
 	if len(s.objs) >= r.cfg.MaxObjects {
 		r.finishObject(s, s.objs[0], ErrObjectLimit)
 	}
