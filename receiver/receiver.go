@@ -765,17 +765,21 @@ func (r *Receiver) admit(s *remote, need int64, blocks int) bool {
 				active++
 			}
 		}
-		if (overBytes && s.held+need > r.cfg.MaxBufferBytes/int64(active)) ||
-			(overBlocks && s.blocks+blocks > r.cfg.MaxBlocks/active) {
+		fair := r.cfg.MaxBufferBytes / int64(active)
+		if !overBytes {
+			fair = int64(r.cfg.MaxBlocks / active)
+		}
+		if (overBytes && s.held+need > fair) || (overBlocks && int64(s.blocks+blocks) > int64(r.cfg.MaxBlocks/active)) {
 			r.stats.QuotaRefused++
 			return false
 		}
-		// The victim: the sender holding most of what is short, among those
-		// that never delivered anything if any of them holds some.
+		// The victim: a sender over its share of what is short (there is
+		// one, since s is within its share and the total is over), the
+		// largest, among those that never delivered anything if any is.
 		var v *remote
 		for _, x := range r.remotes {
 			r.work++
-			if x == s || len(x.objs) == 0 || (x.held == 0 && x.blocks == 0) {
+			if x == s || len(x.objs) == 0 || usage(x, overBytes) <= fair {
 				continue
 			}
 			if v == nil || (v.delivered && !x.delivered) ||
