@@ -86,9 +86,10 @@ type Layout struct {
 	// Window, if positive, tracks which blocks are complete only for the
 	// Window blocks (rounded up to a multiple of 64) from the oldest
 	// incomplete one on; blocks before are complete, and a symbol for a
-	// block beyond is refused with NoRoom. For streams, whose layout spans
-	// every block number but of which only a window is ever in flight: the
-	// bitmap is then Window bits, not one per block number.
+	// block beyond is refused with Ahead. The bitmap is then Window bits,
+	// not one per block: a stream's layout spans every block number, and
+	// an object's block count comes from a packet, while only a window of
+	// blocks is ever in flight.
 	Window int
 }
 
@@ -112,9 +113,13 @@ const (
 	// ObjectComplete: the symbol completed its block and that was the
 	// object's last incomplete block.
 	ObjectComplete
+	// Ahead: the block is beyond the tracking window (Layout.Window) of
+	// the oldest incomplete block; the symbol was not recorded, and the
+	// block stays wholly missing until the window gets there.
+	Ahead
 )
 
-var statusNames = [...]string{"Invalid", "Duplicate", "NoRoom", "Stored", "BlockComplete", "ObjectComplete"}
+var statusNames = [...]string{"Invalid", "Duplicate", "NoRoom", "Stored", "BlockComplete", "ObjectComplete", "Ahead"}
 
 // String returns the status's name.
 func (s Status) String() string {
@@ -307,7 +312,7 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 		return Duplicate
 	}
 	if block-o.base >= uint32(o.done.Len()) {
-		return NoRoom // beyond the window
+		return Ahead
 	}
 	if s == nil {
 		if s = o.pool.get(); s == nil {

@@ -315,8 +315,8 @@ func TestWindowedObject(t *testing.T) {
 	if o.base != 0 {
 		t.Fatalf("window moved to %d past the incomplete block 50", o.base)
 	}
-	if st := o.Receive(5000, 0, 1); st != NoRoom {
-		t.Fatalf("block beyond the window: %v, want NoRoom", st)
+	if st := o.Receive(5000, 0, 1); st != Ahead || o.Needed(5000, 1) != 1 {
+		t.Fatalf("block beyond the window: %v, want Ahead", st)
 	}
 	it := o.needsTo(MarkAt(3000, 1))
 	if n, ok := it.nextNeed(); !ok || n.kind != needBlocks || n.first != 50 || n.last != 50 {

@@ -221,4 +221,5 @@ type Stats struct {
 	QuotaRefused    uint64 // objects aborted because their sender was over its share of the buffer or blocks
 	Preempted       uint64 // objects aborted to give another sender its share
 	WindowClamped   uint64 // pending objects aborted because their sender's object ids moved on too far
+	BlocksAhead     uint64 // symbols dropped for blocks too far ahead of their object's oldest incomplete one
 }

@@ -340,7 +340,7 @@ func TestFuzzSeeds(t *testing.T) {
 		t.Fatalf("seed 0 did not complete its object through parity and acknowledge it: %+v", st)
 	}
 	st = runFuzzProgram(t, fuzzSeeds[1]).Stats()
-	if st.DataSymbols != 2 || st.BufferBytes != streamWindow/8 {
+	if st.DataSymbols != 2 || st.BufferBytes != blockWindow/8 {
 		t.Fatalf("seed 1 did not start its stream: %+v", st)
 	}
 	st = runFuzzProgram(t, fuzzSeeds[3]).Stats()

@@ -237,28 +237,33 @@ func TestFakeSendersDoNotLockOut(t *testing.T) {
 
 // TestBitmapCounted: an object's bitmap of complete blocks counts against
 // the buffer (a stream's 2 MiB one did not), and one the buffer cannot hold
-// is refused before it is made. A stream's bitmap covers a window of
-// blocks, not all 2^24 block numbers.
+// is refused before it is made. It covers a window of blocks, not every
+// block number a stream or a 2^24-block object announces.
 func TestBitmapCounted(t *testing.T) {
 	r := newRx(t, Config{})
 	s := &peer{id: senderID, inst: 1, flag: framing.FlagStream, fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 100, MaxBlockLen: 4}}
 	handle(t, r, t0, s.pkt(t, 1, 0, 1, streamSeg(seg(10), false)))
-	if st := r.Stats(); st.BufferBytes < streamWindow/8 || st.BufferBytes > 64<<10 {
-		t.Fatalf("%d buffer bytes held for a pending stream, want its %d-byte bitmap and one block", st.BufferBytes, streamWindow/8)
+	if st := r.Stats(); st.BufferBytes < blockWindow/8 || st.BufferBytes > 64<<10 {
+		t.Fatalf("%d buffer bytes held for a pending stream, want its %d-byte bitmap and one block", st.BufferBytes, blockWindow/8)
 	}
-	// 2^24 - 1 one-byte blocks: a 2 MiB bitmap.
+	// 2^24 - 1 one-byte blocks.
 	huge := &peer{id: senderID, inst: 1, flag: framing.FlagFile, fti: framing.FTI{TransferLength: 1<<24 - 1, SymbolLength: 1, MaxBlockLen: 1}}
-	small := newRx(t, Config{MaxBufferBytes: 1 << 20})
-	handle(t, small, t0, huge.pkt(t, 2, 0, 0, seg(1)))
+	before := r.Stats().BufferBytes
+	handle(t, r, t0, huge.pkt(t, 2, 0, 0, seg(1)))
+	if d := r.Stats().BufferBytes - before; d != blockWindow/8+1 {
+		t.Fatalf("a 2^24-block object holds %d bytes, want its %d-byte bitmap and its data", d, blockWindow/8)
+	}
+	// Block 100,000 is beyond the window while block 1 is missing.
+	if err := r.HandlePacket(t0, from, huge.pkt(t, 2, 100_000, 0, seg(1))); err != nil || r.Stats().BlocksAhead != 1 {
+		t.Fatalf("block beyond the window: %v, stats %+v", err, r.Stats())
+	}
+	small := newRx(t, Config{MaxBufferBytes: 4 << 10})
+	handle(t, small, t0, huge.pkt(t, 3, 0, 0, seg(1)))
 	if ab := find(events(small), EventAborted); len(ab) != 1 || !errors.Is(ab[0].Err, ErrBufferLimit) {
-		t.Fatalf("2 MiB bitmap beyond a 1 MiB buffer: aborted %+v, want ErrBufferLimit", ab)
+		t.Fatalf("8 KiB bitmap beyond a 4 KiB buffer: aborted %+v, want ErrBufferLimit", ab)
 	}
 	if st := small.Stats(); st.BufferBytes != 0 || st.QuotaRefused != 1 {
 		t.Fatalf("stats %+v", st)
-	}
-	handle(t, r, t0, huge.pkt(t, 2, 0, 0, seg(1)))
-	if st := r.Stats(); st.BufferBytes < 2<<20 {
-		t.Fatalf("%d buffer bytes held beside a 2^24-block object, want its 2 MiB bitmap counted", st.BufferBytes)
 	}
 }
 

@@ -396,11 +396,11 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 	err = err2
 	o.maxK = int(f.MaxBlockLen)
 	l := nack.Layout{Blocks: uint32(part.Blocks()), MaxBlockLen: int(f.MaxBlockLen), Parity: o.parity}
-	bits := l.Blocks
 	if stream {
-		l.Blocks, l.Window = streamBlocks, streamWindow
-		bits = streamWindow
+		l.Blocks = streamBlocks
 	}
+	l.Window = blockWindow
+	bits := min(l.Blocks, blockWindow)
 	if err == nil && l.Blocks > nack.MaxBlocks {
 		err = fmt.Errorf("%d blocks", l.Blocks)
 	}
@@ -408,8 +408,8 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		r.finishObject(s, o, fmt.Errorf("%w: %v", ErrBadObject, err))
 		return nil
 	}
-	// The tracker's bitmap of complete blocks (up to 2 MiB for an object
-	// of 2^24 blocks) is memory the sender makes us hold: it counts against
+	// The tracker's bitmap of complete blocks (up to 8 KiB, see
+	// blockWindow) is memory the sender makes us hold: it counts against
 	// the buffer like the data, and is reserved before it is allocated.
 	bitmap := int64(bits+63) / 64 * 8
 	if len(s.objs) >= r.cfg.MaxObjects {
@@ -500,6 +500,14 @@ func (r *Receiver) advanceBase(s *remote, base uint16) {
 // heard, a sender's state spans at most. The loops over that span (NACK
 // building, acknowledgement, stall counting) are bounded by it, whatever
 // object ids packets name.
+// blockWindow is how many blocks from an object's oldest incomplete one on
+// its tracker follows: 8 KiB of bitmap rather than up to 2 MiB, which a
+// packet could make the receiver allocate by announcing a stream (every
+// block number) or an object of 2^24 tiny blocks. A symbol for a block
+// further ahead is dropped; the receiver would be that many blocks (5 GB
+// at 1400-byte segments in blocks of 64) behind the sender.
+const blockWindow = 1 << 16
+
 func (r *Receiver) window() uint16 { return uint16(min(4*r.cfg.MaxObjects, 1<<14)) }
 
 // raiseMax records that the sender has got to object id, newer than any
@@ -573,6 +581,11 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		return nil
 	case nack.NoRoom:
 		r.finishObject(s, o, ErrBufferLimit)
+		return nil
+	case nack.Ahead:
+		// Too far ahead of the oldest incomplete block to track: dropped,
+		// and asked for again once the window gets there.
+		r.stats.BlocksAhead++
 		return nil
 	}
 	if bb == nil {

@@ -13,12 +13,6 @@ import (
 // terabyte at the default segment and block sizes) is not supported.
 const streamBlocks = 1<<24 - 1
 
-// streamWindow is how many blocks from the oldest incomplete one on a
-// stream's tracker follows (8 KiB of bitmap rather than 2 MiB for every
-// block number). A block further ahead cannot be received: the receiver
-// would be that far behind a stream it must deliver in order.
-const streamWindow = 1 << 16
-
 // rxStream is the receiving side of a NORM_OBJECT_STREAM: segments are
 // delivered strictly in order, from the first message start seen.
 type rxStream struct {
