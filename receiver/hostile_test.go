@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"testing"
@@ -352,5 +353,51 @@ func TestNoAckForAborted(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d ACK(FLUSH) from a receiver holding the object, want 1", n)
+	}
+}
+
+// TestMemoryObjectGrowsWithData: an object kept in memory takes memory as
+// its data arrives. A packet for the end of a large object does not make
+// the receiver allocate the whole of it; blocks arriving out of order, a
+// first block lost and repaired last or the whole object backwards, are
+// delivered intact.
+func TestMemoryObjectGrowsWithData(t *testing.T) {
+	const size = 1_000_000 // 2,500 blocks of 4 segments
+	pattern := fuzzBytes(senderID, 1, 0, size)
+	sym := func(b, i int) []byte { return pattern[(b*4+i)*100 : (b*4+i+1)*100] }
+	for _, order := range []string{"first block last", "backwards"} {
+		t.Run(order, func(t *testing.T) {
+			r := newRx(t, Config{})
+			p := &pkt{inst: 1}
+			var blocks []int
+			switch order {
+			case "first block last":
+				for b := 1; b < 2500; b++ {
+					blocks = append(blocks, b)
+				}
+				blocks = append(blocks, 0)
+			case "backwards":
+				for b := 2499; b >= 0; b-- {
+					blocks = append(blocks, b)
+				}
+			}
+			peak := int64(0)
+			for _, b := range blocks {
+				for i := range 4 {
+					handle(t, r, t0, p.data(t, 1, size, uint32(b), uint16(i), sym(b, i)))
+					peak = max(peak, r.Stats().BufferBytes)
+				}
+				if b == 2499 && order == "backwards" && r.Stats().BufferBytes > 64<<10 {
+					t.Fatalf("%d bytes held after the last block of a 1 MB object alone", r.Stats().BufferBytes)
+				}
+			}
+			c := find(events(r), EventCompleted)
+			if len(c) != 1 || !bytes.Equal(c[0].Data, pattern) {
+				t.Fatalf("object not delivered intact (%d completions)", len(c))
+			}
+			if st := r.Stats(); st.BufferBytes != 0 || peak > 3*size {
+				t.Fatalf("buffer %d after, peak %d", st.BufferBytes, peak)
+			}
+		})
 	}
 }

@@ -9,27 +9,27 @@ import (
 
 // rxObject is an object being received from one sender.
 type rxObject struct {
-	id        uint16
-	file      bool
-	size      uint64
-	part      fec.Partition
-	symLen    int
-	parity    int
-	maxK      int        // the FTI's maximum source block length
-	codec     *fec.Codec // made when a block first needs decoding
-	info      []byte
-	infoOK    bool
-	track     nack.Object
-	sink      io.WriterAt
-	data      []byte // in-memory destination when sink is nil, grown as blocks arrive
-	nextBlock uint32 // in memory: the next block to copy into data
-	blocks    []*blockBuf
-	held      int64  // bytes of r.buffer accounted to this object
-	hiBlock   uint32 // newest block a symbol arrived for
-	seen      bool
-	stalled   int // NACK cycles without progress
-	stream    *rxStream
-	moved     bool // a new symbol arrived since the last NACK cycle
+	id      uint16
+	file    bool
+	size    uint64
+	part    fec.Partition
+	symLen  int
+	parity  int
+	maxK    int        // the FTI's maximum source block length
+	codec   *fec.Codec // made when a block first needs decoding
+	info    []byte
+	infoOK  bool
+	track   nack.Object
+	sink    io.WriterAt
+	data    []byte // in-memory destination when sink is nil, grown as blocks arrive
+	stored  uint64 // in memory: bytes of data copied in
+	blocks  []*blockBuf
+	held    int64  // bytes of r.buffer accounted to this object
+	hiBlock uint32 // newest block a symbol arrived for
+	seen    bool
+	stalled int // NACK cycles without progress
+	stream  *rxStream
+	moved   bool // a new symbol arrived since the last NACK cycle
 }
 
 // blockBuf holds the symbols of one partially received block until any k of

@@ -1,9 +1,12 @@
 package receiver
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/shoalnet/shoal/congestion"
@@ -20,8 +23,9 @@ type Receiver struct {
 	pool     *nack.Pool
 	bufs     bufPool
 	builder  *nack.Builder
-	buffer   int64 // bytes held in object and block buffers and bitmaps
-	blocks   int   // block buffers held, over all senders
+	waiting  []*blockBuf // scratch for storeMemory
+	buffer   int64       // bytes held in object and block buffers and bitmaps
+	blocks   int         // block buffers held, over all senders
 
 	// work counts loop iterations on the paths a packet or Poll drives, so
 	// that tests can bound the work per call by the packet's size and the
@@ -127,6 +131,7 @@ func New(cfg Config) (*Receiver, error) {
 		cfg:      cfg,
 		rejected: map[uint32]bool{},
 		pool:     nack.NewPool(cfg.MaxBlocks, fec.MaxSymbols+1),
+		waiting:  make([]*blockBuf, 0, min(cfg.MaxBlocks, 1<<16)),
 		builder:  b,
 	}, nil
 }
@@ -496,10 +501,6 @@ func (r *Receiver) advanceBase(s *remote, base uint16) {
 	}
 }
 
-// window is how many object ids, from the oldest of interest to the newest
-// heard, a sender's state spans at most. The loops over that span (NACK
-// building, acknowledgement, stall counting) are bounded by it, whatever
-// object ids packets name.
 // blockWindow is how many blocks from an object's oldest incomplete one on
 // its tracker follows: 8 KiB of bitmap rather than up to 2 MiB, which a
 // packet could make the receiver allocate by announcing a stream (every
@@ -508,6 +509,10 @@ func (r *Receiver) advanceBase(s *remote, base uint16) {
 // at 1400-byte segments in blocks of 64) behind the sender.
 const blockWindow = 1 << 16
 
+// window is how many object ids, from the oldest of interest to the newest
+// heard, a sender's state spans at most. The loops over that span (NACK
+// building, acknowledgement, stall counting) are bounded by it, whatever
+// object ids packets name.
 func (r *Receiver) window() uint16 { return uint16(min(4*r.cfg.MaxObjects, 1<<14)) }
 
 // raiseMax records that the sender has got to object id, newer than any
@@ -625,7 +630,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		return nil
 	}
 	if st == nack.BlockComplete || st == nack.ObjectComplete {
-		if err := r.deliverBlock(s, o, bb, k); err != nil {
+		if err := r.deliverBlock(s, o, bb, k, st == nack.ObjectComplete); err != nil {
 			r.finishObject(s, o, err)
 			return nil
 		}
@@ -647,13 +652,13 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 
 // deliverBlock rebuilds the missing source symbols of a complete block from
 // its parity and writes the block's data to the object's destination.
-func (r *Receiver) deliverBlock(s *remote, o *rxObject, bb *blockBuf, k int) error {
+func (r *Receiver) deliverBlock(s *remote, o *rxObject, bb *blockBuf, k int, last bool) error {
 	if err := r.decodeBlock(o, bb, k); err != nil {
 		return err
 	}
 	if o.sink == nil {
 		bb.complete = true
-		return r.storeInOrder(s, o)
+		return r.storeMemory(s, o, last)
 	}
 	for i := 0; i < k; i++ {
 		r.work++
@@ -667,45 +672,79 @@ func (r *Receiver) deliverBlock(s *remote, o *rxObject, bb *blockBuf, k int) err
 	return nil
 }
 
-// storeInOrder copies the complete blocks of an object kept in memory that
-// follow what it holds into its data, growing the data as it goes. Blocks
-// are stored in order so that the data's memory follows what arrived: a
-// block far ahead waits in its block buffer, within the sender's share of
-// blocks and bytes, rather than making the receiver allocate up to it.
-func (r *Receiver) storeInOrder(s *remote, o *rxObject) error {
-	for {
+// minDataCap is how much memory an object kept in memory may take before
+// any of its data is stored; after that, twice what is stored.
+const minDataCap = 64 << 10
+
+// storeMemory copies the complete blocks of an object kept in memory into
+// its data, which grows as data arrives: to at most twice what is stored
+// (or minDataCap), however large the object says it is. A block beyond
+// that waits in its block buffer, within the sender's share of blocks and
+// bytes, until the data before it is in, so that a packet for the end of
+// an announced 256 MiB object does not make the receiver allocate 256 MiB.
+// With all (the object is complete) everything is stored.
+func (r *Receiver) storeMemory(s *remote, o *rxObject, all bool) error {
+	w := r.waiting[:0]
+	for _, bb := range o.blocks {
 		r.work++
-		bb := r.findBlock(o, o.nextBlock)
-		if bb == nil || !bb.complete {
-			return nil
+		if bb.complete {
+			w = append(w, bb)
 		}
-		k := o.part.BlockLen(int(bb.block))
-		off, _ := o.part.Segment(int(bb.block), 0)
-		lastOff, lastN := o.part.Segment(int(bb.block), k-1)
-		end := lastOff + uint64(lastN)
-		if end > uint64(cap(o.data)) {
-			// Double, as append does, so copies cost O(1) per byte.
-			c := min(max(end, 2*uint64(cap(o.data))), o.size)
-			grow := int64(c) - int64(cap(o.data))
-			if !r.admit(s, grow, 0) {
-				return ErrBufferLimit
-			}
-			d := make([]byte, len(o.data), c)
-			copy(d, o.data)
-			r.charge(s, o, grow)
-			o.data = d
-		}
-		o.data = o.data[:end]
-		for i := 0; i < k; i++ {
-			r.work++
-			_, n := o.part.Segment(int(bb.block), i)
-			copy(o.data[off:], bb.syms[i][:n])
-			off += uint64(n)
-		}
-		o.nextBlock++
-		o.dropBlock(bb)
-		r.releaseBlock(s, o, bb)
 	}
+	// In block order, each block stored raises the limit for the next; the
+	// first that does not fit ends the pass.
+	slices.SortFunc(w, func(a, b *blockBuf) int { return cmp.Compare(a.block, b.block) })
+	r.work += uint64(len(w)) * uint64(bits.Len(uint(len(w)))+1)
+	var err error
+	for _, bb := range w {
+		var ok bool
+		if ok, err = r.storeBlock(s, o, bb, all); !ok {
+			break
+		}
+	}
+	clear(w)
+	r.waiting = w[:0]
+	return err
+}
+
+// storeBlock copies a complete block into o's data if the data may grow to
+// hold it, and reports whether it did.
+func (r *Receiver) storeBlock(s *remote, o *rxObject, bb *blockBuf, all bool) (bool, error) {
+	b := int(bb.block)
+	k := o.part.BlockLen(b)
+	start, _ := o.part.Segment(b, 0)
+	lastOff, lastN := o.part.Segment(b, k-1)
+	end := lastOff + uint64(lastN)
+	if end > uint64(cap(o.data)) {
+		limit := max(2*o.stored, minDataCap)
+		if end > limit && !all {
+			return false, nil
+		}
+		// Double, as append does, so copies cost O(1) per byte.
+		c := min(max(end, min(2*uint64(cap(o.data)), limit)), o.size)
+		grow := int64(c) - int64(cap(o.data))
+		if !r.admit(s, grow, 0) {
+			return false, ErrBufferLimit
+		}
+		d := make([]byte, len(o.data), c)
+		copy(d, o.data)
+		r.charge(s, o, grow)
+		o.data = d
+	}
+	if end > uint64(len(o.data)) {
+		o.data = o.data[:end]
+	}
+	off := start
+	for i := 0; i < k; i++ {
+		r.work++
+		_, n := o.part.Segment(b, i)
+		copy(o.data[off:], bb.syms[i][:n])
+		off += uint64(n)
+	}
+	o.stored += off - start
+	o.dropBlock(bb)
+	r.releaseBlock(s, o, bb)
+	return true, nil
 }
 
 // decodeBlock rebuilds the missing source symbols of a block that has k
