@@ -53,7 +53,7 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 		}
 		for i := range c.SquelchCount() {
 			r.work++
-			if id := c.SquelchedObject(i); !serialLess(id, s.base) && !serialLess(s.maxObj, id) {
+			if id := c.SquelchedObject(i); !serialLess(id, s.base) && !serialLess(s.maxObj, id) && !s.isFinished(id) {
 				s.setFinished(id, true)
 				s.markLost(id)
 			}

@@ -401,3 +401,23 @@ func TestMemoryObjectGrowsWithData(t *testing.T) {
 		})
 	}
 }
+
+// TestNoAckAfterSquelch: an object the sender squelched before it arrived
+// whole is not held, so later watermarks are not acknowledged either.
+func TestNoAckAfterSquelch(t *testing.T) {
+	r := newRx(t, Config{})
+	p := &pkt{inst: 7}
+	handle(t, r, t0, p.data(t, 5, 1000, 0, 0, seg(100)))
+	handle(t, r, t0, p.cmd(t, framing.Cmd{Flavor: framing.FlavorSquelch, Ref: framing.SymbolRef{FECID: 5, ObjectID: 6}}))
+	if ab := find(events(r), EventAborted); len(ab) != 1 || !errors.Is(ab[0].Err, ErrSquelched) {
+		t.Fatalf("aborted %+v, want object 5 squelched", ab)
+	}
+	handle(t, r, t0, p.data(t, 6, 5, 0, 0, []byte("hello")))
+	handle(t, r, t0, p.cmd(t, framing.Cmd{Flavor: framing.FlavorFlush, Ref: framing.SymbolRef{FECID: 5, ObjectID: 6},
+		Content: framing.AppendNodeID(nil, myID)}))
+	for _, m := range poll(r, t0, t0.Add(100*time.Millisecond)) {
+		if m.Type == framing.TypeAck && m.Ack.AckType == framing.AckFlush {
+			t.Fatal("ACK(FLUSH) sent after a squelched object")
+		}
+	}
+}

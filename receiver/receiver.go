@@ -483,14 +483,21 @@ func (r *Receiver) sync(s *remote, id uint16) {
 	}
 }
 
-// advanceBase forgets object ids older than base.
+// advanceBase forgets object ids older than base; those not finished are
+// lost.
 func (r *Receiver) advanceBase(s *remote, base uint16) {
 	for serialLess(s.base, base) {
 		r.work++
-		if s.base&63 == 0 && base-s.base >= 64 {
-			s.finished[s.base>>6] = 0 // a word at a time
+		if w := s.base >> 6; s.base&63 == 0 && base-s.base >= 64 {
+			if f := s.finished[w]; f != ^uint64(0) {
+				s.markLost(s.base + uint16(bits.TrailingZeros64(^f)))
+			}
+			s.finished[w] = 0 // a word at a time
 			s.base += 64
 			continue
+		}
+		if !s.isFinished(s.base) {
+			s.markLost(s.base)
 		}
 		s.setFinished(s.base, false)
 		s.base++
