@@ -74,10 +74,11 @@ type Config struct {
 
 	// MaxSenders bounds the senders tracked. A new sender beyond it takes
 	// the place of one that has ended (EOT) or else of the least recently
-	// heard that never delivered anything (EventSenderGone, its objects
-	// aborted with ErrSenderEvicted), so forged source ids cannot lock a
-	// real sender out; when every sender tracked has delivered data, the
-	// new one is dropped with one EventSenderRejected. 0 means 64.
+	// heard (EventSenderGone, its objects aborted with ErrSenderEvicted),
+	// so forged source ids cannot lock a real sender out: an active sender
+	// is pushed out only by more new ids per packet interval than
+	// MaxSenders. When all were heard at the same instant, the new one is
+	// dropped with one EventSenderRejected. 0 means 64.
 	MaxSenders int
 	// MaxObjects bounds the objects pending per sender; a new object
 	// beyond it aborts the oldest pending one (EventAborted with

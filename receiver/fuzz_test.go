@@ -325,8 +325,8 @@ var fuzzSeeds = [][]byte{
 	// The big-symbol stream (template 5), far object ids.
 	program(dataStep(0, 5, 0, 0, 0), dataStep(0, 0x85, 0, 0, 3), flushStep(0, 0x90, 0, 0), clockStep(5000)),
 	// Four senders for three places, then silence past the sender timeout.
-	program(dataStep(0, 0, 0, 0, 0), dataStep(1, 6, 0, 0, 0), dataStep(2, 12, 0, 0, 0), dataStep(3, 18, 0, 0, 0),
-		clockStep(6000), dataStep(3, 24, 0, 0, 0)),
+	program(dataStep(0, 0, 0, 0, 0), clockStep(1), dataStep(1, 6, 0, 0, 0), clockStep(1), dataStep(2, 12, 0, 0, 0),
+		clockStep(1), dataStep(3, 18, 0, 0, 0), clockStep(6000), dataStep(3, 24, 0, 0, 0)),
 	// A probe, an INFO, an EOT, a raw packet and a mutation of it.
 	{5, 4, 0, 1, 6, 0, 3, 6, 8, 0, 8, 0, 4, 0x10, 1, 2, 3, 9, 0, 0, 5, 0xff},
 	// Template 4 (blocks of 64 + 8 parity) and a second, new instance of

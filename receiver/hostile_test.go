@@ -201,8 +201,8 @@ func TestBlockShare(t *testing.T) {
 }
 
 // TestFakeSendersDoNotLockOut: 64 forged source ids used to fill
-// MaxSenders, and the real sender arriving after them was refused. A
-// sender that has delivered data is then kept when more forged ids come.
+// MaxSenders, and the real sender arriving after them was refused. While
+// it keeps sending, more forged ids take each other's places, not its.
 func TestFakeSendersDoNotLockOut(t *testing.T) {
 	r := newRx(t, Config{})
 	now := t0
@@ -217,18 +217,22 @@ func TestFakeSendersDoNotLockOut(t *testing.T) {
 	if !realObject(t, r, p, now, 1, 1000) {
 		t.Fatalf("real sender not served after 64 forged ids: %+v", r.Stats())
 	}
-	// 100 more forged ids take each other's places, not the real sender's.
+	// 100 more forged ids, one per millisecond, while the real sender
+	// sends a packet every 10 ms.
 	for i := range uint32(100) {
 		fake.id = 0x0d000000 + i
 		now = now.Add(time.Millisecond)
 		handle(t, r, now, fake.pkt(t, 1, 0, 0, seg(100)))
+		if i%10 == 9 {
+			handle(t, r, now, p.data(t, 2, 1000, 0, uint16(i/10%4), seg(100)))
+		}
 	}
 	for _, e := range events(r) {
 		if e.Kind == EventSenderGone && e.Sender == senderID {
 			t.Fatal("the real sender was evicted for a forged one")
 		}
 	}
-	if !realObject(t, r, p, now, 2, 1000) {
+	if !realObject(t, r, p, now, 3, 1000) {
 		t.Fatal("real sender not served after 164 forged ids")
 	}
 	if st := r.Stats(); st.SendersEvicted != 101 || len(r.remotes) != 64 {

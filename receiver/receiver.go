@@ -224,7 +224,7 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 	s := r.remote(h.SourceID)
 	switch {
 	case s == nil:
-		if len(r.remotes) >= r.cfg.MaxSenders && !r.evictSender() {
+		if len(r.remotes) >= r.cfg.MaxSenders && !r.evictSender(now) {
 			r.stats.SendersRejected++
 			if !r.rejected[h.SourceID] && len(r.rejected) < 4*r.cfg.MaxSenders {
 				r.rejected[h.SourceID] = true
@@ -256,16 +256,15 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 // evictSender makes room for a new sender when MaxSenders are tracked:
 // anyone on the group can send with any source id, so a full table must not
 // lock a real sender out. The sender dropped is one that has ended (EOT), or
-// else the least recently heard of those that never delivered anything; a
-// sender that has delivered data is never dropped for a newcomer. It
-// reports whether a sender was dropped.
-func (r *Receiver) evictSender() bool {
+// else the least recently heard. Having delivered data earns no
+// protection, since a forged sender can deliver a one-byte object with one
+// packet; recent activity does: to push out a sender that sends a packet
+// every t, forged ids must arrive faster than MaxSenders per t. It reports
+// whether a sender was dropped: not when every sender was heard at now.
+func (r *Receiver) evictSender(now time.Time) bool {
 	vi := -1
 	for i, s := range r.remotes {
 		r.work++
-		if s.delivered && !s.ended {
-			continue
-		}
 		if vi < 0 {
 			vi = i
 			continue
@@ -279,6 +278,9 @@ func (r *Receiver) evictSender() bool {
 		return false
 	}
 	v := r.remotes[vi]
+	if !v.ended && !v.lastHeard.Before(now) {
+		return false
+	}
 	r.abortAll(v, ErrSenderEvicted)
 	if !v.ended {
 		r.emit(Event{Kind: EventSenderGone, Sender: v.id})

@@ -152,9 +152,9 @@ func find(ev []Event, k EventKind) []Event {
 
 func seg(n int) []byte { return make([]byte, n) }
 
-// TestSenderLimit: with MaxSenders tracked and all of them having
-// delivered data, a new sender is dropped, with one event however many
-// packets it sends.
+// TestSenderLimit: with MaxSenders tracked and all of them heard at this
+// instant, a new sender is dropped, with one event however many packets it
+// sends.
 func TestSenderLimit(t *testing.T) {
 	r := newRx(t, Config{MaxSenders: 1})
 	a, b := &pkt{inst: 1}, &pkt{inst: 2}
