@@ -83,7 +83,8 @@ type Config struct {
 	// MaxObjects bounds the objects pending per sender; a new object
 	// beyond it aborts the oldest pending one (EventAborted with
 	// ErrObjectLimit). A sender's object ids also span at most
-	// 4*MaxObjects: older pending objects are aborted the same way.
+	// 16*MaxObjects (at most 16,384): older pending objects are aborted
+	// the same way.
 	// 0 means 64.
 	MaxObjects int
 	// MaxBufferBytes bounds memory for objects kept in memory (taken as

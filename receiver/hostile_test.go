@@ -278,7 +278,7 @@ func TestBitmapCounted(t *testing.T) {
 func TestFarIDsBoundedWork(t *testing.T) {
 	r := newRx(t, Config{})
 	s := &peer{id: senderID, inst: 1, flag: framing.FlagStream, fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 100, MaxBlockLen: 4}}
-	const bound = 2000
+	bound := uint64(1000 + 4*int(r.window())) // the loops over a sender's object ids
 	step := func(what string, b []byte) {
 		t.Helper()
 		w := r.work

@@ -522,7 +522,7 @@ const blockWindow = 1 << 16
 // heard, a sender's state spans at most. The loops over that span (NACK
 // building, acknowledgement, stall counting) are bounded by it, whatever
 // object ids packets name.
-func (r *Receiver) window() uint16 { return uint16(min(4*r.cfg.MaxObjects, 1<<14)) }
+func (r *Receiver) window() uint16 { return uint16(min(16*r.cfg.MaxObjects, 1<<14)) }
 
 // raiseMax records that the sender has got to object id, newer than any
 // heard, and moves the window's base up so that it spans at most window()
