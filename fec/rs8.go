@@ -61,15 +61,30 @@ type decodeScratch struct {
 	m       []byte // the decoding system, at most p×(k+p)
 }
 
+// maxCachedCodecs bounds the codec cache. A session uses one or two (k, p)
+// pairs, but k and p come from the network (every NORM_DATA carries its
+// FTI), so without a bound a peer could grow the cache by one matrix per
+// pair, about 32,000 of them. The least recently used codec is dropped;
+// whoever still holds it keeps a working codec.
+const maxCachedCodecs = 32
+
 var codecs struct {
 	sync.Mutex
-	m map[[2]uint8]*Codec
+	m    map[[2]uint8]*cachedCodec
+	tick uint64
+}
+
+type cachedCodec struct {
+	c    *Codec
+	used uint64
 }
 
 // RS8 returns the codec for blocks of up to k source symbols with p parity
 // symbols (the FTI's maximum source block length and the session's parity
 // count). Codecs are built once per (k, p) and shared, so calling RS8 for
-// every block is cheap, although holding on to the result is cheaper.
+// every block is cheap, although holding on to the result is cheaper. The
+// cache keeps the most recently used few dozen codes; an older one is
+// rebuilt when asked for again.
 //
 // It fails with [ErrCodeParams] unless k >= 1, p >= 0 and k+p <=
 // MaxSymbols. With p = 0 the code has no parity: encoding has nothing to do
@@ -81,8 +96,10 @@ func RS8(k, p int) (*Codec, error) {
 	key := [2]uint8{uint8(k), uint8(p)}
 	codecs.Lock()
 	defer codecs.Unlock()
-	if c, ok := codecs.m[key]; ok {
-		return c, nil
+	codecs.tick++
+	if e, ok := codecs.m[key]; ok {
+		e.used = codecs.tick
+		return e.c, nil
 	}
 	c := &Codec{k: k, p: p, rows: parityMatrix(k, p)}
 	c.scratch.New = func() any {
@@ -93,9 +110,19 @@ func RS8(k, p int) (*Codec, error) {
 		}
 	}
 	if codecs.m == nil {
-		codecs.m = make(map[[2]uint8]*Codec)
+		codecs.m = make(map[[2]uint8]*cachedCodec, maxCachedCodecs)
 	}
-	codecs.m[key] = c
+	if len(codecs.m) >= maxCachedCodecs {
+		var old [2]uint8
+		oldest := ^uint64(0)
+		for k, e := range codecs.m {
+			if e.used < oldest {
+				old, oldest = k, e.used
+			}
+		}
+		delete(codecs.m, old)
+	}
+	codecs.m[key] = &cachedCodec{c: c, used: codecs.tick}
 	return c, nil
 }
 

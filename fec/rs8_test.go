@@ -380,3 +380,45 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCodecCacheBounded: the codec cache holds at most maxCachedCodecs
+// entries however many (k, p) pairs are asked for (k and p come from
+// packets), keeps the recently used ones, and codecs dropped from it still
+// work.
+func TestCodecCacheBounded(t *testing.T) {
+	first := mustRS8(t, 10, 4)
+	for k := 1; k <= 40; k++ {
+		for p := 0; p < 5; p++ {
+			mustRS8(t, k, p)
+			if k%4 == 0 {
+				mustRS8(t, 20, 4) // kept warm
+			}
+		}
+	}
+	warm := mustRS8(t, 20, 4)
+	codecs.Lock()
+	n := len(codecs.m)
+	_, hasWarm := codecs.m[[2]uint8{20, 4}]
+	codecs.Unlock()
+	if n > maxCachedCodecs {
+		t.Fatalf("%d codecs cached after 200 distinct codes, want at most %d", n, maxCachedCodecs)
+	}
+	if !hasWarm || mustRS8(t, 20, 4) != warm {
+		t.Fatal("a codec in constant use was dropped from the cache")
+	}
+	if again := mustRS8(t, 10, 4); again == first {
+		t.Fatal("codec (10, 4) still cached after 200 others")
+	}
+	// The dropped codec still encodes as a fresh one does.
+	src := [][]byte{{1, 2}, {3, 4}, {5, 6}, {7, 8}, {9, 10}, {11, 12}, {13, 14}, {15, 16}, {17, 18}, {19, 20}}
+	a, b := [][]byte{make([]byte, 2), make([]byte, 2)}, [][]byte{make([]byte, 2), make([]byte, 2)}
+	if err := first.Encode(src, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := mustRS8(t, 10, 4).Encode(src, b); err != nil {
+		t.Fatal(err)
+	}
+	if string(a[0]) != string(b[0]) || string(a[1]) != string(b[1]) {
+		t.Fatal("dropped codec encodes differently")
+	}
+}

@@ -93,6 +93,28 @@ func (m *Bitmask) SetRange(start, end int) {
 	m.w[last] |= hi
 }
 
+// setRangeCount adds start to end-1, clipped to [0, Len()), and returns how
+// many of them were not in the set before and how many words it touched.
+func (m *Bitmask) setRangeCount(start, end int) (added, words int) {
+	start, end = max(start, 0), min(end, m.n)
+	if start >= end {
+		return 0, 0
+	}
+	first, last := start>>6, (end-1)>>6
+	for i := first; i <= last; i++ {
+		mask := ^uint64(0)
+		if i == first {
+			mask &= ^uint64(0) << (uint(start) & 63)
+		}
+		if i == last {
+			mask &= ^uint64(0) >> (63 - (uint(end-1) & 63))
+		}
+		added += bits.OnesCount64(mask &^ m.w[i])
+		m.w[i] |= mask
+	}
+	return added, last - first + 1
+}
+
 // Count returns the number of integers in the set.
 func (m *Bitmask) Count() int {
 	c := 0

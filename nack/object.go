@@ -83,6 +83,14 @@ type Layout struct {
 	// block (the FTI's parity count for FEC id 5); 0 when the sender has no
 	// FEC, so that only retransmitting source symbols can repair.
 	Parity int
+	// Window, if positive, tracks which blocks are complete only for the
+	// Window blocks (rounded up to a multiple of 64) from the oldest
+	// incomplete one on; blocks before are complete, and a symbol for a
+	// block beyond is refused with Ahead. The bitmap is then Window bits,
+	// not one per block: a stream's layout spans every block number, and
+	// an object's block count comes from a packet, while only a window of
+	// blocks is ever in flight.
+	Window int
 }
 
 // Status is what Object.Receive did with a symbol.
@@ -105,9 +113,13 @@ const (
 	// ObjectComplete: the symbol completed its block and that was the
 	// object's last incomplete block.
 	ObjectComplete
+	// Ahead: the block is beyond the tracking window (Layout.Window) of
+	// the oldest incomplete block; the symbol was not recorded, and the
+	// block stays wholly missing until the window gets there.
+	Ahead
 )
 
-var statusNames = [...]string{"Invalid", "Duplicate", "NoRoom", "Stored", "BlockComplete", "ObjectComplete"}
+var statusNames = [...]string{"Invalid", "Duplicate", "NoRoom", "Stored", "BlockComplete", "ObjectComplete", "Ahead"}
 
 // String returns the status's name.
 func (s Status) String() string {
@@ -140,6 +152,13 @@ type Object struct {
 	seen    bool    // some symbol has arrived
 	hiBlock uint32  // highest block a symbol arrived for
 	hiSym   int     // one past the highest symbol id that arrived for hiBlock
+	steps   uint64  // loop iterations in SkipTo, for tests that bound work
+
+	// With a window (Layout.Window), bit i of done is block base+i and
+	// every block before base is complete; base is a multiple of 64.
+	// Without, base is 0 and done has a bit per block.
+	base     uint32
+	windowed bool
 }
 
 // Init starts tracking object id with the given layout, taking block slots
@@ -153,13 +172,17 @@ func (o *Object) Init(p *Pool, id uint16, l Layout) error {
 	if p == nil {
 		return fmt.Errorf("%w: no pool", ErrLayout)
 	}
-	if l.Blocks > MaxBlocks || l.MaxBlockLen < 0 || l.Parity < 0 ||
+	if l.Blocks > MaxBlocks || l.MaxBlockLen < 0 || l.Parity < 0 || l.Window < 0 ||
 		(l.Blocks > 0 && (l.MaxBlockLen < 1 || l.MaxBlockLen+l.Parity > p.symbols)) {
 		return fmt.Errorf("%w: %d blocks of up to %d+%d symbols (pool slots hold %d)",
 			ErrLayout, l.Blocks, l.MaxBlockLen, l.Parity, p.symbols)
 	}
 	*o = Object{id: id, pool: p, layout: l, done: o.done, active: o.active[:0]}
-	o.done.Resize(int(l.Blocks))
+	bits := int(l.Blocks)
+	if l.Window > 0 && uint64(l.Window) < uint64(l.Blocks) {
+		bits, o.windowed = (min(l.Window, MaxBlocks)+63)&^63, true
+	}
+	o.done.Resize(bits)
 	// Room for as many partial blocks as the object can hold slots, so
 	// that Receive never grows it.
 	if n := min(int(l.Blocks), len(p.slots)); cap(o.active) < n {
@@ -179,6 +202,69 @@ func (o *Object) Release() {
 	o.layout = Layout{}
 	o.done.Resize(0)
 	o.ndone, o.seen, o.info = 0, false, false
+	o.base, o.windowed = 0, false
+}
+
+// isDone reports whether block b is complete.
+func (o *Object) isDone(b uint32) bool { return b < o.base || o.done.Test(int(b-o.base)) }
+
+// setDone records that block b, incomplete and within the window, is
+// complete.
+func (o *Object) setDone(b uint32) {
+	o.done.Set(int(b - o.base))
+	o.ndone++
+	o.slide()
+}
+
+// slide moves a window on past its leading complete words.
+func (o *Object) slide() {
+	if !o.windowed {
+		return
+	}
+	w := o.done.w[:o.done.n/64]
+	n := 0
+	for n < len(w) && w[n] == ^uint64(0) {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	o.steps += uint64(len(w))
+	copy(w, w[n:])
+	clear(w[len(w)-n:])
+	o.base += uint32(64 * n)
+}
+
+// nextClear returns the first incomplete block at or after i, or -1.
+func (o *Object) nextClear(i uint32) int {
+	i = max(i, o.base)
+	if i >= o.layout.Blocks {
+		return -1
+	}
+	if i-o.base >= uint32(o.done.Len()) {
+		return int(i) // beyond the window: nothing is complete there
+	}
+	if j := o.done.NextClear(int(i - o.base)); j >= 0 {
+		return int(o.base) + j
+	}
+	if e := o.base + uint32(o.done.Len()); e < o.layout.Blocks {
+		return int(e)
+	}
+	return -1
+}
+
+// nextSet returns the first complete block at or after i, or -1.
+func (o *Object) nextSet(i uint32) int {
+	if i < o.base {
+		return int(i)
+	}
+	if i-o.base >= uint32(o.done.Len()) {
+		return -1
+	}
+	if j := o.done.NextSet(int(i - o.base)); j >= 0 {
+		return int(o.base) + j
+	}
+	return -1
 }
 
 // ID returns the object's transport id.
@@ -222,8 +308,11 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 	case block == o.hiBlock && sym >= o.hiSym:
 		o.hiSym = sym + 1
 	}
-	if o.done.Test(int(block)) {
+	if o.isDone(block) {
 		return Duplicate
+	}
+	if block-o.base >= uint32(o.done.Len()) {
+		return Ahead
 	}
 	if s == nil {
 		if s = o.pool.get(); s == nil {
@@ -246,8 +335,7 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 	if s.count < k {
 		return Stored
 	}
-	o.done.Set(int(block))
-	o.ndone++
+	o.setDone(block)
 	copy(o.active[i:], o.active[i+1:])
 	o.active[len(o.active)-1] = nil
 	o.active = o.active[:len(o.active)-1]
@@ -274,17 +362,31 @@ func (o *Object) SkipTo(block uint32) {
 		}
 		i++
 	}
-	for b := o.done.NextClear(0); b >= 0 && uint32(b) < block; b = o.done.NextClear(b + 1) {
-		o.done.Set(b)
-		o.ndone++
+	if block <= o.base {
+		return
 	}
+	if o.windowed && block-o.base >= uint32(o.done.Len()) {
+		// The whole window is skipped: start a new one at block.
+		o.ndone += block - o.base - uint32(o.done.Count())
+		o.steps += uint64(o.done.Len() / 64)
+		o.done.Reset()
+		o.base = block &^ 63
+		o.done.setRangeCount(0, int(block-o.base))
+		return
+	}
+	// Word at a time: a stream may start, or be squelched to, near block
+	// 2^24, and a bit at a time that is millions of steps for one packet.
+	n, words := o.done.setRangeCount(0, int(block-o.base))
+	o.ndone += uint32(n)
+	o.steps += uint64(words)
+	o.slide()
 }
 
 // Needed returns how many more symbols block needs before it is complete
 // (its erasure count, k minus the symbols received): 0 for a complete
 // block or one outside the object, k for a block nothing has arrived for.
 func (o *Object) Needed(block uint32, k int) int {
-	if block >= o.layout.Blocks || o.done.Test(int(block)) {
+	if block >= o.layout.Blocks || o.isDone(block) {
 		return 0
 	}
 	if _, s := o.find(block); s != nil {
@@ -299,7 +401,7 @@ func (o *Object) Received(block uint32, symbol uint16) bool {
 	if block >= o.layout.Blocks {
 		return false
 	}
-	if o.done.Test(int(block)) {
+	if o.isDone(block) {
 		return true
 	}
 	_, s := o.find(block)
@@ -426,7 +528,7 @@ func (it *needIter) nextNeed() (need, bool) {
 	if !it.ok {
 		return need{}, false
 	}
-	nb := o.done.NextClear(int(it.next))
+	nb := o.nextClear(it.next)
 	if nb < 0 || uint32(nb) > it.end {
 		it.ok = false
 		return need{}, false
@@ -448,7 +550,7 @@ func (it *needIter) nextNeed() (need, bool) {
 	// A run of blocks nothing has arrived for ends before the next
 	// complete block or the next partially received one.
 	last := it.end
-	if d := o.done.NextSet(nb); d >= 0 && uint32(d)-1 < last {
+	if d := o.nextSet(uint32(nb)); d >= 0 && uint32(d)-1 < last {
 		last = uint32(d) - 1
 	}
 	if it.si < len(o.active) && o.active[it.si].block-1 < last {

@@ -242,3 +242,111 @@ func TestSkipTo(t *testing.T) {
 		t.Fatalf("complete %v, free %d", o.Complete(), p.Free())
 	}
 }
+
+// TestSkipToWordAtATime: a stream that starts near the top of NORM's 24-bit
+// block space (or is squelched there) is skipped to in a word-sized step
+// per 64 blocks, not a bit at a time; blocks completed before are not
+// counted twice.
+func TestSkipToWordAtATime(t *testing.T) {
+	p := NewPool(4, 16)
+	var o Object
+	if err := o.Init(p, 1, Layout{Blocks: MaxBlocks - 1, MaxBlockLen: 1, Parity: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if o.Receive(100, 0, 1) != BlockComplete {
+		t.Fatal("one-symbol block not complete")
+	}
+	const at = MaxBlocks - 10
+	o.SkipTo(at)
+	if o.ndone != at {
+		t.Fatalf("%d blocks done after SkipTo(%d), want %d", o.ndone, at, at)
+	}
+	if o.Needed(at-1, 1) != 0 || o.Needed(at, 1) != 1 {
+		t.Fatal("SkipTo did not stop at its block")
+	}
+	if max := uint64(at/64 + 2); o.steps > max {
+		t.Fatalf("SkipTo took %d steps, want at most %d (one per word)", o.steps, max)
+	}
+	for b := uint32(at); b < MaxBlocks-1; b++ {
+		o.Receive(b, 0, 1)
+	}
+	if !o.Complete() {
+		t.Fatal("object not complete after its last blocks")
+	}
+}
+
+func TestSetRangeCount(t *testing.T) {
+	m := NewBitmask(300)
+	m.Set(5)
+	m.Set(70)
+	m.Set(299)
+	for _, c := range []struct{ s, e, added int }{{0, 0, 0}, {3, 8, 4}, {0, 300, 300 - 3 - 4}, {-5, 400, 0}} {
+		if got, _ := m.setRangeCount(c.s, c.e); got != c.added {
+			t.Fatalf("setRangeCount(%d, %d) added %d, want %d", c.s, c.e, got, c.added)
+		}
+	}
+	if m.Count() != 300 {
+		t.Fatalf("count %d", m.Count())
+	}
+}
+
+// TestWindowedObject: a stream's tracker keeps a bitmap of Layout.Window
+// blocks that slides on as blocks complete, instead of one bit for each of
+// 2^24 block numbers; beyond the window symbols are refused, and skipping
+// far ahead costs the window, not the distance.
+func TestWindowedObject(t *testing.T) {
+	p := NewPool(8, 16)
+	var o Object
+	const blocks = MaxBlocks - 1
+	if err := o.Init(p, 1, Layout{Blocks: blocks, MaxBlockLen: 1, Window: 4000}); err != nil {
+		t.Fatal(err)
+	}
+	if o.done.Len() != 4032 || o.done.Cap() > 4096 {
+		t.Fatalf("window bitmap of %d bits (capacity %d), want 4032", o.done.Len(), o.done.Cap())
+	}
+	for b := range uint32(4032) {
+		if b == 50 {
+			continue
+		}
+		if st := o.Receive(b, 0, 1); st != BlockComplete {
+			t.Fatalf("block %d: %v", b, st)
+		}
+	}
+	if o.base != 0 {
+		t.Fatalf("window moved to %d past the incomplete block 50", o.base)
+	}
+	if st := o.Receive(5000, 0, 1); st != Ahead || o.Needed(5000, 1) != 1 {
+		t.Fatalf("block beyond the window: %v, want Ahead", st)
+	}
+	it := o.needsTo(MarkAt(3000, 1))
+	if n, ok := it.nextNeed(); !ok || n.kind != needBlocks || n.first != 50 || n.last != 50 {
+		t.Fatalf("first need %+v %v, want block 50", n, ok)
+	}
+	if n, ok := it.nextNeed(); ok {
+		t.Fatalf("second need %+v, want none", n)
+	}
+	if o.Receive(50, 0, 1) != BlockComplete || o.base != 4032 || o.ndone != 4032 {
+		t.Fatalf("after block 50: base %d, %d done", o.base, o.ndone)
+	}
+	for b := uint32(4032); b < 10_000; b++ {
+		if st := o.Receive(b, 0, 1); st != BlockComplete {
+			t.Fatalf("block %d: %v", b, st)
+		}
+	}
+	if o.ndone != 10_000 || !o.Received(9_999, 0) || o.Needed(10_000, 1) != 1 || o.Needed(1, 1) != 0 {
+		t.Fatalf("%d done at base %d", o.ndone, o.base)
+	}
+	o.steps = 0
+	o.SkipTo(blocks - 9)
+	if o.ndone != blocks-9 || o.steps > 4096/64+2 {
+		t.Fatalf("SkipTo far ahead: %d done, %d steps", o.ndone, o.steps)
+	}
+	for b := uint32(blocks - 9); b < blocks-1; b++ {
+		if st := o.Receive(b, 0, 1); st != BlockComplete {
+			t.Fatalf("block %d: %v", b, st)
+		}
+	}
+	if st := o.Receive(blocks-1, 0, 1); st != ObjectComplete {
+		t.Fatalf("last block: %v", st)
+	}
+}

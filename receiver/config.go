@@ -72,19 +72,33 @@ type Config struct {
 	// once.
 	Sink func(ObjectInfo) (io.WriterAt, error)
 
-	// MaxSenders bounds the senders tracked; packets from more are
-	// dropped with one EventSenderRejected each. 0 means 64.
+	// MaxSenders bounds the senders tracked. A new sender beyond it takes
+	// the place of one that has ended (EOT) or else of the least recently
+	// heard (EventSenderGone, its objects aborted with ErrSenderEvicted),
+	// so forged source ids cannot lock a real sender out: an active sender
+	// is pushed out only by more new ids per packet interval than
+	// MaxSenders. When all were heard at the same instant, the new one is
+	// dropped with one EventSenderRejected. 0 means 64.
 	MaxSenders int
 	// MaxObjects bounds the objects pending per sender; a new object
 	// beyond it aborts the oldest pending one (EventAborted with
-	// ErrObjectLimit). 0 means 64.
+	// ErrObjectLimit). A sender's object ids also span at most
+	// 16*MaxObjects (at most 16,384): older pending objects are aborted
+	// the same way.
+	// 0 means 64.
 	MaxObjects int
-	// MaxBufferBytes bounds memory for objects kept in memory and for
-	// partially received blocks, over all senders. An object that would
-	// exceed it is aborted with ErrBufferLimit. 0 means 256 MiB.
+	// MaxBufferBytes bounds memory for objects kept in memory (taken as
+	// their data arrives), partially received blocks and the bookkeeping
+	// of each object's blocks, over all senders. Within the bound any
+	// sender may use it all; when it is reached, every sender holding
+	// memory is owed an equal share: one within its share gets room by
+	// aborting objects of the sender furthest over its own, and an object
+	// whose sender is over its share is aborted with ErrBufferLimit.
+	// 0 means 256 MiB.
 	MaxBufferBytes int64
-	// MaxBlocks bounds the partially received blocks tracked at once over
-	// all senders. 0 means 4096.
+	// MaxBlocks bounds the partially received blocks held at once over
+	// all senders, shared between senders as MaxBufferBytes is.
+	// 0 means 4096.
 	MaxBlocks int
 	// SenderTimeout drops a sender not heard from for this long
 	// (EventSenderGone), aborting its pending objects. 0 means 60 s.
@@ -104,6 +118,7 @@ var (
 	ErrObjectLimit   = errors.New("receiver: too many pending objects")
 	ErrBufferLimit   = errors.New("receiver: buffer limit reached")
 	ErrBadObject     = errors.New("receiver: object parameters not supported")
+	ErrSenderEvicted = errors.New("receiver: sender dropped to make room for another")
 )
 
 func (c *Config) setDefaults() error {
@@ -201,5 +216,13 @@ type Stats struct {
 	PaceReports     uint64 // unsolicited reports that this receiver falls behind
 	ObjectsDone     uint64
 	ObjectsAborted  uint64
-	BufferBytes     int64 // memory held now for objects and blocks
+	BufferBytes     int64 // memory held now for objects, blocks and their bitmaps
+
+	// Hostile or faulty peers (anyone on the group can send anything).
+	SendersRejected uint64 // packets dropped from new senders: MaxSenders tracked, none evictable
+	SendersEvicted  uint64 // senders dropped to make room for a new one (see Config.MaxSenders)
+	QuotaRefused    uint64 // objects aborted because their sender was over its share of the buffer or blocks
+	Preempted       uint64 // objects aborted to give another sender its share
+	WindowClamped   uint64 // pending objects aborted because their sender's object ids moved on too far
+	BlocksAhead     uint64 // symbols dropped for blocks too far ahead of their object's oldest incomplete one
 }

@@ -19,7 +19,7 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 		s.flushed = true
 		if serialLess(s.maxObj, ref.ObjectID) && !serialLess(ref.ObjectID, s.base) {
 			// The sender flushed objects we never heard of: NACK them.
-			s.maxObj = ref.ObjectID
+			r.raiseMax(s, ref.ObjectID)
 		}
 		if o := r.pending(s, ref.ObjectID); o != nil && o.stream != nil {
 			o.streamFlush(ref)
@@ -46,16 +46,19 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 			r.skipStream(s, o, c.Ref.PayloadID.Block)
 		}
 		for i := 0; i < len(s.objs); {
+			r.work++
 			o := s.objs[i]
-			if serialLess(o.id, c.Ref.ObjectID) || squelched(c, o.id) {
+			if serialLess(o.id, c.Ref.ObjectID) || r.squelched(c, o.id) {
 				r.finishObject(s, o, ErrSquelched)
 				continue
 			}
 			i++
 		}
 		for i := range c.SquelchCount() {
-			if id := c.SquelchedObject(i); !serialLess(id, s.base) && !serialLess(s.maxObj, id) {
+			r.work++
+			if id := c.SquelchedObject(i); !serialLess(id, s.base) && !serialLess(s.maxObj, id) && !s.isFinished(id) {
 				s.setFinished(id, true)
+				s.markLost(id)
 			}
 		}
 		if serialLess(s.base, c.Ref.ObjectID) {
@@ -146,8 +149,9 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 	}
 }
 
-func squelched(c *framing.Cmd, id uint16) bool {
+func (r *Receiver) squelched(c *framing.Cmd, id uint16) bool {
 	for i := range c.SquelchCount() {
+		r.work++
 		if c.SquelchedObject(i) == id {
 			return true
 		}
@@ -198,12 +202,24 @@ func (r *Receiver) maybeAck(now time.Time, s *remote) {
 }
 
 // holdsThrough reports whether every object of s up to id that this
-// receiver tracks is complete.
+// receiver tracks was delivered intact: "finished" also covers objects
+// aborted (a failed disk write, a squelch, no repair), and acknowledging
+// those would tell the sender we hold what we do not.
 func (r *Receiver) holdsThrough(s *remote, id uint16) bool {
 	if len(s.objs) > 0 && !serialLess(id, s.objs[0].id) {
 		return false
 	}
+	if s.lostValid {
+		if uint16(s.maxObj-s.lostID) >= 1<<14 {
+			// Far enough behind that serial arithmetic would soon read
+			// it as ahead: forgotten.
+			s.lostValid = false
+		} else if !serialLess(id, s.lostID) {
+			return false
+		}
+	}
 	for x := s.base; !serialLess(id, x) && !serialLess(s.maxObj, x); x++ {
+		r.work++
 		if !s.isFinished(x) {
 			return false
 		}
@@ -230,6 +246,7 @@ func (r *Receiver) buildNack(s *remote, suppress bool) []byte {
 	}
 	i := 0
 	for id := s.base; ; id++ {
+		r.work++
 		if suppress && serialLess(s.markObj, id) {
 			break
 		}
@@ -427,6 +444,7 @@ func (s *remote) retime() {
 // progress for RepairCycles NACK cycles.
 func (r *Receiver) countStalls(s *remote) {
 	for i := 0; i < len(s.objs); {
+		r.work++
 		o := s.objs[i]
 		if o.stream != nil {
 			i++ // streams end by EOT, squelch or silence, not by stalls
@@ -446,9 +464,15 @@ func (r *Receiver) countStalls(s *remote) {
 	}
 	if s.gapStalls++; s.gapStalls >= r.cfg.RepairCycles {
 		// Objects never heard of that no repair brought: give them up.
+		i := 0
 		for x := s.base; serialLess(x, s.maxObj); x++ {
-			if r.pending(s, x) == nil {
+			r.work++
+			for i < len(s.objs) && serialLess(s.objs[i].id, x) {
+				i++
+			}
+			if (i == len(s.objs) || s.objs[i].id != x) && !s.isFinished(x) {
 				s.setFinished(x, true)
+				s.markLost(x)
 			}
 		}
 		s.gapStalls = 0
@@ -457,6 +481,7 @@ func (r *Receiver) countStalls(s *remote) {
 
 func (r *Receiver) pending(s *remote, id uint16) *rxObject {
 	for _, o := range s.objs {
+		r.work++
 		if o.id == id {
 			return o
 		}

@@ -15,12 +15,14 @@ type rxObject struct {
 	part    fec.Partition
 	symLen  int
 	parity  int
-	codec   *fec.Codec
+	maxK    int        // the FTI's maximum source block length
+	codec   *fec.Codec // made when a block first needs decoding
 	info    []byte
 	infoOK  bool
 	track   nack.Object
 	sink    io.WriterAt
-	data    []byte // in-memory destination when sink is nil
+	data    []byte // in-memory destination when sink is nil, grown as blocks arrive
+	stored  uint64 // in memory: bytes of data copied in
 	blocks  []*blockBuf
 	held    int64  // bytes of r.buffer accounted to this object
 	hiBlock uint32 // newest block a symbol arrived for
@@ -33,13 +35,15 @@ type rxObject struct {
 // blockBuf holds the symbols of one partially received block until any k of
 // them are present and the block can be decoded and delivered.
 type blockBuf struct {
-	block uint32
-	buf   []byte
-	syms  [][]byte // by encoding symbol id; len 0 = missing
+	block    uint32
+	buf      []byte
+	syms     [][]byte // by encoding symbol id; len 0 = missing
+	complete bool     // decoded, waiting to be stored in order (in-memory objects)
 }
 
-func (o *rxObject) findBlock(b uint32) *blockBuf {
+func (r *Receiver) findBlock(o *rxObject, b uint32) *blockBuf {
 	for _, bb := range o.blocks {
+		r.work++
 		if bb.block == b {
 			return bb
 		}
@@ -62,23 +66,31 @@ func (o *rxObject) dropBlock(bb *blockBuf) {
 // k+p symbols of room, and allocating that per block would make garbage at
 // the packet rate.
 type bufPool struct {
-	free []*blockBuf
+	free  []*blockBuf
+	bytes int // held by free
 }
 
-func (p *bufPool) get(block uint32, n, symLen int) *blockBuf {
+// maxSpareBytes bounds the memory bufPool keeps for reuse, which is outside
+// Config.MaxBufferBytes: a few default-sized blocks, not a forged stream's
+// 16 MiB ones.
+const maxSpareBytes = 8 << 20
+
+func (p *bufPool) get(block uint32, n, symLen int, work *uint64) *blockBuf {
 	var bb *blockBuf
 	for i := len(p.free) - 1; i >= 0; i-- {
+		*work++
 		if cap(p.free[i].buf) >= n*symLen && cap(p.free[i].syms) >= n {
 			bb = p.free[i]
 			p.free[i] = p.free[len(p.free)-1]
 			p.free = p.free[:len(p.free)-1]
+			p.bytes -= cap(bb.buf)
 			break
 		}
 	}
 	if bb == nil {
 		bb = &blockBuf{buf: make([]byte, n*symLen), syms: make([][]byte, n)}
 	}
-	bb.block = block
+	bb.block, bb.complete = block, false
 	bb.buf = bb.buf[:n*symLen]
 	bb.syms = bb.syms[:n]
 	for i := range bb.syms {
@@ -88,7 +100,9 @@ func (p *bufPool) get(block uint32, n, symLen int) *blockBuf {
 }
 
 func (p *bufPool) put(bb *blockBuf) {
-	if len(p.free) < 4 { // a few spares cover the blocks in flight
+	// A few spares cover the blocks in flight.
+	if len(p.free) < 4 && p.bytes+cap(bb.buf) <= maxSpareBytes {
 		p.free = append(p.free, bb)
+		p.bytes += cap(bb.buf)
 	}
 }

@@ -1,9 +1,12 @@
 package receiver
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/shoalnet/shoal/congestion"
@@ -20,7 +23,14 @@ type Receiver struct {
 	pool     *nack.Pool
 	bufs     bufPool
 	builder  *nack.Builder
-	buffer   int64 // bytes held in object and block buffers
+	waiting  []*blockBuf // scratch for storeMemory
+	buffer   int64       // bytes held in object and block buffers and bitmaps
+	blocks   int         // block buffers held, over all senders
+
+	// work counts loop iterations on the paths a packet or Poll drives, so
+	// that tests can bound the work per call by the packet's size and the
+	// state that exists.
+	work uint64
 
 	msg     framing.Message
 	nackMsg framing.Nack
@@ -59,6 +69,16 @@ type remote struct {
 	lastHeard time.Time
 	ended     bool // EOT received: ignore this instance from now on
 	synced    bool // the object window below is set
+	delivered bool // some object completed or stream data was delivered
+
+	held   int64 // bytes of Receiver.buffer held for this sender's objects
+	blocks int   // block buffers held for this sender's objects
+
+	// lostID is the oldest object that ended without being delivered
+	// intact (aborted, squelched, given up), while lostValid: watermarks
+	// at or past it are not acknowledged.
+	lostID    uint16
+	lostValid bool
 
 	base     uint16       // oldest object id of interest
 	maxObj   uint16       // newest object id heard
@@ -129,6 +149,7 @@ func New(cfg Config) (*Receiver, error) {
 		cfg:      cfg,
 		rejected: map[uint32]bool{},
 		pool:     nack.NewPool(cfg.MaxBlocks, fec.MaxSymbols+1),
+		waiting:  make([]*blockBuf, 0, min(cfg.MaxBlocks, 1<<16)),
 		builder:  b,
 	}, nil
 }
@@ -170,6 +191,7 @@ func (s *remote) setFinished(id uint16, v bool) {
 
 func (r *Receiver) remote(id uint32) *remote {
 	for _, s := range r.remotes {
+		r.work++
 		if s.id == id {
 			return s
 		}
@@ -246,7 +268,8 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 	s := r.remote(h.SourceID)
 	switch {
 	case s == nil:
-		if len(r.remotes) >= r.cfg.MaxSenders {
+		if len(r.remotes) >= r.cfg.MaxSenders && !r.evictSender(now) {
+			r.stats.SendersRejected++
 			if !r.rejected[h.SourceID] && len(r.rejected) < 4*r.cfg.MaxSenders {
 				r.rejected[h.SourceID] = true
 				r.emit(Event{Kind: EventSenderRejected, Sender: h.SourceID})
@@ -272,6 +295,43 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 	s.gsize = framing.UnquantizeGroupSize(f.GroupSize)
 	r.countSeq(now, s, h.Sequence, size)
 	return s
+}
+
+// evictSender makes room for a new sender when MaxSenders are tracked:
+// anyone on the group can send with any source id, so a full table must not
+// lock a real sender out. The sender dropped is one that has ended (EOT), or
+// else the least recently heard. Having delivered data earns no
+// protection, since a forged sender can deliver a one-byte object with one
+// packet; recent activity does: to push out a sender that sends a packet
+// every t, forged ids must arrive faster than MaxSenders per t. It reports
+// whether a sender was dropped: not when every sender was heard at now.
+func (r *Receiver) evictSender(now time.Time) bool {
+	vi := -1
+	for i, s := range r.remotes {
+		r.work++
+		if vi < 0 {
+			vi = i
+			continue
+		}
+		v := r.remotes[vi]
+		if (s.ended && !v.ended) || (s.ended == v.ended && s.lastHeard.Before(v.lastHeard)) {
+			vi = i
+		}
+	}
+	if vi < 0 {
+		return false
+	}
+	v := r.remotes[vi]
+	if !v.ended && !v.lastHeard.Before(now) {
+		return false
+	}
+	r.abortAll(v, ErrSenderEvicted)
+	if !v.ended {
+		r.emit(Event{Kind: EventSenderGone, Sender: v.id})
+	}
+	r.remotes = append(r.remotes[:vi], r.remotes[vi+1:]...)
+	r.stats.SendersEvicted++
+	return true
 }
 
 func (r *Receiver) newRemote(id uint32, inst uint16) *remote {
@@ -363,10 +423,8 @@ func (r *Receiver) handleInfo(now time.Time, s *remote, m *framing.Info) {
 // the object is finished, too old for the sync policy, or cannot be
 // received.
 func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext framing.Extensions, flags framing.ObjectFlags, startBlock uint32) *rxObject {
-	for _, o := range s.objs {
-		if o.id == id {
-			return o
-		}
+	if o := r.pending(s, id); o != nil {
+		return o
 	}
 	r.sync(s, id)
 	if serialLess(id, s.base) || s.isFinished(id) {
@@ -375,14 +433,11 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 	if serialLess(s.maxObj, id) {
 		// Objects skipped in between are NACKed whole; those too far back
 		// to ever be pending fall out of the window.
-		if d := int(id - s.maxObj); d > r.cfg.MaxObjects {
-			r.advanceBase(s, id-uint16(r.cfg.MaxObjects))
-		}
-		s.maxObj = id
+		r.raiseMax(s, id)
 	}
 	f, ok, err := ext.FTI(fecID)
 	o := &rxObject{id: id, file: flags&framing.FlagFile != 0}
-	if !ok || err != nil || fecID != framing.FECRS8 {
+	if !ok || err != nil || fecID != framing.FECRS8 || int(f.MaxBlockLen)+int(f.Parity) > fec.MaxSymbols {
 		r.finishObject(s, o, fmt.Errorf("%w: FEC id %d without usable EXT_FTI", ErrBadObject, fecID))
 		return nil
 	}
@@ -401,25 +456,38 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		part, err2 = fec.NewPartition(f.TransferLength, int(f.SymbolLength), int(f.MaxBlockLen))
 	}
 	err = err2
-	if err == nil && o.parity > 0 {
-		o.codec, err = fec.RS8(int(f.MaxBlockLen), o.parity)
+	o.maxK = int(f.MaxBlockLen)
+	l := nack.Layout{Blocks: uint32(part.Blocks()), MaxBlockLen: int(f.MaxBlockLen), Parity: o.parity}
+	if stream {
+		l.Blocks = streamBlocks
 	}
-	if err == nil {
-		l := nack.Layout{Blocks: uint32(part.Blocks()), MaxBlockLen: int(f.MaxBlockLen), Parity: o.parity}
-		if stream {
-			l.Blocks = streamBlocks
-		}
-		err = o.track.Init(r.pool, id, l)
+	l.Window = blockWindow
+	bits := min(l.Blocks, blockWindow)
+	if err == nil && l.Blocks > nack.MaxBlocks {
+		err = fmt.Errorf("%d blocks", l.Blocks)
 	}
 	if err != nil {
 		r.finishObject(s, o, fmt.Errorf("%w: %v", ErrBadObject, err))
 		return nil
 	}
-	o.part = part
-	o.track.SetInfoPending(flags&framing.FlagInfo != 0)
+	// The tracker's bitmap of complete blocks (up to 8 KiB, see
+	// blockWindow) is memory the sender makes us hold: it counts against
+	// the buffer like the data, and is reserved before it is allocated.
+	bitmap := int64(bits+63) / 64 * 8
 	if len(s.objs) >= r.cfg.MaxObjects {
 		r.finishObject(s, s.objs[0], ErrObjectLimit)
 	}
+	if !r.admit(s, bitmap, 0) {
+		r.finishObject(s, o, ErrBufferLimit)
+		return nil
+	}
+	if err = o.track.Init(r.pool, id, l); err != nil {
+		r.finishObject(s, o, fmt.Errorf("%w: %v", ErrBadObject, err))
+		return nil
+	}
+	r.charge(s, o, bitmap)
+	o.part = part
+	o.track.SetInfoPending(flags&framing.FlagInfo != 0)
 	if stream {
 		r.startStream(o, int(f.MaxBlockLen), startBlock)
 	}
@@ -433,20 +501,15 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		}
 		o.sink = sink
 	}
-	if o.sink == nil && !stream {
-		if int64(o.size)+r.buffer > r.cfg.MaxBufferBytes {
-			r.finishObject(s, o, ErrBufferLimit)
-			return nil
-		}
-		o.data = make([]byte, o.size)
-		o.held = int64(o.size)
-		r.buffer += o.held
-	}
+	// An object kept in memory takes memory as its data arrives, not as
+	// its announcement says: a NORM_DATA announcing 256 MiB costs nothing
+	// until the data is here (see storeInOrder).
 	s.gapStalls = 0
 	s.objs = append(s.objs, o)
 	// Keep pending objects in id order: late repairs of older objects
 	// arrive after newer ones started.
 	for i := len(s.objs) - 1; i > 0 && serialLess(s.objs[i].id, s.objs[i-1].id); i-- {
+		r.work++
 		s.objs[i], s.objs[i-1] = s.objs[i-1], s.objs[i]
 	}
 	return o
@@ -477,14 +540,52 @@ func (r *Receiver) sync(s *remote, id uint16) {
 	}
 }
 
-// advanceBase forgets object ids older than base.
+// advanceBase forgets object ids older than base; those not finished are
+// lost.
 func (r *Receiver) advanceBase(s *remote, base uint16) {
 	for serialLess(s.base, base) {
+		r.work++
+		if w := s.base >> 6; s.base&63 == 0 && base-s.base >= 64 {
+			if f := s.finished[w]; f != ^uint64(0) {
+				s.markLost(s.base + uint16(bits.TrailingZeros64(^f)))
+			}
+			s.finished[w] = 0 // a word at a time
+			s.base += 64
+			continue
+		}
+		if !s.isFinished(s.base) {
+			s.markLost(s.base)
+		}
 		s.setFinished(s.base, false)
 		s.base++
 	}
 	for len(s.objs) > 0 && serialLess(s.objs[0].id, base) {
+		r.stats.WindowClamped++
 		r.finishObject(s, s.objs[0], ErrObjectLimit)
+	}
+}
+
+// blockWindow is how many blocks from an object's oldest incomplete one on
+// its tracker follows: 8 KiB of bitmap rather than up to 2 MiB, which a
+// packet could make the receiver allocate by announcing a stream (every
+// block number) or an object of 2^24 tiny blocks. A symbol for a block
+// further ahead is dropped; the receiver would be that many blocks (5 GB
+// at 1400-byte segments in blocks of 64) behind the sender.
+const blockWindow = 1 << 16
+
+// window is how many object ids, from the oldest of interest to the newest
+// heard, a sender's state spans at most. The loops over that span (NACK
+// building, acknowledgement, stall counting) are bounded by it, whatever
+// object ids packets name.
+func (r *Receiver) window() uint16 { return uint16(min(16*r.cfg.MaxObjects, 1<<14)) }
+
+// raiseMax records that the sender has got to object id, newer than any
+// heard, and moves the window's base up so that it spans at most window()
+// ids: older objects still pending are aborted with ErrObjectLimit.
+func (r *Receiver) raiseMax(s *remote, id uint16) {
+	s.maxObj = id
+	if w := r.window(); id-s.base > w {
+		r.advanceBase(s, id-w)
 	}
 }
 
@@ -532,18 +633,12 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		r.stats.Duplicates++
 		return nil
 	}
-	bb := o.findBlock(b)
-	if bb == nil {
-		n := k + o.parity
-		need := int64(n * o.symLen)
-		if r.buffer+need > r.cfg.MaxBufferBytes {
-			r.finishObject(s, o, ErrBufferLimit)
-			return nil
-		}
-		bb = r.bufs.get(b, n, o.symLen)
-		o.blocks = append(o.blocks, bb)
-		o.held += need
-		r.buffer += need
+	bb := r.findBlock(o, b)
+	n := k + o.parity
+	need := int64(n * o.symLen)
+	if bb == nil && !r.admit(s, need, 1) {
+		r.finishObject(s, o, ErrBufferLimit)
+		return nil
 	}
 	st := o.track.Receive(b, uint16(sym), k)
 	switch st {
@@ -556,6 +651,18 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	case nack.NoRoom:
 		r.finishObject(s, o, ErrBufferLimit)
 		return nil
+	case nack.Ahead:
+		// Too far ahead of the oldest incomplete block to track: dropped,
+		// and asked for again once the window gets there.
+		r.stats.BlocksAhead++
+		return nil
+	}
+	if bb == nil {
+		bb = r.bufs.get(b, n, o.symLen, &r.work)
+		o.blocks = append(o.blocks, bb)
+		r.charge(s, o, need)
+		s.blocks++
+		r.blocks++
 	}
 	if serialLess(o.id, s.maxObj) || b < o.hiBlock {
 		s.lastFill = now
@@ -564,8 +671,8 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	o.seen = true
 	o.hiBlock = max(o.hiBlock, b)
 	dst := bb.syms[sym][:o.symLen]
-	n := copy(dst, m.Payload)
-	clear(dst[n:])
+	nc := copy(dst, m.Payload)
+	clear(dst[nc:])
 	bb.syms[sym] = dst
 	o.moved = true
 	if sym < k {
@@ -588,7 +695,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		return nil
 	}
 	if st == nack.BlockComplete || st == nack.ObjectComplete {
-		if err := r.deliverBlock(o, bb, k); err != nil {
+		if err := r.deliverBlock(s, o, bb, k, st == nack.ObjectComplete); err != nil {
 			r.finishObject(s, o, err)
 			return nil
 		}
@@ -610,23 +717,99 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 
 // deliverBlock rebuilds the missing source symbols of a complete block from
 // its parity and writes the block's data to the object's destination.
-func (r *Receiver) deliverBlock(o *rxObject, bb *blockBuf, k int) error {
+func (r *Receiver) deliverBlock(s *remote, o *rxObject, bb *blockBuf, k int, last bool) error {
 	if err := r.decodeBlock(o, bb, k); err != nil {
 		return err
 	}
+	if o.sink == nil {
+		bb.complete = true
+		return r.storeMemory(s, o, last)
+	}
 	for i := 0; i < k; i++ {
+		r.work++
 		off, n := o.part.Segment(int(bb.block), i)
-		if o.sink != nil {
-			if _, err := o.sink.WriteAt(bb.syms[i][:n], int64(off)); err != nil {
-				return err
-			}
-		} else {
-			copy(o.data[off:], bb.syms[i][:n])
+		if _, err := o.sink.WriteAt(bb.syms[i][:n], int64(off)); err != nil {
+			return err
 		}
 	}
 	o.dropBlock(bb)
-	r.releaseBlock(o, bb)
+	r.releaseBlock(s, o, bb)
 	return nil
+}
+
+// minDataCap is how much memory an object kept in memory may take before
+// any of its data is stored; after that, twice what is stored.
+const minDataCap = 64 << 10
+
+// storeMemory copies the complete blocks of an object kept in memory into
+// its data, which grows as data arrives: to at most twice what is stored
+// (or minDataCap), however large the object says it is. A block beyond
+// that waits in its block buffer, within the sender's share of blocks and
+// bytes, until the data before it is in, so that a packet for the end of
+// an announced 256 MiB object does not make the receiver allocate 256 MiB.
+// With all (the object is complete) everything is stored.
+func (r *Receiver) storeMemory(s *remote, o *rxObject, all bool) error {
+	w := r.waiting[:0]
+	for _, bb := range o.blocks {
+		r.work++
+		if bb.complete {
+			w = append(w, bb)
+		}
+	}
+	// In block order, each block stored raises the limit for the next; the
+	// first that does not fit ends the pass.
+	slices.SortFunc(w, func(a, b *blockBuf) int { return cmp.Compare(a.block, b.block) })
+	r.work += uint64(len(w)) * uint64(bits.Len(uint(len(w)))+1)
+	var err error
+	for _, bb := range w {
+		var ok bool
+		if ok, err = r.storeBlock(s, o, bb, all); !ok {
+			break
+		}
+	}
+	clear(w)
+	r.waiting = w[:0]
+	return err
+}
+
+// storeBlock copies a complete block into o's data if the data may grow to
+// hold it, and reports whether it did.
+func (r *Receiver) storeBlock(s *remote, o *rxObject, bb *blockBuf, all bool) (bool, error) {
+	b := int(bb.block)
+	k := o.part.BlockLen(b)
+	start, _ := o.part.Segment(b, 0)
+	lastOff, lastN := o.part.Segment(b, k-1)
+	end := lastOff + uint64(lastN)
+	if end > uint64(cap(o.data)) {
+		limit := max(2*o.stored, minDataCap)
+		if end > limit && !all {
+			return false, nil
+		}
+		// Double, as append does, so copies cost O(1) per byte.
+		c := min(max(end, min(2*uint64(cap(o.data)), limit)), o.size)
+		grow := int64(c) - int64(cap(o.data))
+		if !r.admit(s, grow, 0) {
+			return false, ErrBufferLimit
+		}
+		d := make([]byte, len(o.data), c)
+		copy(d, o.data)
+		r.charge(s, o, grow)
+		o.data = d
+	}
+	if end > uint64(len(o.data)) {
+		o.data = o.data[:end]
+	}
+	off := start
+	for i := 0; i < k; i++ {
+		r.work++
+		_, n := o.part.Segment(b, i)
+		copy(o.data[off:], bb.syms[i][:n])
+		off += uint64(n)
+	}
+	o.stored += off - start
+	o.dropBlock(bb)
+	r.releaseBlock(s, o, bb)
+	return true, nil
 }
 
 // decodeBlock rebuilds the missing source symbols of a block that has k
@@ -634,14 +817,26 @@ func (r *Receiver) deliverBlock(o *rxObject, bb *blockBuf, k int) error {
 func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 	missing := 0
 	for i := 0; i < k; i++ {
+		r.work++
 		if len(bb.syms[i]) == 0 {
 			missing++
 		}
 	}
 	if missing > 0 {
+		if o.codec == nil && o.parity > 0 {
+			// Got only now, when parity is needed: building a code's matrix
+			// costs far more than a packet, so it is paid for by the k
+			// symbols of a block rather than by one announcement.
+			c, err := fec.RS8(o.maxK, o.parity)
+			if err != nil {
+				return err
+			}
+			o.codec = c
+		}
 		if o.codec == nil {
 			return fmt.Errorf("receiver: object %d block %d: %d symbols missing and no FEC", o.id, bb.block, missing)
 		}
+		r.work += uint64(o.maxK)
 		if err := o.codec.Reconstruct(bb.syms, k); err != nil {
 			return err
 		}
@@ -650,42 +845,140 @@ func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 	return nil
 }
 
-func (r *Receiver) releaseBlock(o *rxObject, bb *blockBuf) {
-	sz := int64(len(bb.buf))
-	o.held -= sz
-	r.buffer -= sz
+func (r *Receiver) releaseBlock(s *remote, o *rxObject, bb *blockBuf) {
+	r.charge(s, o, -int64(len(bb.buf)))
+	s.blocks--
+	r.blocks--
 	r.bufs.put(bb)
+}
+
+// charge accounts n bytes (negative to give back) to o, its sender and the
+// receiver.
+func (r *Receiver) charge(s *remote, o *rxObject, n int64) {
+	o.held += n
+	s.held += n
+	r.buffer += n
+}
+
+// admit reports whether sender s may take need more bytes and blocks more
+// block buffers. Within the global limits anything goes: a lone sender may
+// use all of them. Beyond them each sender holding anything is owed an
+// equal share, and a sender within its share gets room by aborting objects
+// (ErrBufferLimit) of the sender furthest over its own; a sender over its
+// share is refused. So one sender, or one forged source id, can take the
+// whole buffer only while nobody else wants it.
+func (r *Receiver) admit(s *remote, need int64, blocks int) bool {
+	for {
+		r.work++
+		overBytes := r.buffer+need > r.cfg.MaxBufferBytes
+		overBlocks := blocks > 0 && r.blocks+blocks > r.cfg.MaxBlocks
+		if !overBytes && !overBlocks {
+			return true
+		}
+		active := 1 // s
+		for _, x := range r.remotes {
+			r.work++
+			if x != s && (x.held > 0 || x.blocks > 0) {
+				active++
+			}
+		}
+		fair := r.cfg.MaxBufferBytes / int64(active)
+		if !overBytes {
+			fair = int64(r.cfg.MaxBlocks / active)
+		}
+		if (overBytes && s.held+need > fair) || (overBlocks && int64(s.blocks+blocks) > int64(r.cfg.MaxBlocks/active)) {
+			r.stats.QuotaRefused++
+			return false
+		}
+		// The victim: a sender over its share of what is short (there is
+		// one, since s is within its share and the total is over), the
+		// largest, among those that never delivered anything if any is.
+		var v *remote
+		for _, x := range r.remotes {
+			r.work++
+			if x == s || len(x.objs) == 0 || usage(x, overBytes) <= fair {
+				continue
+			}
+			if v == nil || (v.delivered && !x.delivered) ||
+				(v.delivered == x.delivered && usage(x, overBytes) > usage(v, overBytes)) {
+				v = x
+			}
+		}
+		if v == nil {
+			r.stats.QuotaRefused++
+			return false
+		}
+		vo := v.objs[0]
+		for _, o := range v.objs {
+			r.work++
+			if (overBytes && o.held > vo.held) || (!overBytes && len(o.blocks) > len(vo.blocks)) {
+				vo = o
+			}
+		}
+		r.stats.Preempted++
+		r.finishObject(v, vo, ErrBufferLimit)
+	}
+}
+
+// usage is what a sender holds of the resource admit is short of.
+func usage(s *remote, bytes bool) int64 {
+	if bytes {
+		return s.held
+	}
+	return int64(s.blocks)
 }
 
 // complete delivers a finished object.
 func (r *Receiver) complete(s *remote, o *rxObject) {
 	r.stats.ObjectsDone++
-	r.emit(Event{Kind: EventCompleted, Sender: s.id, Object: o.id, File: o.file, Size: o.size, Info: o.info, Data: o.data})
-	r.buffer -= int64(len(o.data))
-	o.held -= int64(len(o.data))
+	s.delivered = true
+	data := o.data
+	if data == nil && o.sink == nil && o.stream == nil {
+		data = []byte{}
+	}
+	r.emit(Event{Kind: EventCompleted, Sender: s.id, Object: o.id, File: o.file, Size: o.size, Info: o.info, Data: data})
+	// The event hands the data over: it leaves the buffer.
+	r.release(s, o)
+	r.removeObject(s, o, true)
+}
+
+// release gives back every buffer o holds: block buffers (a finished
+// stream's last block among them), its data and its bitmap.
+func (r *Receiver) release(s *remote, o *rxObject) {
+	for len(o.blocks) > 0 {
+		r.work++
+		bb := o.blocks[len(o.blocks)-1]
+		o.blocks = o.blocks[:len(o.blocks)-1]
+		r.releaseBlock(s, o, bb)
+	}
+	r.charge(s, o, -o.held)
 	o.data = nil
-	r.removeObject(s, o)
 }
 
 // finishObject aborts o with err (o may not be in s.objs yet).
 func (r *Receiver) finishObject(s *remote, o *rxObject, err error) {
 	r.stats.ObjectsAborted++
 	r.emit(Event{Kind: EventAborted, Sender: s.id, Object: o.id, File: o.file, Size: o.size, Info: o.info, Err: err})
-	for len(o.blocks) > 0 {
-		bb := o.blocks[len(o.blocks)-1]
-		o.blocks = o.blocks[:len(o.blocks)-1]
-		r.releaseBlock(o, bb)
-	}
-	r.buffer -= o.held
-	o.held = 0
-	o.data = nil
-	r.removeObject(s, o)
+	r.release(s, o)
+	r.removeObject(s, o, false)
 }
 
-func (r *Receiver) removeObject(s *remote, o *rxObject) {
+// markLost records that object id of s ended without being delivered
+// intact, so that no watermark at or past it is acknowledged.
+func (s *remote) markLost(id uint16) {
+	if !s.lostValid || serialLess(id, s.lostID) {
+		s.lostID, s.lostValid = id, true
+	}
+}
+
+func (r *Receiver) removeObject(s *remote, o *rxObject, intact bool) {
 	o.track.Release()
 	s.setFinished(o.id, true)
+	if !intact {
+		s.markLost(o.id)
+	}
 	for i, x := range s.objs {
+		r.work++
 		if x == o {
 			s.objs = append(s.objs[:i], s.objs[i+1:]...)
 			break
@@ -693,6 +986,7 @@ func (r *Receiver) removeObject(s *remote, o *rxObject) {
 	}
 	// Move base past finished ids so the finished bitmap stays small.
 	for s.base != s.maxObj && s.isFinished(s.base) && (len(s.objs) == 0 || serialLess(s.base, s.objs[0].id)) {
+		r.work++
 		s.setFinished(s.base, false)
 		s.base++
 	}

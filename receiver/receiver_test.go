@@ -152,10 +152,13 @@ func find(ev []Event, k EventKind) []Event {
 
 func seg(n int) []byte { return make([]byte, n) }
 
+// TestSenderLimit: with MaxSenders tracked and all of them heard at this
+// instant, a new sender is dropped, with one event however many packets it
+// sends.
 func TestSenderLimit(t *testing.T) {
 	r := newRx(t, Config{MaxSenders: 1})
 	a, b := &pkt{inst: 1}, &pkt{inst: 2}
-	handle(t, r, t0, a.data(t, 1, 1000, 0, 0, seg(100)))
+	handle(t, r, t0, a.data(t, 1, 100, 0, 0, seg(100))) // one segment: delivered
 	for range 3 {
 		m := b.data(t, 1, 1000, 0, 0, seg(100))
 		m[4] = 0x0a // another source id
@@ -165,6 +168,9 @@ func TestSenderLimit(t *testing.T) {
 	ev := events(r)
 	if rej := find(ev, EventSenderRejected); len(rej) != 1 || rej[0].Sender != 0x0a000009 {
 		t.Fatalf("rejections %+v, want one for the second sender", rej)
+	}
+	if st := r.Stats(); st.SendersRejected != 3 || st.SendersEvicted != 0 {
+		t.Fatalf("stats %+v, want 3 packets rejected and no sender evicted", st)
 	}
 }
 
@@ -183,9 +189,22 @@ func TestObjectLimit(t *testing.T) {
 func TestBufferLimit(t *testing.T) {
 	r := newRx(t, Config{MaxBufferBytes: 5000})
 	p := &pkt{inst: 1}
-	handle(t, r, t0, p.data(t, 1, 1000, 0, 0, seg(100)))   // fits
-	handle(t, r, t0, p.data(t, 2, 100000, 0, 0, seg(100))) // does not
-	ab := find(events(r), EventAborted)
+	handle(t, r, t0, p.data(t, 1, 1000, 0, 0, seg(100))) // fits
+	// Object 2 is announced at 100 kB but takes memory only as its data
+	// arrives, and is refused once that data would pass the limit.
+	var ab []Event
+	for blk := uint32(0); blk < 250 && len(ab) == 0; blk++ {
+		for i := uint16(0); i < 4; i++ {
+			handle(t, r, t0, p.data(t, 2, 100000, blk, i, seg(100)))
+			if st := r.Stats(); st.BufferBytes > 5000 {
+				t.Fatalf("buffer bytes %d over the limit", st.BufferBytes)
+			}
+		}
+		if blk == 0 && len(find(events(r), EventAborted)) != 0 {
+			t.Fatal("object refused on announcement, before its data took memory")
+		}
+		ab = find(events(r), EventAborted)
+	}
 	if len(ab) != 1 || ab[0].Object != 2 || !errors.Is(ab[0].Err, ErrBufferLimit) {
 		t.Fatalf("aborted %+v, want object 2 with ErrBufferLimit", ab)
 	}

@@ -44,8 +44,9 @@ func (r *Receiver) startStream(o *rxObject, k int, block uint32) {
 func (r *Receiver) deliverStream(s *remote, o *rxObject) {
 	st := o.stream
 	for {
+		r.work++
 		b, i := uint32(st.next/uint64(st.k)), int(st.next%uint64(st.k))
-		bb := o.findBlock(b)
+		bb := r.findBlock(o, b)
 		if bb == nil || len(bb.syms[i]) == 0 {
 			return
 		}
@@ -66,12 +67,13 @@ func (r *Receiver) deliverStream(s *remote, o *rxObject) {
 			data, msg, st.started = data[msg:], 0, true
 		}
 		if st.started {
+			s.delivered = true
 			r.emit(Event{Kind: EventStreamData, Sender: s.id, Object: o.id, Data: data, MsgStart: msg})
 		}
 		st.next++
 		if i == st.k-1 {
 			o.dropBlock(bb)
-			r.releaseBlock(o, bb)
+			r.releaseBlock(s, o, bb)
 		}
 	}
 }
@@ -83,13 +85,16 @@ func (r *Receiver) skipStream(s *remote, o *rxObject, block uint32) {
 		return
 	}
 	for i := 0; i < len(o.blocks); {
+		r.work++
 		if bb := o.blocks[i]; bb.block < block {
 			o.dropBlock(bb)
-			r.releaseBlock(o, bb)
+			r.releaseBlock(s, o, bb)
 			continue
 		}
 		i++
 	}
+	// Data was lost for good: the stream is no longer held intact.
+	s.markLost(o.id)
 	o.track.SkipTo(block)
 	st.next, st.started = uint64(block)*uint64(st.k), false
 	r.emit(Event{Kind: EventStreamGap, Sender: s.id, Object: o.id, Err: ErrSquelched})
