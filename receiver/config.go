@@ -81,7 +81,10 @@ type Config struct {
 	MaxObjects int
 	// MaxBufferBytes bounds memory for objects kept in memory and for
 	// partially received blocks, over all senders. An object that would
-	// exceed it is aborted with ErrBufferLimit. 0 means 256 MiB.
+	// exceed it is aborted with ErrBufferLimit. 0 means 256 MiB. Completed
+	// objects the application still holds for delivery (SetAppBytes) count
+	// too: while they fill the budget, a new object to be kept in memory is
+	// not started but left to be repaired later (Stats.ObjectsDeferred).
 	MaxBufferBytes int64
 	// MaxBlocks bounds the partially received blocks tracked at once over
 	// all senders. 0 means 4096.
@@ -92,6 +95,11 @@ type Config struct {
 	// RepairCycles is how many NACK cycles an object may go without
 	// progress before it is aborted with ErrRepairTimeout. 0 means 20.
 	RepairCycles int
+	// ConfirmHeld makes a watermark acknowledgement wait until the
+	// application has confirmed, with Held, every object completed so
+	// far: an acknowledgement then says the application has the data, not
+	// only that it was decoded.
+	ConfirmHeld bool
 }
 
 // Errors carried by EventAborted and returned by the Receiver.
@@ -200,5 +208,7 @@ type Stats struct {
 	AcksSent        uint64
 	ObjectsDone     uint64
 	ObjectsAborted  uint64
-	BufferBytes     int64 // memory held now for objects and blocks
+	ObjectsDeferred uint64 // new objects left for later repair while the application holds the memory budget
+	BufferBytes     int64  // memory held now for objects and blocks
+	AppBytes        int64  // completed objects held for the application (SetAppBytes)
 }

@@ -52,6 +52,9 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 		}
 		for i := range c.SquelchCount() {
 			if id := c.SquelchedObject(i); !serialLess(id, s.base) && !serialLess(s.maxObj, id) {
+				if !s.isFinished(id) {
+					s.markLost(id)
+				}
 				s.setFinished(id, true)
 			}
 		}
@@ -187,9 +190,15 @@ func (r *Receiver) maybeAck(now time.Time, s *remote) {
 }
 
 // holdsThrough reports whether every object of s up to id that this
-// receiver tracks is complete.
+// receiver tracks is complete and, with Config.ConfirmHeld, in the
+// application's hands. An object given up (aborted, squelched, never
+// heard) or lost by the application means no: the acknowledgement would
+// tell the sender it may forget data this receiver lacks.
 func (r *Receiver) holdsThrough(s *remote, id uint16) bool {
 	if len(s.objs) > 0 && !serialLess(id, s.objs[0].id) {
+		return false
+	}
+	if s.unheld > 0 || (s.lost && !serialLess(id, s.firstLost)) {
 		return false
 	}
 	for x := s.base; !serialLess(id, x) && !serialLess(s.maxObj, x); x++ {
@@ -426,6 +435,9 @@ func (r *Receiver) countStalls(s *remote) {
 		// Objects never heard of that no repair brought: give them up.
 		for x := s.base; serialLess(x, s.maxObj); x++ {
 			if r.pending(s, x) == nil {
+				if !s.isFinished(x) {
+					s.markLost(x)
+				}
 				s.setFinished(x, true)
 			}
 		}

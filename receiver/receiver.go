@@ -21,6 +21,7 @@ type Receiver struct {
 	bufs     bufPool
 	builder  *nack.Builder
 	buffer   int64 // bytes held in object and block buffers
+	appBytes int64 // completed objects the application holds (SetAppBytes)
 
 	msg     framing.Message
 	nackMsg framing.Nack
@@ -60,6 +61,12 @@ type remote struct {
 	finished [1024]uint64 // object ids completed or aborted, for ids >= base
 	flushObj uint16
 	flushed  bool
+
+	// What may be acknowledged (holdsThrough): an object counts only once
+	// it is complete and, with Config.ConfirmHeld, the application has it.
+	unheld    int    // completed objects not yet confirmed by Held
+	lost      bool   // an object of interest was given up: firstLost
+	firstLost uint16 // the oldest such object; no watermark at or past it is acknowledged
 
 	nack        nackState
 	nackAt      time.Time
@@ -129,7 +136,39 @@ func (r *Receiver) emit(e Event) { r.events = append(r.events, e) }
 func (r *Receiver) Stats() Stats {
 	st := r.stats
 	st.BufferBytes = r.buffer
+	st.AppBytes = r.appBytes
 	return st
+}
+
+// SetAppBytes tells the receiver how many bytes of completed objects the
+// application holds in memory, waiting to be taken: they count against
+// Config.MaxBufferBytes, so that a slow application holds the receiver
+// back (new objects are repaired later) instead of growing without bound.
+func (r *Receiver) SetAppBytes(n int64) { r.appBytes = max(n, 0) }
+
+// Held confirms, with Config.ConfirmHeld, that the application took the
+// object of EventCompleted (held) or lost it after all (not held: then no
+// watermark at or past it is acknowledged). Call it once per
+// EventCompleted; a sender no longer known is ignored.
+func (r *Receiver) Held(now time.Time, sender uint32, id uint16, held bool) {
+	s := r.remote(sender)
+	if s == nil || !r.cfg.ConfirmHeld {
+		return
+	}
+	if s.unheld > 0 {
+		s.unheld--
+	}
+	if !held {
+		s.markLost(id)
+	}
+	r.maybeAck(now, s)
+}
+
+// markLost records that object id will never be held.
+func (s *remote) markLost(id uint16) {
+	if !s.lost || serialLess(id, s.firstLost) {
+		s.lost, s.firstLost = true, id
+	}
 }
 
 func serialLess(a, b uint16) bool { return int16(a-b) < 0 }
@@ -362,23 +401,36 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 	}
 	o.part = part
 	o.track.SetInfoPending(flags&framing.FlagInfo != 0)
+	info := ObjectInfo{Sender: s.id, Object: id, File: o.file, Stream: stream, Size: o.size}
+	started := Event{Kind: EventStarted, Sender: s.id, Object: id, File: o.file, Stream: stream, Size: o.size}
+	if r.cfg.Sink != nil && !stream {
+		sink, err := r.cfg.Sink(info)
+		if err != nil {
+			r.emit(started)
+			r.finishObject(s, o, err)
+			return nil
+		}
+		o.sink = sink
+	}
+	inMemory := o.sink == nil && !stream
+	if inMemory && int64(o.size)+r.buffer+r.appBytes > r.cfg.MaxBufferBytes && int64(o.size)+r.buffer <= r.cfg.MaxBufferBytes {
+		// It fits once the application takes what it holds: leave the
+		// object unheard, to be NACKed and repaired then, rather than
+		// lose it. Never-heard objects are given up after RepairCycles
+		// NACK cycles, so restart that count while deferring.
+		o.track.Release()
+		s.gapStalls = 0
+		r.stats.ObjectsDeferred++
+		return nil
+	}
 	if len(s.objs) >= r.cfg.MaxObjects {
 		r.finishObject(s, s.objs[0], ErrObjectLimit)
 	}
 	if stream {
 		r.startStream(o, int(f.MaxBlockLen), startBlock)
 	}
-	info := ObjectInfo{Sender: s.id, Object: id, File: o.file, Stream: stream, Size: o.size}
-	r.emit(Event{Kind: EventStarted, Sender: s.id, Object: id, File: o.file, Stream: stream, Size: o.size})
-	if r.cfg.Sink != nil && !stream {
-		sink, err := r.cfg.Sink(info)
-		if err != nil {
-			r.finishObject(s, o, err)
-			return nil
-		}
-		o.sink = sink
-	}
-	if o.sink == nil && !stream {
+	r.emit(started)
+	if inMemory {
 		if int64(o.size)+r.buffer > r.cfg.MaxBufferBytes {
 			r.finishObject(s, o, ErrBufferLimit)
 			return nil
@@ -425,6 +477,9 @@ func (r *Receiver) sync(s *remote, id uint16) {
 // advanceBase forgets object ids older than base.
 func (r *Receiver) advanceBase(s *remote, base uint16) {
 	for serialLess(s.base, base) {
+		if !s.isFinished(s.base) && !serialLess(s.maxObj, s.base) {
+			s.markLost(s.base) // never heard, now out of reach
+		}
 		s.setFinished(s.base, false)
 		s.base++
 	}
@@ -604,6 +659,9 @@ func (r *Receiver) releaseBlock(o *rxObject, bb *blockBuf) {
 // complete delivers a finished object.
 func (r *Receiver) complete(s *remote, o *rxObject) {
 	r.stats.ObjectsDone++
+	if r.cfg.ConfirmHeld {
+		s.unheld++
+	}
 	r.emit(Event{Kind: EventCompleted, Sender: s.id, Object: o.id, File: o.file, Size: o.size, Info: o.info, Data: o.data})
 	r.buffer -= int64(len(o.data))
 	o.held -= int64(len(o.data))
@@ -614,6 +672,7 @@ func (r *Receiver) complete(s *remote, o *rxObject) {
 // finishObject aborts o with err (o may not be in s.objs yet).
 func (r *Receiver) finishObject(s *remote, o *rxObject, err error) {
 	r.stats.ObjectsAborted++
+	s.markLost(o.id)
 	r.emit(Event{Kind: EventAborted, Sender: s.id, Object: o.id, File: o.file, Size: o.size, Info: o.info, Err: err})
 	for len(o.blocks) > 0 {
 		bb := o.blocks[len(o.blocks)-1]
