@@ -76,15 +76,16 @@ type Config struct {
 	// dropped with one EventSenderRejected each. 0 means 64.
 	MaxSenders int
 	// MaxObjects bounds the objects pending per sender; a new object
-	// beyond it aborts the oldest pending one (EventAborted with
-	// ErrObjectLimit). 0 means 64.
+	// beyond it is not started but left to be NACKed and repaired once
+	// older ones are done (Stats.ObjectsDeferred). 0 means 64.
 	MaxObjects int
 	// MaxBufferBytes bounds memory for objects kept in memory and for
 	// partially received blocks, over all senders. An object that would
 	// exceed it is aborted with ErrBufferLimit. 0 means 256 MiB. Completed
 	// objects the application still holds for delivery (SetAppBytes) count
-	// too: while they fill the budget, a new object to be kept in memory is
-	// not started but left to be repaired later (Stats.ObjectsDeferred).
+	// too. While the budget is full, a new object to be kept in memory of
+	// at most half the budget is not started but left to be NACKed and
+	// repaired later (Stats.ObjectsDeferred).
 	MaxBufferBytes int64
 	// MaxBlocks bounds the partially received blocks tracked at once over
 	// all senders. 0 means 4096.
@@ -208,7 +209,7 @@ type Stats struct {
 	AcksSent        uint64
 	ObjectsDone     uint64
 	ObjectsAborted  uint64
-	ObjectsDeferred uint64 // new objects left for later repair while the application holds the memory budget
+	ObjectsDeferred uint64 // packets of new objects left for later repair: no room (MaxObjects, MaxBufferBytes)
 	BufferBytes     int64  // memory held now for objects and blocks
 	AppBytes        int64  // completed objects held for the application (SetAppBytes)
 }

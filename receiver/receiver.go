@@ -364,6 +364,16 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		}
 		s.maxObj = id
 	}
+	if len(s.objs) >= r.cfg.MaxObjects {
+		// No room: leave the object unheard, to be NACKed and repaired
+		// once older ones are done, rather than give up an older one that
+		// is likely one repair from complete. Stalled ones still end
+		// after RepairCycles; restart the count that would give up the
+		// deferred one meanwhile.
+		s.gapStalls = 0
+		r.stats.ObjectsDeferred++
+		return nil
+	}
 	f, ok, err := ext.FTI(fecID)
 	o := &rxObject{id: id, file: flags&framing.FlagFile != 0}
 	if !ok || err != nil || fecID != framing.FECRS8 {
@@ -413,18 +423,13 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		o.sink = sink
 	}
 	inMemory := o.sink == nil && !stream
-	if inMemory && int64(o.size)+r.buffer+r.appBytes > r.cfg.MaxBufferBytes && int64(o.size)+r.buffer <= r.cfg.MaxBufferBytes {
-		// It fits once the application takes what it holds: leave the
-		// object unheard, to be NACKed and repaired then, rather than
-		// lose it. Never-heard objects are given up after RepairCycles
-		// NACK cycles, so restart that count while deferring.
+	if inMemory && int64(o.size)+r.buffer+r.appBytes > r.cfg.MaxBufferBytes && int64(o.size) <= r.cfg.MaxBufferBytes/2 {
+		// It fits once pending objects are done and the application takes
+		// what it holds: defer it too, as above.
 		o.track.Release()
 		s.gapStalls = 0
 		r.stats.ObjectsDeferred++
 		return nil
-	}
-	if len(s.objs) >= r.cfg.MaxObjects {
-		r.finishObject(s, s.objs[0], ErrObjectLimit)
 	}
 	if stream {
 		r.startStream(o, int(f.MaxBlockLen), startBlock)
