@@ -67,27 +67,60 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	return receiveLoop(s, st, *count, *idle, *linger, c.json, stdout)
 }
 
+// finishers bounds the files verified and moved into place at once: enough
+// to overlap their disk work, few enough that the loop that reports them
+// keeps its share of two busy cores.
+const finishers = 4
+
 // receiveLoop reports every file as it completes, until count files, or
 // until nothing has happened for idle.
+//
+// Accepting never waits for anything else: a goroutine takes each object
+// from the session as it starts and hands it to a goroutine of its own
+// that waits for it to complete, so that files finish in the order they
+// complete, not the order they started; at most finishers of them are
+// verified and renamed at once.
 func receiveLoop(s *session.Session, st *store, count int, idle, linger time.Duration, asJSON bool, stdout io.Writer) int {
-	objs := make(chan *session.Object)
-	stop := make(chan struct{})
-	defer close(stop)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	results := make(chan result, 256)
+	started := make(chan struct{}, 1) // an object started: not idle
+	closed := make(chan struct{})     // the session closed; no more objects
 	go func() {
+		defer close(closed)
+		slots := make(chan struct{}, finishers)
 		for {
-			o, err := s.Accept(context.Background())
+			o, err := s.Accept(ctx)
 			if err != nil {
-				close(objs)
 				return
 			}
 			select {
-			case objs <- o:
-			case <-stop:
-				return
+			case started <- struct{}{}:
+			default:
 			}
+			if o.Info().Kind != session.KindFile {
+				continue // filecast moves files; other objects are not ours
+			}
+			go func() {
+				select {
+				case <-o.Done():
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				r := st.finish(o.Info(), o.Wait(ctx))
+				<-slots
+				select {
+				case results <- r:
+				case <-ctx.Done():
+				}
+			}()
 		}
 	}()
-	results := make(chan result, 64)
 	var idleC <-chan time.Time
 	var timer *time.Timer
 	if idle > 0 {
@@ -106,18 +139,10 @@ func receiveLoop(s *session.Session, st *store, count int, idle, linger time.Dur
 	senderGone := false
 	for count == 0 || got < count {
 		select {
-		case o, ok := <-objs:
-			if !ok {
-				return exitFor(len(failedNames))
-			}
+		case <-closed:
+			return exitFor(len(failedNames))
+		case <-started:
 			active()
-			if o.Info().Kind != session.KindFile {
-				continue // filecast moves files; other objects are not ours
-			}
-			go func() {
-				err := o.Wait(context.Background())
-				results <- st.finish(o.Info(), err)
-			}()
 		case r := <-results:
 			active()
 			key := r.Name + "/" + r.SHA256
