@@ -77,7 +77,10 @@ type Config struct {
 	MaxSenders int
 	// MaxObjects bounds the objects pending per sender; a new object
 	// beyond it is not started but left to be NACKed and repaired once
-	// older ones are done (Stats.ObjectsDeferred). 0 means 64.
+	// older ones are done (Stats.ObjectsDeferred). 0 means 256, the
+	// objects a Shoal sender's transmit cache holds by default: small
+	// objects go by faster than a repair cycle, and one deferred costs a
+	// whole retransmission.
 	MaxObjects int
 	// MaxBufferBytes bounds memory for objects kept in memory and for
 	// partially received blocks, over all senders. An object that would
@@ -123,7 +126,7 @@ func (c *Config) setDefaults() error {
 		c.MaxSenders = 64
 	}
 	if c.MaxObjects == 0 {
-		c.MaxObjects = 64
+		c.MaxObjects = 256
 	}
 	if c.MaxBufferBytes == 0 {
 		c.MaxBufferBytes = 256 << 20

@@ -43,6 +43,12 @@ const (
 	nackHoldoff           // NACKed (or suppressed); waiting for the repair
 )
 
+// maxSkip bounds how far back from a new object the ids never heard of
+// are still NACKed: a receiver starved for a moment may miss hundreds of
+// small objects at once, and a Shoal sender may keep up to 32768 for
+// repair. Half of that keeps serial comparisons far from wrapping.
+const maxSkip = 1 << 14
+
 // remote is the state kept per sender.
 type remote struct {
 	id        uint32
@@ -358,9 +364,9 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 	}
 	if serialLess(s.maxObj, id) {
 		// Objects skipped in between are NACKed whole; those too far back
-		// to ever be pending fall out of the window.
-		if d := int(id - s.maxObj); d > r.cfg.MaxObjects {
-			r.advanceBase(s, id-uint16(r.cfg.MaxObjects))
+		// for the sender to still hold fall out of the window.
+		if d := int(id - s.maxObj); d > maxSkip {
+			r.advanceBase(s, id-maxSkip)
 		}
 		s.maxObj = id
 	}
