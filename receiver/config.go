@@ -81,11 +81,13 @@ type Config struct {
 	// dropped with one EventSenderRejected. 0 means 64.
 	MaxSenders int
 	// MaxObjects bounds the objects pending per sender; a new object
-	// beyond it aborts the oldest pending one (EventAborted with
-	// ErrObjectLimit). A sender's object ids also span at most
-	// 16*MaxObjects (at most 16,384): older pending objects are aborted
-	// the same way.
-	// 0 means 64.
+	// beyond it is not started but left to be NACKed and repaired once
+	// older ones are done (Stats.ObjectsDeferred). A sender's object ids
+	// also span at most 16*MaxObjects (at most 16,384): older pending
+	// objects are aborted (ErrObjectLimit). 0 means 256, the objects a
+	// Shoal sender's transmit cache holds by default: small objects go by
+	// faster than a repair cycle, and one deferred costs a whole
+	// retransmission.
 	MaxObjects int
 	// MaxBufferBytes bounds memory for objects kept in memory (taken as
 	// their data arrives), partially received blocks and the bookkeeping
@@ -94,6 +96,10 @@ type Config struct {
 	// memory is owed an equal share: one within its share gets room by
 	// aborting objects of the sender furthest over its own, and an object
 	// whose sender is over its share is aborted with ErrBufferLimit.
+	// Completed objects the application still holds for delivery
+	// (SetAppBytes) count too, and while the budget is full a new object
+	// to be kept in memory, of at most half the budget, is not started but
+	// left to be NACKed and repaired later (Stats.ObjectsDeferred).
 	// 0 means 256 MiB.
 	MaxBufferBytes int64
 	// MaxBlocks bounds the partially received blocks held at once over
@@ -106,6 +112,11 @@ type Config struct {
 	// RepairCycles is how many NACK cycles an object may go without
 	// progress before it is aborted with ErrRepairTimeout. 0 means 20.
 	RepairCycles int
+	// ConfirmHeld makes a watermark acknowledgement wait until the
+	// application has confirmed, with Held, every object completed so
+	// far: an acknowledgement then says the application has the data, not
+	// only that it was decoded.
+	ConfirmHeld bool
 }
 
 // Errors carried by EventAborted and returned by the Receiver.
@@ -129,7 +140,7 @@ func (c *Config) setDefaults() error {
 		c.MaxSenders = 64
 	}
 	if c.MaxObjects == 0 {
-		c.MaxObjects = 64
+		c.MaxObjects = 256
 	}
 	if c.MaxBufferBytes == 0 {
 		c.MaxBufferBytes = 256 << 20
@@ -225,4 +236,6 @@ type Stats struct {
 	Preempted       uint64 // objects aborted to give another sender its share
 	WindowClamped   uint64 // pending objects aborted because their sender's object ids moved on too far
 	BlocksAhead     uint64 // symbols dropped for blocks too far ahead of their object's oldest incomplete one
+	ObjectsDeferred uint64 // packets of new objects left for later repair: no room (MaxObjects, MaxBufferBytes)
+	AppBytes        int64  // completed objects held for the application (SetAppBytes)
 }

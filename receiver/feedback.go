@@ -202,11 +202,15 @@ func (r *Receiver) maybeAck(now time.Time, s *remote) {
 }
 
 // holdsThrough reports whether every object of s up to id that this
-// receiver tracks was delivered intact: "finished" also covers objects
-// aborted (a failed disk write, a squelch, no repair), and acknowledging
-// those would tell the sender we hold what we do not.
+// receiver tracks was delivered intact and, with Config.ConfirmHeld, is
+// in the application's hands: "finished" also covers objects aborted (a
+// failed disk write, a squelch, no repair), and acknowledging those would
+// tell the sender it may forget data this receiver lacks.
 func (r *Receiver) holdsThrough(s *remote, id uint16) bool {
 	if len(s.objs) > 0 && !serialLess(id, s.objs[0].id) {
+		return false
+	}
+	if s.unheld > 0 {
 		return false
 	}
 	if s.lostValid {
@@ -449,6 +453,11 @@ func (r *Receiver) countStalls(s *remote) {
 		if o.stream != nil {
 			i++ // streams end by EOT, squelch or silence, not by stalls
 			continue
+		}
+		if o.waiting {
+			// It lacks room, not repairs: the application holds memory it
+			// will give back. No cycle counts against it meanwhile.
+			o.waiting, o.moved = false, true
 		}
 		if s.passed(o.id) && !o.moved {
 			o.stalled++

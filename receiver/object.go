@@ -30,6 +30,7 @@ type rxObject struct {
 	stalled int // NACK cycles without progress
 	stream  *rxStream
 	moved   bool // a new symbol arrived since the last NACK cycle
+	waiting bool // a symbol was dropped for room the application holds
 }
 
 // blockBuf holds the symbols of one partially received block until any k of

@@ -30,7 +30,8 @@ type Receiver struct {
 	// work counts loop iterations on the paths a packet or Poll drives, so
 	// that tests can bound the work per call by the packet's size and the
 	// state that exists.
-	work uint64
+	work     uint64
+	appBytes int64 // completed objects the application holds (SetAppBytes)
 
 	msg     framing.Message
 	nackMsg framing.Nack
@@ -57,6 +58,12 @@ const (
 	nackBackoff           // waiting a random back-off, listening for others' NACKs
 	nackHoldoff           // NACKed (or suppressed); waiting for the repair
 )
+
+// maxSkip bounds how far back from a new object the ids never heard of
+// are still NACKed: a receiver starved for a moment may miss hundreds of
+// small objects at once, and a Shoal sender may keep up to 32768 for
+// repair. Half of that keeps serial comparisons far from wrapping.
+const maxSkip = 1 << 14
 
 // remote is the state kept per sender.
 type remote struct {
@@ -86,6 +93,12 @@ type remote struct {
 	finished [1024]uint64 // object ids completed or aborted, for ids >= base
 	flushObj uint16
 	flushed  bool
+
+	// What may be acknowledged (holdsThrough): an object counts only once
+	// it is complete and, with Config.ConfirmHeld, the application has it.
+	unheld    int    // completed objects not yet confirmed by Held
+	lost      bool   // an object of interest was given up: firstLost
+	firstLost uint16 // the oldest such object; no watermark at or past it is acknowledged
 
 	nack        nackState
 	nackAt      time.Time
@@ -168,6 +181,7 @@ func (r *Receiver) emit(e Event) { r.events = append(r.events, e) }
 func (r *Receiver) Stats() Stats {
 	st := r.stats
 	st.BufferBytes = r.buffer
+	st.AppBytes = r.appBytes
 	return st
 }
 
@@ -176,6 +190,30 @@ func (r *Receiver) Stats() Stats {
 // since, during which the queue drained.
 func (r *Receiver) queueDelay(now time.Time) time.Duration {
 	return max(r.backlog-now.Sub(r.handled), 0)
+}
+
+// SetAppBytes tells the receiver how many bytes of completed objects the
+// application holds in memory, waiting to be taken: they count against
+// Config.MaxBufferBytes, so that a slow application holds the receiver
+// back (new objects are repaired later) instead of growing without bound.
+func (r *Receiver) SetAppBytes(n int64) { r.appBytes = max(n, 0) }
+
+// Held confirms, with Config.ConfirmHeld, that the application took the
+// object of EventCompleted (held) or lost it after all (not held: then no
+// watermark at or past it is acknowledged). Call it once per
+// EventCompleted; a sender no longer known is ignored.
+func (r *Receiver) Held(now time.Time, sender uint32, id uint16, held bool) {
+	s := r.remote(sender)
+	if s == nil || !r.cfg.ConfirmHeld {
+		return
+	}
+	if s.unheld > 0 {
+		s.unheld--
+	}
+	if !held {
+		s.markLost(id)
+	}
+	r.maybeAck(now, s)
 }
 
 func serialLess(a, b uint16) bool { return int16(a-b) < 0 }
@@ -435,6 +473,16 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		// to ever be pending fall out of the window.
 		r.raiseMax(s, id)
 	}
+	if len(s.objs) >= r.cfg.MaxObjects {
+		// No room: leave the object unheard, to be NACKed and repaired
+		// once older ones are done, rather than give up an older one that
+		// is likely one repair from complete. Stalled ones still end
+		// after RepairCycles; restart the count that would give up the
+		// deferred one meanwhile.
+		s.gapStalls = 0
+		r.stats.ObjectsDeferred++
+		return nil
+	}
 	f, ok, err := ext.FTI(fecID)
 	o := &rxObject{id: id, file: flags&framing.FlagFile != 0}
 	if !ok || err != nil || fecID != framing.FECRS8 || int(f.MaxBlockLen)+int(f.Parity) > fec.MaxSymbols {
@@ -474,9 +522,6 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 	// blockWindow) is memory the sender makes us hold: it counts against
 	// the buffer like the data, and is reserved before it is allocated.
 	bitmap := int64(bits+63) / 64 * 8
-	if len(s.objs) >= r.cfg.MaxObjects {
-		r.finishObject(s, s.objs[0], ErrObjectLimit)
-	}
 	if !r.admit(s, bitmap, 0) {
 		r.finishObject(s, o, ErrBufferLimit)
 		return nil
@@ -492,18 +537,50 @@ func (r *Receiver) object(now time.Time, s *remote, id uint16, fecID uint8, ext 
 		r.startStream(o, int(f.MaxBlockLen), startBlock)
 	}
 	info := ObjectInfo{Sender: s.id, Object: id, File: o.file, Stream: stream, Size: o.size}
-	r.emit(Event{Kind: EventStarted, Sender: s.id, Object: id, File: o.file, Stream: stream, Size: o.size})
+	started := Event{Kind: EventStarted, Sender: s.id, Object: id, File: o.file, Stream: stream, Size: o.size}
 	if r.cfg.Sink != nil && !stream {
 		sink, err := r.cfg.Sink(info)
 		if err != nil {
+			r.emit(started)
 			r.finishObject(s, o, err)
 			return nil
 		}
 		o.sink = sink
 	}
-	// An object kept in memory takes memory as its data arrives, not as
-	// its announcement says: a NORM_DATA announcing 256 MiB costs nothing
-	// until the data is here (see storeInOrder).
+	inMemory := o.sink == nil && !stream
+	if inMemory && r.appBytes > 0 && int64(o.size)+r.buffer+r.appBytes > r.cfg.MaxBufferBytes && int64(o.size) <= r.cfg.MaxBufferBytes/2 {
+		// It fits once pending objects are done and the application takes
+		// what it holds: leave it unheard, to be NACKed and repaired then.
+		r.charge(s, o, -bitmap)
+		o.track.Release()
+		s.gapStalls = 0
+		r.stats.ObjectsDeferred++
+		return nil
+	}
+	if inMemory && o.size <= minDataCap {
+		// A small object takes its memory at once, so that it never
+		// fails half-way for lack of it: when it does not fit while the
+		// application holds what it will give back, it waits, unheard,
+		// to be repaired then.
+		if !r.admit(s, int64(o.size), 0) {
+			if r.appBytes > 0 {
+				r.charge(s, o, -bitmap)
+				o.track.Release()
+				s.gapStalls = 0
+				r.stats.ObjectsDeferred++
+				return nil
+			}
+			r.emit(started)
+			r.finishObject(s, o, ErrBufferLimit)
+			return nil
+		}
+		o.data = make([]byte, 0, o.size)
+		r.charge(s, o, int64(o.size))
+	}
+	r.emit(started)
+	// A larger object kept in memory takes memory as its data arrives,
+	// not as its announcement says: a NORM_DATA announcing 256 MiB costs
+	// nothing until the data is here (see storeInOrder).
 	s.gapStalls = 0
 	s.objs = append(s.objs, o)
 	// Keep pending objects in id order: late repairs of older objects
@@ -637,6 +714,13 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	n := k + o.parity
 	need := int64(n * o.symLen)
 	if bb == nil && !r.admit(s, need, 1) {
+		if r.appBytes > 0 {
+			// The application holds completed objects it will take: drop
+			// the symbol and have it repaired then, rather than give up.
+			r.stats.ObjectsDeferred++
+			o.waiting = true
+			return nil
+		}
 		r.finishObject(s, o, ErrBufferLimit)
 		return nil
 	}
@@ -870,7 +954,7 @@ func (r *Receiver) charge(s *remote, o *rxObject, n int64) {
 func (r *Receiver) admit(s *remote, need int64, blocks int) bool {
 	for {
 		r.work++
-		overBytes := r.buffer+need > r.cfg.MaxBufferBytes
+		overBytes := r.buffer+r.appBytes+need > r.cfg.MaxBufferBytes
 		overBlocks := blocks > 0 && r.blocks+blocks > r.cfg.MaxBlocks
 		if !overBytes && !overBlocks {
 			return true
@@ -932,6 +1016,9 @@ func usage(s *remote, bytes bool) int64 {
 func (r *Receiver) complete(s *remote, o *rxObject) {
 	r.stats.ObjectsDone++
 	s.delivered = true
+	if r.cfg.ConfirmHeld {
+		s.unheld++
+	}
 	data := o.data
 	if data == nil && o.sink == nil && o.stream == nil {
 		data = []byte{}
@@ -958,6 +1045,7 @@ func (r *Receiver) release(s *remote, o *rxObject) {
 // finishObject aborts o with err (o may not be in s.objs yet).
 func (r *Receiver) finishObject(s *remote, o *rxObject, err error) {
 	r.stats.ObjectsAborted++
+	s.markLost(o.id)
 	r.emit(Event{Kind: EventAborted, Sender: s.id, Object: o.id, File: o.file, Size: o.size, Info: o.info, Err: err})
 	r.release(s, o)
 	r.removeObject(s, o, false)

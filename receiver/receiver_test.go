@@ -180,9 +180,13 @@ func TestObjectLimit(t *testing.T) {
 	for id := uint16(10); id < 13; id++ {
 		handle(t, r, t0, p.data(t, id, 1000, 0, 0, seg(100)))
 	}
-	ab := find(events(r), EventAborted)
-	if len(ab) != 1 || ab[0].Object != 10 || !errors.Is(ab[0].Err, ErrObjectLimit) {
-		t.Fatalf("aborted %+v, want object 10 with ErrObjectLimit", ab)
+	// The third waits, unstarted, for room; nothing is given up.
+	ev := events(r)
+	if ab, st := find(ev, EventAborted), find(ev, EventStarted); len(ab) != 0 || len(st) != 2 || st[1].Object != 11 {
+		t.Fatalf("aborted %+v, started %+v; want 10 and 11 started, 12 deferred", ab, st)
+	}
+	if n := r.Stats().ObjectsDeferred; n != 1 {
+		t.Fatalf("%d deferred, want 1", n)
 	}
 }
 

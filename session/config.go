@@ -78,8 +78,10 @@ type Config struct {
 	// Events, if positive, is the capacity of the Events channel (default
 	// 1024). Events that find it full are counted and dropped.
 	Events int
-	// MaxAccept is how many received objects may wait for Accept; more are
-	// still received and reported by events. 0 means 256.
+	// MaxAccept is no longer used: objects wait for Accept without a
+	// bound on their count (see Session.Accept for the memory bound).
+	//
+	// Deprecated: received objects are never dropped for a slow Accept.
 	MaxAccept int
 	// Linger bounds how long Close waits for the sender to flush when its
 	// context has no deadline. 0 means 30 s.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/shoalnet/shoal/receiver"
 )
@@ -43,6 +44,11 @@ type Object struct {
 	gaps   int           // stream gaps not reported by Read yet
 	notify chan struct{} // closed and replaced when stream data arrives
 	closed bool
+
+	// Owned by the session (s.mu): the bytes this object counts in
+	// s.appBytes while it waits for Accept.
+	queued bool
+	acct   int64
 }
 
 func newObject(s *Session, info ObjectInfo) *Object {
@@ -178,7 +184,7 @@ func (o *Object) finish(err error, data []byte) {
 
 // rxEvents turns receiver engine events into objects and session events.
 // Called with s.mu held.
-func (s *Session) rxEvents() {
+func (s *Session) rxEvents(now time.Time) {
 	for _, e := range s.rx.Events() {
 		k := objKey{e.Sender, e.Object}
 		switch e.Kind {
@@ -203,11 +209,7 @@ func (s *Session) rxEvents() {
 				o.info.Size = 0
 			}
 			s.objs[k] = o
-			select {
-			case s.acceptCh <- o:
-			default:
-				s.log.Warn("accept queue full; object received but not offered", "sender", e.Sender, "object", e.Object)
-			}
+			s.offer(o)
 			s.publish(ObjectStarted{o.info})
 		case receiver.EventInfo:
 			if o := s.objs[k]; o != nil {
@@ -226,9 +228,13 @@ func (s *Session) rxEvents() {
 				s.publish(StreamGap{o.Info()})
 			}
 		case receiver.EventCompleted:
+			// The engine may acknowledge the object only after Held: once
+			// it is in the application's hands (or waiting for Accept),
+			// with any file committed to its place.
 			o := s.objs[k]
 			delete(s.objs, k)
 			if o == nil {
+				s.rx.Held(now, e.Sender, e.Object, false)
 				continue
 			}
 			if sk := s.sinks[k]; sk != nil {
@@ -239,11 +245,18 @@ func (s *Session) rxEvents() {
 				o.mu.Unlock()
 				if err != nil {
 					o.finish(err, nil)
+					s.rx.Held(now, e.Sender, e.Object, false)
 					s.publish(ObjectAborted{o.Info(), err})
 					continue
 				}
 			}
 			o.finish(nil, e.Data)
+			if o.queued && len(e.Data) > 0 {
+				o.acct = int64(len(e.Data))
+				s.appBytes += o.acct
+				s.rx.SetAppBytes(s.appBytes)
+			}
+			s.rx.Held(now, e.Sender, e.Object, true)
 			s.publish(ObjectCompleted{o.Info()})
 		case receiver.EventAborted:
 			if sk := s.sinks[k]; sk != nil {
@@ -261,18 +274,49 @@ func (s *Session) rxEvents() {
 	}
 }
 
-// Accept returns the next object another sender started sending. It
-// returns ErrClosed once the session is closed.
+// offer queues o for Accept. Called with s.mu held.
+func (s *Session) offer(o *Object) {
+	o.queued = true
+	s.pending = append(s.pending, o)
+	close(s.acceptNote)
+	s.acceptNote = make(chan struct{})
+}
+
+// Accept returns the next object another sender started sending, in the
+// order they started. Objects wait for Accept however slowly it is called:
+// none is dropped. Complete data objects (and files kept in memory) that
+// wait count against Config.Receiver.MaxBufferBytes; while they fill it the
+// session takes no new in-memory objects and leaves them to be repaired
+// later, and watermark acknowledgements wait. Files written to disk (Dir,
+// FileSink) cost no memory while they wait. Accept returns ErrClosed once
+// the session is closed and every object that waited has been taken.
 func (s *Session) Accept(ctx context.Context) (*Object, error) {
-	select {
-	case o, ok := <-s.acceptCh:
-		if !ok {
+	s.mu.Lock()
+	for len(s.pending) == 0 {
+		if s.acceptClosed {
+			s.mu.Unlock()
 			return nil, ErrClosed
 		}
-		return o, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		ch := s.acceptNote
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		s.mu.Lock()
 	}
+	o := s.pending[0]
+	s.pending[0] = nil
+	s.pending = s.pending[1:]
+	o.queued = false
+	if o.acct > 0 {
+		s.appBytes -= o.acct
+		o.acct = 0
+		s.rx.SetAppBytes(s.appBytes)
+	}
+	s.mu.Unlock()
+	return o, nil
 }
 
 // fileSink writes a received file object to a temporary file in

@@ -44,10 +44,18 @@ type Session struct {
 	waiters int
 	wake    chan struct{} // closed and replaced when waiters may proceed
 
-	objs      map[objKey]*Object
-	sinks     map[objKey]*fileSink
-	acceptCh  chan *Object
-	events    chan Event
+	objs   map[objKey]*Object
+	sinks  map[objKey]*fileSink
+	events chan Event
+	// Objects started and not yet taken by Accept, oldest first. Never
+	// dropped: the count is unbounded, the bytes of complete in-memory ones
+	// (appBytes) count against the receiver's buffer budget, which defers
+	// new objects while they fill it.
+	pending      []*Object
+	appBytes     int64
+	acceptNote   chan struct{} // closed and replaced when pending grows or the session ends
+	acceptClosed bool
+
 	acks      map[uint16]*ackWait
 	openFiles []openFile
 	stats     Stats
@@ -83,6 +91,8 @@ func New(cfg Config) (*Session, error) {
 		objs:  map[objKey]*Object{},
 		sinks: map[objKey]*fileSink{},
 		acks:  map[uint16]*ackWait{},
+
+		acceptNote: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -97,13 +107,9 @@ func New(cfg Config) (*Session, error) {
 	if s.node == 0 {
 		s.node = defaultNodeID()
 	}
-	if cfg.MaxAccept <= 0 {
-		cfg.MaxAccept = 256
-	}
 	if cfg.Events <= 0 {
 		cfg.Events = 1024
 	}
-	s.acceptCh = make(chan *Object, cfg.MaxAccept)
 	s.events = make(chan Event, cfg.Events)
 	s.txLoss = newLoss(cfg.TxLoss, s.seed, 101)
 	s.rxLoss = newLoss(cfg.RxLoss, s.seed, 102)
@@ -112,6 +118,7 @@ func New(cfg Config) (*Session, error) {
 	rcfg.NodeID = s.node
 	rcfg.Rand = rand.New(rand.NewPCG(s.seed, 2))
 	rcfg.Sink = s.sink
+	rcfg.ConfirmHeld = true
 	if s.rx, err = receiver.New(rcfg); err != nil {
 		c.uc.Close()
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
@@ -282,7 +289,8 @@ func (s *Session) finishLocked() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer close(s.events)
-	close(s.acceptCh)
+	s.acceptClosed = true
+	close(s.acceptNote)
 	s.stopNow = true
 	for k, o := range s.objs {
 		o.finish(ErrClosed, nil)
@@ -344,7 +352,7 @@ func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) 
 	}
 	// Stream data in the receiver's events points into buffers the next
 	// packet may reuse: take the events now, not after the whole batch.
-	s.rxEvents()
+	s.rxEvents(now)
 }
 
 // poll runs the engines' timers, collects their packets and events, and
@@ -361,7 +369,7 @@ func (s *Session) poll(now time.Time) time.Time {
 	if t := s.rx.Poll(now, &s.out); t.Before(next) {
 		next = t
 	}
-	s.rxEvents()
+	s.rxEvents(now)
 	if s.waiters > 0 {
 		close(s.wake)
 		s.wake = make(chan struct{})

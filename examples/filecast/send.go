@@ -179,6 +179,12 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto, GRTT: *grtt}
+	// Every file stays open until the end anyway: keep up to 4096 for
+	// repair, or a tree of small files outruns the default 256-object
+	// cache before a starved receiver's NACK arrives, and the files it
+	// misses are squelched. (Not more: the sender scans its cache for the
+	// next object to send on every packet.)
+	scfg.CacheObjects = min(max(len(files)**repeat, 256), 4096)
 	if *cc {
 		// Rate, if given, is the rate to start from.
 		scfg.CC = &congestion.Config{MaxRate: maxBits / 8}
