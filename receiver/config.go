@@ -206,6 +206,10 @@ type Event struct {
 	// MsgStart is, for EventStreamData, the offset in Data where a
 	// message starts, or -1.
 	MsgStart int
+	// Lost is, for EventStreamGap, how many bytes of the stream were lost
+	// before the data that follows (modulo 2^32: NORM's stream offsets
+	// are 32-bit).
+	Lost int64
 	// InfoExt is, for EventInfo, the NORM_INFO's header extensions in wire
 	// form (framing.Extensions), EXT_FTI included.
 	InfoExt []byte

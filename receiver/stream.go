@@ -3,6 +3,7 @@ package receiver
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/nack"
@@ -14,12 +15,42 @@ import (
 const streamBlocks = 1<<24 - 1
 
 // rxStream is the receiving side of a NORM_OBJECT_STREAM: segments are
-// delivered strictly in order, from the first message start seen.
+// delivered strictly in order. After a gap (or on joining late) delivery
+// resumes at the next message start, or, in a stream that has shown no
+// message boundary but its first (a byte stream), at once; either way the
+// gap event says how many bytes were lost.
 type rxStream struct {
 	k       int
 	next    uint64 // next segment to deliver (block next/k, symbol next%k)
-	started bool   // a message start has been found; bytes before it are dropped
+	started bool   // delivering; false after a gap until delivery resumes
 	flush   nack.Mark
+	offset  uint32 // stream offset of the next byte to deliver (mod 2^32)
+	msgs    int    // message starts seen, up to 2
+	gapErr  error  // why the pending gap happened (nil on joining)
+	gap     bool   // a gap is to be reported when delivery resumes
+	appHold bool   // the application is behind: confirm nothing (HoldStream)
+}
+
+// HoldStream tells the receiver that the application reading stream id of
+// sender is behind (hold) or has caught up. While it is behind, the
+// receiver confirms none of the stream to a sender's flow control, whose
+// writer then waits: back-pressure from the reader to the writer.
+func (r *Receiver) HoldStream(now time.Time, sender uint32, id uint16, hold bool) {
+	s := r.remote(sender)
+	if s == nil {
+		return
+	}
+	o := r.pending(s, id)
+	if o == nil || o.stream == nil {
+		return
+	}
+	o.stream.appHold = hold
+	if !hold {
+		r.maybeAck(now, s)
+		if _, ok := r.streamProgress(s, s.ackRef); ok && s.ackWanted && s.ackAt.IsZero() && !r.cfg.Silent {
+			s.ackAt = now
+		}
+	}
 }
 
 // Stream events, in addition to the object events.
@@ -29,13 +60,18 @@ const (
 	// next call into the Receiver.
 	EventStreamData EventKind = 20 + iota
 	// EventStreamGap: stream data was lost for good (the sender no longer
-	// held it); delivery resumes at the next message start. Err says why.
+	// held it, or the receiver joined late), just before the data that
+	// follows; Lost says how many bytes. Delivery resumes at the next
+	// message start, or at once in a byte stream (see rxStream). Err says
+	// why (nil for a late join).
 	EventStreamGap
 )
 
 // startStream sets up stream reception from the first block heard.
 func (r *Receiver) startStream(o *rxObject, k int, block uint32) {
-	o.stream = &rxStream{k: k, next: uint64(block) * uint64(k)}
+	// Joining after the stream began is a gap from offset 0: reported,
+	// with its size, where delivery starts.
+	o.stream = &rxStream{k: k, next: uint64(block) * uint64(k), gap: block > 0}
 	o.track.SkipTo(block)
 }
 
@@ -59,16 +95,36 @@ func (r *Receiver) deliverStream(s *remote, o *rxObject) {
 		}
 		if n == 0 {
 			// The end-of-stream marker.
+			if st.gap {
+				off := binary.BigEndian.Uint32(p[4:])
+				r.emit(Event{Kind: EventStreamGap, Sender: s.id, Object: o.id, Err: st.gapErr, Lost: int64(off - st.offset)})
+			}
 			r.complete(s, o)
 			return
 		}
 		data := p[framing.StreamHeaderLen : framing.StreamHeaderLen+n]
-		if !st.started && msg >= 0 {
-			data, msg, st.started = data[msg:], 0, true
+		off := binary.BigEndian.Uint32(p[4:])
+		if msg >= 0 && st.msgs < 2 {
+			st.msgs++
+		}
+		if !st.started {
+			// Resume at a message start, or at once in a byte stream.
+			switch {
+			case msg >= 0:
+				data, off, msg = data[msg:], off+uint32(msg), 0
+				st.started = true
+			case st.gap && st.msgs <= 1, !st.gap && off == st.offset:
+				st.started = true
+			}
+			if st.started && st.gap {
+				r.emit(Event{Kind: EventStreamGap, Sender: s.id, Object: o.id, Err: st.gapErr, Lost: int64(off - st.offset)})
+				st.gap, st.gapErr = false, nil
+			}
 		}
 		if st.started {
 			s.delivered = true
 			r.emit(Event{Kind: EventStreamData, Sender: s.id, Object: o.id, Data: data, MsgStart: msg})
+			st.offset = off + uint32(len(data))
 		}
 		st.next++
 		if i == st.k-1 {
@@ -97,7 +153,7 @@ func (r *Receiver) skipStream(s *remote, o *rxObject, block uint32) {
 	s.markLost(o.id)
 	o.track.SkipTo(block)
 	st.next, st.started = uint64(block)*uint64(st.k), false
-	r.emit(Event{Kind: EventStreamGap, Sender: s.id, Object: o.id, Err: ErrSquelched})
+	st.gap, st.gapErr = true, ErrSquelched
 	r.deliverStream(s, o)
 }
 
@@ -110,7 +166,7 @@ func (r *Receiver) holdsRef(s *remote, ref framing.SymbolRef) bool {
 	if o == nil || o.stream == nil {
 		return r.holdsThrough(s, ref.ObjectID)
 	}
-	if !r.holdsThrough(s, ref.ObjectID-1) {
+	if !r.holdsThrough(s, ref.ObjectID-1) || o.stream.appHold {
 		return false
 	}
 	st := o.stream
@@ -123,7 +179,7 @@ func (r *Receiver) holdsRef(s *remote, ref framing.SymbolRef) bool {
 // is false when there is none to report.
 func (r *Receiver) streamProgress(s *remote, ref framing.SymbolRef) (framing.SymbolRef, bool) {
 	o := r.pending(s, ref.ObjectID)
-	if o == nil || o.stream == nil || o.stream.next == 0 || !r.holdsThrough(s, ref.ObjectID-1) {
+	if o == nil || o.stream == nil || o.stream.next == 0 || o.stream.appHold || !r.holdsThrough(s, ref.ObjectID-1) {
 		return ref, false
 	}
 	st := o.stream

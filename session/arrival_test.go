@@ -1,6 +1,10 @@
 package session
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
 	"testing"
 	"time"
 )
@@ -27,5 +31,41 @@ func TestArrival(t *testing.T) {
 		if got.Round(0) == got {
 			t.Errorf("%s: arrival lost the monotonic clock reading", c.name)
 		}
+	}
+}
+
+// TestStreamReadGaps: a stream's Read reports each gap in its place, with
+// the bytes lost, between the data before and after it.
+func TestStreamReadGaps(t *testing.T) {
+	o := newObject(nil, ObjectInfo{Kind: KindStream})
+	o.streamData([]byte("abc"))
+	o.streamGap(5)
+	o.streamData([]byte("de"))
+	o.streamGap(7)
+	close(o.done)
+	var got []string
+	buf := make([]byte, 10)
+	for range 10 {
+		n, err := o.Read(buf)
+		var ge *GapError
+		switch {
+		case errors.As(err, &ge):
+			if !errors.Is(err, ErrDataLost) {
+				t.Fatalf("%v does not match ErrDataLost", err)
+			}
+			got = append(got, fmt.Sprintf("gap %d", ge.Lost))
+		case err == io.EOF:
+			got = append(got, "EOF")
+		case err != nil:
+			t.Fatal(err)
+		default:
+			got = append(got, string(buf[:n]))
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	if want := []string{"abc", "gap 5", "de", "gap 7", "EOF"}; !slices.Equal(got, want) {
+		t.Fatalf("reads %q, want %q", got, want)
 	}
 }

@@ -37,7 +37,10 @@ type ObjectAborted struct {
 }
 
 // StreamGap: part of a received stream was lost for good.
-type StreamGap struct{ ObjectInfo }
+type StreamGap struct {
+	ObjectInfo
+	Lost int64 // bytes lost (see GapError)
+}
 
 // CommandReceived: an application command (NORM_CMD(APPLICATION)).
 type CommandReceived struct {

@@ -16,17 +16,46 @@ import (
 
 // Errors of received objects.
 var (
-	// ErrDataLost is returned by a stream's Read when part of the stream
-	// could not be repaired; reading goes on after it, at the next
-	// message start.
+	// ErrDataLost is what a stream's Read reports (as a *GapError, which
+	// matches it with errors.Is) where part of the stream was lost for
+	// good; reading goes on after it.
 	ErrDataLost = errors.New("session: stream data lost")
 	// ErrStreamOverflow: the application read a stream too slowly and the
 	// session's buffer for it filled up.
 	ErrStreamOverflow = errors.New("session: stream read too slowly; buffer full")
 )
 
-// maxStreamBuffer bounds what a stream holds for a slow reader.
+// GapError is the error a stream's Read returns, in order, where data was
+// lost for good: Lost bytes are missing between what was read before it
+// and what is read after. A byte stream goes on right after the gap, a
+// message stream at the next message start (see receiver.EventStreamGap).
+// errors.Is(err, ErrDataLost) is true.
+type GapError struct {
+	Lost int64
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("session: stream data lost: %d bytes", e.Lost)
+}
+
+// Is makes a GapError match ErrDataLost.
+func (e *GapError) Is(target error) bool { return target == ErrDataLost }
+
+// maxStreamBuffer bounds what a stream holds for a slow reader, as a last
+// resort: past streamHoldBytes the receiver stops confirming the stream
+// to its sender, whose writer then waits, so only a sender without flow
+// control (a partially reliable stream, another implementation) can fill
+// it. What does not fit is reported as a gap.
 const maxStreamBuffer = 64 << 20
+
+// streamHoldBytes is how much unread stream data the session buffers
+// before it holds the sender back.
+const streamHoldBytes = 8 << 20
+
+// streamGapMark is a gap at a position in the bytes a stream buffered.
+type streamGapMark struct {
+	at, lost int64
+}
 
 // Object is an object received from another sender. Objects come from
 // Accept as soon as they start; Wait for them to complete. For streams, Read
@@ -35,15 +64,18 @@ type Object struct {
 	s    *Session
 	done chan struct{}
 
-	mu     sync.Mutex
-	info   ObjectInfo
-	err    error
-	data   []byte
-	path   string
-	buf    []byte        // stream data not read yet
-	gaps   int           // stream gaps not reported by Read yet
-	notify chan struct{} // closed and replaced when stream data arrives
-	closed bool
+	mu      sync.Mutex
+	info    ObjectInfo
+	err     error
+	data    []byte
+	path    string
+	buf     []byte          // stream data not read yet
+	gaps    []streamGapMark // stream gaps not reported by Read yet
+	written int64           // stream bytes buffered in all
+	read    int64           // stream bytes read in all
+	holding bool            // the engine holds the sender back for the reader
+	notify  chan struct{}   // closed and replaced when stream data arrives
+	closed  bool
 
 	// Owned by the session (s.mu): the bytes this object counts in
 	// s.appBytes while it waits for Accept.
@@ -95,9 +127,11 @@ func (o *Object) Path() string {
 	return o.path
 }
 
-// Read reads a stream's data in order. It returns ErrDataLost once for each
-// stretch the sender could not repair (then continues with the data after
-// it), and io.EOF after the sender closed the stream.
+// Read reads a stream's data in order. Where data was lost for good (the
+// sender gave up on this receiver, or it joined late) it returns, in its
+// place, a *GapError saying how many bytes are missing, then goes on with
+// the data after it; io.EOF after the sender closed the stream. A reader
+// that falls more than 8 MiB behind holds the sender back.
 func (o *Object) Read(p []byte) (int, error) {
 	for {
 		o.mu.Lock()
@@ -105,16 +139,29 @@ func (o *Object) Read(p []byte) (int, error) {
 			o.mu.Unlock()
 			return 0, fmt.Errorf("session: Read on a %v object", o.info.Kind)
 		}
-		if len(o.buf) > 0 {
-			n := copy(p, o.buf)
-			o.buf = o.buf[n:]
+		if len(o.gaps) > 0 && o.gaps[0].at == o.read {
+			g := o.gaps[0]
+			o.gaps = o.gaps[1:]
 			o.mu.Unlock()
-			return n, nil
+			return 0, &GapError{Lost: g.lost}
 		}
-		if o.gaps > 0 {
-			o.gaps--
+		if len(o.buf) > 0 {
+			b := o.buf
+			if len(o.gaps) > 0 {
+				b = b[:o.gaps[0].at-o.read]
+			}
+			n := copy(p, b)
+			o.buf = o.buf[n:]
+			o.read += int64(n)
+			release := o.holding && len(o.buf) < streamHoldBytes/2
+			if release {
+				o.holding = false
+			}
 			o.mu.Unlock()
-			return 0, ErrDataLost
+			if release {
+				o.s.holdStream(o, false)
+			}
+			return n, nil
 		}
 		select {
 		case <-o.done:
@@ -140,29 +187,68 @@ func (o *Object) Close() error {
 	o.mu.Lock()
 	o.closed = true
 	o.buf = nil
+	release := o.holding
+	o.holding = false
 	o.mu.Unlock()
+	if release {
+		o.s.holdStream(o, false)
+	}
 	return nil
 }
 
-func (o *Object) streamData(d []byte) {
+// streamData buffers stream data for Read, and reports whether the
+// reader is so far behind that the sender should be held back.
+func (o *Object) streamData(d []byte) (hold bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
-		return
+		return false
 	}
 	if len(o.buf)+len(d) > maxStreamBuffer {
-		o.gaps++
-		return
+		o.gapLocked(int64(len(d)))
+		return false
 	}
 	o.buf = append(o.buf, d...)
+	o.written += int64(len(d))
+	o.wakeLocked()
+	if !o.holding && len(o.buf) > streamHoldBytes {
+		o.holding = true
+		return true
+	}
+	return false
+}
+
+func (o *Object) streamGap(lost int64) {
+	o.mu.Lock()
+	o.gapLocked(lost)
+	o.mu.Unlock()
+}
+
+func (o *Object) gapLocked(lost int64) {
+	if n := len(o.gaps); n > 0 && o.gaps[n-1].at == o.written {
+		o.gaps[n-1].lost += lost
+	} else {
+		o.gaps = append(o.gaps, streamGapMark{at: o.written, lost: lost})
+	}
 	o.wakeLocked()
 }
 
-func (o *Object) streamGap() {
-	o.mu.Lock()
-	o.gaps++
-	o.wakeLocked()
-	o.mu.Unlock()
+// holdStream tells the receiver engine whether o's reader is behind (see
+// streamHoldBytes).
+func (s *Session) holdStream(o *Object, hold bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holdStreamLocked(time.Now(), o, hold)
+}
+
+func (s *Session) holdStreamLocked(now time.Time, o *Object, hold bool) {
+	if s.stopNow {
+		return
+	}
+	s.rx.HoldStream(now, o.info.Sender, o.info.ID, hold)
+	if !hold {
+		s.kickLocked() // acknowledgements may be due now
+	}
 }
 
 func (o *Object) wakeLocked() {
@@ -219,13 +305,13 @@ func (s *Session) rxEvents(now time.Time) {
 				o.mu.Unlock()
 			}
 		case receiver.EventStreamData:
-			if o := s.objs[k]; o != nil {
-				o.streamData(e.Data)
+			if o := s.objs[k]; o != nil && o.streamData(e.Data) {
+				s.holdStreamLocked(now, o, true)
 			}
 		case receiver.EventStreamGap:
 			if o := s.objs[k]; o != nil {
-				o.streamGap()
-				s.publish(StreamGap{o.Info()})
+				o.streamGap(e.Lost)
+				s.publish(StreamGap{o.Info(), e.Lost})
 			}
 		case receiver.EventCompleted:
 			// The engine may acknowledge the object only after Held: once

@@ -1,0 +1,122 @@
+package receiver
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/shoalnet/shoal/framing"
+)
+
+// seg100 is stream segment n of 100 bytes at offset 100n, with a message
+// start at byte msg (or none if msg < 0).
+func seg100(n int, msg int) []byte {
+	h := framing.StreamHeader{Len: 100, Offset: uint32(100 * n)}
+	if msg >= 0 {
+		h.MsgStart = uint16(msg + 1)
+	}
+	return append(framing.AppendStreamHeader(nil, h), bytes.Repeat([]byte{byte(n)}, 100)...)
+}
+
+// TestStreamGapResume: when the sender gives up on data (SQUELCH past
+// it), the gap event says how many bytes were lost, and delivery resumes
+// right after the gap in a byte stream, at the next message start in a
+// message stream.
+func TestStreamGapResume(t *testing.T) {
+	run := func(msgStarts map[int]int) (delivered []byte, gaps []int64) {
+		r := newRx(t, Config{})
+		p := &peer{id: senderID, inst: 1, flag: framing.FlagStream,
+			fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 100, MaxBlockLen: 4}}
+		msg := func(n int) int {
+			if m, ok := msgStarts[n]; ok {
+				return m
+			}
+			return -1
+		}
+		// Event data is valid until the next call: take it after each.
+		take := func() {
+			for _, e := range r.Events() {
+				switch e.Kind {
+				case EventStreamData:
+					delivered = append(delivered, e.Data...)
+				case EventStreamGap:
+					gaps = append(gaps, e.Lost)
+					delivered = append(delivered, '|')
+				}
+			}
+		}
+		// Block 0 arrives, block 1 (segments 4-7) is lost, block 2 arrives.
+		for _, n := range []int{0, 1, 2, 3, 8, 9, 10, 11} {
+			handle(t, r, t0, p.pkt(t, 1, uint32(n/4), uint16(n%4), seg100(n, msg(n))))
+			take()
+		}
+		sq := framing.Cmd{Flavor: framing.FlavorSquelch, Ref: framing.SymbolRef{FECID: 5, ObjectID: 1, PayloadID: framing.PayloadID{Block: 2}}}
+		handle(t, r, t0, p.cmd(t, sq))
+		take()
+		return delivered, gaps
+	}
+	want := func(segs ...int) []byte {
+		var b []byte
+		for _, n := range segs {
+			if n < 0 {
+				b = append(b, '|')
+				continue
+			}
+			b = append(b, bytes.Repeat([]byte{byte(n)}, 100)...)
+		}
+		return b
+	}
+	// A byte stream: one message start, at its first byte.
+	got, gaps := run(map[int]int{0: 0})
+	if !bytes.Equal(got, want(0, 1, 2, 3, -1, 8, 9, 10, 11)) || len(gaps) != 1 || gaps[0] != 400 {
+		var firsts []byte
+		for i := 0; i < len(got); i += 100 {
+			firsts = append(firsts, got[i])
+			if got[i] == '|' {
+				i -= 99
+			}
+		}
+		t.Fatalf("byte stream: delivered %v (each 100 bytes), gaps %v; want blocks 0 and 2 around a 400-byte gap", firsts, gaps)
+	}
+	// A message stream: messages start in segments 0 and 2, and at byte 1
+	// of segment 10.
+	got, gaps = run(map[int]int{0: 0, 2: 0, 10: 1})
+	wantMsg := append(want(0, 1, 2, 3, -1), want(10, 11)[1:]...)
+	if !bytes.Equal(got, wantMsg) || len(gaps) != 1 || gaps[0] != 601 {
+		t.Fatalf("message stream: delivered %d bytes, gaps %v; want a 601-byte gap, then from the message start in segment 10", len(got), gaps)
+	}
+}
+
+// TestHoldStream: while the application is behind (HoldStream), a stream
+// watermark is not acknowledged, so the sender's writer waits; once it
+// catches up, the acknowledgement goes out.
+func TestHoldStream(t *testing.T) {
+	r := newRx(t, Config{})
+	p := &peer{id: senderID, inst: 1, flag: framing.FlagStream,
+		fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 100, MaxBlockLen: 4}}
+	for n := range 4 {
+		handle(t, r, t0, p.pkt(t, 1, 0, uint16(n), seg100(n, 0)))
+	}
+	r.Events()
+	r.HoldStream(t0, senderID, 1, true)
+	flush := framing.Cmd{Flavor: framing.FlavorFlush, Ref: framing.SymbolRef{FECID: 5, ObjectID: 1, PayloadID: framing.PayloadID{Block: 0, Symbol: 3}},
+		Content: framing.AppendNodeID(nil, myID)}
+	handle(t, r, t0, p.cmd(t, flush))
+	acks := func(from time.Time) int {
+		n := 0
+		for _, m := range poll(r, from, from.Add(100*time.Millisecond)) {
+			if m.Type == framing.TypeAck && m.Ack.AckType == framing.AckFlush {
+				n++
+			}
+		}
+		return n
+	}
+	if n := acks(t0); n != 0 {
+		t.Fatalf("%d acknowledgements while the application is behind", n)
+	}
+	now := t0.Add(time.Second)
+	r.HoldStream(now, senderID, 1, false)
+	if n := acks(now); n != 1 {
+		t.Fatalf("%d acknowledgements once it caught up, want 1", n)
+	}
+}
