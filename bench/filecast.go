@@ -9,8 +9,11 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/shoalnet/shoal/internal/lab"
@@ -96,11 +99,27 @@ func runFilecast(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench filecast: %v\n", err)
 		return 1
 	}
+	var (
+		labMu sync.Mutex // held while the lab is built or torn down
+		l     *lab.Lab
+	)
+	stop := onInterrupt(func() {
+		// The peers first: they hold the lab's namespaces.
+		live.killAll()
+		labMu.Lock()
+		if l != nil {
+			l.Close()
+		}
+		os.RemoveAll(work)
+	})
+	defer stop()
 	defer os.RemoveAll(work)
 	e := &castEnv{work: work, size: size, rate: rate, cc: *cc, timeout: *timeout, port: 7400, stderr: stderr}
 	// filecast is a separate program: build it once, as a user would.
 	e.filecast = filepath.Join(work, "filecast")
-	if out, err := exec.Command("go", "build", "-o", e.filecast, "./examples/filecast").CombinedOutput(); err != nil {
+	gobuild := exec.Command("go", "build", "-o", e.filecast, "./examples/filecast")
+	setProcAttr(gobuild)
+	if out, err := gobuild.CombinedOutput(); err != nil {
 		fmt.Fprintf(stderr, "bench filecast: building filecast (run from the repository root): %v\n%s", err, out)
 		return 1
 	}
@@ -123,8 +142,16 @@ func runFilecast(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench filecast: %v\n", err)
 		return 1
 	}
-	l, done, err := openLab(*receivers + 1)
-	defer done()
+	labMu.Lock()
+	l, err = lab.Build(*receivers + 1)
+	labMu.Unlock()
+	defer func() {
+		labMu.Lock()
+		defer labMu.Unlock()
+		if l != nil {
+			l.Close()
+		}
+	}()
 	if err != nil {
 		fmt.Fprintf(stderr, "bench filecast: %v\n", err)
 		return 1
@@ -172,8 +199,8 @@ func runFilecast(args []string, stdout, stderr io.Writer) int {
 		g, cpu, exit := math.NaN(), math.NaN(), math.NaN()
 		if im.skip == "" {
 			g, cpu, exit = summarize(im.runs, size, gib)
-			fmt.Fprintf(stderr, "bench filecast: %s: median goodput %.0f Mbit/s over %d runs (%d failed), receivers' CPU %.2f s/GiB\n",
-				im.name, g, len(im.runs), failures(im.runs), cpu)
+			fmt.Fprintf(stderr, "bench filecast: %s: median goodput %.0f Mbit/s over %d runs (%d failed), receivers' CPU %s s/GiB\n",
+				im.name, g, len(im.runs), failures(im.runs), fig(cpu, 2))
 		}
 		switch im.name {
 		case "filecast":
@@ -189,6 +216,27 @@ func runFilecast(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// onInterrupt runs cleanup and exits if the program is interrupted or
+// terminated before stop is called: a lab's namespaces and the programs
+// in them would otherwise outlive it.
+func onInterrupt(cleanup func()) (stop func()) {
+	sig := make(chan os.Signal, 1)
+	quit := make(chan struct{})
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-sig:
+			cleanup()
+			os.Exit(1)
+		case <-quit:
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(quit)
+	}
 }
 
 // summarize returns the median goodput in Mbit/s (a failed run counts as

@@ -239,7 +239,9 @@ func buildNormpeer(work string) (string, error) {
 		return "", fmt.Errorf("g++ is not installed, so the libnorm peer cannot be built (apt-get install g++ libnorm-dev)")
 	}
 	bin := filepath.Join(work, "normpeer")
-	out, err := exec.Command("g++", "-O2", "-o", bin, "interop/normpeer/normpeer.cpp", "-lnorm").CombinedOutput()
+	cmd := exec.Command("g++", "-O2", "-o", bin, "interop/normpeer/normpeer.cpp", "-lnorm")
+	setProcAttr(cmd)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("building the libnorm peer failed (is libnorm-dev installed? run from the repository root): %v\n%s", err, out)
 	}

@@ -66,6 +66,7 @@ func startProc(name, ns string, matchOut, matchErr func(string) bool, prog strin
 	pipes[0][1].Close() // the child holds its own copies
 	pipes[1][1].Close()
 	p := &proc{name: name, cmd: cmd, mark: make(chan time.Time, 1), readDone: make(chan struct{}), exited: make(chan struct{})}
+	live.add(p)
 	var reading sync.WaitGroup
 	for i, match := range []func(string) bool{matchOut, matchErr} {
 		r := pipes[i][0]
@@ -81,9 +82,42 @@ func startProc(name, ns string, matchOut, matchErr func(string) bool, prog strin
 	go func() {
 		_ = cmd.Wait()
 		p.exitAt, p.state = time.Now(), cmd.ProcessState
+		live.remove(p)
 		close(p.exited)
 	}()
 	return p, nil
+}
+
+// procSet is the programs that run, for an interrupt to kill.
+type procSet struct {
+	mu sync.Mutex
+	m  map[*proc]struct{}
+}
+
+var live procSet
+
+func (s *procSet) add(p *proc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[*proc]struct{}{}
+	}
+	s.m[p] = struct{}{}
+}
+
+func (s *procSet) remove(p *proc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, p)
+}
+
+// killAll kills every program still running.
+func (s *procSet) killAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range s.m {
+		killProc(p.cmd)
+	}
 }
 
 // read takes lines from one of the program's outputs until it ends.
