@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -170,7 +172,7 @@ func runFilecast(args []string, stdout, stderr io.Writer) int {
 	if *cc {
 		mode = "congestion control"
 	}
-	fmt.Fprintf(stderr, "bench filecast: %d receivers, %s, %s loss, %s, %d rounds\n", *receivers, sizeName(size), pctName(loss), mode, *rounds)
+	fmt.Fprintf(stderr, "bench filecast: %d receivers, %s, %s loss, %s, %d rounds%s\n", *receivers, sizeName(size), pctName(loss), mode, *rounds, loadAvg())
 	gib := float64(*receivers) * float64(size) / (1 << 30) // received in one run, by all receivers
 	for r := range *rounds {
 		// Rotate the order, so that no implementation always runs first
@@ -193,6 +195,9 @@ func runFilecast(args []string, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintln(stderr)
 		}
+	}
+	if la := loadAvg(); la != "" {
+		fmt.Fprintf(stderr, "bench filecast: done%s\n", la)
 	}
 	line := castLine{Receivers: *receivers, Size: size, Loss: loss, CC: *cc}
 	for _, im := range impls {
@@ -237,6 +242,17 @@ func onInterrupt(cleanup func()) (stop func()) {
 		signal.Stop(sig)
 		close(quit)
 	}
+}
+
+// loadAvg describes the machine's load, which the figures depend on when
+// other work shares its cores; "" where it is not known.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if err != nil || len(f) < 3 {
+		return ""
+	}
+	return fmt.Sprintf("; load average %s %s %s on %d CPUs", f[0], f[1], f[2], runtime.NumCPU())
 }
 
 // summarize returns the median goodput in Mbit/s (a failed run counts as
