@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"math"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +83,31 @@ func TestCastLine(t *testing.T) {
 	c.CC, c.Loss = true, 0.1
 	if got := c.String(); !strings.Contains(got, " loss=10% cc=on goodput_mbps=") {
 		t.Errorf("%q does not mark congestion control", got)
+	}
+}
+
+func TestIgmpHas(t *testing.T) {
+	if g := igmpGroup(netip.MustParseAddr("239.255.13.1")); g != "010DFFEF" && g != "EFFF0D01" {
+		t.Errorf("igmpGroup = %s", g)
+	}
+	listing := "Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter\n" +
+		"1\tlo        :     1      V3\n" +
+		"\t\t\t\t010CFFEF     1 0:00000000\t\t0\n" +
+		"2\tlab0      :     2      V3\n" +
+		"\t\t\t\t010DFFEF     1 0:00000000\t\t0\n" +
+		"\t\t\t\t010000E0     1 0:00000000\t\t0\n"
+	for _, c := range []struct {
+		iface, group string
+		want         bool
+	}{
+		{"lab0", "010DFFEF", true},
+		{"lab0", "010000E0", true},
+		{"lab0", "010CFFEF", false}, // joined on lo only
+		{"lo", "010CFFEF", true},
+		{"eth0", "010DFFEF", false},
+	} {
+		if got := igmpHas(listing, c.iface, c.group); got != c.want {
+			t.Errorf("igmpHas(%s, %s) = %v, want %v", c.iface, c.group, got, c.want)
+		}
 	}
 }

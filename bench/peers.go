@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +27,8 @@ import (
 // follow the last acknowledgement at once.
 func filecastRun(e *castEnv) castRun {
 	port := e.nextPort()
-	group := fmt.Sprintf("239.255.12.1:%d", port)
+	const addr = "239.255.12.1"
+	group := fmt.Sprintf("%s:%d", addr, port)
 	dirs, err := e.receiverDirs("filecast", port)
 	if err != nil {
 		return startErr(err)
@@ -51,7 +53,9 @@ func filecastRun(e *castEnv) castRun {
 		}
 		rx = append(rx, p)
 	}
-	time.Sleep(castSettle)
+	if err := e.settle(addr); err != nil {
+		return castRun{err: err}
+	}
 	args := []string{"send", "--group", group, "--iface", lab.Iface, "--ack", "auto", "--json"}
 	if e.cc {
 		args = append(args, "--cc")
@@ -133,7 +137,9 @@ func uftpRun(e *castEnv) castRun {
 		}
 		rx = append(rx, p)
 	}
-	time.Sleep(castSettle)
+	if err := e.settle(pub); err != nil {
+		return castRun{err: err}
+	}
 	// -H names the receivers (a closed group), so that uftp starts as soon
 	// as they have registered; an open group spends its whole announce
 	// phase, about 2 s, waiting for receivers it does not know of.
@@ -200,7 +206,9 @@ func libnormRun(e *castEnv) castRun {
 		}
 		rx = append(rx, p)
 	}
-	time.Sleep(castSettle)
+	if err := e.settle(addr); err != nil {
+		return castRun{err: err}
+	}
 	args := append([]string{"send", "--backoff", "0", "--segment", fmt.Sprint(castSegment), "--block", "64", "--parity", "16"}, common...)
 	if e.cc {
 		args = append(args, "--cc")
@@ -246,6 +254,64 @@ func buildNormpeer(work string) (string, error) {
 		return "", fmt.Errorf("building the libnorm peer failed (is libnorm-dev installed? run from the repository root): %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// settle gives the receivers castSettle, and more until every receiver
+// host has joined group (up to 10 s): on a loaded machine a receiver may
+// take longer to start, and a sender that began before it joined would
+// make it repair what it never had a chance to get.
+func (e *castEnv) settle(group string) error {
+	time.Sleep(castSettle)
+	g, err := netip.ParseAddr(group)
+	if err != nil || !g.Is4() {
+		return fmt.Errorf("bad group %q", group)
+	}
+	want := igmpGroup(g)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, h := range e.lab.Hosts[1:] {
+		for {
+			joined := false
+			err := h.Do(func() error {
+				b, err := os.ReadFile("/proc/thread-self/net/igmp")
+				joined = err == nil && igmpHas(string(b), lab.Iface, want)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if joined {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: no receiver joined %s on %s", h.Name, group, lab.Iface)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// igmpGroup is g as /proc/net/igmp prints it: a number in host byte order.
+func igmpGroup(g netip.Addr) string {
+	a := g.As4()
+	return fmt.Sprintf("%08X", binary.NativeEndian.Uint32(a[:]))
+}
+
+// igmpHas reports whether a /proc/net/igmp listing has group (as printed
+// there) on interface iface.
+func igmpHas(listing, iface, group string) bool {
+	in := false
+	for _, l := range strings.Split(listing, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) == 0:
+		case !strings.HasPrefix(l, "\t") && !strings.HasPrefix(l, " "):
+			in = len(f) > 1 && f[1] == iface // an interface's line
+		case in && f[0] == group:
+			return true
+		}
+	}
+	return false
 }
 
 func removeDirs(dirs []string) {
