@@ -2,12 +2,28 @@
 //
 //	bench sim  [flags]   one transfer through the simulated network (no root, no network)
 //	bench lab  [flags]   a transfer between network namespaces (root), against a raw UDP blast
-//	bench filecast [flags]  filecast against UFTP in the same namespaces (root; uftp optional)
+//	bench filecast [flags]  filecast against UFTP and libnorm in the same namespaces (root; peers optional)
 //	bench cclab [flags]  one NORM-CC transfer through a tc tbf bottleneck in the namespaces (root)
 //
 // filecast ends with exactly one line:
 //
-//	filecast: receivers=N size=S loss=P goodput_mbps=G uftp_mbps=U ratio=G/U
+//	filecast: receivers=N size=S loss=P [cc=on] goodput_mbps=G uftp_mbps=U libnorm_mbps=L ratio=R sender_exit_after_s=X rx_cpu_s_per_gib=C uftp_rx_cpu_s_per_gib=D
+//
+// It sends one random file of S bytes from one host to N with each of
+// filecast (examples/filecast, send --ack auto), UFTP (uftp/uftpd: 4 MiB
+// buffers, 1400-byte blocks, no encryption, a closed group) and libnorm
+// (the interop peer, NACK back-off 0), each in -rounds rounds (default 3)
+// in rotating order, all at the same fixed -rate (default 1 Gbit/s) or,
+// with -cc, each with its own congestion control (filecast --cc, uftp -C
+// tfmcc, NORM-CC). Loss is per datagram, on every receiver's incoming UDP.
+// A run's time is from the sender's start until the last receiver prints
+// that it holds the whole file; the file is then checked by SHA-256.
+// G, U and L are the file's bits over the median time (a failed run counts
+// as endless; 0 if half the runs failed; "-" for a peer not installed).
+// R = G / max(U, L). X is the median time from the last receiver's
+// completion to the filecast sender's exit. C and D are the median CPU
+// seconds (user+system) the filecast receivers, and the uftpd receivers,
+// spent per GiB each received: their summed CPU over N×S.
 //
 // lab ends with exactly one line:
 //

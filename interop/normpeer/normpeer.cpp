@@ -6,6 +6,8 @@
 //   normpeer recv --addr G --port P [options] --dir D --count N
 //
 // Common options: --iface NAME --id NODEID --txloss PCT --rxloss PCT --timeout SEC
+//         --buffer BYTES (libnorm's object buffer, default 32 MiB)
+//         --sockbuf BYTES (UDP socket buffer; default: libnorm's own)
 // Sender: --rate BPS | --cc, --segment N --block N --parity N --auto N --backoff F
 //         --grtt SEC --ack ID[,ID...]
 // Receiver: --silent
@@ -37,6 +39,7 @@ struct Opts {
     double rate = 10e6, txloss = 0, rxloss = 0, backoff = -1, grtt = -1, timeout = 60;
     bool cc = false, silent = false;
     int segment = 1400, block = 64, parity = 0, autop = 0, count = 1;
+    unsigned long buffer = 32 * 1024 * 1024, sockbuf = 0;
     std::vector<unsigned long> acks;
     std::vector<Item> items;
 };
@@ -82,10 +85,11 @@ static int runSend(Opts& o, NormInstanceHandle inst, NormSessionHandle s) {
     if (o.backoff >= 0) NormSetBackoffFactor(s, o.backoff);
     if (o.grtt > 0) NormSetGrttEstimate(s, o.grtt);
     if (o.txloss > 0) NormSetTxLoss(s, o.txloss);
-    if (!NormStartSender(s, (NormSessionId)(getpid() & 0xffff), 32 * 1024 * 1024, o.segment, o.block, o.parity)) {
+    if (!NormStartSender(s, (NormSessionId)(getpid() & 0xffff), o.buffer, o.segment, o.block, o.parity)) {
         fprintf(stderr, "normpeer: NormStartSender failed\n");
         return 2;
     }
+    if (o.sockbuf > 0) NormSetTxSocketBuffer(s, (unsigned)o.sockbuf);
     if (o.autop > 0) NormSetAutoParity(s, (unsigned char)o.autop);
     for (unsigned long a : o.acks) NormAddAckingNode(s, (NormNodeId)a);
     std::vector<std::string> keep;  // data objects must outlive their transmission
@@ -160,10 +164,11 @@ static int runRecv(Opts& o, NormInstanceHandle inst, NormSessionHandle s) {
     // whose first packet of a stream was lost starts after it.
     NormSetDefaultSyncPolicy(s, NORM_SYNC_STREAM);
     NormSetCacheDirectory(inst, (o.dir + "/").c_str());
-    if (!NormStartReceiver(s, 32 * 1024 * 1024)) {
+    if (!NormStartReceiver(s, o.buffer)) {
         fprintf(stderr, "normpeer: NormStartReceiver failed\n");
         return 2;
     }
+    if (o.sockbuf > 0) NormSetRxSocketBuffer(s, (unsigned)o.sockbuf);
     int done = 0, n = 0, status = 0;
     struct RxStream { NormObjectHandle h; FILE* f; std::string path; };
     std::vector<RxStream> streams;
@@ -261,6 +266,8 @@ int main(int argc, char** argv) {
         else if (a == "--txloss") o.txloss = atof(next().c_str());
         else if (a == "--rxloss") o.rxloss = atof(next().c_str());
         else if (a == "--timeout") o.timeout = atof(next().c_str());
+        else if (a == "--buffer") o.buffer = strtoul(next().c_str(), nullptr, 0);
+        else if (a == "--sockbuf") o.sockbuf = strtoul(next().c_str(), nullptr, 0);
         else if (a == "--silent") o.silent = true;
         else if (a == "--dir") o.dir = next();
         else if (a == "--count") o.count = atoi(next().c_str());
