@@ -517,12 +517,11 @@ func (s *Sender) symbol(o *txObject, b, sym int) ([]byte, bool) {
 		if o.kind == KindData {
 			return o.data[off : off+uint64(n)], true
 		}
-		buf := s.readBuf[:n]
-		if err := readFull(o.file, buf, off); err != nil {
-			s.fail(o, err)
+		blk, first, ok := s.fileBlock(o, b)
+		if !ok {
 			return nil, false
 		}
-		return buf, true
+		return blk[off-first : off-first+uint64(n)], true
 	}
 	j := sym - k
 	if s.codec == nil || j >= s.cfg.Parity {
@@ -539,21 +538,42 @@ func (s *Sender) symbol(o *txObject, b, sym int) ([]byte, bool) {
 	return s.parBufs[j][:s.cfg.SegmentSize], true
 }
 
+// fileBlock returns block b of file object o and the file offset it
+// starts at. The whole block is read at once and kept until another block
+// is needed: a file costs one read per block, not one per packet.
+func (s *Sender) fileBlock(o *txObject, b int) ([]byte, uint64, bool) {
+	first, _ := o.part.Segment(b, 0)
+	if s.fbValid && s.fbObj == o && s.fbBlock == b {
+		return s.fileBuf, first, true
+	}
+	lastOff, lastN := o.part.Segment(b, o.part.BlockLen(b)-1)
+	buf := s.fileBuf[:lastOff+uint64(lastN)-first]
+	if err := readFull(o.file, buf, first); err != nil {
+		s.fbValid = false
+		s.fail(o, err)
+		return nil, 0, false
+	}
+	s.fileBuf, s.fbObj, s.fbBlock, s.fbValid = buf, o, b, true
+	return buf, first, true
+}
+
 // encodeBlock fills the parity cache with all parity of block b.
 func (s *Sender) encodeBlock(o *txObject, b int) bool {
 	if o.stream != nil {
 		return s.encodeStreamBlock(o, b)
 	}
 	k := o.part.BlockLen(b)
+	src, first := o.data, uint64(0)
+	if o.kind != KindData {
+		var ok bool
+		if src, first, ok = s.fileBlock(o, b); !ok {
+			return false
+		}
+	}
 	for i := range k {
 		off, n := o.part.Segment(b, i)
 		dst := s.srcBufs[i]
-		if o.kind == KindData {
-			copy(dst, o.data[off:off+uint64(n)])
-		} else if err := readFull(o.file, dst[:n], off); err != nil {
-			s.fail(o, err)
-			return false
-		}
+		copy(dst, src[off-first:off-first+uint64(n)])
 		clear(dst[n:s.cfg.SegmentSize]) // the short last segment is coded zero-padded
 	}
 	if err := s.encode(k, s.cfg.SegmentSize); err != nil {

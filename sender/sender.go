@@ -164,7 +164,10 @@ type Sender struct {
 	pcValid   bool
 	srcBufs   [][]byte
 	parBufs   [][]byte
-	readBuf   []byte
+	fileBuf   []byte // one block of a file object (see fileBlock)
+	fbObj     *txObject
+	fbBlock   int
+	fbValid   bool
 	streamBuf []byte
 	scratch   framing.Data
 	cmd       framing.Cmd
@@ -238,7 +241,7 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 		s.SetRate(s.cc.Rate())
 		s.ccNodes = make([]congestion.Node, 0, 16)
 	}
-	s.readBuf = make([]byte, cfg.SegmentSize)
+	s.fileBuf = make([]byte, cfg.BlockLen*cfg.SegmentSize)
 	for _, n := range cfg.AckingNodes {
 		s.addNode(n)
 	}

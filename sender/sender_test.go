@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -453,5 +454,44 @@ func TestQuickEndWhenConfirmed(t *testing.T) {
 	}
 	if d := closeTime(false); d < time.Second {
 		t.Fatalf("unconfirmed sender closed after %v, want at least FlushTime (1 s)", d)
+	}
+}
+
+// countingReader is a file that counts the reads made of it.
+type countingReader struct {
+	data  []byte
+	reads int
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	c.reads++
+	return copy(p, c.data[off:]), nil
+}
+
+// TestFileReadsPerBlock: a file object costs one read per block, not one
+// per packet, for its data and for the parity of those blocks; the bytes
+// sent are the file's.
+func TestFileReadsPerBlock(t *testing.T) {
+	s := newSender(t, Config{Rate: 1e9, SegmentSize: 100, BlockLen: 8, Parity: 2, AutoParity: 2})
+	f := &countingReader{data: make([]byte, 10*8*100-30)} // 10 blocks, the last short
+	for i := range f.data {
+		f.data[i] = byte(i * 7)
+	}
+	id, err := s.SendFile(f, int64(len(f.data)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(f.data))
+	for _, m := range drain(s, t0, 50*time.Millisecond) {
+		if m.Type == framing.TypeData && m.Data.ObjectID == id && int(m.Data.PayloadID.Symbol) < 8 {
+			off := (int(m.Data.PayloadID.Block)*8 + int(m.Data.PayloadID.Symbol)) * 100
+			copy(got[off:], m.Data.Payload)
+		}
+	}
+	if !bytes.Equal(got, f.data) {
+		t.Fatal("the data sent differs from the file")
+	}
+	if f.reads > 10 {
+		t.Fatalf("%d reads for 10 blocks of 8 packets and 2 parity each, want at most 10", f.reads)
 	}
 }
