@@ -4,6 +4,17 @@
 //	bench lab  [flags]   a transfer between network namespaces (root), against a raw UDP blast
 //	bench filecast [flags]  filecast against UFTP and libnorm in the same namespaces (root; peers optional)
 //	bench cclab [flags]  one NORM-CC transfer through a tc tbf bottleneck in the namespaces (root)
+//	bench stream [flags] one stream written with io.Copy through the namespaces (root)
+//
+// stream ends with exactly one line, and exits non-zero if a byte was lost:
+//
+//	stream: receivers=N size=S loss=P goodput_mbps=G lost_bytes=L writer_blocked_s=B
+//
+// where G is the stream's bits over the time until the last receiver read
+// its end, L the bytes any receiver lost (missing, or all of a stream whose
+// SHA-256 differs), and B how long the writer was held back by flow
+// control. The writer makes plain 8 KiB writes and no Flush, at -rate
+// (default 1000 Mbit/s), with default session settings.
 //
 // filecast ends with exactly one line:
 //
@@ -81,6 +92,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runFilecast(args[1:], stdout, stderr)
 	case "cclab":
 		return runCCLab(args[1:], stdout, stderr)
+	case "stream":
+		return runStream(args[1:], stdout, stderr)
 	case "lab-rx": // helpers run by "bench lab" inside its hosts
 		return labRx(args[1:], stdout)
 	case "lab-rawrx":
