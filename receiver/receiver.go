@@ -59,12 +59,6 @@ const (
 	nackHoldoff           // NACKed (or suppressed); waiting for the repair
 )
 
-// maxSkip bounds how far back from a new object the ids never heard of
-// are still NACKed: a receiver starved for a moment may miss hundreds of
-// small objects at once, and a Shoal sender may keep up to 32768 for
-// repair. Half of that keeps serial comparisons far from wrapping.
-const maxSkip = 1 << 14
-
 // remote is the state kept per sender.
 type remote struct {
 	id        uint32
@@ -96,9 +90,7 @@ type remote struct {
 
 	// What may be acknowledged (holdsThrough): an object counts only once
 	// it is complete and, with Config.ConfirmHeld, the application has it.
-	unheld    int    // completed objects not yet confirmed by Held
-	lost      bool   // an object of interest was given up: firstLost
-	firstLost uint16 // the oldest such object; no watermark at or past it is acknowledged
+	unheld int // completed objects not yet confirmed by Held
 
 	nack        nackState
 	nackAt      time.Time
