@@ -342,7 +342,7 @@ func (r *Receiver) Poll(now time.Time, out *framing.Outbox) time.Time {
 }
 
 func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
-	s.retime()
+	r.retime(now, s)
 	if s.nack == nackBackoff && !now.Before(s.nackAt) {
 		content := r.buildNack(s, true)
 		if len(content) == 0 {
@@ -385,12 +385,23 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 // conservative GRTT that the first probes cut by orders of magnitude, and a
 // timer sized with the old value would outlast the sender's whole flush.
 // The back-off keeps its random fraction of the window, so suppression
-// works as before.
-func (s *remote) retime() {
+// works as before, with one exception: a back-off whose fraction of the new
+// window has already passed draws its delay again, from now. Without that,
+// a drop from the initial 500 ms guess to a LAN's few milliseconds would
+// end every back-off of the group at the same instant (the probe that
+// carries the new GRTT reaches everyone together) and each receiver would
+// NACK, suppressed by nobody: a thousand NACKs where a handful do.
+func (r *Receiver) retime(now time.Time, s *remote) {
 	var end time.Time
 	switch s.nack {
 	case nackBackoff:
-		end = s.nackStart.Add(time.Duration(s.backoffFrac * float64(s.grtt*time.Duration(s.backoff))))
+		window := s.grtt * time.Duration(s.backoff)
+		end = s.nackStart.Add(time.Duration(s.backoffFrac * float64(window)))
+		if end.Before(s.nackAt) && !end.After(now) && now.Before(s.nackAt) && window > 0 {
+			delay := nack.BackoffDelay(r.cfg.Rand.Float64(), window, s.gsize)
+			s.nackStart, s.backoffFrac = now, float64(delay)/float64(window)
+			end = now.Add(delay)
+		}
 	case nackHoldoff:
 		end = s.nackStart.Add(nack.NackHoldoff(s.grtt, float64(s.backoff)))
 	default:
