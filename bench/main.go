@@ -146,6 +146,8 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		segment      = fs.Int("segment", 1400, "segment size in bytes")
 		delay        = fs.Duration("delay", 5*time.Millisecond, "one-way delay of each link")
 		limit        = fs.Duration("limit", 30*time.Minute, "virtual time limit")
+		groupSize    = fs.Float64("group-size", 0, "group size estimate the sender advertises (0: follow the receivers heard)")
+		backoff      = fs.Int("backoff", 0, "NACK back-off factor (0: follow the receivers heard, negative: none)")
 	)
 	fs.Var(sizeFlag{&size}, "size", "object size, e.g. 16MiB")
 	fs.Var(pctFlag{&loss}, "loss", "independent loss on each receiver's link, e.g. 1%")
@@ -174,7 +176,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		Seed: *seed, Receivers: *receivers, Loss: loss, Shared: shared, Delay: *delay, Limit: *limit,
 		Objects: []simrun.Object{{Size: size, File: true, Info: []byte("bench.bin")}},
 		Sender: sender.Config{Rate: *rate, Parity: *parity, AutoParity: *autoParity, BlockLen: *block, SegmentSize: *segment,
-			GroupSize: float64(*receivers)},
+			GroupSize: *groupSize, Backoff: *backoff},
 	}
 	start := time.Now()
 	res, err := simrun.Run(sc)

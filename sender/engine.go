@@ -46,7 +46,7 @@ func (s *Sender) HandlePacket(now time.Time, from netip.AddrPort, b []byte) erro
 			}
 			s.agg.Reset(base)
 			s.aggStart = now
-			s.aggEnd = now.Add(nack.AggregationWindow(s.grtt, float64(s.cfg.Backoff)))
+			s.aggEnd = now.Add(nack.AggregationWindow(s.grtt, float64(s.backoff)))
 		}
 		// Malformed requests inside a well-formed NACK are skipped by the
 		// aggregator; the rest still count.
@@ -78,9 +78,12 @@ func (s *Sender) HandlePacket(now time.Time, from netip.AddrPort, b []byte) erro
 	return nil
 }
 
-// heard updates the GRTT estimate from a receiver's echo of a probe and,
-// with TrackReceivers, adds the receiver to the acking nodes.
+// heard updates the GRTT estimate from a receiver's echo of a probe, counts
+// the receiver for the timers that follow the group (see adaptTimers) and,
+// with TrackReceivers, adds it to the acking nodes.
 func (s *Sender) heard(now time.Time, node uint32, resp framing.Timestamp) {
+	s.group.Add(now, node)
+	s.adaptTimers(now)
 	if s.cfg.TrackReceivers {
 		known := false
 		for _, n := range s.nodes {
@@ -165,11 +168,12 @@ func (s *Sender) active() bool {
 // be called again (it may be called earlier, for instance after
 // HandlePacket).
 func (s *Sender) Poll(now time.Time, out *framing.Outbox) time.Time {
+	s.adaptTimers(now)
 	if !s.aggEnd.IsZero() {
 		// The window was sized with the GRTT of its first NACK; when the
 		// estimate has shrunk since, receivers time their hold-off with the
 		// new one, and repairs must not arrive after it ended.
-		if end := s.aggStart.Add(nack.AggregationWindow(s.grtt, float64(s.cfg.Backoff))); end.Before(s.aggEnd) {
+		if end := s.aggStart.Add(nack.AggregationWindow(s.grtt, float64(s.backoff))); end.Before(s.aggEnd) {
 			s.aggEnd = end
 		}
 	}
@@ -248,6 +252,9 @@ func (s *Sender) sendProbe(now time.Time, out *framing.Outbox) {
 	s.ccSeq++
 	s.commit(out, c)
 	s.stats.Probes++
+	if s.lastProbe.IsZero() {
+		s.firstProbe = now
+	}
 	s.lastProbe = now
 	s.nextProbe = now.Add(s.probeInterval())
 }

@@ -99,6 +99,7 @@ type Sender struct {
 	grttShrunk time.Time // last time the estimate was allowed to shrink
 	nextProbe  time.Time
 	lastProbe  time.Time
+	firstProbe time.Time
 	ccSeq      uint16
 
 	// NORM-CC (nil at a fixed rate).
@@ -109,6 +110,11 @@ type Sender struct {
 	// Repair (RFC 5740 §5.4): NACKs are aggregated for GRTT·(backoff+1),
 	// then answered ahead of new data.
 	agg        *nack.Aggregator
+	group      nack.GroupCounter // receivers heard, for adaptive timers
+	adaptBO    bool              // Backoff follows the group heard
+	adaptGS    bool              // GroupSize follows the group heard
+	backoff    int               // back-off factor advertised now
+	gsize      float64           // group size estimate advertised now
 	aggStart   time.Time
 	aggEnd     time.Time
 	cycleStart time.Time // when the current repair cycle's plan was made
@@ -135,9 +141,10 @@ type Sender struct {
 	cmd       framing.Cmd
 	rx        framing.Message
 
-	cmds      [][]byte // application commands waiting to go
-	fields    framing.SenderFields
-	fieldsFor time.Duration
+	cmds        [][]byte // application commands waiting to go
+	fields      framing.SenderFields
+	fieldsFor   time.Duration
+	fieldsStale bool
 
 	events []Event
 	stats  Stats
@@ -154,6 +161,7 @@ type watermark struct {
 
 // New returns a Sender started at now.
 func New(cfg Config, now time.Time) (*Sender, error) {
+	adaptBO, adaptGS := cfg.Backoff == 0, cfg.GroupSize == 0
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -164,6 +172,8 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 		epoch: now,
 		grtt:  cfg.GRTT,
 		agg:   nack.NewAggregator(1024, fec.MaxSymbols),
+
+		adaptBO: adaptBO, adaptGS: adaptGS, backoff: cfg.Backoff, gsize: cfg.GroupSize,
 	}
 	for s.inst == 0 {
 		s.inst = uint16(cfg.Rand.Uint32())
@@ -454,16 +464,43 @@ func (s *Sender) clampGRTT() {
 // quantization (logarithms) is redone only when the GRTT changed, not per
 // packet.
 func (s *Sender) senderFields() framing.SenderFields {
-	if s.fieldsFor != s.grtt || s.fields.InstanceID != s.inst {
-		s.fieldsFor = s.grtt
+	if s.fieldsFor != s.grtt || s.fields.InstanceID != s.inst || s.fieldsStale {
+		s.fieldsFor, s.fieldsStale = s.grtt, false
 		s.fields = framing.SenderFields{
 			InstanceID: s.inst,
 			GRTT:       framing.QuantizeRTT(s.grtt),
-			Backoff:    uint8(s.cfg.Backoff),
-			GroupSize:  framing.QuantizeGroupSize(s.cfg.GroupSize),
+			Backoff:    framing.QuantizeBackoff(s.backoff),
+			GroupSize:  framing.QuantizeGroupSize(s.gsize),
 		}
 	}
 	return s.fields
+}
+
+// adaptTimers sets the back-off factor and group size estimate to the
+// group heard recently, unless the configuration fixed them (see
+// Config.Backoff and Config.GroupSize).
+func (s *Sender) adaptTimers(now time.Time) {
+	if !s.adaptBO && !s.adaptGS {
+		return
+	}
+	heard := s.group.Estimate(now)
+	if s.lastProbe.IsZero() || now.Sub(s.firstProbe) < nack.AggregationWindow(s.grtt, float64(s.cfg.Backoff)+1) {
+		// Until the group has had time to answer a probe (receivers
+		// answer within a back-off, and the GRTT guess of a new session
+		// may still be far off), a small count means nothing yet.
+		heard = 0
+	}
+	b, g := nack.GroupTimers(heard, s.cfg.Backoff, s.cfg.GroupSize)
+	if !s.adaptBO {
+		b = s.backoff
+	}
+	if !s.adaptGS {
+		g = s.gsize
+	}
+	if b != s.backoff || framing.QuantizeGroupSize(g) != framing.QuantizeGroupSize(s.gsize) {
+		s.fieldsStale = true
+	}
+	s.backoff, s.gsize = b, g
 }
 
 func (s *Sender) header(t framing.Type) framing.Header {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoalnet/shoal/fec"
 	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/internal/simnet"
 	"github.com/shoalnet/shoal/sender"
@@ -66,5 +67,90 @@ func TestSuppressionThroughGRTTDrop(t *testing.T) {
 		if y > 1.1 {
 			t.Errorf("seed %d: repair overhead %.2f, want at most 1.1", seed, y)
 		}
+	}
+}
+
+// repairDelay runs sc and returns the mean, over every block a receiver
+// lost symbols of, of the time from the last symbol of its first pass that
+// reached the receiver to the symbol that completed the block: how long a
+// loss waits for its repair.
+func repairDelay(t *testing.T, sc Scenario) (Result, time.Duration) {
+	t.Helper()
+	type key struct {
+		rx    int
+		obj   uint16
+		block uint32
+	}
+	type state struct {
+		syms       map[uint16]bool
+		lastFirst  time.Time
+		done       time.Time
+		k          int
+		firstCount int
+	}
+	blocks := map[key]*state{}
+	var d framing.Data
+	sc.Tap = func(rx int, p simnet.Packet) {
+		if len(p.Payload) == 0 || framing.Type(p.Payload[0]&0x0f) != framing.TypeData || d.Unmarshal(p.Payload) != nil {
+			return
+		}
+		f, ok, err := d.Ext.FTI(d.FECID)
+		if !ok || err != nil {
+			return
+		}
+		part, err := fec.NewPartition(f.TransferLength, int(f.SymbolLength), int(f.MaxBlockLen))
+		if err != nil {
+			return
+		}
+		kk := key{rx, d.ObjectID, d.PayloadID.Block}
+		b := blocks[kk]
+		if b == nil {
+			b = &state{syms: map[uint16]bool{}, k: part.BlockLen(int(d.PayloadID.Block))}
+			blocks[kk] = b
+		}
+		if int(d.PayloadID.Symbol) < b.k && !b.syms[d.PayloadID.Symbol] {
+			b.lastFirst = p.At
+			b.firstCount++
+		}
+		b.syms[d.PayloadID.Symbol] = true
+		if b.done.IsZero() && len(b.syms) >= b.k {
+			b.done = p.At
+		}
+	}
+	res := run(t, sc)
+	var sum time.Duration
+	n := 0
+	for _, b := range blocks {
+		if b.firstCount < b.k && !b.done.IsZero() {
+			sum += b.done.Sub(b.lastFirst)
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("no block needed repair")
+	}
+	return res, sum / time.Duration(n)
+}
+
+// TestSmallGroupRepairCycle: with three receivers there is next to nothing
+// to suppress, and timers sized for a thousand (back-off 4, group 1000, the
+// old defaults, now what an explicit configuration gets) only delay every
+// repair. The default timers follow the group heard and repair sooner.
+func TestSmallGroupRepairCycle(t *testing.T) {
+	sc := Scenario{Seed: 5, Receivers: 3, Loss: 0.10,
+		Objects: []Object{{Size: 4 << 20, File: true}},
+		// A GRTT guess close to the path's, so that the repair cycles, not
+		// the first measurement of the GRTT, set the pace.
+		Sender: sender.Config{Rate: 20e6, Parity: 16, GRTT: 20 * time.Millisecond}}
+	adaptive, dAdaptive := repairDelay(t, sc)
+	sc.Sender.Backoff, sc.Sender.GroupSize = 4, 1000
+	fixed, dFixed := repairDelay(t, sc)
+	t.Logf("mean repair delay %v with adaptive timers (done at %v, %d NACKs), %v with back-off 4 for 1000 (done at %v, %d NACKs)",
+		dAdaptive, adaptive.Virtual, adaptive.NacksSent, dFixed, fixed.Virtual, fixed.NacksSent)
+	if dAdaptive >= dFixed*3/4 {
+		t.Errorf("mean repair delay %v with adaptive timers, %v without: want a quarter shorter at least", dAdaptive, dFixed)
+	}
+	if adaptive.Virtual >= fixed.Virtual {
+		t.Errorf("done at %v with adaptive timers, %v without: want sooner", adaptive.Virtual, fixed.Virtual)
 	}
 }

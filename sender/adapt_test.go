@@ -1,0 +1,90 @@
+package sender
+
+import (
+	"testing"
+	"time"
+
+	"github.com/shoalnet/shoal/framing"
+)
+
+// advertised returns the back-off factor and group size field of the last
+// sender message in msgs.
+func advertised(t *testing.T, msgs []framing.Message) (backoff, gsize uint8) {
+	t.Helper()
+	for i := len(msgs) - 1; i >= 0; i-- {
+		switch m := &msgs[i]; m.Type {
+		case framing.TypeData:
+			return m.Data.Backoff, m.Data.GroupSize
+		case framing.TypeCmd:
+			return m.Cmd.Backoff, m.Cmd.GroupSize
+		case framing.TypeInfo:
+			return m.Info.Backoff, m.Info.GroupSize
+		}
+	}
+	t.Fatal("no sender message")
+	return 0, 0
+}
+
+// TestTimersFollowGroup: by default the back-off factor and group size the
+// sender advertises follow the receivers it hears, once a large group has
+// had time to answer the first probe (6 GRTTs); configured values stay
+// fixed.
+func TestTimersFollowGroup(t *testing.T) {
+	ack := func(s *Sender, now time.Time, node uint32) {
+		a := framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: node},
+			ServerID: 1, InstanceID: s.InstanceID(), AckType: framing.AckCC}
+		feed(t, s, now, &a)
+	}
+	q := framing.QuantizeGroupSize
+	for _, c := range []struct {
+		name      string
+		cfg       Config
+		receivers int
+		backoff   uint8
+		gsize     uint8
+	}{
+		{"two receivers", Config{}, 2, 1, q(10)},
+		{"one receiver", Config{}, 1, 0, q(10)},
+		{"forty receivers", Config{}, 40, 4, q(160)},
+		{"backoff fixed", Config{Backoff: 4}, 2, 4, q(10)},
+		{"no backoff", Config{Backoff: -1}, 40, 0, q(160)},
+		{"group size fixed", Config{GroupSize: 1000}, 2, 1, q(1000)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.cfg.Rate = 300e3 // the data outlasts the test
+			c.cfg.GRTT = 20 * time.Millisecond
+			s := newSender(t, c.cfg)
+			if _, err := s.SendData(make([]byte, 400_000), nil); err != nil {
+				t.Fatal(err)
+			}
+			now := t0
+			for step := range 12 {
+				for i := range c.receivers {
+					ack(s, now, uint32(100+i))
+				}
+				msgs := drain(s, now, 100*time.Millisecond)
+				now = now.Add(100 * time.Millisecond)
+				b, g := advertised(t, msgs)
+				switch {
+				case step == 1:
+					continue // the estimate takes over at 120 ms
+				case step == 0:
+					// At first: what was configured, or the defaults for a
+					// group not known yet.
+					b, g = advertised(t, msgs[:1])
+					wantB, wantG := uint8(4), q(1000)
+					if c.cfg.Backoff != 0 {
+						wantB = c.backoff
+					}
+					if b != wantB || g != wantG {
+						t.Fatalf("at %v: backoff %d gsize %d, want %d %d", now.Sub(t0), b, g, wantB, wantG)
+					}
+					continue
+				}
+				if b != c.backoff || g != c.gsize {
+					t.Fatalf("at %v: backoff %d gsize %d, want %d %d", now.Sub(t0), b, g, c.backoff, c.gsize)
+				}
+			}
+		})
+	}
+}
