@@ -146,7 +146,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		segment      = fs.Int("segment", 1400, "segment size in bytes")
 		delay        = fs.Duration("delay", 5*time.Millisecond, "one-way delay of each link")
 		limit        = fs.Duration("limit", 30*time.Minute, "virtual time limit")
-		groupSize    = fs.Float64("group-size", 0, "group size estimate the sender advertises (0: follow the receivers heard)")
+		groupSize    = fs.Float64("group-size", 0, "group size estimate the sender advertises (0: 1000)")
 		backoff      = fs.Int("backoff", 0, "NACK back-off factor (0: follow the receivers heard, negative: none)")
 	)
 	fs.Var(sizeFlag{&size}, "size", "object size, e.g. 16MiB")

@@ -19,7 +19,7 @@ const groupBits = 4096
 // to use with an epoch of one second; see SetEpoch.
 //
 // Receivers that say nothing (suppressed, receive-only) are not counted:
-// the estimate is a lower bound of the group, and GroupTimers treats it so.
+// the estimate is a lower bound of the group, and GroupBackoff treats it so.
 // Not safe for concurrent use.
 type GroupCounter struct {
 	epoch    time.Duration
@@ -94,29 +94,28 @@ func (g *GroupCounter) Estimate(now time.Time) float64 {
 	return g.estimate
 }
 
-// GroupTimers returns the NACK back-off factor and group size estimate a
-// sender advertises when it has heard from about heard distinct receivers
-// recently, given the back-off factor it uses for a large group.
+// GroupBackoff returns the NACK back-off factor a sender advertises when it
+// has heard from about heard distinct receivers recently, given the factor
+// it uses for a large group.
 //
 // The back-off exists to let receivers suppress each other's NACKs; with a
 // handful of receivers there is little to suppress and the back-off only
 // delays every repair cycle (the sender's aggregation window and the
 // receivers' hold-off grow with it too). So the factor grows with the
-// logarithm of the group, as the benefit of suppression does:
-// ⌊log2 heard⌋, 0 for a single receiver, 1 for two or three, up to
-// maxBackoff (4 from sixteen receivers on, by default). The group size is four times what was heard,
-// at least 10: receivers that were suppressed or stayed silent are not
-// heard, and overestimating the group only makes back-off timers favour
-// late NACKs a little more (see BackoffDelay), while underestimating it
-// weakens suppression. With nothing heard it returns maxBackoff and
-// fallback, the estimate for a group not yet known.
-func GroupTimers(heard float64, maxBackoff int, fallback float64) (backoff int, groupSize float64) {
+// logarithm of the group, as the benefit of suppression does: ⌊log2
+// heard⌋, at least 2 and at most maxBackoff (2 for up to seven receivers,
+// 3 up to fifteen, 4 from sixteen on, by default). The floor of 2 is for
+// NRL's libnorm 1.5.9 receivers: with a factor of 1 they fail to complete
+// a stream under 10 % loss without FEC (interop TestShoalToLibnorm), with
+// 2 they do. With nothing heard it returns maxBackoff: a group not heard
+// yet may be large.
+func GroupBackoff(heard float64, maxBackoff int) int {
+	const minBackoff = 2
 	if !(heard >= 0.5) { // nothing heard (also catches NaN)
-		return maxBackoff, fallback
+		return maxBackoff
 	}
-	backoff = maxBackoff
-	if heard < 1<<15 {
-		backoff = min(maxBackoff, bits.Len(uint(math.Round(heard)))-1)
+	if heard >= 1<<15 {
+		return maxBackoff
 	}
-	return max(backoff, 0), max(4*heard, 10)
+	return max(min(maxBackoff, bits.Len(uint(math.Round(heard)))-1), min(minBackoff, maxBackoff), 0)
 }

@@ -51,33 +51,35 @@ func TestGroupCounterEpochs(t *testing.T) {
 	}
 }
 
-func TestGroupTimers(t *testing.T) {
+func TestGroupBackoff(t *testing.T) {
 	for _, c := range []struct {
 		heard   float64
 		backoff int
-		group   float64
 	}{
-		{0, 4, 1000}, // nothing heard: the fallback
-		{math.NaN(), 4, 1000},
-		{1, 0, 10},
-		{2, 1, 10},
-		{3, 1, 12},
-		{4, 2, 16},
-		{8, 3, 32},
-		{15, 3, 60},
-		{16, 4, 64},
-		{1000, 4, 4000},
-		{1e9, 4, 4e9},
+		{0, 4}, // nothing heard: a group not known yet
+		{math.NaN(), 4},
+		{1, 2},
+		{2, 2},
+		{3, 2},
+		{4, 2},
+		{8, 3},
+		{15, 3},
+		{16, 4},
+		{1000, 4},
+		{1e9, 4},
 	} {
-		if b, g := GroupTimers(c.heard, 4, 1000); b != c.backoff || g != c.group {
-			t.Errorf("heard %v: backoff %d, group %v; want %d, %v", c.heard, b, g, c.backoff, c.group)
+		if b := GroupBackoff(c.heard, 4); b != c.backoff {
+			t.Errorf("heard %v: backoff %d, want %d", c.heard, b, c.backoff)
 		}
 	}
 	// A configured maximum below the group's logarithm bounds the factor.
-	if b, _ := GroupTimers(1000, 2, 1000); b != 2 {
+	if b := GroupBackoff(1000, 2); b != 2 {
 		t.Errorf("max 2: backoff %d", b)
 	}
-	if b, _ := GroupTimers(1000, 0, 1000); b != 0 {
+	if b := GroupBackoff(1000, 0); b != 0 {
 		t.Errorf("max 0: backoff %d", b)
+	}
+	if b := GroupBackoff(1, 1); b != 1 {
+		t.Errorf("max 1, one receiver: backoff %d", b)
 	}
 }

@@ -25,8 +25,8 @@ func advertised(t *testing.T, msgs []framing.Message) (backoff, gsize uint8) {
 	return 0, 0
 }
 
-// TestTimersFollowGroup: by default the back-off factor and group size the
-// sender advertises follow the receivers it hears, once a large group has
+// TestTimersFollowGroup: by default the back-off factor the sender
+// advertises follows the receivers it hears, once a large group has
 // had time to answer the first probe (6 GRTTs); configured values stay
 // fixed.
 func TestTimersFollowGroup(t *testing.T) {
@@ -43,12 +43,12 @@ func TestTimersFollowGroup(t *testing.T) {
 		backoff   uint8
 		gsize     uint8
 	}{
-		{"two receivers", Config{}, 2, 1, q(10)},
-		{"one receiver", Config{}, 1, 0, q(10)},
-		{"forty receivers", Config{}, 40, 4, q(160)},
-		{"backoff fixed", Config{Backoff: 4}, 2, 4, q(10)},
-		{"no backoff", Config{Backoff: -1}, 40, 0, q(160)},
-		{"group size fixed", Config{GroupSize: 1000}, 2, 1, q(1000)},
+		{"two receivers", Config{}, 2, 2, q(1000)},
+		{"ten receivers", Config{}, 10, 3, q(1000)},
+		{"forty receivers", Config{}, 40, 4, q(1000)},
+		{"backoff fixed", Config{Backoff: 4}, 2, 4, q(1000)},
+		{"no backoff", Config{Backoff: -1}, 40, 0, q(1000)},
+		{"group size set", Config{GroupSize: 50}, 2, 2, q(50)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.cfg.Rate = 300e3 // the data outlasts the test
@@ -72,7 +72,7 @@ func TestTimersFollowGroup(t *testing.T) {
 					// At first: what was configured, or the defaults for a
 					// group not known yet.
 					b, g = advertised(t, msgs[:1])
-					wantB, wantG := uint8(4), q(1000)
+					wantB, wantG := uint8(4), c.gsize
 					if c.cfg.Backoff != 0 {
 						wantB = c.backoff
 					}

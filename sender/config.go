@@ -67,16 +67,14 @@ type Config struct {
 	// Backoff is the NACK back-off factor advertised to receivers (their
 	// NACKs wait up to Backoff × GRTT so that they suppress each other).
 	// 0 means it follows the group the sender hears: 4 for a group of sixteen
-	// or more receivers or one not heard from yet, less for fewer (see
-	// nack.GroupTimers), which shortens every repair cycle of a small
+	// or more receivers or one not heard from yet, down to 2 for fewer (see
+	// nack.GroupBackoff), which shortens every repair cycle of a small
 	// group. A positive value fixes it; a negative value fixes it at 0 (no
 	// back-off).
 	Backoff int
 	// GroupSize is the group size estimate advertised for back-off. 0
-	// means it follows the group the sender hears: 1000 until a first
-	// second of feedback has been seen, then four times the number of
-	// distinct receivers heard over the last one to two seconds, at least
-	// 10. A positive value fixes it.
+	// means 1000. (It stays fixed: NRL's libnorm 1.5.9 receivers stop
+	// completing streams when it changes to a small value mid-session.)
 	GroupSize float64
 	// GRTT is the initial group round-trip time estimate. 0 means 500 ms;
 	// it is measured from receiver feedback from then on.

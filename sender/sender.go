@@ -112,9 +112,7 @@ type Sender struct {
 	agg        *nack.Aggregator
 	group      nack.GroupCounter // receivers heard, for adaptive timers
 	adaptBO    bool              // Backoff follows the group heard
-	adaptGS    bool              // GroupSize follows the group heard
 	backoff    int               // back-off factor advertised now
-	gsize      float64           // group size estimate advertised now
 	aggStart   time.Time
 	aggEnd     time.Time
 	cycleStart time.Time // when the current repair cycle's plan was made
@@ -161,7 +159,7 @@ type watermark struct {
 
 // New returns a Sender started at now.
 func New(cfg Config, now time.Time) (*Sender, error) {
-	adaptBO, adaptGS := cfg.Backoff == 0, cfg.GroupSize == 0
+	adaptBO := cfg.Backoff == 0
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -173,7 +171,7 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 		grtt:  cfg.GRTT,
 		agg:   nack.NewAggregator(1024, fec.MaxSymbols),
 
-		adaptBO: adaptBO, adaptGS: adaptGS, backoff: cfg.Backoff, gsize: cfg.GroupSize,
+		adaptBO: adaptBO, backoff: cfg.Backoff,
 	}
 	for s.inst == 0 {
 		s.inst = uint16(cfg.Rand.Uint32())
@@ -470,17 +468,16 @@ func (s *Sender) senderFields() framing.SenderFields {
 			InstanceID: s.inst,
 			GRTT:       framing.QuantizeRTT(s.grtt),
 			Backoff:    framing.QuantizeBackoff(s.backoff),
-			GroupSize:  framing.QuantizeGroupSize(s.gsize),
+			GroupSize:  framing.QuantizeGroupSize(s.cfg.GroupSize),
 		}
 	}
 	return s.fields
 }
 
-// adaptTimers sets the back-off factor and group size estimate to the
-// group heard recently, unless the configuration fixed them (see
-// Config.Backoff and Config.GroupSize).
+// adaptTimers sets the back-off factor to the group heard recently, unless
+// the configuration fixed it (see Config.Backoff).
 func (s *Sender) adaptTimers(now time.Time) {
-	if !s.adaptBO && !s.adaptGS {
+	if !s.adaptBO {
 		return
 	}
 	heard := s.group.Estimate(now)
@@ -490,17 +487,9 @@ func (s *Sender) adaptTimers(now time.Time) {
 		// may still be far off), a small count means nothing yet.
 		heard = 0
 	}
-	b, g := nack.GroupTimers(heard, s.cfg.Backoff, s.cfg.GroupSize)
-	if !s.adaptBO {
-		b = s.backoff
+	if b := nack.GroupBackoff(heard, s.cfg.Backoff); b != s.backoff {
+		s.backoff, s.fieldsStale = b, true
 	}
-	if !s.adaptGS {
-		g = s.gsize
-	}
-	if b != s.backoff || framing.QuantizeGroupSize(g) != framing.QuantizeGroupSize(s.gsize) {
-		s.fieldsStale = true
-	}
-	s.backoff, s.gsize = b, g
 }
 
 func (s *Sender) header(t framing.Type) framing.Header {
