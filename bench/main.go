@@ -147,7 +147,8 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		delay        = fs.Duration("delay", 5*time.Millisecond, "one-way delay of each link")
 		limit        = fs.Duration("limit", 30*time.Minute, "virtual time limit")
 		groupSize    = fs.Float64("group-size", 0, "group size estimate the sender advertises (0: 1000)")
-		backoff      = fs.Int("backoff", 0, "NACK back-off factor (0: follow the receivers heard, negative: none)")
+		backoff      = fs.Int("backoff", 0, "NACK back-off factor (0: 4, negative: none)")
+		adaptive     = fs.Bool("adaptive-backoff", false, "back-off factor follows the receivers heard (-backoff is its maximum)")
 	)
 	fs.Var(sizeFlag{&size}, "size", "object size, e.g. 16MiB")
 	fs.Var(pctFlag{&loss}, "loss", "independent loss on each receiver's link, e.g. 1%")
@@ -176,7 +177,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		Seed: *seed, Receivers: *receivers, Loss: loss, Shared: shared, Delay: *delay, Limit: *limit,
 		Objects: []simrun.Object{{Size: size, File: true, Info: []byte("bench.bin")}},
 		Sender: sender.Config{Rate: *rate, Parity: *parity, AutoParity: *autoParity, BlockLen: *block, SegmentSize: *segment,
-			GroupSize: *groupSize, Backoff: *backoff},
+			GroupSize: *groupSize, Backoff: *backoff, AdaptiveBackoff: *adaptive},
 	}
 	start := time.Now()
 	res, err := simrun.Run(sc)

@@ -104,11 +104,11 @@ func (g *GroupCounter) Estimate(now time.Time) float64 {
 // receivers' hold-off grow with it too). So the factor grows with the
 // logarithm of the group, as the benefit of suppression does: ⌊log2
 // heard⌋, at least 2 and at most maxBackoff (2 for up to seven receivers,
-// 3 up to fifteen, 4 from sixteen on, by default). The floor of 2 is for
-// NRL's libnorm 1.5.9 receivers: with a factor of 1 they fail to complete
-// a stream under 10 % loss without FEC (interop TestShoalToLibnorm), with
-// 2 they do. With nothing heard it returns maxBackoff: a group not heard
-// yet may be large.
+// 3 up to fifteen, 4 from sixteen on, by default). Below 2 a NACK has
+// hardly left before the others fire, and NRL's libnorm 1.5.9 receivers
+// failed to complete a stream under loss with a factor of 1 (interop
+// TestShoalToLibnorm). With nothing heard it returns maxBackoff: a group
+// not heard yet may be large.
 func GroupBackoff(heard float64, maxBackoff int) int {
 	const minBackoff = 2
 	if !(heard >= 0.5) { // nothing heard (also catches NaN)

@@ -25,10 +25,10 @@ func advertised(t *testing.T, msgs []framing.Message) (backoff, gsize uint8) {
 	return 0, 0
 }
 
-// TestTimersFollowGroup: by default the back-off factor the sender
-// advertises follows the receivers it hears, once a large group has
-// had time to answer the first probe (6 GRTTs); configured values stay
-// fixed.
+// TestTimersFollowGroup: with AdaptiveBackoff the back-off factor the
+// sender advertises follows the receivers it hears, once a large group has
+// had time to answer the first probe (6 GRTTs); without, or with no
+// back-off, it stays fixed.
 func TestTimersFollowGroup(t *testing.T) {
 	ack := func(s *Sender, now time.Time, node uint32) {
 		a := framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: node},
@@ -43,12 +43,14 @@ func TestTimersFollowGroup(t *testing.T) {
 		backoff   uint8
 		gsize     uint8
 	}{
-		{"two receivers", Config{}, 2, 2, q(1000)},
-		{"ten receivers", Config{}, 10, 3, q(1000)},
-		{"forty receivers", Config{}, 40, 4, q(1000)},
-		{"backoff fixed", Config{Backoff: 4}, 2, 4, q(1000)},
-		{"no backoff", Config{Backoff: -1}, 40, 0, q(1000)},
-		{"group size set", Config{GroupSize: 50}, 2, 2, q(50)},
+		{"two receivers", Config{AdaptiveBackoff: true}, 2, 2, q(1000)},
+		{"ten receivers", Config{AdaptiveBackoff: true}, 10, 3, q(1000)},
+		{"forty receivers", Config{AdaptiveBackoff: true}, 40, 4, q(1000)},
+		{"factor 6, forty receivers", Config{AdaptiveBackoff: true, Backoff: 6}, 40, 5, q(1000)},
+		{"factor 6, a hundred receivers", Config{AdaptiveBackoff: true, Backoff: 6}, 100, 6, q(1000)},
+		{"not adaptive", Config{}, 2, 4, q(1000)},
+		{"no backoff", Config{AdaptiveBackoff: true, Backoff: -1}, 40, 0, q(1000)},
+		{"group size set", Config{AdaptiveBackoff: true, GroupSize: 50}, 2, 2, q(50)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.cfg.Rate = 300e3 // the data outlasts the test
@@ -74,7 +76,7 @@ func TestTimersFollowGroup(t *testing.T) {
 					b, g = advertised(t, msgs[:1])
 					wantB, wantG := uint8(4), c.gsize
 					if c.cfg.Backoff != 0 {
-						wantB = c.backoff
+						wantB = uint8(max(c.cfg.Backoff, 0))
 					}
 					if b != wantB || g != wantG {
 						t.Fatalf("at %v: backoff %d gsize %d, want %d %d", now.Sub(t0), b, g, wantB, wantG)

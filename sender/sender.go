@@ -159,7 +159,7 @@ type watermark struct {
 
 // New returns a Sender started at now.
 func New(cfg Config, now time.Time) (*Sender, error) {
-	adaptBO := cfg.Backoff == 0
+	adaptBO := cfg.AdaptiveBackoff && cfg.Backoff >= 0
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -474,8 +474,8 @@ func (s *Sender) senderFields() framing.SenderFields {
 	return s.fields
 }
 
-// adaptTimers sets the back-off factor to the group heard recently, unless
-// the configuration fixed it (see Config.Backoff).
+// adaptTimers sets the back-off factor to the group heard recently, with
+// Config.AdaptiveBackoff.
 func (s *Sender) adaptTimers(now time.Time) {
 	if !s.adaptBO {
 		return

@@ -133,20 +133,19 @@ func repairDelay(t *testing.T, sc Scenario) (Result, time.Duration) {
 }
 
 // TestSmallGroupRepairCycle: with three receivers there is next to nothing
-// to suppress, and timers sized for a thousand (back-off 4, group 1000, the
-// old defaults, now what an explicit configuration gets) only delay every
-// repair. The default timers follow the group heard (back-off 2 for three
-// receivers) and repair sooner.
+// to suppress, and timers sized for a thousand (back-off 4, the default)
+// only delay every repair. With AdaptiveBackoff the factor follows the
+// group heard (2 for three receivers) and repairs come sooner.
 func TestSmallGroupRepairCycle(t *testing.T) {
 	sc := Scenario{Seed: 5, Receivers: 3, Loss: 0.10,
 		Objects: []Object{{Size: 4 << 20, File: true}},
 		// A GRTT guess close to the path's, so that the repair cycles, not
 		// the first measurement of the GRTT, set the pace.
-		Sender: sender.Config{Rate: 20e6, Parity: 16, GRTT: 20 * time.Millisecond}}
+		Sender: sender.Config{Rate: 20e6, Parity: 16, GRTT: 20 * time.Millisecond, AdaptiveBackoff: true}}
 	adaptive, dAdaptive := repairDelay(t, sc)
-	sc.Sender.Backoff, sc.Sender.GroupSize = 4, 1000
+	sc.Sender.AdaptiveBackoff = false
 	fixed, dFixed := repairDelay(t, sc)
-	t.Logf("mean repair delay %v with adaptive timers (done at %v, %d NACKs), %v with back-off 4 for 1000 (done at %v, %d NACKs)",
+	t.Logf("mean repair delay %v with adaptive timers (done at %v, %d NACKs), %v with back-off 4 (done at %v, %d NACKs)",
 		dAdaptive, adaptive.Virtual, adaptive.NacksSent, dFixed, fixed.Virtual, fixed.NacksSent)
 	if dAdaptive >= dFixed*4/5 {
 		t.Errorf("mean repair delay %v with adaptive timers, %v without: want a fifth shorter at least", dAdaptive, dFixed)
