@@ -121,7 +121,7 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 			s.ccAt = at
 		}
 	case framing.FlavorRepairAdv:
-		if s.nack == nackBackoff {
+		if s.hearing(now) {
 			_ = s.supp.Add(c.Content, c.FECM)
 		}
 	case framing.FlavorAckReq:
@@ -294,7 +294,10 @@ func (r *Receiver) maybeNack(now time.Time, s *remote) {
 	if maxDelay > 0 {
 		s.backoffFrac = float64(delay) / float64(maxDelay)
 	}
-	s.supp.Reset()
+	if !s.listening {
+		s.supp.Reset()
+	}
+	s.listening = false
 	s.markObj, s.mark = s.maxObj, nack.Mark{}
 	if o := r.pending(s, s.maxObj); o != nil {
 		s.mark = o.track.Mark()
@@ -353,6 +356,7 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 		r.countStalls(s)
 		s.nack = nackHoldoff
 		s.nackStart, s.nackAt = now, now.Add(nack.NackHoldoff(s.grtt, float64(s.backoff)))
+		s.listenFrom, s.listening = s.nackAt.Add(-s.grtt*time.Duration(s.backoff)), false
 	}
 	if s.nack == nackHoldoff && !now.Before(s.nackAt) {
 		// Repairs still arriving: wait for them before asking again.
@@ -361,6 +365,7 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 		} else {
 			s.nack = nackIdle
 			r.maybeNack(now, s)
+			s.listening = false // nothing to ask for: what was heard goes stale
 		}
 	}
 	if !s.ackAt.IsZero() && !now.Before(s.ackAt) {
@@ -378,6 +383,29 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 		s.appAck = false
 		r.sendAck(now, s, s.appAckType, s.appAckID, out)
 	}
+}
+
+// hearing reports whether overheard NACKs and REPAIR_ADVs count for
+// suppression now: during the back-off, and in the last back-off window of
+// the hold-off before it. Receivers end their hold-offs at different times
+// (each from its own NACK), and a receiver that began listening only when
+// its own back-off started would miss the NACKs of those that started
+// theirs a little earlier; each such miss is a NACK that need not have been
+// sent. What is heard then asks for repairs that cannot have arrived yet
+// (the sender aggregates for a back-off window and a GRTT), so it still
+// covers this receiver's next cycle.
+func (s *remote) hearing(now time.Time) bool {
+	switch {
+	case s.nack == nackBackoff:
+		return true
+	case s.nack == nackHoldoff && !now.Before(s.listenFrom):
+		if !s.listening {
+			s.supp.Reset()
+			s.listening = true
+		}
+		return true
+	}
+	return false
 }
 
 // retime shortens a running back-off or hold-off when the sender's GRTT
