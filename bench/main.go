@@ -146,7 +146,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		segment      = fs.Int("segment", 1400, "segment size in bytes")
 		delay        = fs.Duration("delay", 5*time.Millisecond, "one-way delay of each link")
 		limit        = fs.Duration("limit", 30*time.Minute, "virtual time limit")
-		groupSize    = fs.Float64("group-size", 0, "group size estimate the sender advertises (0: 1000)")
+		groupSize    = fs.Float64("group-size", 0, "group size estimate the sender advertises (0: the number of receivers)")
 		backoff      = fs.Int("backoff", 0, "NACK back-off factor (0: 4, negative: none)")
 		adaptive     = fs.Bool("adaptive-backoff", false, "back-off factor follows the receivers heard (-backoff is its maximum)")
 	)
@@ -172,6 +172,9 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	if *receivers < 1 || size < 0 {
 		fmt.Fprintln(stderr, "bench sim: need at least one receiver and a size >= 0")
 		return 2
+	}
+	if *groupSize == 0 {
+		*groupSize = float64(*receivers)
 	}
 	sc := simrun.Scenario{
 		Seed: *seed, Receivers: *receivers, Loss: loss, Shared: shared, Delay: *delay, Limit: *limit,
