@@ -175,6 +175,9 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		segment      = fs.Int("segment", 1400, "segment size in bytes")
 		delay        = fs.Duration("delay", 5*time.Millisecond, "one-way delay of each link")
 		limit        = fs.Duration("limit", 30*time.Minute, "virtual time limit")
+		groupSize    = fs.Float64("group-size", 0, "group size estimate the sender advertises (0: the number of receivers)")
+		backoff      = fs.Int("backoff", 0, "NACK back-off factor (0: 4, negative: none)")
+		adaptive     = fs.Bool("adaptive-backoff", false, "back-off factor follows the receivers heard (-backoff is its maximum)")
 	)
 	fs.Var(sizeFlag{&size}, "size", "object size, e.g. 16MiB")
 	fs.Var(pctFlag{&loss}, "loss", "independent loss on each receiver's link, e.g. 1%")
@@ -199,11 +202,14 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench sim: need at least one receiver and a size >= 0")
 		return 2
 	}
+	if *groupSize == 0 {
+		*groupSize = float64(*receivers)
+	}
 	sc := simrun.Scenario{
 		Seed: *seed, Receivers: *receivers, Loss: loss, Shared: shared, Delay: *delay, Limit: *limit,
 		Objects: []simrun.Object{{Size: size, File: true, Info: []byte("bench.bin")}},
 		Sender: sender.Config{Rate: *rate, Parity: *parity, AutoParity: *autoParity, BlockLen: *block, SegmentSize: *segment,
-			GroupSize: float64(*receivers)},
+			GroupSize: *groupSize, Backoff: *backoff, AdaptiveBackoff: *adaptive},
 	}
 	start := time.Now()
 	res, err := simrun.Run(sc)

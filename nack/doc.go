@@ -20,6 +20,9 @@
 //
 // The sender side: AggregationWindow says how long to collect NACKs, and
 // Aggregator merges them into a repair plan per object and block.
+// GroupCounter counts the receivers a sender hears and GroupBackoff turns
+// that count into the back-off factor to advertise, so that a small group
+// is not timed like a large one.
 //
 // Interoperating with the reference implementation (NRL NORM) shapes two
 // choices. A receiver asks for the parity ids it needs rather than sending

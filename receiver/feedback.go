@@ -135,7 +135,7 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 			s.ccAt = at
 		}
 	case framing.FlavorRepairAdv:
-		if s.nack == nackBackoff {
+		if s.hearing(now) {
 			_ = s.supp.Add(c.Content, c.FECM)
 		}
 	case framing.FlavorAckReq:
@@ -326,7 +326,10 @@ func (r *Receiver) maybeNack(now time.Time, s *remote) {
 	if maxDelay > 0 {
 		s.backoffFrac = float64(delay) / float64(maxDelay)
 	}
-	s.supp.Reset()
+	if !s.listening {
+		s.supp.Reset()
+	}
+	s.listening = false
 	s.markObj, s.mark = s.maxObj, nack.Mark{}
 	if o := r.pending(s, s.maxObj); o != nil {
 		s.mark = o.track.Mark()
@@ -374,7 +377,7 @@ func (r *Receiver) Poll(now time.Time, out *framing.Outbox) time.Time {
 }
 
 func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
-	s.retime()
+	r.retime(now, s)
 	if s.nack == nackBackoff && !now.Before(s.nackAt) {
 		content := r.buildNack(s, true)
 		if len(content) == 0 {
@@ -387,6 +390,7 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 		// The repairs will queue behind what already waits in the socket.
 		s.holdExtra = r.queueDelay(now)
 		s.nackStart, s.nackAt = now, now.Add(nack.NackHoldoff(s.grtt, float64(s.backoff))+s.holdExtra)
+		s.listenFrom, s.listening = s.nackAt.Add(-s.grtt*time.Duration(s.backoff)), false
 	}
 	if s.nack == nackHoldoff && !now.Before(s.nackAt) {
 		// Repairs still arriving: wait for them before asking again.
@@ -395,6 +399,7 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 		} else {
 			s.nack = nackIdle
 			r.maybeNack(now, s)
+			s.listening = false // nothing to ask for: what was heard goes stale
 		}
 	}
 	if !s.ackAt.IsZero() && !now.Before(s.ackAt) {
@@ -423,17 +428,51 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 	}
 }
 
+// hearing reports whether overheard NACKs and REPAIR_ADVs count for
+// suppression now: during the back-off, and in the last back-off window of
+// the hold-off before it. Receivers end their hold-offs at different times
+// (each from its own NACK), and a receiver that began listening only when
+// its own back-off started would miss the NACKs of those that started
+// theirs a little earlier; each such miss is a NACK that need not have been
+// sent. What is heard then asks for repairs that cannot have arrived yet
+// (the sender aggregates for a back-off window and a GRTT), so it still
+// covers this receiver's next cycle.
+func (s *remote) hearing(now time.Time) bool {
+	switch {
+	case s.nack == nackBackoff:
+		return true
+	case s.nack == nackHoldoff && !now.Before(s.listenFrom):
+		if !s.listening {
+			s.supp.Reset()
+			s.listening = true
+		}
+		return true
+	}
+	return false
+}
+
 // retime shortens a running back-off or hold-off when the sender's GRTT
 // estimate has dropped since it started: a new session starts with a
 // conservative GRTT that the first probes cut by orders of magnitude, and a
 // timer sized with the old value would outlast the sender's whole flush.
 // The back-off keeps its random fraction of the window, so suppression
-// works as before.
-func (s *remote) retime() {
+// works as before, with one exception: a back-off whose fraction of the new
+// window has already passed draws its delay again, from now. Without that,
+// a drop from the initial 500 ms guess to a LAN's few milliseconds would
+// end every back-off of the group at the same instant (the probe that
+// carries the new GRTT reaches everyone together) and each receiver would
+// NACK, suppressed by nobody: a thousand NACKs where a handful do.
+func (r *Receiver) retime(now time.Time, s *remote) {
 	var end time.Time
 	switch s.nack {
 	case nackBackoff:
-		end = s.nackStart.Add(time.Duration(s.backoffFrac * float64(s.grtt*time.Duration(s.backoff))))
+		window := s.grtt * time.Duration(s.backoff)
+		end = s.nackStart.Add(time.Duration(s.backoffFrac * float64(window)))
+		if end.Before(s.nackAt) && !end.After(now) && now.Before(s.nackAt) && window > 0 {
+			delay := nack.BackoffDelay(r.cfg.Rand.Float64(), window, s.gsize)
+			s.nackStart, s.backoffFrac = now, float64(delay)/float64(window)
+			end = now.Add(delay)
+		}
 	case nackHoldoff:
 		end = s.nackStart.Add(nack.NackHoldoff(s.grtt, float64(s.backoff)) + s.holdExtra)
 	default:

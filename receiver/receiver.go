@@ -98,6 +98,8 @@ type remote struct {
 	backoffFrac float64       // the back-off's share of its window, for retime
 	holdExtra   time.Duration // the receiver's own backlog added to the hold-off
 	supp        *nack.Suppressor
+	listenFrom  time.Time // in hold-off: when overheard NACKs start to count for the next cycle
+	listening   bool      // supp was reset for the next cycle during the hold-off
 	markObj     uint16    // newest object when the back-off started
 	mark        nack.Mark // how far into markObj the sender had got then
 
@@ -276,7 +278,7 @@ func (r *Receiver) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b
 	case framing.TypeNack:
 		// Another receiver's NACK: suppression (RFC 5740 §5.3).
 		if s := r.remote(m.Nack.ServerID); s != nil && s.inst == m.Nack.InstanceID {
-			if s.nack == nackBackoff {
+			if s.hearing(now) {
 				_ = s.supp.Add(m.Nack.Content, m.Nack.FECM)
 			}
 			r.overheardCC(s, m.Nack.Ext)

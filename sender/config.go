@@ -70,11 +70,24 @@ type Config struct {
 	// proactively, before any NACK (at most Parity).
 	AutoParity int
 
-	// Backoff is the NACK back-off factor advertised to receivers. 0 means
-	// 4; use a negative value for 0 (no back-off, for tiny groups).
+	// Backoff is the NACK back-off factor advertised to receivers (their
+	// NACKs wait up to Backoff × GRTT so that they suppress each other).
+	// 0 means 4; use a negative value for 0 (no back-off, for tiny
+	// groups). With AdaptiveBackoff it is the factor for a large group.
 	Backoff int
+	// AdaptiveBackoff makes the advertised back-off factor follow the
+	// receivers the sender hears (NACK and ACK source ids over the last
+	// one to two seconds): Backoff for sixteen or more, or for a group not
+	// heard yet, down to 2 for fewer (see nack.GroupBackoff). A small group
+	// has little to suppress, and every repair cycle (back-off, the
+	// sender's aggregation window, the receivers' hold-off) shortens with
+	// the factor. Off by default: NRL's libnorm 1.5.9 receivers
+	// intermittently fail to complete a stream when the factor is not 4
+	// (interop TestShoalToLibnorm), which is not understood yet.
+	AdaptiveBackoff bool
 	// GroupSize is the group size estimate advertised for back-off. 0
-	// means 1000.
+	// means 1000. (It stays fixed: NRL's libnorm 1.5.9 receivers stop
+	// completing streams when it changes to a small value mid-session.)
 	GroupSize float64
 	// GRTT is the initial group round-trip time estimate. 0 means 500 ms;
 	// it is measured from receiver feedback from then on.

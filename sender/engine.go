@@ -62,7 +62,7 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 			s.agg.Reset(base)
 			s.aggBase = base
 			s.aggStart = now
-			s.aggEnd = now.Add(nack.AggregationWindow(s.grtt, float64(s.cfg.Backoff)))
+			s.aggEnd = now.Add(nack.AggregationWindow(s.grtt, float64(s.backoff)))
 		}
 		// Malformed requests inside a well-formed NACK are skipped by the
 		// aggregator; the rest still count.
@@ -104,9 +104,12 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 	return nil
 }
 
-// heard updates the GRTT estimate from a receiver's echo of a probe and,
-// with TrackReceivers, adds the receiver to the acking nodes.
+// heard updates the GRTT estimate from a receiver's echo of a probe, counts
+// the receiver for the timers that follow the group (see adaptTimers) and,
+// with TrackReceivers, adds it to the acking nodes.
 func (s *Sender) heard(now time.Time, node uint32, resp framing.Timestamp) {
+	s.group.Add(now, node)
+	s.adaptTimers(now)
 	if s.cfg.TrackReceivers {
 		s.addNode(node)
 	}
@@ -184,11 +187,12 @@ func (s *Sender) active() bool {
 // HandlePacket).
 func (s *Sender) Poll(now time.Time, out *framing.Outbox) time.Time {
 	s.now = now
+	s.adaptTimers(now)
 	if !s.aggEnd.IsZero() {
 		// The window was sized with the GRTT of its first NACK; when the
 		// estimate has shrunk since, receivers time their hold-off with the
 		// new one, and repairs must not arrive after it ended.
-		if end := s.aggStart.Add(nack.AggregationWindow(s.grtt, float64(s.cfg.Backoff))); end.Before(s.aggEnd) {
+		if end := s.aggStart.Add(nack.AggregationWindow(s.grtt, float64(s.backoff))); end.Before(s.aggEnd) {
 			s.aggEnd = end
 		}
 	}
@@ -276,6 +280,9 @@ func (s *Sender) sendProbe(now time.Time, out *framing.Outbox) {
 	s.ccSeq++
 	s.commit(out, c)
 	s.stats.Probes++
+	if s.lastProbe.IsZero() {
+		s.firstProbe = now
+	}
 	s.lastProbe = now
 	s.nextProbe = now.Add(s.probeInterval())
 }

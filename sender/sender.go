@@ -109,6 +109,7 @@ type Sender struct {
 	grttShrunk time.Time // last time the estimate was allowed to shrink
 	nextProbe  time.Time
 	lastProbe  time.Time
+	firstProbe time.Time
 	ccSeq      uint16
 
 	// The rate set by Config.Rate, SetRate or congestion control, and the
@@ -129,7 +130,10 @@ type Sender struct {
 	// Repair (RFC 5740 §5.4): NACKs are aggregated for GRTT·(backoff+1),
 	// then answered ahead of new data.
 	agg        *nack.Aggregator
-	aggBase    uint16 // the oldest object id when the window opened
+	aggBase    uint16            // the oldest object id when the window opened
+	group      nack.GroupCounter // receivers heard, for adaptive timers
+	adaptBO    bool              // Backoff follows the group heard
+	backoff    int               // back-off factor advertised now
 	aggStart   time.Time
 	aggEnd     time.Time
 	cycleStart time.Time // when the current repair cycle's plan was made
@@ -173,9 +177,10 @@ type Sender struct {
 	cmd       framing.Cmd
 	rx        framing.Message
 
-	cmds      [][]byte // application commands waiting to go
-	fields    framing.SenderFields
-	fieldsFor time.Duration
+	cmds        [][]byte // application commands waiting to go
+	fields      framing.SenderFields
+	fieldsFor   time.Duration
+	fieldsStale bool
 
 	events []Event
 	stats  Stats
@@ -196,6 +201,7 @@ type watermark struct {
 
 // New returns a Sender started at now.
 func New(cfg Config, now time.Time) (*Sender, error) {
+	adaptBO := cfg.AdaptiveBackoff && cfg.Backoff >= 0
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -206,6 +212,8 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 		epoch: now,
 		grtt:  cfg.GRTT,
 		agg:   nack.NewAggregator(1024, fec.MaxSymbols),
+
+		adaptBO: adaptBO, backoff: cfg.Backoff,
 	}
 	s.baseRate = cfg.Rate
 	for s.inst == 0 {
@@ -533,16 +541,34 @@ func (s *Sender) clampGRTT() {
 // quantization (logarithms) is redone only when the GRTT changed, not per
 // packet.
 func (s *Sender) senderFields() framing.SenderFields {
-	if s.fieldsFor != s.grtt || s.fields.InstanceID != s.inst {
-		s.fieldsFor = s.grtt
+	if s.fieldsFor != s.grtt || s.fields.InstanceID != s.inst || s.fieldsStale {
+		s.fieldsFor, s.fieldsStale = s.grtt, false
 		s.fields = framing.SenderFields{
 			InstanceID: s.inst,
 			GRTT:       framing.QuantizeRTT(s.grtt),
-			Backoff:    uint8(s.cfg.Backoff),
+			Backoff:    framing.QuantizeBackoff(s.backoff),
 			GroupSize:  framing.QuantizeGroupSize(s.cfg.GroupSize),
 		}
 	}
 	return s.fields
+}
+
+// adaptTimers sets the back-off factor to the group heard recently, with
+// Config.AdaptiveBackoff.
+func (s *Sender) adaptTimers(now time.Time) {
+	if !s.adaptBO {
+		return
+	}
+	heard := s.group.Estimate(now)
+	if s.lastProbe.IsZero() || now.Sub(s.firstProbe) < nack.AggregationWindow(s.grtt, float64(s.cfg.Backoff)+1) {
+		// Until the group has had time to answer a probe (receivers
+		// answer within a back-off, and the GRTT guess of a new session
+		// may still be far off), a small count means nothing yet.
+		heard = 0
+	}
+	if b := nack.GroupBackoff(heard, s.cfg.Backoff); b != s.backoff {
+		s.backoff, s.fieldsStale = b, true
+	}
 }
 
 func (s *Sender) header(t framing.Type) framing.Header {
