@@ -689,3 +689,40 @@ func TestShoalCC(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamFlowLibnorm: a Shoal stream six times the size of its 4 MiB
+// ring, through 5 % loss, to libnorm receivers listed as the sender's
+// acking nodes (libnorm receivers do not announce themselves, so a sender
+// knows them only from such a list or once it hears them). Shoal's flow
+// control asks them to acknowledge the stream position with NORM watermark
+// flushes; their answers release the ring, so the writer waits for them
+// instead of overwriting data they still need, and every byte arrives.
+func TestStreamFlowLibnorm(t *testing.T) {
+	bin := peer(t)
+	l := lab.New(t, 3)
+	setLoss(t, l.Hosts[1:], 5)
+	group := netip.MustParseAddrPort("239.255.20.9:7590")
+	objs := []object{{"stream", "big.bin", content(24<<20, 9)}}
+	wait := peerRecv(t, bin, l.Hosts[1:], group, len(objs))
+	time.Sleep(time.Second)
+	var nodes []uint32
+	for _, h := range l.Hosts[1:] {
+		nodes = append(nodes, nodeID(h.IP4))
+	}
+	s, _ := shoalSend(t, l.Hosts[0], group, objs, sender.Config{Rate: 12.5e6, Parity: 16, GRTT: 10 * time.Millisecond, AckingNodes: nodes})
+	lines, dirs := wait()
+	st := s.Stats().Sender
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.Close(ctx)
+	t.Logf("writer held back %v; %d flow-control requests; %d squelches", st.FlowBlocked, st.FlowRequests, st.Squelches)
+	for r := range lines {
+		checkPeerGot(t, r, lines[r], dirs[r], objs)
+	}
+	if st.FlowRequests == 0 || st.FlowBlocked == 0 {
+		t.Errorf("flow control never held the writer (%v, %d requests): the test lost its point", st.FlowBlocked, st.FlowRequests)
+	}
+	if st.Squelches != 0 {
+		t.Errorf("%d squelches: data libnorm receivers needed was overwritten", st.Squelches)
+	}
+}

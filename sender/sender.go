@@ -252,6 +252,10 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 	s.fileBuf = make([]byte, cfg.BlockLen*cfg.SegmentSize)
 	for _, n := range cfg.AckingNodes {
 		s.addNode(n)
+		// Listed receivers are waited for by stream flow control from the
+		// start, whether or not they were heard: a receiver that does not
+		// announce itself (libnorm's) is known only this way.
+		s.flowHeard(n)
 	}
 	s.nextProbe = now
 	s.clampGRTT()
