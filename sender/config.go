@@ -125,9 +125,9 @@ type Config struct {
 	AckingNodes    []uint32
 	TrackReceivers bool
 
-	// StreamTimeout is how long a stream's writer may be held back by
-	// receivers that have not confirmed holding the ring's data before
-	// they are dropped from flow control (EventSlowReceiver). 0 means
+	// StreamTimeout is how long a receiver may confirm nothing new of a
+	// stream's data it lacks before it is dropped from flow control
+	// (EventSlowReceiver) and the writer stops waiting for it. 0 means
 	// 10 s; negative means wait for ever.
 	StreamTimeout time.Duration
 	// StreamPartial turns stream flow control off: ring slots are reused

@@ -147,13 +147,12 @@ func (s *Sender) flowPoll(now time.Time) bool {
 	}
 	st := o.stream
 	s.release(now, o)
-	if st.blocked.IsZero() {
-		return s.flowWMDue(now, o)
-	}
-	if s.cfg.StreamTimeout > 0 && now.Sub(st.blocked) >= s.cfg.StreamTimeout {
-		// The writer has waited its limit: give up on the receivers that
-		// confirmed nothing new in all that time, and say so. Receivers
-		// that make progress, however slowly, are waited for.
+	if s.cfg.StreamTimeout > 0 && (st.blocked.IsZero() || now.Sub(st.blocked) >= s.cfg.StreamTimeout) {
+		// Give up on the receivers that confirmed nothing new for
+		// StreamTimeout while data they lack was out, and say so: the
+		// writer has waited its limit for them, or, idle, would be asking
+		// them for ever. Receivers that make progress, however slowly, are
+		// waited for.
 		dropped := false
 		for i := range s.flow {
 			n := &s.flow[i]

@@ -495,3 +495,34 @@ func TestFileReadsPerBlock(t *testing.T) {
 		t.Fatalf("%d reads for 10 blocks of 8 packets and 2 parity each, want at most 10", f.reads)
 	}
 }
+
+// TestIdleStreamDropsSilentReceiver: a listed receiver that never confirms
+// an idle stream's data is dropped after StreamTimeout with an
+// EventSlowReceiver, and the sender stops asking it, rather than sending
+// watermark requests for ever.
+func TestIdleStreamDropsSilentReceiver(t *testing.T) {
+	s := newSender(t, Config{Rate: 1e7, GRTT: time.Millisecond, AckingNodes: []uint32{2}, StreamTimeout: 100 * time.Millisecond})
+	id, err := s.OpenStream(1<<20, nil, FlushPassive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WriteStream(id, make([]byte, 5000), true); err != nil {
+		t.Fatal(err)
+	}
+	dropped := 0
+	pollFor(s, t0, 300*time.Millisecond, func(time.Time, []framing.Message) {
+		for _, e := range s.Events() {
+			if e.Kind == EventSlowReceiver && e.Node == 2 && e.Object == id {
+				dropped++
+			}
+		}
+	})
+	if dropped != 1 {
+		t.Fatalf("%d EventSlowReceiver for the silent receiver, want 1", dropped)
+	}
+	asked := s.Stats().FlowRequests
+	drain(s, t0.Add(300*time.Millisecond), time.Second)
+	if more := s.Stats().FlowRequests - asked; more != 0 {
+		t.Fatalf("%d more watermark requests after dropping the only receiver", more)
+	}
+}
