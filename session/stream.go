@@ -9,8 +9,9 @@ import (
 
 // StreamOptions configure a stream this session sends.
 type StreamOptions struct {
-	// Buffer is the stream's ring buffer in bytes: how much recent data it
-	// can repair. 0 means 4 MiB.
+	// Buffer is the stream's ring buffer in bytes: how much data may be
+	// sent and not yet confirmed by the receivers (and so how much recent
+	// data it can repair). 0 means 4 MiB.
 	Buffer int
 	// Flush is what Flush does at a message end: sender.FlushPassive (the
 	// default) sends the partial segment at once, sender.FlushActive also
@@ -48,7 +49,8 @@ func (s *Session) OpenStream(ctx context.Context, opt StreamOptions) (*Stream, e
 func (st *Stream) ID() uint16 { return st.id }
 
 // Write writes p to the stream, blocking while the ring buffer is full of
-// data not yet sent.
+// data not yet sent or not yet confirmed by the receivers the sender knows
+// (see sender.Config.StreamTimeout and StreamPartial).
 func (st *Stream) Write(p []byte) (int, error) { return st.write(context.Background(), p, false) }
 
 // WriteContext is Write with a context.
