@@ -48,19 +48,10 @@ func acceptAll(t *testing.T, s *session.Session, want map[string][]byte, timeout
 	}
 }
 
-// TestLabSlowAccept: 2,500 small objects are sent while the application
-// does not Accept for two seconds, then takes them one by one. None is
-// lost, none arrives twice (the session used to drop what found its
-// accept queue of 256 full), and the receiver acknowledges them.
-func TestLabSlowAccept(t *testing.T) {
-	l := lab.New(t, 2)
-	group := netip.MustParseAddrPort("239.255.8.1:6950")
-	rx := open(t, l.Hosts[1], session.Config{Group: group, Seed: 1})
-	tx := open(t, l.Hosts[0], session.Config{Group: group, Seed: 2,
-		Sender: sender.Config{Rate: 20e6, AckingNodes: []uint32{rx.NodeID()}, FlushTime: 20 * time.Second}})
-	objs := smallObjects(2500)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// sendAll sends objs (named obj-0, obj-1, …) in order and returns where
+// the acknowledgement of the last one will be delivered.
+func sendAll(ctx context.Context, t *testing.T, tx *session.Session, objs map[string][]byte) <-chan []session.AckResult {
+	t.Helper()
 	var last uint16
 	for i := range len(objs) {
 		name := fmt.Sprintf("obj-%d", i)
@@ -75,6 +66,23 @@ func TestLabSlowAccept(t *testing.T) {
 		res, _ := tx.WaitAck(ctx, last)
 		acked <- res
 	}()
+	return acked
+}
+
+// TestLabSlowAccept: 2,500 small objects are sent while the application
+// does not Accept for two seconds, then takes them one by one. None is
+// lost, none arrives twice (the session used to drop what found its
+// accept queue of 256 full), and the receiver acknowledges them.
+func TestLabSlowAccept(t *testing.T) {
+	l := lab.New(t, 2)
+	group := netip.MustParseAddrPort("239.255.8.1:6950")
+	rx := open(t, l.Hosts[1], session.Config{Group: group, Seed: 1})
+	tx := open(t, l.Hosts[0], session.Config{Group: group, Seed: 2,
+		Sender: sender.Config{Rate: 20e6, AckingNodes: []uint32{rx.NodeID()}, FlushTime: 20 * time.Second}})
+	objs := smallObjects(2500)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	acked := sendAll(ctx, t, tx, objs)
 	time.Sleep(2 * time.Second)
 	acceptAll(t, rx, objs, 20*time.Second)
 	if res := <-acked; len(res) != 1 || res[0].Err != nil {
@@ -103,20 +111,7 @@ func TestLabAckWaitsForAccept(t *testing.T) {
 	objs := smallObjects(800) // about 4.4 MB
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var last uint16
-	for i := range len(objs) {
-		name := fmt.Sprintf("obj-%d", i)
-		id, err := tx.SendBytes(ctx, objs[name], []byte(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = id
-	}
-	acked := make(chan []session.AckResult, 1)
-	go func() {
-		res, _ := tx.WaitAck(ctx, last)
-		acked <- res
-	}()
+	acked := sendAll(ctx, t, tx, objs)
 	time.Sleep(1500 * time.Millisecond)
 	select {
 	case res := <-acked:
