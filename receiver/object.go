@@ -76,6 +76,9 @@ type bufPool struct {
 // 16 MiB ones.
 const maxSpareBytes = 8 << 20
 
+// maxSpares bounds the spares get searches.
+const maxSpares = 64
+
 func (p *bufPool) get(block uint32, n, symLen int, work *uint64) *blockBuf {
 	var bb *blockBuf
 	for i := len(p.free) - 1; i >= 0; i-- {
@@ -101,8 +104,11 @@ func (p *bufPool) get(block uint32, n, symLen int, work *uint64) *blockBuf {
 }
 
 func (p *bufPool) put(bb *blockBuf) {
-	// A few spares cover the blocks in flight.
-	if len(p.free) < 4 && p.bytes+cap(bb.buf) <= maxSpareBytes {
+	// Spares cover the blocks in flight. Under loss, dozens of blocks wait
+	// for repair at once and are freed together when it comes; keeping
+	// only a few made the receiver allocate (and fault in) fresh buffers
+	// at the packet rate for the blocks after them.
+	if len(p.free) < maxSpares && p.bytes+cap(bb.buf) <= maxSpareBytes {
 		p.free = append(p.free, bb)
 		p.bytes += cap(bb.buf)
 	}
