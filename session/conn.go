@@ -80,6 +80,7 @@ func (c *conn) writeBatch(pkts []outPacket) (int, int, error) {
 		} else {
 			n, err = c.p6.WriteBatch(c.msgs6[sent:len(pkts)], 0)
 		}
+		n = max(n, 0) // x/net reports -1 with an error
 		for _, p := range pkts[sent : sent+n] {
 			bytes += len(p.b)
 		}
