@@ -5,6 +5,7 @@ package session
 import (
 	"encoding/binary"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -31,10 +32,18 @@ type reader struct {
 	bufs  [batchSize][]byte
 	// ctrl receives each datagram's kernel receive timestamp
 	// (SO_TIMESTAMPNS), when the socket has them turned on.
-	ctrl  [batchSize][ctrlLen]byte
-	n     int // datagrams in the current batch
-	next  int // next one to hand out
-	errno syscall.Errno
+	ctrl [batchSize][ctrlLen]byte
+	n    int // datagrams in the current batch
+	next int // next one to hand out
+	// rest is what is left of a coalesced (UDP GRO) datagram: segments of
+	// seg bytes (the last may be shorter) from restFrom, received at
+	// restStamp.
+	rest      []byte
+	seg       int
+	restFrom  netip.AddrPort
+	restStamp int64
+	coalesced atomic.Uint64 // datagrams that came in a coalesced run (Stats reads it from another goroutine)
+	errno     syscall.Errno
 	// recv is bound once: a closure made per call would cost an
 	// allocation per read.
 	recv func(fd uintptr) bool
@@ -60,32 +69,41 @@ func newReader(c *conn) (*reader, error) {
 	return r, nil
 }
 
-// ctrlLen holds one SCM_TIMESTAMPNS message with room to spare for
-// another the kernel may add.
-const ctrlLen = 64
+// ctrlLen holds an SCM_TIMESTAMPNS and a UDP_GRO message, with room to
+// spare for another the kernel may add.
+const ctrlLen = 96
 
 // buffered is how many datagrams of the current batch are still to be
 // handed out: read returns them without a system call.
-func (r *reader) buffered() int { return r.n - r.next }
+func (r *reader) buffered() int {
+	if len(r.rest) > 0 {
+		return r.n - r.next + 1
+	}
+	return r.n - r.next
+}
 
-// stamp returns the kernel receive time of datagram i in Unix
-// nanoseconds, or 0 if it carries none.
-func (r *reader) stamp(i int) int64 {
+// info returns the kernel receive time of datagram i in Unix nanoseconds
+// (0 if it carries none) and, for a datagram the kernel coalesced from
+// several (UDP GRO), their size (else 0).
+func (r *reader) info(i int) (stamp int64, seg int) {
 	h := &r.hdrs[i].hdr
 	ctrl := r.ctrl[i][:min(int(h.Controllen), ctrlLen)]
 	for len(ctrl) >= unix.SizeofCmsghdr {
 		c := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
 		l := int(c.Len)
 		if l < unix.SizeofCmsghdr || l > len(ctrl) {
-			return 0
+			return stamp, seg
 		}
-		if c.Level == unix.SOL_SOCKET && c.Type == unix.SCM_TIMESTAMPNS && l >= unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
+		switch {
+		case c.Level == unix.SOL_SOCKET && c.Type == unix.SCM_TIMESTAMPNS && l >= unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))):
 			ts := (*unix.Timespec)(unsafe.Pointer(&ctrl[unix.CmsgLen(0)]))
-			return ts.Nano()
+			stamp = ts.Nano()
+		case c.Level == unix.SOL_UDP && c.Type == unix.UDP_GRO && l >= unix.CmsgLen(4):
+			seg = int(*(*int32)(unsafe.Pointer(&ctrl[unix.CmsgLen(0)])))
 		}
 		ctrl = ctrl[min(unix.CmsgSpace(l-unix.CmsgLen(0)), len(ctrl)):]
 	}
-	return 0
+	return stamp, seg
 }
 
 // read returns the next datagram and its kernel receive time (Unix
@@ -93,6 +111,12 @@ func (r *reader) stamp(i int) int64 {
 // used up. The bytes are valid until the next call. It blocks until the
 // socket's read deadline.
 func (r *reader) read() ([]byte, netip.AddrPort, int64, error) {
+	if len(r.rest) > 0 {
+		n := min(r.seg, len(r.rest))
+		b := r.rest[:n]
+		r.rest = r.rest[n:]
+		return b, r.restFrom, r.restStamp, nil
+	}
 	if r.next >= r.n {
 		r.n, r.next = 0, 0
 		for i := range r.hdrs {
@@ -108,7 +132,16 @@ func (r *reader) read() ([]byte, netip.AddrPort, int64, error) {
 	}
 	i := r.next
 	r.next++
-	return r.bufs[i][:r.hdrs[i].len], sockaddr(&r.names[i]), r.stamp(i), nil
+	b, from := r.bufs[i][:r.hdrs[i].len], sockaddr(&r.names[i])
+	stamp, seg := r.info(i)
+	if seg > 0 && len(b) > seg {
+		// Several datagrams of one flow, coalesced by the kernel: they are
+		// handed out one by one, as if read apart.
+		r.rest, r.seg, r.restFrom, r.restStamp = b[seg:], seg, from, stamp
+		r.coalesced.Add(uint64((len(b) + seg - 1) / seg))
+		b = b[:seg]
+	}
+	return b, from, stamp, nil
 }
 
 func (r *reader) recvmmsg(fd uintptr) bool {

@@ -2,13 +2,17 @@
 
 package session
 
-import "net/netip"
+import (
+	"net/netip"
+	"sync/atomic"
+)
 
 // reader reads one datagram per system call where recvmmsg is not
 // available.
 type reader struct {
-	c   *conn
-	buf []byte
+	c         *conn
+	buf       []byte
+	coalesced atomic.Uint64 // always 0: no UDP GRO here
 }
 
 func newReader(c *conn) (*reader, error) { return &reader{c: c, buf: make([]byte, 65536)}, nil }

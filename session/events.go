@@ -104,6 +104,10 @@ type Stats struct {
 	Rate                           float64 // bytes per second
 	ReadBuffer, WriteBuffer        int     // socket buffer sizes granted
 	GSO                            bool    // UDP segmentation offload in use
-	Sender                         sender.Stats
-	Receiver                       receiver.Stats
+	// Coalesced counts the datagrams the kernel handed over merged with
+	// others of their flow (UDP GRO): each run costs one read, not one per
+	// datagram.
+	Coalesced uint64
+	Sender    sender.Stats
+	Receiver  receiver.Stats
 }

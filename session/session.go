@@ -466,6 +466,7 @@ func (s *Session) Stats() Stats {
 		st.Rate = st.Sender.Rate
 	}
 	st.GSO = s.c.gso.enabled
+	st.Coalesced = s.c.rd.coalesced.Load()
 	return st
 }
 

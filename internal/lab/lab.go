@@ -2,7 +2,7 @@
 // namespaces ("hosts") joined by a Linux bridge in a namespace of its own,
 // each with a veth, an IPv4 and an IPv6 address, and a multicast route, so
 // that real multicast runs without ever touching the machine's own
-// interfaces. Per host, nftables can drop a share of incoming UDP and tc
+// interfaces. Per host, nftables can drop a share of the UDP sent to it and tc
 // tbf can limit the link rate. Everything is removed when the test ends.
 //
 // It needs root and the ip command (iproute2); nftables for loss, tc for
@@ -108,8 +108,31 @@ func Build(n int) (*Lab, error) {
 		must("-n", h.NS, "-6", "addr", "add", h.IP6.String()+"/64", "dev", Iface, "nodad")
 		must("-n", h.NS, "link", "set", Iface, "up")
 		must("-n", h.NS, "route", "add", "224.0.0.0/4", "dev", Iface)
+		if err == nil {
+			err = h.gro()
+		}
 	}
 	return l, err
+}
+
+// gro turns on generic receive offload on the host's interface, as a real
+// NIC has it: runs of datagrams of one flow may reach a socket that asks
+// for them (UDP_GRO) in one buffer. A veth has it off by default. Without
+// ethtool the lab works as before.
+func (h *Host) gro() error {
+	if _, err := exec.LookPath("ethtool"); err != nil {
+		return nil
+	}
+	if out, err := h.Exec("ethtool", "-K", Iface, "gro", "on"); err != nil {
+		return fmt.Errorf("lab: ethtool -K %s gro on: %v\n%s", Iface, err, out)
+	}
+	// A veth hands what it forwards to its peer's GRO only if it cannot
+	// itself carry TCP segmentation offload batches; the bridge's end of
+	// the link forwards, so it goes without.
+	if out, err := run("netns", "exec", h.lab.bridge, "ethtool", "-K", h.Name, "tso", "off"); err != nil {
+		return fmt.Errorf("lab: ethtool -K %s tso off: %v\n%s", h.Name, err, out)
+	}
+	return nil
 }
 
 // Close removes every namespace of the lab (and with them the veths and
@@ -139,13 +162,14 @@ func (h *Host) Exec(name string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// SetLoss makes the host drop pct percent of the UDP packets it receives,
-// at random, with nftables.
+// SetLoss makes pct percent of the UDP packets on their way to the host
+// get lost, at random and per datagram, with nftables on the bridge.
 func (h *Host) SetLoss(pct int) error {
 	if _, err := exec.LookPath("nft"); err != nil {
 		return fmt.Errorf("lab: nft (nftables) is not installed: %w", err)
 	}
-	_, _ = h.Exec("nft", "delete", "table", "inet", "lab")
+	table := "lab-" + h.Name
+	_, _ = run("netns", "exec", h.lab.bridge, "nft", "delete", "table", "bridge", table)
 	if pct <= 0 {
 		return nil
 	}
@@ -159,14 +183,17 @@ func (h *Host) SetLoss(pct int) error {
 			return fmt.Errorf("lab: gso_max_segs: %v\n%s", err, out)
 		}
 	}
-	script := fmt.Sprintf(`table inet lab {
-	chain in {
-		type filter hook input priority 0; policy accept;
-		meta l4proto udp numgen random mod 100 < %d drop
+	// The drop happens on the bridge, as the frame leaves for the host:
+	// on the host's own input hook it would come after the host's GRO has
+	// merged runs of datagrams, and drop whole runs.
+	script := fmt.Sprintf(`table bridge %s {
+	chain loss {
+		type filter hook forward priority 0; policy accept;
+		oifname %q meta l4proto udp numgen random mod 100 < %d drop
 	}
 }
-`, pct)
-	cmd := exec.Command("ip", "netns", "exec", h.NS, "nft", "-f", "-")
+`, table, h.Name, pct)
+	cmd := exec.Command("ip", "netns", "exec", h.lab.bridge, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("lab: nft: %v\n%s", err, out)
