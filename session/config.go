@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"time"
 
@@ -132,6 +133,19 @@ func (k Kind) String() string {
 
 // Errors returned by sessions.
 var (
-	ErrClosed = errors.New("session: closed")
+	// ErrClosed is returned by calls on a session that has closed or died
+	// (Session.Err says why). errors.Is(ErrClosed, net.ErrClosed) holds, so
+	// code written for net.Conn recognises it.
+	ErrClosed error = closedError{}
+	// ErrConfig wraps every configuration error, together with the
+	// engine's own (sender.ErrConfig, receiver.ErrConfig) where it has one.
 	ErrConfig = errors.New("session: invalid configuration")
+	// ErrNotStream is returned by Object.Read on a data or file object:
+	// only streams are read; the others are whole at Wait (Bytes, Path).
+	ErrNotStream = errors.New("session: object is not a stream")
 )
+
+type closedError struct{}
+
+func (closedError) Error() string { return "session: closed" }
+func (closedError) Unwrap() error { return net.ErrClosed }

@@ -16,11 +16,22 @@ import (
 // with s.mu held.
 func (s *Session) txLocked() (*sender.Sender, error) {
 	if s.stopping || s.stopNow {
-		return nil, ErrClosed
+		return nil, s.closedErr()
 	}
 	if s.tx != nil {
 		return s.tx, nil
 	}
+	tx, err := sender.New(s.txConfig(), nowFunc())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	s.tx = tx
+	return tx, nil
+}
+
+// txConfig is the sender engine's configuration: Config.Sender with the
+// session's node id, randomness and default rate.
+func (s *Session) txConfig() sender.Config {
 	cfg := s.cfg.Sender
 	cfg.NodeID = s.node
 	cfg.Rand = rand.New(rand.NewPCG(s.seed, 1))
@@ -28,12 +39,7 @@ func (s *Session) txLocked() (*sender.Sender, error) {
 		// Under congestion control 0 means CC.StartRate (or its default).
 		cfg.Rate = 10e6
 	}
-	tx, err := sender.New(cfg, nowFunc())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
-	}
-	s.tx = tx
-	return tx, nil
+	return cfg
 }
 
 // enqueue retries op until the transmit cache has room or ctx ends.
@@ -154,10 +160,15 @@ type AckResult struct {
 	Err  error // nil: acknowledged; sender.ErrNoAck: no answer
 }
 
+// ackWait is a WaitAck request: the sender engine runs one watermark at a
+// time, so requests queue (s.acks, the head being the engine's) and
+// requests for the same object share one.
 type ackWait struct {
+	id      uint16
 	results []AckResult
-	done    bool
+	done    chan struct{} // closed when the watermark completed or failed
 	err     error
+	waiters int
 }
 
 // WaitAck asks the receivers in Config.Sender.AckingNodes (and, with
@@ -165,32 +176,113 @@ type ackWait struct {
 // id and everything before it, and waits for their answers: one AckResult
 // per node, acknowledged or given up on after the sender's robust factor of
 // requests.
+//
+// It is safe to call concurrently: the sender asks for one watermark at a
+// time, so calls for different objects are served in turn, and calls for
+// the same object share one request and its results. A call that ends with
+// its context withdraws its request if no other call shares it.
 func (s *Session) WaitAck(ctx context.Context, id uint16) ([]AckResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tx, err := s.txLocked()
-	if err != nil {
+	if _, err := s.txLocked(); err != nil {
 		return nil, err
 	}
-	if err := tx.SetWatermark(id); err != nil {
-		return nil, err
-	}
-	w := &ackWait{}
-	s.acks[id] = w
-	defer delete(s.acks, id)
-	s.kickLocked()
-	for !w.done {
-		if err := s.wait(ctx); err != nil {
-			return w.results, err
+	var w *ackWait
+	for _, q := range s.acks {
+		if q.id == id {
+			w = q
+			break
 		}
 	}
-	return w.results, w.err
+	if w == nil {
+		w = &ackWait{id: id, done: make(chan struct{})}
+		s.acks = append(s.acks, w)
+		if len(s.acks) == 1 {
+			s.startAck()
+		}
+	}
+	w.waiters++
+	for {
+		select {
+		case <-w.done:
+			w.waiters--
+			return w.results, w.err
+		default:
+		}
+		done := w.done
+		s.mu.Unlock()
+		var err error
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-s.done:
+		}
+		s.mu.Lock()
+		if err != nil {
+			w.waiters--
+			if w.waiters == 0 {
+				s.dropAck(w)
+			}
+			return w.results, err
+		}
+		if s.stopNow {
+			select {
+			case <-w.done:
+			default:
+				w.waiters--
+				return w.results, s.closedErr()
+			}
+		}
+	}
+}
+
+// startAck sets the watermark at the head of the queue in the engine,
+// failing heads the engine refuses. Called with s.mu held.
+func (s *Session) startAck() {
+	for len(s.acks) > 0 {
+		w := s.acks[0]
+		err := s.tx.SetWatermark(w.id)
+		if err == nil {
+			s.kickLocked()
+			return
+		}
+		w.err = err
+		close(w.done)
+		s.acks = s.acks[1:]
+	}
+}
+
+// dropAck withdraws a request nobody waits for any more. The engine's
+// watermark cannot be withdrawn, but the next request replaces it.
+// Called with s.mu held.
+func (s *Session) dropAck(w *ackWait) {
+	for i, q := range s.acks {
+		if q == w {
+			s.acks = append(s.acks[:i], s.acks[i+1:]...)
+			if i == 0 && s.tx != nil {
+				s.startAck()
+			}
+			return
+		}
+	}
+}
+
+// failAcks ends every queued request when the session stops. Called with
+// s.mu held.
+func (s *Session) failAcks() {
+	for _, w := range s.acks {
+		w.err = s.closedErr()
+		close(w.done)
+	}
+	s.acks = nil
 }
 
 // txEvents turns sender engine events into session events. Called with
 // s.mu held.
 func (s *Session) txEvents() {
 	for _, e := range s.tx.Events() {
+		s.progress = true
 		switch e.Kind {
 		case sender.EventSent:
 			s.publish(ObjectSent{e.Object})
@@ -206,16 +298,21 @@ func (s *Session) txEvents() {
 		case sender.EventObjectError:
 			s.log.Error("object could not be read", "object", e.Object, "err", e.Err)
 		case sender.EventAck:
-			if w := s.acks[e.Object]; w != nil {
+			if len(s.acks) > 0 && s.acks[0].id == e.Object {
+				w := s.acks[0]
 				w.results = append(w.results, AckResult{e.Node, e.Err})
 			}
 			s.publish(AckReceived{e.Object, e.Node, e.Err})
 		case sender.EventWatermark:
-			if w := s.acks[e.Object]; w != nil {
-				w.done, w.err = true, e.Err
+			if len(s.acks) > 0 && s.acks[0].id == e.Object {
+				w := s.acks[0]
+				w.err = e.Err
 				if errors.Is(e.Err, sender.ErrNoAck) {
 					w.err = nil // per-node results say who failed
 				}
+				close(w.done)
+				s.acks = s.acks[1:]
+				s.startAck()
 			}
 		case sender.EventFlushed:
 			s.publish(Flushed{})

@@ -41,8 +41,13 @@ type Session struct {
 	txClosed bool // the sender announced EOT
 	err      error
 
-	waiters int
-	wake    chan struct{} // closed and replaced when waiters may proceed
+	waiters  int
+	wake     chan struct{} // closed and replaced when waiters may proceed
+	progress bool          // the sender engine moved since waiters were last woken
+	lastWake time.Time     // when waiters were last woken
+	txData   uint64        // the sender's data symbols at the last poll
+	wakes    uint64        // times waiters were woken (for tests)
+	passes   uint64        // loop passes (for tests)
 
 	objs   map[objKey]*Object
 	sinks  map[objKey]*fileSink
@@ -56,7 +61,7 @@ type Session struct {
 	acceptNote   chan struct{} // closed and replaced when pending grows or the session ends
 	acceptClosed bool
 
-	acks      map[uint16]*ackWait
+	acks      []*ackWait // WaitAck requests, the engine's watermark first
 	openFiles []openFile
 	stats     Stats
 }
@@ -90,7 +95,6 @@ func New(cfg Config) (*Session, error) {
 		wake:  make(chan struct{}),
 		objs:  map[objKey]*Object{},
 		sinks: map[objKey]*fileSink{},
-		acks:  map[uint16]*ackWait{},
 
 		acceptNote: make(chan struct{}),
 	}
@@ -121,7 +125,13 @@ func New(cfg Config) (*Session, error) {
 	rcfg.ConfirmHeld = true
 	if s.rx, err = receiver.New(rcfg); err != nil {
 		c.uc.Close()
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	// The sender engine starts with the first send; its configuration is
+	// checked now so that a mistake surfaces here, not mid-program.
+	if _, err := sender.New(s.txConfig(), nowFunc()); err != nil {
+		c.uc.Close()
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	s.stats.ReadBuffer, s.stats.WriteBuffer, s.stats.GSO = c.rbuf, c.wbuf, c.gso.enabled
 	s.log.Info("session open", "group", c.group, "local", c.localAddr(), "node", fmt.Sprintf("%08x", s.node),
@@ -199,27 +209,37 @@ func (s *Session) kick() {
 	s.c.kick()
 }
 
-// wait releases the lock until the loop signals progress or ctx ends. It
-// must be called with s.mu held and returns with it held.
+// wait releases the lock until the sender engine made progress (see
+// poll), or ctx ends. It must be called with s.mu held and returns with it
+// held. It does not wake the loop: a caller that changed the engine's
+// state kicks it itself, and a caller that merely waits must not make the
+// loop spin.
 func (s *Session) wait(ctx context.Context) error {
 	ch := s.wake
 	s.waiters++
 	s.mu.Unlock()
-	s.kick()
 	var err error
 	select {
 	case <-ch:
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-s.done:
-		err = ErrClosed
 	}
 	s.mu.Lock()
 	s.waiters--
 	if err == nil && s.stopNow {
-		err = ErrClosed
+		err = s.closedErr()
 	}
 	return err
+}
+
+// wakeWaiters lets every wait return. Called with s.mu held.
+func (s *Session) wakeWaiters(now time.Time) {
+	close(s.wake)
+	s.wake = make(chan struct{})
+	s.progress = false
+	s.lastWake = now
+	s.wakes++
 }
 
 // run is the session's goroutine: poll the engines, send what they want
@@ -292,6 +312,7 @@ func (s *Session) finishLocked() {
 	s.acceptClosed = true
 	close(s.acceptNote)
 	s.stopNow = true
+	s.failAcks()
 	for k, o := range s.objs {
 		o.finish(ErrClosed, nil)
 		delete(s.objs, k)
@@ -304,8 +325,7 @@ func (s *Session) finishLocked() {
 		f.f.Close()
 	}
 	s.openFiles = nil
-	close(s.wake)
-	s.wake = make(chan struct{})
+	s.wakeWaiters(time.Now())
 	_ = s.c.uc.Close()
 	joined.Lock()
 	delete(joined.groups, s)
@@ -346,6 +366,7 @@ func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) 
 	}
 	if (h.Type == framing.TypeNack || h.Type == framing.TypeAck) && s.tx != nil {
 		_ = s.tx.HandlePacketAt(now, arrived, from, b)
+		s.progress = true // feedback may free stream buffer space
 	}
 	if err := s.rx.HandlePacketAt(now, arrived, from, b); err != nil {
 		s.log.Debug("bad packet", "from", from, "err", err)
@@ -360,19 +381,26 @@ func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) 
 func (s *Session) poll(now time.Time) time.Time {
 	s.out.Reset()
 	next := now.Add(time.Second)
+	s.passes++
 	if s.tx != nil {
 		if t := s.tx.Poll(now, &s.out); t.Before(next) {
 			next = t
 		}
 		s.txEvents()
+		if d := s.tx.Stats().DataSymbols; d != s.txData {
+			s.txData = d
+			s.progress = true // sent data frees cache and stream space
+		}
 	}
 	if t := s.rx.Poll(now, &s.out); t.Before(next) {
 		next = t
 	}
 	s.rxEvents(now)
-	if s.waiters > 0 {
-		close(s.wake)
-		s.wake = make(chan struct{})
+	// Waiters retry only when the sender moved (an event, feedback, data
+	// sent), else a blocked call would wake the loop and the loop the call,
+	// for ever. Once a second they retry regardless, as a safety net.
+	if s.waiters > 0 && (s.progress || now.Sub(s.lastWake) >= time.Second) {
+		s.wakeWaiters(now)
 	}
 	return next
 }
@@ -469,12 +497,15 @@ func (s *Session) Stats() Stats {
 	return st
 }
 
-// Close ends the session gracefully: whatever this session sends is
+// Shutdown ends the session gracefully: whatever this session sends is
 // flushed (receivers may still repair) and announced finished
 // (NORM_CMD(EOT)), then the group is left. It returns when that is done, or
 // at ctx's deadline (or Config.Linger, 30 s by default, if ctx has none),
-// whichever comes first; then it stops at once.
-func (s *Session) Close(ctx context.Context) error {
+// whichever comes first; then it stops at once and returns ctx's error.
+// Either way it returns promptly: it does not wait for a FileSink that is
+// stuck in a write. It returns the error the session failed with, if it
+// did. Calling it again returns at once.
+func (s *Session) Shutdown(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		linger := s.cfg.Linger
 		if linger == 0 {
@@ -502,7 +533,12 @@ func (s *Session) Close(ctx context.Context) error {
 		s.stopNow = true
 		s.mu.Unlock()
 		s.kick()
-		<-s.done
+		// The loop never waits on application code, so it ends within a
+		// pass; the bound is only a safety net.
+		select {
+		case <-s.done:
+		case <-time.After(time.Second):
+		}
 	}
 	s.mu.Lock()
 	if s.err != nil && err == nil {
@@ -510,4 +546,38 @@ func (s *Session) Close(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	return err
+}
+
+// Close is Shutdown with Config.Linger (30 s by default) as its deadline:
+// the io.Closer form.
+func (s *Session) Close() error { return s.Shutdown(context.Background()) }
+
+// Done is closed when the session has stopped: closed by Shutdown or
+// Close, or failed (Err says why).
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns nil while the session runs. Once Done is closed it returns
+// why the session stopped: the error it failed with (for instance a socket
+// error), or ErrClosed after Shutdown or Close.
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+	default:
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	return ErrClosed
+}
+
+// closedErr is the error for a call on a session that stopped: ErrClosed,
+// wrapping the failure that stopped it, if any. Called with s.mu held.
+func (s *Session) closedErr() error {
+	if s.err != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, s.err)
+	}
+	return ErrClosed
 }

@@ -79,8 +79,10 @@ func (st *Stream) write(ctx context.Context, p []byte, eom bool) (int, error) {
 		if err != nil {
 			return total, err
 		}
+		if n > 0 || total == len(p) {
+			s.kickLocked() // what was written goes out now
+		}
 		if total == len(p) {
-			s.kickLocked()
 			return total, nil
 		}
 		// Whatever was written counts as part of this message: the

@@ -71,7 +71,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	status := receiveLoop(ctx, s, st, *count, *idle, *linger, c.json, stdout, stderr)
 	closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := s.Close(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Shutdown(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		fmt.Fprintf(stderr, "filecast recv: session: %v\n", err)
 		status = 1
 	}

@@ -288,7 +288,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	}
 	closeCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := s.Close(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Shutdown(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("close", "err", err)
 	}
 	close(done)

@@ -1,0 +1,208 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shoalnet/shoal/sender"
+	"github.com/shoalnet/shoal/session"
+)
+
+// loopPort hands out a port per loopback session group, so that tests
+// running one after another never hear each other.
+var loopPort atomic.Int32
+
+// loopGroup returns a fresh group for sessions on the loopback interface.
+func loopGroup() netip.AddrPort {
+	n := loopPort.Add(1)
+	return netip.MustParseAddrPort(fmt.Sprintf("239.255.213.%d:%d", 1+n%250, 17300+n))
+}
+
+// loop opens a session on the loopback interface, where multicast needs
+// neither root nor a network, and shuts it down when the test ends.
+func loop(t *testing.T, cfg session.Config) *session.Session {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("loopback multicast tests run on Linux")
+	}
+	cfg.Interface = "lo"
+	if cfg.Sender.FlushTime == 0 {
+		cfg.Sender.FlushTime = 100 * time.Millisecond
+	}
+	s, err := session.New(cfg)
+	if err != nil {
+		t.Skipf("no multicast on the loopback interface: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	return s
+}
+
+// TestSenderConfigCheckedInNew: a bad sender configuration fails New, not
+// the first send, and the error matches both the session's and the
+// engine's sentinel.
+func TestSenderConfigCheckedInNew(t *testing.T) {
+	s, err := session.New(session.Config{Group: loopGroup(), Interface: "lo", Sender: sender.Config{Parity: 300}})
+	if err == nil {
+		s.Close()
+		t.Fatal("New accepted Parity 300")
+	}
+	if !errors.Is(err, session.ErrConfig) || !errors.Is(err, sender.ErrConfig) {
+		t.Fatalf("error %v does not match ErrConfig and sender.ErrConfig", err)
+	}
+}
+
+// TestDoneErr: Done closes when the session stops, Err says why, and calls
+// after it return ErrClosed, which is a net.ErrClosed.
+func TestDoneErr(t *testing.T) {
+	s := loop(t, session.Config{Group: loopGroup()})
+	select {
+	case <-s.Done():
+		t.Fatal("Done closed on an open session")
+	default:
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err on an open session: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Done not closed after Close")
+	}
+	if err := s.Err(); !errors.Is(err, session.ErrClosed) {
+		t.Fatalf("Err after Close: %v", err)
+	}
+	_, err := s.SendBytes(context.Background(), []byte("x"), nil)
+	if !errors.Is(err, session.ErrClosed) || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("SendBytes after Close: %v, want ErrClosed (and net.ErrClosed)", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// ackPair opens a receiver with node id 7 and a sender that asks node 7
+// for acknowledgements.
+func ackPair(t *testing.T, scfg sender.Config) (tx, rx *session.Session) {
+	g := loopGroup()
+	rx = loop(t, session.Config{Group: g, NodeID: 7})
+	scfg.AckingNodes = []uint32{7}
+	tx = loop(t, session.Config{Group: g, NodeID: 8, Sender: scfg})
+	return tx, rx
+}
+
+// TestWaitAckConcurrent: several WaitAck calls at once, for two objects
+// and twice for one, all return the receiver's acknowledgement. The
+// engine holds one watermark, and a second call used to replace the
+// first, which then hung until its context ended.
+func TestWaitAckConcurrent(t *testing.T) {
+	tx, _ := ackPair(t, sender.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var ids []uint16
+	for i := range 3 {
+		id, err := tx.SendBytes(ctx, make([]byte, 5000+i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	waits := []uint16{ids[0], ids[2], ids[2], ids[1]}
+	var wg sync.WaitGroup
+	errs := make([]error, len(waits))
+	for i, id := range waits {
+		wg.Go(func() {
+			res, err := tx.WaitAck(ctx, id)
+			if err == nil && (len(res) != 1 || res[0].Node != 7 || res[0].Err != nil) {
+				err = fmt.Errorf("results %+v", res)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("WaitAck %d (object %d): %v", i, waits[i], err)
+		}
+	}
+}
+
+// TestBlockedWaitAckDoesNotSpin: a WaitAck that waits for a receiver that
+// never answers costs (next to) nothing: the loop passes only for the
+// sender's timers, and the waiter is not woken. wait() used to kick the
+// loop, which woke the waiter, which kicked the loop again.
+func TestBlockedWaitAckDoesNotSpin(t *testing.T) {
+	s := loop(t, session.Config{Group: loopGroup(),
+		Sender: sender.Config{AckingNodes: []uint32{99}, RobustFactor: 1000}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	id, err := s.SendBytes(ctx, make([]byte, 1000), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { _, err := s.WaitAck(wctx, id); done <- err }()
+	time.Sleep(200 * time.Millisecond) // the watermark is under way
+	w0, p0, c0 := session.Wakes(s), session.Passes(s), cpuTime()
+	time.Sleep(500 * time.Millisecond)
+	w1, p1, c1 := session.Wakes(s), session.Passes(s), cpuTime()
+	wcancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitAck: %v, want it still waiting when cancelled", err)
+	}
+	t.Logf("in 500 ms: %d wake-ups, %d loop passes, %v CPU", w1-w0, p1-p0, c1-c0)
+	if c1-c0 > 100*time.Millisecond {
+		t.Errorf("blocked WaitAck used %v CPU in 500 ms", c1-c0)
+	}
+	if w1-w0 > 2 || p1-p0 > 200 {
+		t.Fatalf("blocked WaitAck: %d wake-ups and %d loop passes in 500 ms", w1-w0, p1-p0)
+	}
+}
+
+// TestBlockedWriteDoesNotSpin: a Stream.Write blocked on a full buffer at
+// a slow rate is woken about as often as the sender sends a packet, not
+// continuously.
+func TestBlockedWriteDoesNotSpin(t *testing.T) {
+	s := loop(t, session.Config{Group: loopGroup(), Sender: sender.Config{Rate: 20e3}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := s.OpenStream(ctx, session.StreamOptions{Buffer: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { _, err := st.WriteContext(wctx, make([]byte, 1<<20)); done <- err }()
+	time.Sleep(200 * time.Millisecond)
+	w0, p0, c0 := session.Wakes(s), session.Passes(s), cpuTime()
+	time.Sleep(500 * time.Millisecond)
+	w1, p1, c1 := session.Wakes(s), session.Passes(s), cpuTime()
+	wcancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Write: %v, want it still blocked when cancelled", err)
+	}
+	t.Logf("in 500 ms: %d wake-ups, %d loop passes, %v CPU", w1-w0, p1-p0, c1-c0)
+	if c1-c0 > 100*time.Millisecond {
+		t.Errorf("blocked Write used %v CPU in 500 ms", c1-c0)
+	}
+	// 20 kB/s is about 7 packets in 500 ms.
+	if w1-w0 > 40 || p1-p0 > 400 {
+		t.Fatalf("blocked Write: %d wake-ups and %d loop passes in 500 ms", w1-w0, p1-p0)
+	}
+}
+
