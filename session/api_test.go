@@ -205,4 +205,3 @@ func TestBlockedWriteDoesNotSpin(t *testing.T) {
 		t.Fatalf("blocked Write: %d wake-ups and %d loop passes in 500 ms", w1-w0, p1-p0)
 	}
 }
-
