@@ -1,9 +1,11 @@
 package session_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"runtime"
@@ -203,5 +205,72 @@ func TestBlockedWriteDoesNotSpin(t *testing.T) {
 	// 20 kB/s is about 7 packets in 500 ms.
 	if w1-w0 > 40 || p1-p0 > 400 {
 		t.Fatalf("blocked Write: %d wake-ups and %d loop passes in 500 ms", w1-w0, p1-p0)
+	}
+}
+
+// stuckWriter is a FileSink destination whose writes call into the
+// session and then block until released.
+type stuckWriter struct {
+	s       atomic.Pointer[session.Session]
+	entered chan struct{}
+	gate    chan struct{}
+	once    sync.Once
+}
+
+func (w *stuckWriter) WriteAt(b []byte, off int64) (int, error) {
+	_ = w.s.Load().Stats() // a callback may call the session
+	w.once.Do(func() { close(w.entered) })
+	<-w.gate
+	return len(b), nil
+}
+
+// TestFileSinkOutsideLock: a FileSink whose writes call the session and
+// then stall holds back neither the session (Stats answers, a data object
+// still arrives whole) nor Shutdown past its deadline. The sink used to
+// run under the session's lock: the call deadlocked and the stall stopped
+// all I/O.
+func TestFileSinkOutsideLock(t *testing.T) {
+	g := loopGroup()
+	w := &stuckWriter{entered: make(chan struct{}), gate: make(chan struct{})}
+	defer close(w.gate)
+	rx := loop(t, session.Config{Group: g, FileSink: func(session.ObjectInfo) (io.WriterAt, error) { return w, nil }})
+	w.s.Store(rx)
+	tx := loop(t, session.Config{Group: g})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := tx.SendFile(ctx, bytes.NewReader(make([]byte, 200_000)), 200_000, []byte("file")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.entered:
+	case <-ctx.Done():
+		t.Fatal("the file's first write never returned from its call into the session")
+	}
+	want := []byte("while the disk is stuck")
+	if _, err := tx.SendBytes(ctx, want, []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		o, err := rx.Accept(ctx)
+		if err != nil {
+			t.Fatalf("accept while a file write is stuck: %v", err)
+		}
+		if o.Info().Kind != session.KindData {
+			continue
+		}
+		if err := o.Wait(ctx); err != nil || !bytes.Equal(o.Bytes(), want) {
+			t.Fatalf("data object: %v, %q", err, o.Bytes())
+		}
+		break
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer scancel()
+	start := time.Now()
+	err := rx.Shutdown(sctx)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Shutdown took %v past its 200 ms deadline", took)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown with a stuck file: %v, want the deadline", err)
 	}
 }

@@ -134,7 +134,7 @@ func (k Kind) String() string {
 // Errors returned by sessions.
 var (
 	// ErrClosed is returned by calls on a session that has closed or died
-	// (Session.Err says why). errors.Is(ErrClosed, net.ErrClosed) holds, so
+	// (Session.Err says why), and by Read on an Object after its Close. errors.Is(ErrClosed, net.ErrClosed) holds, so
 	// code written for net.Conn recognises it.
 	ErrClosed error = closedError{}
 	// ErrConfig wraps every configuration error, together with the

@@ -49,9 +49,12 @@ type Session struct {
 	wakes    uint64        // times waiters were woken (for tests)
 	passes   uint64        // loop passes (for tests)
 
-	objs   map[objKey]*Object
-	sinks  map[objKey]*fileSink
-	events chan Event
+	objs     map[objKey]*Object
+	sinks    map[objKey]*asyncSink
+	disk     *diskWriter
+	quit     chan struct{} // closed when the loop must stop at once
+	quitOnce sync.Once
+	events   chan Event
 	// Objects started and not yet taken by Accept, oldest first. Never
 	// dropped: the count is unbounded, the bytes of complete in-memory ones
 	// (appBytes) count against the receiver's buffer budget, which defers
@@ -94,13 +97,15 @@ func New(cfg Config) (*Session, error) {
 		done:  make(chan struct{}),
 		wake:  make(chan struct{}),
 		objs:  map[objKey]*Object{},
-		sinks: map[objKey]*fileSink{},
+		sinks: map[objKey]*asyncSink{},
+		quit:  make(chan struct{}),
 
 		acceptNote: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.disk = newDiskWriter(s)
 	s.seed = cfg.Seed
 	if s.seed == 0 {
 		var b [8]byte
@@ -222,7 +227,7 @@ func (s *Session) wait(ctx context.Context) error {
 	select {
 	case <-ch:
 	case <-ctx.Done():
-		err = ctx.Err()
+		err = context.Cause(ctx) // a write deadline's cause is os.ErrDeadlineExceeded
 	case <-s.done:
 	}
 	s.mu.Lock()
@@ -257,6 +262,7 @@ func (s *Session) run() {
 			s.finish()
 			return
 		}
+		s.disk.waitRoom(s.quit)
 		if err := s.c.uc.SetReadDeadline(next); err != nil {
 			s.fail(err)
 			return
@@ -318,9 +324,11 @@ func (s *Session) finishLocked() {
 		delete(s.objs, k)
 	}
 	for k, sk := range s.sinks {
-		sk.abort()
+		sk.aborted.Store(true)
+		s.disk.put(diskJob{op: diskAbort, sk: sk})
 		delete(s.sinks, k)
 	}
+	s.disk.close()
 	for _, f := range s.openFiles {
 		f.f.Close()
 	}
@@ -532,12 +540,22 @@ func (s *Session) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		s.stopNow = true
 		s.mu.Unlock()
+		s.quitOnce.Do(func() { close(s.quit) })
 		s.kick()
 		// The loop never waits on application code, so it ends within a
 		// pass; the bound is only a safety net.
 		select {
 		case <-s.done:
 		case <-time.After(time.Second):
+		}
+	}
+	// Files still being written are finished (or dropped) before Shutdown
+	// returns, unless ctx ends first.
+	select {
+	case <-s.disk.exited:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
 		}
 	}
 	s.mu.Lock()

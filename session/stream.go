@@ -3,6 +3,9 @@ package session
 import (
 	"context"
 	"errors"
+	"os"
+	"sync"
+	"time"
 
 	"github.com/shoalnet/shoal/sender"
 )
@@ -24,10 +27,15 @@ type StreamOptions struct {
 }
 
 // Stream is a stream this session sends: an io.WriteCloser whose Flush
-// marks the end of a message.
+// marks the end of a message. Write, Flush and Close block while the
+// stream's buffer (or the transmit cache) is full; the Context forms and
+// SetWriteDeadline bound how long.
 type Stream struct {
 	s  *Session
 	id uint16
+
+	mu sync.Mutex
+	dl time.Time // SetWriteDeadline
 }
 
 // OpenStream starts a stream object.
@@ -48,20 +56,49 @@ func (s *Session) OpenStream(ctx context.Context, opt StreamOptions) (*Stream, e
 // ID returns the stream's object id.
 func (st *Stream) ID() uint16 { return st.id }
 
+// SetWriteDeadline bounds the Write, Flush and Close calls made after it,
+// as net.Conn does: past t they return an error matching
+// os.ErrDeadlineExceeded (a Write having written part of its data). The
+// zero time means no deadline.
+func (st *Stream) SetWriteDeadline(t time.Time) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.dl = t
+	return nil
+}
+
+// bound applies the write deadline to ctx.
+func (st *Stream) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	st.mu.Lock()
+	dl := st.dl
+	st.mu.Unlock()
+	if dl.IsZero() {
+		return ctx, func() {}
+	}
+	return context.WithDeadlineCause(ctx, dl, os.ErrDeadlineExceeded)
+}
+
 // Write writes p to the stream, blocking while the ring buffer is full of
 // data not yet sent or not yet confirmed by the receivers the sender knows
 // (see sender.Config.StreamTimeout and StreamPartial).
-func (st *Stream) Write(p []byte) (int, error) { return st.write(context.Background(), p, false) }
+func (st *Stream) Write(p []byte) (int, error) { return st.WriteContext(context.Background(), p) }
 
 // WriteContext is Write with a context.
 func (st *Stream) WriteContext(ctx context.Context, p []byte) (int, error) {
+	ctx, cancel := st.bound(ctx)
+	defer cancel()
 	return st.write(ctx, p, false)
 }
 
 // Flush ends the current message: the next write starts a new one, and
 // the stream's flush mode applies.
-func (st *Stream) Flush() error {
-	_, err := st.write(context.Background(), nil, true)
+func (st *Stream) Flush() error { return st.FlushContext(context.Background()) }
+
+// FlushContext is Flush with a context.
+func (st *Stream) FlushContext(ctx context.Context) error {
+	ctx, cancel := st.bound(ctx)
+	defer cancel()
+	_, err := st.write(ctx, nil, true)
 	return err
 }
 
@@ -72,7 +109,7 @@ func (st *Stream) write(ctx context.Context, p []byte, eom bool) (int, error) {
 	total := 0
 	for {
 		if s.tx == nil || s.stopNow {
-			return total, ErrClosed
+			return total, s.closedErr()
 		}
 		n, err := s.tx.WriteStream(st.id, p[total:], eom)
 		total += n
@@ -94,20 +131,26 @@ func (st *Stream) write(ctx context.Context, p []byte, eom bool) (int, error) {
 }
 
 // Close sends what the stream holds and ends it; receivers read io.EOF.
-func (st *Stream) Close() error {
+func (st *Stream) Close() error { return st.CloseContext(context.Background()) }
+
+// CloseContext is Close with a context: it waits for room in the
+// transmit cache until ctx ends.
+func (st *Stream) CloseContext(ctx context.Context) error {
+	ctx, cancel := st.bound(ctx)
+	defer cancel()
 	s := st.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
 		if s.tx == nil || s.stopNow {
-			return ErrClosed
+			return s.closedErr()
 		}
 		err := s.tx.CloseStream(st.id)
 		if !errors.Is(err, sender.ErrCacheFull) {
 			s.kickLocked()
 			return err
 		}
-		if err := s.wait(context.Background()); err != nil {
+		if err := s.wait(ctx); err != nil {
 			return err
 		}
 	}
