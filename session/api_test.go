@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"runtime"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoalnet/shoal/receiver"
 	"github.com/shoalnet/shoal/sender"
 	"github.com/shoalnet/shoal/session"
 )
@@ -272,5 +274,33 @@ func TestFileSinkOutsideLock(t *testing.T) {
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown with a stuck file: %v, want the deadline", err)
+	}
+}
+
+// TestEngineFieldsRefused: engine settings that the session owns are
+// refused rather than silently overwritten.
+func TestEngineFieldsRefused(t *testing.T) {
+	for name, cfg := range map[string]session.Config{
+		"Sender.NodeID":   {Sender: sender.Config{NodeID: 5}},
+		"Receiver.NodeID": {Receiver: receiver.Config{NodeID: 5}},
+		"Sender.Rand":     {Sender: sender.Config{Rand: rand.New(rand.NewPCG(1, 2))}},
+		"Receiver.Sink":   {Receiver: receiver.Config{Sink: func(receiver.ObjectInfo) (io.WriterAt, error) { return nil, nil }}},
+	} {
+		cfg.Group, cfg.Interface = loopGroup(), "lo"
+		s, err := session.New(cfg)
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, session.ErrConfig) {
+			t.Errorf("%s set: %v, want ErrConfig", name, err)
+		}
+	}
+}
+
+// TestEventBuffer: Config.EventBuffer sizes the Events channel.
+func TestEventBuffer(t *testing.T) {
+	s := loop(t, session.Config{Group: loopGroup(), EventBuffer: 3})
+	if c := cap(s.Events()); c != 3 {
+		t.Fatalf("Events has room for %d, want 3", c)
 	}
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -50,13 +51,16 @@ type Config struct {
 	// otherwise uses where the kernel supports it (Linux).
 	DisableGSO bool
 
-	// Sender configures sending; see package sender for each field. The
-	// session fills in NodeID and Rand. Rate 0 means 10 MB/s (80 Mbit/s),
-	// or with CC set the congestion controller's start rate (CC.StartRate,
-	// whose 0 means 1 Mbit/s).
+	// Sender configures sending; see package sender for each field. Rate
+	// 0 means sender.DefaultRate (10 MB/s), or with CC set the congestion
+	// controller's start rate. The session sets NodeID (from
+	// Config.NodeID) and Rand (from Config.Seed): New refuses a Sender
+	// with either set.
 	Sender sender.Config
 	// Receiver configures receiving; see package receiver. The session
-	// fills in NodeID, Rand and Sink.
+	// sets NodeID (Config.NodeID), Rand (Config.Seed), Sink (Config.Dir or
+	// Config.FileSink) and ConfirmHeld (always on): New refuses a Receiver
+	// with NodeID, Rand or Sink set.
 	Receiver receiver.Config
 	// Dir, if set, is where received file objects are written: as a
 	// temporary file, renamed to the sender's info (a relative path,
@@ -76,9 +80,10 @@ type Config struct {
 	// Seed seeds the engines' randomness (back-off timers, instance id)
 	// and loss injection. 0 means a random seed.
 	Seed uint64
-	// Events, if positive, is the capacity of the Events channel (default
-	// 1024). Events that find it full are counted and dropped.
-	Events int
+	// EventBuffer, if positive, is the capacity of the channel that
+	// Session.Events returns (default 1024). Events that find it full are
+	// counted in Stats.EventsDropped and dropped.
+	EventBuffer int
 	// MaxAccept is no longer used: objects wait for Accept without a
 	// bound on their count (see Session.Accept for the memory bound).
 	//
@@ -149,3 +154,17 @@ type closedError struct{}
 
 func (closedError) Error() string { return "session: closed" }
 func (closedError) Unwrap() error { return net.ErrClosed }
+
+// checkEngineFields refuses engine settings that the session owns, which
+// it would otherwise overwrite without a word.
+func checkEngineFields(cfg *Config) error {
+	switch {
+	case cfg.Sender.NodeID != 0, cfg.Receiver.NodeID != 0:
+		return fmt.Errorf("%w: set Config.NodeID, not Sender.NodeID or Receiver.NodeID", ErrConfig)
+	case cfg.Sender.Rand != nil, cfg.Receiver.Rand != nil:
+		return fmt.Errorf("%w: set Config.Seed, not Sender.Rand or Receiver.Rand", ErrConfig)
+	case cfg.Receiver.Sink != nil:
+		return fmt.Errorf("%w: set Config.FileSink or Config.Dir, not Receiver.Sink", ErrConfig)
+	}
+	return nil
+}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/shoalnet/shoal/sender"
 )
 
 func streamObject() *Object {
@@ -110,5 +112,18 @@ func TestSkipGapsWithCopy(t *testing.T) {
 	}
 	if out.String() != "abcdefg" || o.LostBytes() != 123 {
 		t.Fatalf("read %q, lost %d", out.String(), o.LostBytes())
+	}
+}
+
+// TestFlushModeZeroIsPassive: StreamOptions' zero flush mode is passive
+// (it used to be FlushNone unless FlushSet was true), and the modes map to
+// the engine's.
+func TestFlushModeZeroIsPassive(t *testing.T) {
+	var opt StreamOptions
+	for m, want := range map[FlushMode]sender.FlushMode{opt.Flush: sender.FlushPassive,
+		FlushActive: sender.FlushActive, FlushNone: sender.FlushNone} {
+		if got := m.engine(); got != want {
+			t.Errorf("mode %d: engine mode %d, want %d", m, got, want)
+		}
 	}
 }

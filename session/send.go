@@ -35,10 +35,6 @@ func (s *Session) txConfig() sender.Config {
 	cfg := s.cfg.Sender
 	cfg.NodeID = s.node
 	cfg.Rand = rand.New(rand.NewPCG(s.seed, 1))
-	if cfg.Rate == 0 && cfg.CC == nil {
-		// Under congestion control 0 means CC.StartRate (or its default).
-		cfg.Rate = 10e6
-	}
 	return cfg
 }
 

@@ -86,6 +86,9 @@ func New(cfg Config) (*Session, error) {
 	if cfg.Source.IsValid() && cfg.Source.Is4() != cfg.Group.Addr().Unmap().Is4() {
 		return nil, fmt.Errorf("%w: source %v and group %v are of different IP versions", ErrConfig, cfg.Source, cfg.Group)
 	}
+	if err := checkEngineFields(&cfg); err != nil {
+		return nil, err
+	}
 	c, err := openConn(&cfg)
 	if err != nil {
 		return nil, err
@@ -116,10 +119,10 @@ func New(cfg Config) (*Session, error) {
 	if s.node == 0 {
 		s.node = defaultNodeID()
 	}
-	if cfg.Events <= 0 {
-		cfg.Events = 1024
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = 1024
 	}
-	s.events = make(chan Event, cfg.Events)
+	s.events = make(chan Event, cfg.EventBuffer)
 	s.txLoss = newLoss(cfg.TxLoss, s.seed, 101)
 	s.rxLoss = newLoss(cfg.RxLoss, s.seed, 102)
 

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -16,14 +17,38 @@ type StreamOptions struct {
 	// sent and not yet confirmed by the receivers (and so how much recent
 	// data it can repair). 0 means 4 MiB.
 	Buffer int
-	// Flush is what Flush does at a message end: sender.FlushPassive (the
-	// default) sends the partial segment at once, sender.FlushActive also
-	// prompts receivers to NACK, sender.FlushNone waits for a full segment.
-	Flush sender.FlushMode
-	// FlushSet must be true for Flush's zero value (FlushNone) to count.
-	FlushSet bool
+	// Flush is what Stream.Flush does at a message end. The zero value is
+	// FlushPassive.
+	Flush FlushMode
 	// Info is sent as the stream's NORM_INFO.
 	Info []byte
+}
+
+// FlushMode says what Stream.Flush does at the end of a message.
+type FlushMode uint8
+
+// Flush modes. The zero value, FlushPassive, is the default.
+const (
+	// FlushPassive sends the message's partial last segment at once, so
+	// that receivers get the message without waiting for more data.
+	FlushPassive FlushMode = iota
+	// FlushActive also sends NORM_CMD(FLUSH), prompting receivers to NACK
+	// what they lost of the message at once, for low-latency repair.
+	FlushActive
+	// FlushNone sends data only in full segments: best throughput, but a
+	// message's end waits for the next message to fill its segment.
+	FlushNone
+)
+
+// engine is the sender engine's flush mode.
+func (m FlushMode) engine() sender.FlushMode {
+	switch m {
+	case FlushActive:
+		return sender.FlushActive
+	case FlushNone:
+		return sender.FlushNone
+	}
+	return sender.FlushPassive
 }
 
 // Stream is a stream this session sends: an io.WriteCloser whose Flush
@@ -43,10 +68,12 @@ func (s *Session) OpenStream(ctx context.Context, opt StreamOptions) (*Stream, e
 	if opt.Buffer == 0 {
 		opt.Buffer = 4 << 20
 	}
-	if !opt.FlushSet && opt.Flush == sender.FlushNone {
-		opt.Flush = sender.FlushPassive
+	if opt.Flush > FlushNone {
+		return nil, fmt.Errorf("%w: unknown flush mode %d", ErrConfig, opt.Flush)
 	}
-	id, err := s.enqueue(ctx, func(tx *sender.Sender) (uint16, error) { return tx.OpenStream(opt.Buffer, opt.Info, opt.Flush) })
+	id, err := s.enqueue(ctx, func(tx *sender.Sender) (uint16, error) {
+		return tx.OpenStream(opt.Buffer, opt.Info, opt.Flush.engine())
+	})
 	if err != nil {
 		return nil, err
 	}
