@@ -130,7 +130,7 @@ func peerRecv(t *testing.T, bin string, hosts []*lab.Host, group netip.AddrPort,
 
 // shoalSend sends objs from a Shoal session on h and returns the session
 // and the last object's id.
-func shoalSend(t *testing.T, h *lab.Host, group netip.AddrPort, objs []object, scfg sender.Config) (*session.Session, uint16) {
+func shoalSend(t *testing.T, h *lab.Host, group netip.AddrPort, objs []object, scfg sender.Config) (*session.Session, session.ObjectID) {
 	t.Helper()
 	var s *session.Session
 	if err := h.Do(func() (err error) {
@@ -140,7 +140,7 @@ func shoalSend(t *testing.T, h *lab.Host, group netip.AddrPort, objs []object, s
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	var last uint16
+	var last session.ObjectID
 	for _, o := range objs {
 		var err error
 		switch o.kind {
@@ -447,7 +447,7 @@ func TestAckShoalSender(t *testing.T) {
 	}
 	got := map[uint32]error{}
 	for _, r := range results {
-		got[r.Node] = r.Err
+		got[uint32(r.Node)] = r.Err
 	}
 	for _, n := range nodes[:2] {
 		if e, ok := got[n]; !ok || e != nil {

@@ -3,7 +3,9 @@ package session_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -15,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoalnet/shoal/congestion"
+	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/receiver"
 	"github.com/shoalnet/shoal/sender"
 	"github.com/shoalnet/shoal/session"
@@ -117,7 +121,7 @@ func TestWaitAckConcurrent(t *testing.T) {
 	tx, _ := ackPair(t, sender.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var ids []uint16
+	var ids []session.ObjectID
 	for i := range 3 {
 		id, err := tx.SendBytes(ctx, make([]byte, 5000+i), nil)
 		if err != nil {
@@ -125,7 +129,7 @@ func TestWaitAckConcurrent(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	waits := []uint16{ids[0], ids[2], ids[2], ids[1]}
+	waits := []session.ObjectID{ids[0], ids[2], ids[2], ids[1]}
 	var wg sync.WaitGroup
 	errs := make([]error, len(waits))
 	for i, id := range waits {
@@ -302,5 +306,81 @@ func TestEventBuffer(t *testing.T) {
 	s := loop(t, session.Config{Group: loopGroup(), EventBuffer: 3})
 	if c := cap(s.Events()); c != 3 {
 		t.Fatalf("Events has room for %d, want 3", c)
+	}
+}
+
+// counters counts tracer callbacks.
+type counters struct {
+	sent, received, nackSent, nackReceived, repairs, grtt, rate atomic.Int64
+}
+
+func (c *counters) tracer() *session.Tracer {
+	return &session.Tracer{
+		PacketSent:     func(netip.AddrPort, framing.Header, int) { c.sent.Add(1) },
+		PacketReceived: func(netip.AddrPort, framing.Header, int) { c.received.Add(1) },
+		NackSent:       func(netip.AddrPort, int) { c.nackSent.Add(1) },
+		NackReceived:   func(netip.AddrPort, session.NodeID) { c.nackReceived.Add(1) },
+		RepairsSent:    func(n int) { c.repairs.Add(int64(n)) },
+		GRTTChanged:    func(time.Duration) { c.grtt.Add(1) },
+		RateChanged:    func(float64) { c.rate.Add(1) },
+	}
+}
+
+// TestTracerAndRateChanged: through 10 % injected loss under congestion
+// control, the tracer sees packets both ways, NACKs sent and received,
+// repairs, GRTT and rate changes, and the session publishes RateChanged
+// events though nobody called SetRate (it used to publish them only for
+// SetRate).
+func TestTracerAndRateChanged(t *testing.T) {
+	g := loopGroup()
+	var txc, rxc counters
+	rx := loop(t, session.Config{Group: g, Tracer: rxc.tracer(), RxLoss: session.Loss{Rate: 0.1}, Seed: 3})
+	tx := loop(t, session.Config{Group: g, Tracer: txc.tracer(), Seed: 4,
+		Sender: sender.Config{CC: &congestion.Config{}, GRTT: 10 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	data := make([]byte, 300_000)
+	if _, err := tx.SendBytes(ctx, data, nil); err != nil {
+		t.Fatal(err)
+	}
+	o, err := rx.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rateEvents := 0
+	for len(tx.Events()) > 0 {
+		if _, ok := (<-tx.Events()).(session.RateChanged); ok {
+			rateEvents++
+		}
+	}
+	t.Logf("sender: %d sent, %d NACKs in, %d repairs, %d GRTT and %d rate changes, %d RateChanged events; receiver: %d received, %d NACKs out",
+		txc.sent.Load(), txc.nackReceived.Load(), txc.repairs.Load(), txc.grtt.Load(), txc.rate.Load(), rateEvents,
+		rxc.received.Load(), rxc.nackSent.Load())
+	for name, n := range map[string]int64{"packets sent": txc.sent.Load(), "NACKs received": txc.nackReceived.Load(),
+		"repairs": txc.repairs.Load(), "GRTT changes": txc.grtt.Load(), "rate changes": txc.rate.Load(),
+		"RateChanged events": int64(rateEvents), "packets received": rxc.received.Load(), "NACKs sent": rxc.nackSent.Load()} {
+		if n == 0 {
+			t.Errorf("no %s", name)
+		}
+	}
+}
+
+// TestPublishExpvar: one call publishes the session's Stats in expvar.
+func TestPublishExpvar(t *testing.T) {
+	s := loop(t, session.Config{Group: loopGroup()})
+	s.PublishExpvar("shoal-test-session")
+	v := expvar.Get("shoal-test-session")
+	if v == nil {
+		t.Fatal("not published")
+	}
+	var st session.Stats
+	if err := json.Unmarshal([]byte(v.String()), &st); err != nil {
+		t.Fatalf("%v: %s", err, v.String())
+	}
+	if st.ReadBuffer == 0 {
+		t.Fatalf("published stats %s lack the socket buffer size", v.String())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/shoalnet/shoal/framing"
@@ -37,7 +38,7 @@ type Config struct {
 	// another sender's Sender.AckingNodes, or to keep one identity across
 	// restarts. NORM's custom, which the reference implementation follows,
 	// is the host's IPv4 address; it suits one session per host only.
-	NodeID uint32
+	NodeID NodeID
 	// TTL is the multicast TTL (IPv4) or hop limit (IPv6). 0 means 1: the
 	// local subnet. See the package documentation for scopes.
 	TTL int
@@ -77,6 +78,9 @@ type Config struct {
 
 	// Logger receives the session's log; nil means silent.
 	Logger *slog.Logger
+	// Tracer, if set, is called as packets, NACKs, repairs and rate and
+	// GRTT changes happen (see Tracer).
+	Tracer *Tracer
 	// Seed seeds the engines' randomness (back-off timers, instance id)
 	// and loss injection. 0 means a random seed.
 	Seed uint64
@@ -94,6 +98,19 @@ type Config struct {
 	Linger time.Duration
 }
 
+// NodeID identifies a node of a session in NORM messages (NORM's
+// source_id). It prints as 8 hexadecimal digits.
+type NodeID uint32
+
+func (n NodeID) String() string { return fmt.Sprintf("%08x", uint32(n)) }
+
+// ObjectID identifies an object among those of its sender (NORM's
+// transport object id): a 16-bit serial number that wraps around. It
+// prints in decimal.
+type ObjectID uint16
+
+func (id ObjectID) String() string { return strconv.Itoa(int(id)) }
+
 // Loss describes injected packet loss: independent loss with probability
 // Rate, or, with BurstLen > 1, Gilbert-Elliott bursts of that mean length
 // averaging Rate.
@@ -104,8 +121,8 @@ type Loss struct {
 
 // ObjectInfo describes a received object when it starts.
 type ObjectInfo struct {
-	Sender uint32
-	ID     uint16
+	Sender NodeID
+	ID     ObjectID
 	Kind   Kind
 	Size   uint64
 	Info   []byte
@@ -114,27 +131,16 @@ type ObjectInfo struct {
 	InfoExt framing.Extensions
 }
 
-// Kind is the type of an object.
-type Kind uint8
+// Kind is the type of an object: one type with sender.Kind and
+// receiver.ObjectInfo.Kind.
+type Kind = framing.ObjectKind
 
 // Object kinds.
 const (
-	KindData Kind = iota + 1
-	KindFile
-	KindStream
+	KindData   = framing.ObjectData
+	KindFile   = framing.ObjectFile
+	KindStream = framing.ObjectStream
 )
-
-func (k Kind) String() string {
-	switch k {
-	case KindData:
-		return "data"
-	case KindFile:
-		return "file"
-	case KindStream:
-		return "stream"
-	}
-	return "unknown"
-}
 
 // Errors returned by sessions.
 var (

@@ -216,7 +216,7 @@ func (d *diskWriter) do(j diskJob) {
 				a.file.abort()
 			}
 		case a.file != nil:
-			path, err = a.file.commit(j.name, a.info.Sender, a.info.ID)
+			path, err = a.file.commit(j.name, uint32(a.info.Sender), uint16(a.info.ID))
 		case a.mem != nil:
 			data = a.mem.Bytes()
 		}
@@ -238,10 +238,10 @@ func (s *Session) committed(o *Object, path string, data []byte, err error) {
 	info := o.Info()
 	now := time.Now()
 	if err != nil {
-		s.rx.Held(now, info.Sender, info.ID, false)
+		s.rx.Held(now, uint32(info.Sender), uint16(info.ID), false)
 		s.publish(ObjectAborted{info, err})
 	} else {
-		s.rx.Held(now, info.Sender, info.ID, true)
+		s.rx.Held(now, uint32(info.Sender), uint16(info.ID), true)
 		s.publish(ObjectCompleted{info})
 	}
 	s.kickLocked() // an acknowledgement may be due

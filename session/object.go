@@ -338,7 +338,7 @@ func (s *Session) holdStreamLocked(now time.Time, o *Object, hold bool) {
 	if s.stopNow {
 		return
 	}
-	s.rx.HoldStream(now, o.info.Sender, o.info.ID, hold)
+	s.rx.HoldStream(now, uint32(o.info.Sender), uint16(o.info.ID), hold)
 	if !hold {
 		s.kickLocked() // acknowledgements may be due now
 	}
@@ -368,13 +368,13 @@ func (s *Session) rxEvents(now time.Time) {
 		k := objKey{e.Sender, e.Object}
 		switch e.Kind {
 		case receiver.EventSenderNew:
-			s.publish(SenderJoined{e.Sender})
+			s.publish(SenderJoined{NodeID(e.Sender)})
 		case receiver.EventSenderReset:
-			s.publish(SenderReset{e.Sender})
+			s.publish(SenderReset{NodeID(e.Sender)})
 		case receiver.EventSenderGone:
-			s.publish(SenderGone{e.Sender})
+			s.publish(SenderGone{NodeID(e.Sender)})
 		case receiver.EventSenderRejected:
-			s.publish(SenderRejected{e.Sender})
+			s.publish(SenderRejected{NodeID(e.Sender)})
 		case receiver.EventStarted:
 			kind := KindData
 			switch {
@@ -383,7 +383,7 @@ func (s *Session) rxEvents(now time.Time) {
 			case e.Stream:
 				kind = KindStream
 			}
-			o := newObject(s, ObjectInfo{Sender: e.Sender, ID: e.Object, Kind: kind, Size: e.Size})
+			o := newObject(s, ObjectInfo{Sender: NodeID(e.Sender), ID: ObjectID(e.Object), Kind: kind, Size: e.Size})
 			if kind == KindStream {
 				o.info.Size = 0
 			}
@@ -448,7 +448,7 @@ func (s *Session) rxEvents(now time.Time) {
 				s.publish(ObjectAborted{o.Info(), e.Err})
 			}
 		case receiver.EventCommand:
-			s.publish(CommandReceived{e.Sender, append([]byte(nil), e.Data...)})
+			s.publish(CommandReceived{NodeID(e.Sender), append([]byte(nil), e.Data...)})
 		}
 	}
 }
@@ -583,7 +583,7 @@ func (s *Session) sink(info receiver.ObjectInfo) (io.WriterAt, error) {
 	if !info.File || (s.cfg.FileSink == nil && s.cfg.Dir == "") {
 		return nil, nil
 	}
-	oi := ObjectInfo{Sender: info.Sender, ID: info.Object, Kind: KindFile, Size: info.Size, Info: info.Info}
+	oi := ObjectInfo{Sender: NodeID(info.Sender), ID: ObjectID(info.Object), Kind: KindFile, Size: info.Size, Info: info.Info}
 	sk := &asyncSink{s: s, info: oi}
 	s.sinks[objKey{info.Sender, info.Object}] = sk
 	s.disk.put(diskJob{op: diskOpen, sk: sk})

@@ -26,6 +26,8 @@ func (s *Session) txLocked() (*sender.Sender, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	s.tx = tx
+	st := tx.Stats()
+	s.trace = traceState{rate: st.Rate, grtt: st.GRTT}
 	return tx, nil
 }
 
@@ -39,7 +41,7 @@ func (s *Session) txConfig() sender.Config {
 }
 
 // enqueue retries op until the transmit cache has room or ctx ends.
-func (s *Session) enqueue(ctx context.Context, op func(*sender.Sender) (uint16, error)) (uint16, error) {
+func (s *Session) enqueue(ctx context.Context, op func(*sender.Sender) (uint16, error)) (ObjectID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
@@ -50,7 +52,7 @@ func (s *Session) enqueue(ctx context.Context, op func(*sender.Sender) (uint16, 
 		id, err := op(tx)
 		if !errors.Is(err, sender.ErrCacheFull) {
 			s.kickLocked()
-			return id, err
+			return ObjectID(id), err
 		}
 		if err := s.wait(ctx); err != nil {
 			return 0, err
@@ -67,21 +69,21 @@ func (s *Session) kickLocked() {
 // segment, e.g. a name), and returns its id once queued. The session keeps
 // a reference to data until the object leaves its transmit cache: do not
 // modify it. It blocks while the transmit cache is full of unsent objects.
-func (s *Session) SendBytes(ctx context.Context, data, info []byte) (uint16, error) {
+func (s *Session) SendBytes(ctx context.Context, data, info []byte) (ObjectID, error) {
 	return s.enqueue(ctx, func(tx *sender.Sender) (uint16, error) { return tx.SendData(data, info) })
 }
 
 // SendFile sends size bytes read from r (never held whole in memory) as a
 // file object with optional info; reference receivers take the info as the
 // file name ('/' separated relative path).
-func (s *Session) SendFile(ctx context.Context, r io.ReaderAt, size int64, info []byte) (uint16, error) {
+func (s *Session) SendFile(ctx context.Context, r io.ReaderAt, size int64, info []byte) (ObjectID, error) {
 	return s.enqueue(ctx, func(tx *sender.Sender) (uint16, error) { return tx.SendFile(r, size, info) })
 }
 
 // SendFileExt is SendFile with header extensions added to the object's
 // NORM_INFO (see sender.Sender.SetInfoExtension): metadata that Shoal
 // receivers read from ObjectInfo.InfoExt and others skip.
-func (s *Session) SendFileExt(ctx context.Context, r io.ReaderAt, size int64, info []byte, ext framing.Extensions) (uint16, error) {
+func (s *Session) SendFileExt(ctx context.Context, r io.ReaderAt, size int64, info []byte, ext framing.Extensions) (ObjectID, error) {
 	if err := ext.Check(); err != nil {
 		return 0, err
 	}
@@ -96,7 +98,7 @@ func (s *Session) SendFileExt(ctx context.Context, r io.ReaderAt, size int64, in
 
 // SendPath sends the file at path, named name in its info. The file stays
 // open until the object leaves the transmit cache.
-func (s *Session) SendPath(ctx context.Context, path, name string) (uint16, error) {
+func (s *Session) SendPath(ctx context.Context, path, name string) (ObjectID, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
@@ -112,7 +114,7 @@ func (s *Session) SendPath(ctx context.Context, path, name string) (uint16, erro
 		return 0, err
 	}
 	s.mu.Lock()
-	s.openFiles = append(s.openFiles, openFile{id, f})
+	s.openFiles = append(s.openFiles, openFile{uint16(id), f})
 	s.mu.Unlock()
 	return id, nil
 }
@@ -145,14 +147,14 @@ func (s *Session) SetRate(bytesPerSec float64) error {
 		return err
 	}
 	tx.SetRate(bytesPerSec)
-	s.publish(RateChanged{bytesPerSec})
+	s.observeTx() // publishes RateChanged
 	s.kickLocked()
 	return nil
 }
 
 // AckResult is one receiver's answer to a watermark.
 type AckResult struct {
-	Node uint32
+	Node NodeID
 	Err  error // nil: acknowledged; sender.ErrNoAck: no answer
 }
 
@@ -177,7 +179,8 @@ type ackWait struct {
 // time, so calls for different objects are served in turn, and calls for
 // the same object share one request and its results. A call that ends with
 // its context withdraws its request if no other call shares it.
-func (s *Session) WaitAck(ctx context.Context, id uint16) ([]AckResult, error) {
+func (s *Session) WaitAck(ctx context.Context, oid ObjectID) ([]AckResult, error) {
+	id := uint16(oid)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := s.txLocked(); err != nil {
@@ -281,7 +284,7 @@ func (s *Session) txEvents() {
 		s.progress = true
 		switch e.Kind {
 		case sender.EventSent:
-			s.publish(ObjectSent{e.Object})
+			s.publish(ObjectSent{ObjectID(e.Object)})
 		case sender.EventPurged:
 			for i, f := range s.openFiles {
 				if f.id == e.Object {
@@ -290,15 +293,15 @@ func (s *Session) txEvents() {
 					break
 				}
 			}
-			s.publish(ObjectPurged{e.Object})
+			s.publish(ObjectPurged{ObjectID(e.Object)})
 		case sender.EventObjectError:
 			s.log.Error("object could not be read", "object", e.Object, "err", e.Err)
 		case sender.EventAck:
 			if len(s.acks) > 0 && s.acks[0].id == e.Object {
 				w := s.acks[0]
-				w.results = append(w.results, AckResult{e.Node, e.Err})
+				w.results = append(w.results, AckResult{NodeID(e.Node), e.Err})
 			}
-			s.publish(AckReceived{e.Object, e.Node, e.Err})
+			s.publish(AckReceived{ObjectID(e.Object), NodeID(e.Node), e.Err})
 		case sender.EventWatermark:
 			if len(s.acks) > 0 && s.acks[0].id == e.Object {
 				w := s.acks[0]
@@ -316,7 +319,7 @@ func (s *Session) txEvents() {
 			s.txClosed = true
 		case sender.EventSlowReceiver:
 			s.log.Warn("receiver too slow for the minimum rate; no longer limiting", "node", e.Node)
-			s.publish(SlowReceiver{e.Node})
+			s.publish(SlowReceiver{NodeID(e.Node)})
 		}
 	}
 }

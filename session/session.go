@@ -45,7 +45,7 @@ type Session struct {
 	wake     chan struct{} // closed and replaced when waiters may proceed
 	progress bool          // the sender engine moved since waiters were last woken
 	lastWake time.Time     // when waiters were last woken
-	txData   uint64        // the sender's data symbols at the last poll
+	trace    traceState    // the sender's figures at the last poll
 	wakes    uint64        // times waiters were woken (for tests)
 	passes   uint64        // loop passes (for tests)
 
@@ -115,7 +115,7 @@ func New(cfg Config) (*Session, error) {
 		_, _ = crand.Read(b[:])
 		s.seed = binary.LittleEndian.Uint64(b[:]) | 1
 	}
-	s.node = cfg.NodeID
+	s.node = uint32(cfg.NodeID)
 	if s.node == 0 {
 		s.node = defaultNodeID()
 	}
@@ -196,7 +196,7 @@ func defaultNodeID() uint32 {
 }
 
 // NodeID returns the id this session uses in NORM messages.
-func (s *Session) NodeID() uint32 { return s.node }
+func (s *Session) NodeID() NodeID { return NodeID(s.node) }
 
 // Events returns the session's events. Events that find the channel full
 // are dropped and counted in Stats.EventsDropped. The channel is closed
@@ -375,6 +375,9 @@ func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) 
 		s.log.Debug("not NORM", "from", from, "err", err)
 		return
 	}
+	if s.cfg.Tracer != nil {
+		s.traceReceived(h, from, len(b))
+	}
 	if (h.Type == framing.TypeNack || h.Type == framing.TypeAck) && s.tx != nil {
 		_ = s.tx.HandlePacketAt(now, arrived, from, b)
 		s.progress = true // feedback may free stream buffer space
@@ -398,10 +401,7 @@ func (s *Session) poll(now time.Time) time.Time {
 			next = t
 		}
 		s.txEvents()
-		if d := s.tx.Stats().DataSymbols; d != s.txData {
-			s.txData = d
-			s.progress = true // sent data frees cache and stream space
-		}
+		s.observeTx()
 	}
 	if t := s.rx.Poll(now, &s.out); t.Before(next) {
 		next = t
@@ -434,6 +434,15 @@ func (s *Session) send() {
 			s.log.Debug("send failed", "err", err)
 		}
 		batch = batch[:0]
+	}
+	if s.cfg.Tracer != nil {
+		for i := range o.Len() {
+			b, dst := o.Packet(i)
+			if !dst.IsValid() {
+				dst = s.c.group
+			}
+			s.traceSent(b, dst)
+		}
 	}
 	for i := 0; i < o.Len(); {
 		b, dst := o.Packet(i)

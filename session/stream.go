@@ -77,11 +77,11 @@ func (s *Session) OpenStream(ctx context.Context, opt StreamOptions) (*Stream, e
 	if err != nil {
 		return nil, err
 	}
-	return &Stream{s: s, id: id}, nil
+	return &Stream{s: s, id: uint16(id)}, nil
 }
 
 // ID returns the stream's object id.
-func (st *Stream) ID() uint16 { return st.id }
+func (st *Stream) ID() ObjectID { return ObjectID(st.id) }
 
 // SetWriteDeadline bounds the Write, Flush and Close calls made after it,
 // as net.Conn does: past t they return an error matching

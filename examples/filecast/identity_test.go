@@ -55,7 +55,7 @@ func TestStoreCleanup(t *testing.T) {
 	dir := t.TempDir()
 	st, _ := newStore(dir)
 	for id := range uint16(3) {
-		w, err := st.sink(session.ObjectInfo{Sender: 0x0a000001, ID: id, Kind: session.KindFile, Size: 10, Info: []byte("f")})
+		w, err := st.sink(session.ObjectInfo{Sender: 0x0a000001, ID: session.ObjectID(id), Kind: session.KindFile, Size: 10, Info: []byte("f")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -67,7 +67,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "filecast recv: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "filecast recv: node id %s (name it in a sender's --ack list; --node sets it)\n", nodeName(s.NodeID()))
+	fmt.Fprintf(stderr, "filecast recv: node id %s (name it in a sender's --ack list; --node sets it)\n", nodeName(uint32(s.NodeID())))
 	status := receiveLoop(ctx, s, st, *count, *idle, *linger, c.json, stdout, stderr)
 	closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
