@@ -56,6 +56,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger, cfg.FileSink, cfg.RxLoss = log, st.sink, session.Loss{Rate: loss}
+	cfg.Tracer = debugTracer(c.logLevel, log)
 	cfg.Receiver.Silent = *silent
 	cfg.Receiver.TolerateLoss = *tolerate
 	// Interrupted or terminated, the receiver still closes its session and

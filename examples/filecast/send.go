@@ -199,6 +199,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	cfg.Sender, cfg.Logger, cfg.TxLoss = scfg, log, session.Loss{Rate: loss}
+	cfg.Tracer = debugTracer(c.logLevel, log)
 	s, err := session.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "filecast send: %v\n", err)
