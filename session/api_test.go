@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -382,5 +383,42 @@ func TestPublishExpvar(t *testing.T) {
 	}
 	if st.ReadBuffer == 0 {
 		t.Fatalf("published stats %s lack the socket buffer size", v.String())
+	}
+}
+
+// TestStreamWriteDeadline: a Write blocked on a full stream buffer returns
+// at the write deadline with net.Conn's error, having written part of its
+// data; Write had no deadline, and Flush and Close no context, before.
+func TestStreamWriteDeadline(t *testing.T) {
+	s := loop(t, session.Config{Group: loopGroup(), Sender: sender.Config{Rate: 20e3}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := s.OpenStream(ctx, session.StreamOptions{Buffer: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	start := time.Now()
+	n, err := st.Write(make([]byte, 1<<20))
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 || n == 1<<20 {
+		t.Fatalf("Write: %d bytes, %v; want part of it and os.ErrDeadlineExceeded", n, err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Write returned %v after its deadline", took)
+	}
+	// Close needs room the full buffer lacks: the passed deadline bounds
+	// it too.
+	start = time.Now()
+	if err := st.Close(); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Close past the deadline: %v", err)
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer ccancel()
+	st.SetWriteDeadline(time.Time{})
+	if err := st.CloseContext(cctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close with a context: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Close took %v despite its deadline and context", took)
 	}
 }
