@@ -69,7 +69,13 @@ type Config struct {
 	// data objects.
 	Dir string
 	// FileSink, if set, is asked for a destination for every received file
-	// object instead (it wins over Dir).
+	// object instead (it wins over Dir). It and the WriterAt it returns run
+	// on the session's disk-writer goroutine, never under the session's
+	// lock: they may block (the session stops reading packets once 32 MiB
+	// wait for them) and may call the Session. An error, from FileSink or
+	// a write, fails the object (ObjectAborted) when it completes; a nil
+	// WriterAt keeps the file in memory (Object.Bytes). The object is
+	// complete, and Wait returns, once every write has returned.
 	FileSink func(ObjectInfo) (io.WriterAt, error)
 
 	// TxLoss and RxLoss drop a share of the packets sent or received, for

@@ -13,8 +13,9 @@ import (
 // field is optional, and nil ones cost nothing. Set it in Config.Tracer.
 //
 // The callbacks run on the session's goroutine, some with the session's
-// lock held: they must return quickly and must not call the Session. They
-// never run concurrently with each other for one session.
+// lock held (RateChanged also inside SetRate, on its caller's goroutine):
+// they must return quickly, must not call the Session, and must be safe
+// for concurrent use.
 type Tracer struct {
 	// PacketSent: a datagram of size bytes went to the socket for to.
 	PacketSent func(to netip.AddrPort, h framing.Header, size int)
