@@ -281,7 +281,6 @@ func (s *Session) failAcks() {
 // s.mu held.
 func (s *Session) txEvents() {
 	for _, e := range s.tx.Events() {
-		s.progress = true
 		switch e.Kind {
 		case sender.EventSent:
 			s.publish(ObjectSent{ObjectID(e.Object)})

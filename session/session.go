@@ -43,8 +43,6 @@ type Session struct {
 
 	waiters  int
 	wake     chan struct{} // closed and replaced when waiters may proceed
-	progress bool          // the sender engine moved since waiters were last woken
-	lastWake time.Time     // when waiters were last woken
 	trace    traceState    // the sender's figures at the last poll
 	wakes    uint64        // times waiters were woken (for tests)
 	passes   uint64        // loop passes (for tests)
@@ -217,8 +215,8 @@ func (s *Session) kick() {
 	s.c.kick()
 }
 
-// wait releases the lock until the sender engine made progress (see
-// poll), or ctx ends. It must be called with s.mu held and returns with it
+// wait releases the lock until the loop's next pass (see poll), or ctx
+// ends. It must be called with s.mu held and returns with it
 // held. It does not wake the loop: a caller that changed the engine's
 // state kicks it itself, and a caller that merely waits must not make the
 // loop spin.
@@ -242,11 +240,9 @@ func (s *Session) wait(ctx context.Context) error {
 }
 
 // wakeWaiters lets every wait return. Called with s.mu held.
-func (s *Session) wakeWaiters(now time.Time) {
+func (s *Session) wakeWaiters() {
 	close(s.wake)
 	s.wake = make(chan struct{})
-	s.progress = false
-	s.lastWake = now
 	s.wakes++
 }
 
@@ -336,7 +332,7 @@ func (s *Session) finishLocked() {
 		f.f.Close()
 	}
 	s.openFiles = nil
-	s.wakeWaiters(time.Now())
+	s.wakeWaiters()
 	_ = s.c.uc.Close()
 	joined.Lock()
 	delete(joined.groups, s)
@@ -380,7 +376,6 @@ func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) 
 	}
 	if (h.Type == framing.TypeNack || h.Type == framing.TypeAck) && s.tx != nil {
 		_ = s.tx.HandlePacketAt(now, arrived, from, b)
-		s.progress = true // feedback may free stream buffer space
 	}
 	if err := s.rx.HandlePacketAt(now, arrived, from, b); err != nil {
 		s.log.Debug("bad packet", "from", from, "err", err)
@@ -407,11 +402,13 @@ func (s *Session) poll(now time.Time) time.Time {
 		next = t
 	}
 	s.rxEvents(now)
-	// Waiters retry only when the sender moved (an event, feedback, data
-	// sent), else a blocked call would wake the loop and the loop the call,
-	// for ever. Once a second they retry regardless, as a safety net.
-	if s.waiters > 0 && (s.progress || now.Sub(s.lastWake) >= time.Second) {
-		s.wakeWaiters(now)
+	// Waiters retry after every pass: room in the cache or a stream's
+	// buffer may come from an event, feedback, data sent or a timer. A
+	// pass has a cause of its own (a packet, a timer, a call that changed
+	// the engine); waiting alone never causes one, or a blocked call would
+	// wake the loop and the loop the call, for ever.
+	if s.waiters > 0 {
+		s.wakeWaiters()
 	}
 	return next
 }

@@ -41,19 +41,13 @@ type traceState struct {
 	rate    float64
 	grtt    time.Duration
 	repairs uint64
-	data    uint64
 }
 
 // observeTx compares the sender engine's figures with the last poll's:
-// it publishes RateChanged, calls the tracer, and notes whether data went
-// out (which frees room for waiting writers). Called with s.mu held.
+// it publishes RateChanged and calls the tracer. Called with s.mu held.
 func (s *Session) observeTx() {
 	st := s.tx.Stats()
 	tr, ts := s.cfg.Tracer, &s.trace
-	if st.DataSymbols != ts.data {
-		ts.data = st.DataSymbols
-		s.progress = true // sent data frees cache and stream space
-	}
 	if st.Rate != ts.rate {
 		ts.rate = st.Rate
 		s.publish(RateChanged{st.Rate})
