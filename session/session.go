@@ -41,11 +41,11 @@ type Session struct {
 	txClosed bool // the sender announced EOT
 	err      error
 
-	waiters  int
-	wake     chan struct{} // closed and replaced when waiters may proceed
-	trace    traceState    // the sender's figures at the last poll
-	wakes    uint64        // times waiters were woken (for tests)
-	passes   uint64        // loop passes (for tests)
+	waiters int
+	wake    chan struct{} // closed and replaced when waiters may proceed
+	trace   traceState    // the sender's figures at the last poll
+	wakes   uint64        // times waiters were woken (for tests)
+	passes  uint64        // loop passes (for tests)
 
 	objs     map[objKey]*Object
 	sinks    map[objKey]*asyncSink
