@@ -422,3 +422,47 @@ func TestStreamWriteDeadline(t *testing.T) {
 		t.Fatalf("Close took %v despite its deadline and context", took)
 	}
 }
+
+// TestFileSinkResults: through the disk writer, a FileSink's error still
+// fails its object, and a nil destination still keeps the file in memory.
+func TestFileSinkResults(t *testing.T) {
+	g := loopGroup()
+	refused := errors.New("refused")
+	rx := loop(t, session.Config{Group: g, FileSink: func(oi session.ObjectInfo) (io.WriterAt, error) {
+		if oi.Size == 50_000 { // the info may not have arrived yet
+			return nil, refused
+		}
+		return nil, nil
+	}})
+	tx := loop(t, session.Config{Group: g})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	data := make([]byte, 50_000)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	for name, size := range map[string]int{"refuse": 50_000, "memory": 40_000} {
+		if _, err := tx.SendFile(ctx, bytes.NewReader(data[:size]), int64(size), []byte(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		o, err := rx.Accept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = o.Wait(ctx)
+		switch name := string(o.Info().Info); name {
+		case "refuse":
+			if !errors.Is(err, refused) {
+				t.Errorf("refused file: %v", err)
+			}
+		case "memory":
+			if err != nil || !bytes.Equal(o.Bytes(), data[:40_000]) {
+				t.Errorf("file kept in memory: %v, %d bytes", err, len(o.Bytes()))
+			}
+		default:
+			t.Errorf("unexpected object %q", name)
+		}
+	}
+}
