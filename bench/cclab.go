@@ -92,7 +92,7 @@ func ccTransfer(l *lab.Lab, size int64, start float64, gso bool, timeout time.Du
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		for _, s := range sessions {
-			_ = s.Close(ctx)
+			_ = s.Shutdown(ctx)
 		}
 	}()
 	open := func(h *lab.Host, cfg session.Config) (*session.Session, error) {

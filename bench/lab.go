@@ -229,7 +229,7 @@ func shoalTransfer(l *lab.Lab, size int64, rate float64, parity, auto, port int,
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = tx.Close(ctx)
+		_ = tx.Shutdown(ctx)
 	}()
 	if p := os.Getenv("SHOAL_CPUPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {
@@ -311,7 +311,7 @@ func labRx(args []string, stdout io.Writer) int {
 		defer func() {
 			c, cc := context.WithTimeout(context.Background(), time.Second)
 			defer cc()
-			_ = s.Close(c)
+			_ = s.Shutdown(c)
 		}()
 		o, err := s.Accept(ctx)
 		if err != nil {

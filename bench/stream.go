@@ -101,7 +101,7 @@ func streamRun(l *lab.Lab, size int64, rate float64, timeout time.Duration) (str
 	defer func() {
 		for _, s := range rxs {
 			c, cc := context.WithTimeout(context.Background(), time.Second)
-			_ = s.Close(c)
+			_ = s.Shutdown(c)
 			cc()
 		}
 	}()
@@ -118,7 +118,7 @@ func streamRun(l *lab.Lab, size int64, rate float64, timeout time.Duration) (str
 	}
 	defer func() {
 		c, cc := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = tx.Close(c)
+		_ = tx.Shutdown(c)
 		cc()
 	}()
 	want := sha256.New()

@@ -130,7 +130,7 @@ func peerRecv(t *testing.T, bin string, hosts []*lab.Host, group netip.AddrPort,
 
 // shoalSend sends objs from a Shoal session on h and returns the session
 // and the last object's id.
-func shoalSend(t *testing.T, h *lab.Host, group netip.AddrPort, objs []object, scfg sender.Config) (*session.Session, uint16) {
+func shoalSend(t *testing.T, h *lab.Host, group netip.AddrPort, objs []object, scfg sender.Config) (*session.Session, session.ObjectID) {
 	t.Helper()
 	var s *session.Session
 	if err := h.Do(func() (err error) {
@@ -140,7 +140,7 @@ func shoalSend(t *testing.T, h *lab.Host, group netip.AddrPort, objs []object, s
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	var last uint16
+	var last session.ObjectID
 	for _, o := range objs {
 		var err error
 		switch o.kind {
@@ -239,7 +239,7 @@ func TestShoalToLibnorm(t *testing.T) {
 			lines, dirs := wait()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_ = s.Close(ctx)
+			_ = s.Shutdown(ctx)
 			for r := range lines {
 				checkPeerGot(t, r, lines[r], dirs[r], objs)
 			}
@@ -277,7 +277,7 @@ func shoalRecv(t *testing.T, h *lab.Host, group netip.AddrPort, cfg session.Conf
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = s.Close(ctx)
+		_ = s.Shutdown(ctx)
 	})
 	return s
 }
@@ -447,7 +447,7 @@ func TestAckShoalSender(t *testing.T) {
 	}
 	got := map[uint32]error{}
 	for _, r := range results {
-		got[r.Node] = r.Err
+		got[uint32(r.Node)] = r.Err
 	}
 	for _, n := range nodes[:2] {
 		if e, ok := got[n]; !ok || e != nil {
@@ -458,7 +458,7 @@ func TestAckShoalSender(t *testing.T) {
 		t.Errorf("node %08x does not exist yet was counted as acknowledging", ghost)
 	}
 	lines, dirs := waitRx()
-	_ = s.Close(ctx)
+	_ = s.Shutdown(ctx)
 	for r := range lines {
 		checkPeerGot(t, r, lines[r], dirs[r], objs)
 	}
@@ -587,7 +587,7 @@ func shoalSendCC(t *testing.T, bin string, h *lab.Host, rx []*lab.Host, group ne
 		}
 	}
 	lines, dirs := wait()
-	_ = s.Close(ctx)
+	_ = s.Shutdown(ctx)
 	for r := range lines {
 		checkPeerGot(t, r, lines[r], dirs[r], objs)
 	}
@@ -714,7 +714,7 @@ func TestStreamFlowLibnorm(t *testing.T) {
 	st := s.Stats().Sender
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = s.Close(ctx)
+	_ = s.Shutdown(ctx)
 	t.Logf("writer held back %v; %d flow-control requests; %d squelches", st.FlowBlocked, st.FlowRequests, st.Squelches)
 	for r := range lines {
 		checkPeerGot(t, r, lines[r], dirs[r], objs)

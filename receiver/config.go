@@ -17,6 +17,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"time"
+
+	"github.com/shoalnet/shoal/framing"
 )
 
 // SyncPolicy says which objects a receiver joining a session in progress
@@ -41,6 +43,17 @@ type ObjectInfo struct {
 	Stream bool   // NORM_OBJECT_STREAM: data arrives as EventStreamData
 	Size   uint64 // bytes
 	Info   []byte // NORM_INFO content if it arrived first, else nil
+}
+
+// Kind returns the object's type, as sender and session name it.
+func (i ObjectInfo) Kind() framing.ObjectKind {
+	switch {
+	case i.File:
+		return framing.ObjectFile
+	case i.Stream:
+		return framing.ObjectStream
+	}
+	return framing.ObjectData
 }
 
 // Config configures a Receiver. Zero values select the defaults given.

@@ -25,8 +25,8 @@ import (
 	"github.com/shoalnet/shoal/fec"
 )
 
-// Config configures a Sender. The zero value of every field but NodeID and
-// Rate selects the default given in its comment.
+// Config configures a Sender. The zero value of every field but NodeID
+// selects the default given in its comment.
 type Config struct {
 	// NodeID identifies this sender in every message (NORM's source_id).
 	// Required; conventionally an IPv4 address of the host.
@@ -42,8 +42,8 @@ type Config struct {
 	Rand *rand.Rand
 
 	// Rate is the transmit rate in bytes per second (payload plus NORM
-	// headers). Required unless CC is set; with CC it is the rate to start
-	// from (0: CC.StartRate or its default).
+	// headers). 0 means DefaultRate; with CC set it is the rate to start
+	// from instead (0: CC.StartRate or its default). Negative is an error.
 	Rate float64
 	// CC, if set, turns on NORM-CC congestion control (RFC 5740 §5.5):
 	// the rate follows the slowest receiver's TCP-friendly rate between
@@ -143,6 +143,10 @@ type Config struct {
 	MaxNodes int
 }
 
+// DefaultRate is the transmit rate of a Config without Rate or CC: 10 MB/s
+// (80 Mbit/s).
+const DefaultRate = 10e6
+
 // Errors returned by the Sender.
 var (
 	ErrConfig        = errors.New("sender: invalid configuration")
@@ -157,8 +161,11 @@ func (c *Config) setDefaults() error {
 	if c.NodeID == 0 || c.NodeID == 0xffffffff {
 		return fmt.Errorf("%w: NodeID must be set and not NORM_NODE_ANY", ErrConfig)
 	}
+	if c.Rate == 0 && c.CC == nil {
+		c.Rate = DefaultRate
+	}
 	if !(c.Rate > 0) && !(c.CC != nil && c.Rate == 0) {
-		return fmt.Errorf("%w: Rate must be positive", ErrConfig)
+		return fmt.Errorf("%w: Rate must not be negative", ErrConfig)
 	}
 	def := func(v *int, d int) {
 		if *v == 0 {

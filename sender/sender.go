@@ -13,13 +13,13 @@ import (
 	"github.com/shoalnet/shoal/nack"
 )
 
-// Kind is the NORM object type.
-type Kind uint8
+// Kind is the NORM object type, one type with session.Kind.
+type Kind = framing.ObjectKind
 
 // Object kinds.
 const (
-	KindData Kind = iota + 1 // bytes held in memory (NORM_OBJECT_DATA)
-	KindFile                 // read through io.ReaderAt (NORM_OBJECT_FILE)
+	KindData = framing.ObjectData // bytes held in memory (NORM_OBJECT_DATA)
+	KindFile = framing.ObjectFile // read through io.ReaderAt (NORM_OBJECT_FILE)
 )
 
 // txObject is one object in the transmit cache.

@@ -63,7 +63,7 @@ func pollFor(s *Sender, from time.Time, d time.Duration, polled func(now time.Ti
 func TestConfigErrors(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"no node id":      {Rate: 1},
-		"no rate":         {NodeID: 1},
+		"negative rate":   {NodeID: 1, Rate: -1},
 		"k+p over 255":    {NodeID: 1, Rate: 1, BlockLen: 200, Parity: 56},
 		"auto > parity":   {NodeID: 1, Rate: 1, Parity: 2, AutoParity: 3},
 		"segment too big": {NodeID: 1, Rate: 1, SegmentSize: 70000},
@@ -73,6 +73,18 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := New(cfg, t0); !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: err = %v, want ErrConfig", name, err)
 		}
+	}
+}
+
+// TestDefaultRate: Rate 0 means DefaultRate, as it does in package
+// session (it used to be an error here and 10 MB/s there).
+func TestDefaultRate(t *testing.T) {
+	s, err := New(Config{NodeID: 1}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().Rate; got != DefaultRate {
+		t.Fatalf("rate %v, want DefaultRate", got)
 	}
 }
 

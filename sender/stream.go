@@ -9,7 +9,7 @@ import (
 
 // KindStream is a NORM_OBJECT_STREAM: an unbounded byte stream sent from a
 // ring buffer, with message boundaries.
-const KindStream Kind = 3
+const KindStream = framing.ObjectStream
 
 // FlushMode says what a stream does at the end of each message (RFC 5740
 // §5.1.2 stream flushing).

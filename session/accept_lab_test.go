@@ -52,7 +52,7 @@ func acceptAll(t *testing.T, s *session.Session, want map[string][]byte, timeout
 // the acknowledgement of the last one will be delivered.
 func sendAll(ctx context.Context, t *testing.T, tx *session.Session, objs map[string][]byte) <-chan []session.AckResult {
 	t.Helper()
-	var last uint16
+	var last session.ObjectID
 	for i := range len(objs) {
 		name := fmt.Sprintf("obj-%d", i)
 		id, err := tx.SendBytes(ctx, objs[name], []byte(name))
@@ -78,7 +78,7 @@ func TestLabSlowAccept(t *testing.T) {
 	group := netip.MustParseAddrPort("239.255.8.1:6950")
 	rx := open(t, l.Hosts[1], session.Config{Group: group, Seed: 1})
 	tx := open(t, l.Hosts[0], session.Config{Group: group, Seed: 2,
-		Sender: sender.Config{Rate: 20e6, AckingNodes: []uint32{rx.NodeID()}, FlushTime: 20 * time.Second}})
+		Sender: sender.Config{Rate: 20e6, AckingNodes: []uint32{uint32(rx.NodeID())}, FlushTime: 20 * time.Second}})
 	objs := smallObjects(2500)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -107,7 +107,7 @@ func TestLabAckWaitsForAccept(t *testing.T) {
 		// The transmit cache holds everything: deferred objects are
 		// repaired from it (a sender that purged them would squelch them,
 		// and the watermark would fail instead).
-		Sender: sender.Config{Rate: 20e6, AckingNodes: []uint32{rx.NodeID()}, FlushTime: 30 * time.Second, CacheObjects: 1024}})
+		Sender: sender.Config{Rate: 20e6, AckingNodes: []uint32{uint32(rx.NodeID())}, FlushTime: 30 * time.Second, CacheObjects: 1024}})
 	objs := smallObjects(800) // about 4.4 MB
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -42,8 +42,8 @@ func BenchmarkSessionTransfer(b *testing.B) {
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = tx.Close(ctx)
-		_ = rx.Close(ctx)
+		_ = tx.Shutdown(ctx)
+		_ = rx.Shutdown(ctx)
 	}()
 	const size = 32 << 20
 	ctx := context.Background()

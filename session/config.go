@@ -2,9 +2,12 @@ package session
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/shoalnet/shoal/framing"
@@ -35,7 +38,7 @@ type Config struct {
 	// another sender's Sender.AckingNodes, or to keep one identity across
 	// restarts. NORM's custom, which the reference implementation follows,
 	// is the host's IPv4 address; it suits one session per host only.
-	NodeID uint32
+	NodeID NodeID
 	// TTL is the multicast TTL (IPv4) or hop limit (IPv6). 0 means 1: the
 	// local subnet. See the package documentation for scopes.
 	TTL int
@@ -49,13 +52,16 @@ type Config struct {
 	// otherwise uses where the kernel supports it (Linux).
 	DisableGSO bool
 
-	// Sender configures sending; see package sender for each field. The
-	// session fills in NodeID and Rand. Rate 0 means 10 MB/s (80 Mbit/s),
-	// or with CC set the congestion controller's start rate (CC.StartRate,
-	// whose 0 means 1 Mbit/s).
+	// Sender configures sending; see package sender for each field. Rate
+	// 0 means sender.DefaultRate (10 MB/s), or with CC set the congestion
+	// controller's start rate. The session sets NodeID (from
+	// Config.NodeID) and Rand (from Config.Seed): New refuses a Sender
+	// with either set.
 	Sender sender.Config
 	// Receiver configures receiving; see package receiver. The session
-	// fills in NodeID, Rand and Sink.
+	// sets NodeID (Config.NodeID), Rand (Config.Seed), Sink (Config.Dir or
+	// Config.FileSink) and ConfirmHeld (always on): New refuses a Receiver
+	// with NodeID, Rand or Sink set.
 	Receiver receiver.Config
 	// Dir, if set, is where received file objects are written: as a
 	// temporary file, renamed to the sender's info (a relative path,
@@ -63,7 +69,13 @@ type Config struct {
 	// data objects.
 	Dir string
 	// FileSink, if set, is asked for a destination for every received file
-	// object instead (it wins over Dir).
+	// object instead (it wins over Dir). It and the WriterAt it returns run
+	// on the session's disk-writer goroutine, never under the session's
+	// lock: they may block (the session stops reading packets once 32 MiB
+	// wait for them) and may call the Session. An error, from FileSink or
+	// a write, fails the object (ObjectAborted) when it completes; a nil
+	// WriterAt keeps the file in memory (Object.Bytes). The object is
+	// complete, and Wait returns, once every write has returned.
 	FileSink func(ObjectInfo) (io.WriterAt, error)
 
 	// TxLoss and RxLoss drop a share of the packets sent or received, for
@@ -72,12 +84,16 @@ type Config struct {
 
 	// Logger receives the session's log; nil means silent.
 	Logger *slog.Logger
+	// Tracer, if set, is called as packets, NACKs, repairs and rate and
+	// GRTT changes happen (see Tracer).
+	Tracer *Tracer
 	// Seed seeds the engines' randomness (back-off timers, instance id)
 	// and loss injection. 0 means a random seed.
 	Seed uint64
-	// Events, if positive, is the capacity of the Events channel (default
-	// 1024). Events that find it full are counted and dropped.
-	Events int
+	// EventBuffer, if positive, is the capacity of the channel that
+	// Session.Events returns (default 1024). Events that find it full are
+	// counted in Stats.EventsDropped and dropped.
+	EventBuffer int
 	// MaxAccept is no longer used: objects wait for Accept without a
 	// bound on their count (see Session.Accept for the memory bound).
 	//
@@ -87,6 +103,19 @@ type Config struct {
 	// context has no deadline. 0 means 30 s.
 	Linger time.Duration
 }
+
+// NodeID identifies a node of a session in NORM messages (NORM's
+// source_id). It prints as 8 hexadecimal digits.
+type NodeID uint32
+
+func (n NodeID) String() string { return fmt.Sprintf("%08x", uint32(n)) }
+
+// ObjectID identifies an object among those of its sender (NORM's
+// transport object id): a 16-bit serial number that wraps around. It
+// prints in decimal.
+type ObjectID uint16
+
+func (id ObjectID) String() string { return strconv.Itoa(int(id)) }
 
 // Loss describes injected packet loss: independent loss with probability
 // Rate, or, with BurstLen > 1, Gilbert-Elliott bursts of that mean length
@@ -98,8 +127,8 @@ type Loss struct {
 
 // ObjectInfo describes a received object when it starts.
 type ObjectInfo struct {
-	Sender uint32
-	ID     uint16
+	Sender NodeID
+	ID     ObjectID
 	Kind   Kind
 	Size   uint64
 	Info   []byte
@@ -108,30 +137,46 @@ type ObjectInfo struct {
 	InfoExt framing.Extensions
 }
 
-// Kind is the type of an object.
-type Kind uint8
+// Kind is the type of an object: one type with sender.Kind and
+// receiver.ObjectInfo.Kind.
+type Kind = framing.ObjectKind
 
 // Object kinds.
 const (
-	KindData Kind = iota + 1
-	KindFile
-	KindStream
+	KindData   = framing.ObjectData
+	KindFile   = framing.ObjectFile
+	KindStream = framing.ObjectStream
 )
-
-func (k Kind) String() string {
-	switch k {
-	case KindData:
-		return "data"
-	case KindFile:
-		return "file"
-	case KindStream:
-		return "stream"
-	}
-	return "unknown"
-}
 
 // Errors returned by sessions.
 var (
-	ErrClosed = errors.New("session: closed")
+	// ErrClosed is returned by calls on a session that has closed or died
+	// (Session.Err says why), and by Read on an Object after its Close. errors.Is(ErrClosed, net.ErrClosed) holds, so
+	// code written for net.Conn recognises it.
+	ErrClosed error = closedError{}
+	// ErrConfig wraps every configuration error, together with the
+	// engine's own (sender.ErrConfig, receiver.ErrConfig) where it has one.
 	ErrConfig = errors.New("session: invalid configuration")
+	// ErrNotStream is returned by Object.Read on a data or file object:
+	// only streams are read; the others are whole at Wait (Bytes, Path).
+	ErrNotStream = errors.New("session: object is not a stream")
 )
+
+type closedError struct{}
+
+func (closedError) Error() string { return "session: closed" }
+func (closedError) Unwrap() error { return net.ErrClosed }
+
+// checkEngineFields refuses engine settings that the session owns, which
+// it would otherwise overwrite without a word.
+func checkEngineFields(cfg *Config) error {
+	switch {
+	case cfg.Sender.NodeID != 0, cfg.Receiver.NodeID != 0:
+		return fmt.Errorf("%w: set Config.NodeID, not Sender.NodeID or Receiver.NodeID", ErrConfig)
+	case cfg.Sender.Rand != nil, cfg.Receiver.Rand != nil:
+		return fmt.Errorf("%w: set Config.Seed, not Sender.Rand or Receiver.Rand", ErrConfig)
+	case cfg.Receiver.Sink != nil:
+		return fmt.Errorf("%w: set Config.FileSink or Config.Dir, not Receiver.Sink", ErrConfig)
+	}
+	return nil
+}

@@ -14,9 +14,27 @@
 //	err = obj.Wait(ctx)                                     // until it is whole
 //
 // Everything the session sends is paced at Config.Sender.Rate, or, with
-// Config.Sender.CC set, at the rate NORM congestion control finds. Close
+// Config.Sender.CC set, at the rate NORM congestion control finds. Shutdown
 // flushes: it returns once every receiver had its chance to repair, or at
-// the context's deadline.
+// the context's deadline; Close is Shutdown bounded by Config.Linger. Done
+// and Err tell when and why a session stopped.
+//
+// # Streams and lost data
+//
+// A received stream is an io.ReadCloser. Where data was lost for good
+// (the sender gave up on a receiver, or it joined late), Read returns a
+// *GapError in its place and then carries on after the gap, so io.Copy
+// stops there; call Object.SetSkipGaps to read past gaps instead (they are
+// still published as StreamGap events). Objects and streams take read and
+// write deadlines as net.Conn does.
+//
+// # Observing a session
+//
+// Stats returns counters (PublishExpvar publishes them in expvar), Events
+// a channel of typed events, and Config.Tracer calls back on packets,
+// NACKs, repairs and GRTT and rate changes. FileSink and the files under
+// Config.Dir are written on a goroutine of their own, never under the
+// session's lock, so a slow disk holds back only the files.
 //
 // # Scopes
 //

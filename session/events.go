@@ -12,17 +12,17 @@ import (
 type Event interface{ event() }
 
 // SenderJoined: a sender was heard for the first time.
-type SenderJoined struct{ Node uint32 }
+type SenderJoined struct{ Node NodeID }
 
 // SenderReset: a known sender restarted (new instance); what it had in
 // flight was aborted.
-type SenderReset struct{ Node uint32 }
+type SenderReset struct{ Node NodeID }
 
 // SenderGone: a sender ended its session (EOT) or fell silent.
-type SenderGone struct{ Node uint32 }
+type SenderGone struct{ Node NodeID }
 
 // SenderRejected: a sender was ignored because too many are tracked.
-type SenderRejected struct{ Node uint32 }
+type SenderRejected struct{ Node NodeID }
 
 // ObjectStarted: an object from another sender started arriving.
 type ObjectStarted struct{ ObjectInfo }
@@ -44,21 +44,21 @@ type StreamGap struct {
 
 // CommandReceived: an application command (NORM_CMD(APPLICATION)).
 type CommandReceived struct {
-	Sender  uint32
+	Sender  NodeID
 	Content []byte
 }
 
 // ObjectSent: all of an object this session sends went out once.
-type ObjectSent struct{ ID uint16 }
+type ObjectSent struct{ ID ObjectID }
 
 // ObjectPurged: an object this session sent left its transmit cache.
-type ObjectPurged struct{ ID uint16 }
+type ObjectPurged struct{ ID ObjectID }
 
 // AckReceived: a receiver acknowledged a watermark (Err nil) or was given
 // up on.
 type AckReceived struct {
-	ID   uint16
-	Node uint32
+	ID   ObjectID
+	Node NodeID
 	Err  error
 }
 
@@ -71,7 +71,7 @@ type RateChanged struct{ Rate float64 }
 // SlowReceiver: under congestion control, receiver Node stayed below
 // CC.MinRate for CC.SlowReceiverTimeout and no longer holds the rate down
 // (see congestion.Config.SlowReceiverTimeout).
-type SlowReceiver struct{ Node uint32 }
+type SlowReceiver struct{ Node NodeID }
 
 func (SenderJoined) event()    {}
 func (SenderReset) event()     {}

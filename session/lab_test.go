@@ -30,7 +30,7 @@ func open(t *testing.T, h *lab.Host, cfg session.Config) *session.Session {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = s.Close(ctx)
+		_ = s.Shutdown(ctx)
 	})
 	return s
 }
@@ -154,7 +154,7 @@ func TestLabTransfers(t *testing.T) {
 			closeCtx, cc := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cc()
 			start := time.Now()
-			if err := tx.Close(closeCtx); err != nil {
+			if err := tx.Shutdown(closeCtx); err != nil {
 				t.Fatalf("graceful close: %v", err)
 			}
 			t.Logf("loss %d%%: sender %+v; close took %v", loss, tx.Stats().Sender, time.Since(start))
@@ -300,7 +300,7 @@ func TestLabCloseNoLeak(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := tx.Close(ctx); err != nil {
+	if err := tx.Shutdown(ctx); err != nil {
 		t.Fatalf("sender close: %v", err)
 	}
 	var gone bool
@@ -310,7 +310,7 @@ func TestLabCloseNoLeak(t *testing.T) {
 			break
 		}
 	}
-	if err := rx.Close(ctx); err != nil {
+	if err := rx.Shutdown(ctx); err != nil {
 		t.Fatalf("receiver close: %v", err)
 	}
 	if !gone {

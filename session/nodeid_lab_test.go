@@ -33,9 +33,9 @@ func TestLabSameHostDefaults(t *testing.T) {
 			t.Fatalf("receiver %d on the sender's host: %+v", i, o)
 		}
 	}
-	ids := map[uint32]bool{tx.NodeID(): true, rx1.NodeID(): true, rx2.NodeID(): true}
+	ids := map[session.NodeID]bool{tx.NodeID(): true, rx1.NodeID(): true, rx2.NodeID(): true}
 	if len(ids) != 3 || ids[0] || ids[0xffffffff] {
-		t.Fatalf("default node ids %08x %08x %08x: want three distinct, none 0 or NORM_NODE_ANY",
+		t.Fatalf("default node ids %v %v %v: want three distinct, none 0 or NORM_NODE_ANY",
 			tx.NodeID(), rx1.NodeID(), rx2.NodeID())
 	}
 }

@@ -20,33 +20,57 @@ var (
 	// matches it with errors.Is) where part of the stream was lost for
 	// good; reading goes on after it.
 	ErrDataLost = errors.New("session: stream data lost")
-	// ErrStreamOverflow: the application read a stream too slowly and the
-	// session's buffer for it filled up.
+	// ErrStreamOverflow is what a stream's Read reports (as a *GapError
+	// with Overflow set, which also matches ErrDataLost) where data was
+	// dropped because the application read too slowly and the session's
+	// buffer for the stream (64 MiB) filled up. Only a sender without flow
+	// control (sender.Config.StreamPartial, or another implementation) can
+	// cause it: Shoal's flow control holds the sender back first.
 	ErrStreamOverflow = errors.New("session: stream read too slowly; buffer full")
+)
+
+// Compile-time checks of the interfaces the types are meant to satisfy.
+var (
+	_ io.ReadCloser  = (*Object)(nil)
+	_ io.WriteCloser = (*Stream)(nil)
+	_ io.Closer      = (*Session)(nil)
 )
 
 // GapError is the error a stream's Read returns, in order, where data was
 // lost for good: Lost bytes are missing between what was read before it
 // and what is read after. A byte stream goes on right after the gap, a
 // message stream at the next message start (see receiver.EventStreamGap).
-// errors.Is(err, ErrDataLost) is true.
+// errors.Is(err, ErrDataLost) is true, and errors.Is(err,
+// ErrStreamOverflow) too when the reader was too slow (Overflow).
+//
+// A GapError is not the end of the stream: the next Read returns the data
+// after the gap. io.Copy and other readers that stop at the first error
+// stop there, though; Object.SetSkipGaps makes Read pass over gaps instead.
 type GapError struct {
-	Lost int64
+	Lost     int64
+	Overflow bool // dropped because the session's buffer for the stream was full
 }
 
 func (e *GapError) Error() string {
+	if e.Overflow {
+		return fmt.Sprintf("session: stream read too slowly; %d bytes dropped", e.Lost)
+	}
 	return fmt.Sprintf("session: stream data lost: %d bytes", e.Lost)
 }
 
-// Is makes a GapError match ErrDataLost.
-func (e *GapError) Is(target error) bool { return target == ErrDataLost }
+// Is makes a GapError match ErrDataLost, and ErrStreamOverflow when the
+// data was dropped for a slow reader.
+func (e *GapError) Is(target error) bool {
+	return target == ErrDataLost || (e.Overflow && target == ErrStreamOverflow)
+}
 
 // maxStreamBuffer bounds what a stream holds for a slow reader, as a last
 // resort: past streamHoldBytes the receiver stops confirming the stream
 // to its sender, whose writer then waits, so only a sender without flow
 // control (a partially reliable stream, another implementation) can fill
-// it. What does not fit is reported as a gap.
-const maxStreamBuffer = 64 << 20
+// it. What does not fit is reported as a gap (ErrStreamOverflow). A
+// variable for tests.
+var maxStreamBuffer = 64 << 20
 
 // streamHoldBytes is how much unread stream data the session buffers
 // before it holds the sender back.
@@ -55,6 +79,7 @@ const streamHoldBytes = 8 << 20
 // streamGapMark is a gap at a position in the bytes a stream buffered.
 type streamGapMark struct {
 	at, lost int64
+	overflow bool
 }
 
 // Object is an object received from another sender. Objects come from
@@ -74,8 +99,11 @@ type Object struct {
 	written int64           // stream bytes buffered in all
 	read    int64           // stream bytes read in all
 	holding bool            // the engine holds the sender back for the reader
-	notify  chan struct{}   // closed and replaced when stream data arrives
+	notify  chan struct{}   // closed and replaced when stream data arrives, or on Close and SetReadDeadline
 	closed  bool
+	skip    bool      // SetSkipGaps: Read passes over gaps
+	lost    int64     // stream bytes lost in gaps Read has passed
+	dl      time.Time // SetReadDeadline
 
 	// Owned by the session (s.mu): the bytes this object counts in
 	// s.appBytes while it waits for Accept.
@@ -130,20 +158,36 @@ func (o *Object) Path() string {
 // Read reads a stream's data in order. Where data was lost for good (the
 // sender gave up on this receiver, or it joined late) it returns, in its
 // place, a *GapError saying how many bytes are missing, then goes on with
-// the data after it; io.EOF after the sender closed the stream. A reader
-// that falls more than 8 MiB behind holds the sender back.
+// the data after it (unless SetSkipGaps); io.EOF after the sender closed
+// the stream. A reader that falls more than 8 MiB behind holds the sender
+// back. Read returns ErrNotStream on other objects, ErrClosed after Close
+// (a Read blocked in Close returns too), and an error matching
+// os.ErrDeadlineExceeded past the read deadline.
 func (o *Object) Read(p []byte) (int, error) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		o.mu.Lock()
 		if o.info.Kind != KindStream {
 			o.mu.Unlock()
-			return 0, fmt.Errorf("session: Read on a %v object", o.info.Kind)
+			return 0, fmt.Errorf("%w: Read on a %v object", ErrNotStream, o.info.Kind)
 		}
-		if len(o.gaps) > 0 && o.gaps[0].at == o.read {
+		if o.closed {
+			o.mu.Unlock()
+			return 0, ErrClosed
+		}
+		for len(o.gaps) > 0 && o.gaps[0].at == o.read {
 			g := o.gaps[0]
 			o.gaps = o.gaps[1:]
-			o.mu.Unlock()
-			return 0, &GapError{Lost: g.lost}
+			o.lost += g.lost
+			if !o.skip {
+				o.mu.Unlock()
+				return 0, &GapError{Lost: g.lost, Overflow: g.overflow}
+			}
 		}
 		if len(o.buf) > 0 {
 			b := o.buf
@@ -173,22 +217,70 @@ func (o *Object) Read(p []byte) (int, error) {
 			return 0, err
 		default:
 		}
+		var expired <-chan time.Time
+		if !o.dl.IsZero() {
+			d := time.Until(o.dl)
+			if d <= 0 {
+				o.mu.Unlock()
+				return 0, os.ErrDeadlineExceeded
+			}
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			expired = timer.C
+		}
 		ch := o.notify
 		o.mu.Unlock()
 		select {
 		case <-ch:
 		case <-o.done:
+		case <-expired:
 		}
 	}
 }
 
-// Close stops reading a stream: its data is discarded from now on.
+// SetReadDeadline makes Read return an error matching
+// os.ErrDeadlineExceeded once t has passed, as net.Conn does; a blocked
+// Read takes a new deadline at once. The zero time means no deadline.
+func (o *Object) SetReadDeadline(t time.Time) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.dl = t
+	o.wakeLocked()
+	return nil
+}
+
+// SetSkipGaps makes Read pass over data lost for good instead of
+// returning a *GapError: the stream then reads as its data with the gaps
+// left out, which suits io.Copy. Gaps are still published as StreamGap
+// events, and LostBytes counts them.
+func (o *Object) SetSkipGaps(skip bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.skip = skip
+	o.wakeLocked()
+}
+
+// LostBytes returns how many bytes of a stream Read has passed over as
+// lost (reported as a *GapError, or skipped), so far.
+func (o *Object) LostBytes() int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.lost
+}
+
+// Close stops reading a stream: its data is discarded from now on, a Read
+// blocked on it returns ErrClosed, and so does every later Read. Closing a
+// data or file object only makes Read fail; its Bytes and Path stay.
 func (o *Object) Close() error {
 	o.mu.Lock()
 	o.closed = true
 	o.buf = nil
 	release := o.holding
 	o.holding = false
+	o.wakeLocked()
 	o.mu.Unlock()
 	if release {
 		o.s.holdStream(o, false)
@@ -205,7 +297,7 @@ func (o *Object) streamData(d []byte) (hold bool) {
 		return false
 	}
 	if len(o.buf)+len(d) > maxStreamBuffer {
-		o.gapLocked(int64(len(d)))
+		o.gapLocked(int64(len(d)), true)
 		return false
 	}
 	o.buf = append(o.buf, d...)
@@ -220,15 +312,16 @@ func (o *Object) streamData(d []byte) (hold bool) {
 
 func (o *Object) streamGap(lost int64) {
 	o.mu.Lock()
-	o.gapLocked(lost)
+	o.gapLocked(lost, false)
 	o.mu.Unlock()
 }
 
-func (o *Object) gapLocked(lost int64) {
+func (o *Object) gapLocked(lost int64, overflow bool) {
 	if n := len(o.gaps); n > 0 && o.gaps[n-1].at == o.written {
 		o.gaps[n-1].lost += lost
+		o.gaps[n-1].overflow = o.gaps[n-1].overflow || overflow
 	} else {
-		o.gaps = append(o.gaps, streamGapMark{at: o.written, lost: lost})
+		o.gaps = append(o.gaps, streamGapMark{at: o.written, lost: lost, overflow: overflow})
 	}
 	o.wakeLocked()
 }
@@ -245,7 +338,7 @@ func (s *Session) holdStreamLocked(now time.Time, o *Object, hold bool) {
 	if s.stopNow {
 		return
 	}
-	s.rx.HoldStream(now, o.info.Sender, o.info.ID, hold)
+	s.rx.HoldStream(now, uint32(o.info.Sender), uint16(o.info.ID), hold)
 	if !hold {
 		s.kickLocked() // acknowledgements may be due now
 	}
@@ -275,13 +368,13 @@ func (s *Session) rxEvents(now time.Time) {
 		k := objKey{e.Sender, e.Object}
 		switch e.Kind {
 		case receiver.EventSenderNew:
-			s.publish(SenderJoined{e.Sender})
+			s.publish(SenderJoined{NodeID(e.Sender)})
 		case receiver.EventSenderReset:
-			s.publish(SenderReset{e.Sender})
+			s.publish(SenderReset{NodeID(e.Sender)})
 		case receiver.EventSenderGone:
-			s.publish(SenderGone{e.Sender})
+			s.publish(SenderGone{NodeID(e.Sender)})
 		case receiver.EventSenderRejected:
-			s.publish(SenderRejected{e.Sender})
+			s.publish(SenderRejected{NodeID(e.Sender)})
 		case receiver.EventStarted:
 			kind := KindData
 			switch {
@@ -290,7 +383,7 @@ func (s *Session) rxEvents(now time.Time) {
 			case e.Stream:
 				kind = KindStream
 			}
-			o := newObject(s, ObjectInfo{Sender: e.Sender, ID: e.Object, Kind: kind, Size: e.Size})
+			o := newObject(s, ObjectInfo{Sender: NodeID(e.Sender), ID: ObjectID(e.Object), Kind: kind, Size: e.Size})
 			if kind == KindStream {
 				o.info.Size = 0
 			}
@@ -320,21 +413,20 @@ func (s *Session) rxEvents(now time.Time) {
 			o := s.objs[k]
 			delete(s.objs, k)
 			if o == nil {
+				if sk := s.sinks[k]; sk != nil {
+					delete(s.sinks, k)
+					sk.aborted.Store(true)
+					s.disk.put(diskJob{op: diskAbort, sk: sk})
+				}
 				s.rx.Held(now, e.Sender, e.Object, false)
 				continue
 			}
 			if sk := s.sinks[k]; sk != nil {
+				// The disk writer finishes the object once its writes
+				// are done (see committed).
 				delete(s.sinks, k)
-				path, err := sk.commit(e.Info, e.Sender, e.Object)
-				o.mu.Lock()
-				o.path = path
-				o.mu.Unlock()
-				if err != nil {
-					o.finish(err, nil)
-					s.rx.Held(now, e.Sender, e.Object, false)
-					s.publish(ObjectAborted{o.Info(), err})
-					continue
-				}
+				s.disk.put(diskJob{op: diskCommit, sk: sk, o: o, name: append([]byte(nil), e.Info...)})
+				continue
 			}
 			o.finish(nil, e.Data)
 			if o.queued && len(e.Data) > 0 {
@@ -347,7 +439,8 @@ func (s *Session) rxEvents(now time.Time) {
 		case receiver.EventAborted:
 			if sk := s.sinks[k]; sk != nil {
 				delete(s.sinks, k)
-				sk.abort()
+				sk.aborted.Store(true)
+				s.disk.put(diskJob{op: diskAbort, sk: sk})
 			}
 			if o := s.objs[k]; o != nil {
 				delete(s.objs, k)
@@ -355,7 +448,7 @@ func (s *Session) rxEvents(now time.Time) {
 				s.publish(ObjectAborted{o.Info(), e.Err})
 			}
 		case receiver.EventCommand:
-			s.publish(CommandReceived{e.Sender, append([]byte(nil), e.Data...)})
+			s.publish(CommandReceived{NodeID(e.Sender), append([]byte(nil), e.Data...)})
 		}
 	}
 }
@@ -484,24 +577,15 @@ func SafePath(dir, name string) (string, error) {
 }
 
 // sink is the receiver engine's Sink: files go to Config.FileSink or
-// Config.Dir; data objects and streams stay in the engine.
+// Config.Dir, through the disk writer; data objects and streams stay in
+// the engine. Called with s.mu held.
 func (s *Session) sink(info receiver.ObjectInfo) (io.WriterAt, error) {
-	k := objKey{info.Sender, info.Object}
-	if !info.File {
+	if !info.File || (s.cfg.FileSink == nil && s.cfg.Dir == "") {
 		return nil, nil
 	}
-	oi := ObjectInfo{Sender: info.Sender, ID: info.Object, Kind: KindFile, Size: info.Size, Info: info.Info}
-	if s.cfg.FileSink != nil {
-		return s.cfg.FileSink(oi)
-	}
-	if s.cfg.Dir == "" {
-		return nil, nil
-	}
-	f, err := os.CreateTemp(s.cfg.Dir, ".shoal-*.part")
-	if err != nil {
-		return nil, err
-	}
-	sk := &fileSink{f: f, dir: s.cfg.Dir}
-	s.sinks[k] = sk
+	oi := ObjectInfo{Sender: NodeID(info.Sender), ID: ObjectID(info.Object), Kind: KindFile, Size: info.Size, Info: info.Info}
+	sk := &asyncSink{s: s, info: oi}
+	s.sinks[objKey{info.Sender, info.Object}] = sk
+	s.disk.put(diskJob{op: diskOpen, sk: sk})
 	return sk, nil
 }

@@ -43,10 +43,16 @@ type Session struct {
 
 	waiters int
 	wake    chan struct{} // closed and replaced when waiters may proceed
+	trace   traceState    // the sender's figures at the last poll
+	wakes   uint64        // times waiters were woken (for tests)
+	passes  uint64        // loop passes (for tests)
 
-	objs   map[objKey]*Object
-	sinks  map[objKey]*fileSink
-	events chan Event
+	objs     map[objKey]*Object
+	sinks    map[objKey]*asyncSink
+	disk     *diskWriter
+	quit     chan struct{} // closed when the loop must stop at once
+	quitOnce sync.Once
+	events   chan Event
 	// Objects started and not yet taken by Accept, oldest first. Never
 	// dropped: the count is unbounded, the bytes of complete in-memory ones
 	// (appBytes) count against the receiver's buffer budget, which defers
@@ -56,7 +62,7 @@ type Session struct {
 	acceptNote   chan struct{} // closed and replaced when pending grows or the session ends
 	acceptClosed bool
 
-	acks      map[uint16]*ackWait
+	acks      []*ackWait // WaitAck requests, the engine's watermark first
 	openFiles []openFile
 	stats     Stats
 }
@@ -78,6 +84,9 @@ func New(cfg Config) (*Session, error) {
 	if cfg.Source.IsValid() && cfg.Source.Is4() != cfg.Group.Addr().Unmap().Is4() {
 		return nil, fmt.Errorf("%w: source %v and group %v are of different IP versions", ErrConfig, cfg.Source, cfg.Group)
 	}
+	if err := checkEngineFields(&cfg); err != nil {
+		return nil, err
+	}
 	c, err := openConn(&cfg)
 	if err != nil {
 		return nil, err
@@ -89,28 +98,29 @@ func New(cfg Config) (*Session, error) {
 		done:  make(chan struct{}),
 		wake:  make(chan struct{}),
 		objs:  map[objKey]*Object{},
-		sinks: map[objKey]*fileSink{},
-		acks:  map[uint16]*ackWait{},
+		sinks: map[objKey]*asyncSink{},
+		quit:  make(chan struct{}),
 
 		acceptNote: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.disk = newDiskWriter(s)
 	s.seed = cfg.Seed
 	if s.seed == 0 {
 		var b [8]byte
 		_, _ = crand.Read(b[:])
 		s.seed = binary.LittleEndian.Uint64(b[:]) | 1
 	}
-	s.node = cfg.NodeID
+	s.node = uint32(cfg.NodeID)
 	if s.node == 0 {
 		s.node = defaultNodeID()
 	}
-	if cfg.Events <= 0 {
-		cfg.Events = 1024
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = 1024
 	}
-	s.events = make(chan Event, cfg.Events)
+	s.events = make(chan Event, cfg.EventBuffer)
 	s.txLoss = newLoss(cfg.TxLoss, s.seed, 101)
 	s.rxLoss = newLoss(cfg.RxLoss, s.seed, 102)
 
@@ -121,7 +131,13 @@ func New(cfg Config) (*Session, error) {
 	rcfg.ConfirmHeld = true
 	if s.rx, err = receiver.New(rcfg); err != nil {
 		c.uc.Close()
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	// The sender engine starts with the first send; its configuration is
+	// checked now so that a mistake surfaces here, not mid-program.
+	if _, err := sender.New(s.txConfig(), nowFunc()); err != nil {
+		c.uc.Close()
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	s.stats.ReadBuffer, s.stats.WriteBuffer, s.stats.GSO = c.rbuf, c.wbuf, c.gso.enabled
 	s.log.Info("session open", "group", c.group, "local", c.localAddr(), "node", fmt.Sprintf("%08x", s.node),
@@ -178,7 +194,7 @@ func defaultNodeID() uint32 {
 }
 
 // NodeID returns the id this session uses in NORM messages.
-func (s *Session) NodeID() uint32 { return s.node }
+func (s *Session) NodeID() NodeID { return NodeID(s.node) }
 
 // Events returns the session's events. Events that find the channel full
 // are dropped and counted in Stats.EventsDropped. The channel is closed
@@ -199,27 +215,35 @@ func (s *Session) kick() {
 	s.c.kick()
 }
 
-// wait releases the lock until the loop signals progress or ctx ends. It
-// must be called with s.mu held and returns with it held.
+// wait releases the lock until the loop's next pass (see poll), or ctx
+// ends. It must be called with s.mu held and returns with it
+// held. It does not wake the loop: a caller that changed the engine's
+// state kicks it itself, and a caller that merely waits must not make the
+// loop spin.
 func (s *Session) wait(ctx context.Context) error {
 	ch := s.wake
 	s.waiters++
 	s.mu.Unlock()
-	s.kick()
 	var err error
 	select {
 	case <-ch:
 	case <-ctx.Done():
-		err = ctx.Err()
+		err = context.Cause(ctx) // a write deadline's cause is os.ErrDeadlineExceeded
 	case <-s.done:
-		err = ErrClosed
 	}
 	s.mu.Lock()
 	s.waiters--
 	if err == nil && s.stopNow {
-		err = ErrClosed
+		err = s.closedErr()
 	}
 	return err
+}
+
+// wakeWaiters lets every wait return. Called with s.mu held.
+func (s *Session) wakeWaiters() {
+	close(s.wake)
+	s.wake = make(chan struct{})
+	s.wakes++
 }
 
 // run is the session's goroutine: poll the engines, send what they want
@@ -237,6 +261,7 @@ func (s *Session) run() {
 			s.finish()
 			return
 		}
+		s.disk.waitRoom(s.quit)
 		if err := s.c.uc.SetReadDeadline(next); err != nil {
 			s.fail(err)
 			return
@@ -292,20 +317,22 @@ func (s *Session) finishLocked() {
 	s.acceptClosed = true
 	close(s.acceptNote)
 	s.stopNow = true
+	s.failAcks()
 	for k, o := range s.objs {
 		o.finish(ErrClosed, nil)
 		delete(s.objs, k)
 	}
 	for k, sk := range s.sinks {
-		sk.abort()
+		sk.aborted.Store(true)
+		s.disk.put(diskJob{op: diskAbort, sk: sk})
 		delete(s.sinks, k)
 	}
+	s.disk.close()
 	for _, f := range s.openFiles {
 		f.f.Close()
 	}
 	s.openFiles = nil
-	close(s.wake)
-	s.wake = make(chan struct{})
+	s.wakeWaiters()
 	_ = s.c.uc.Close()
 	joined.Lock()
 	delete(joined.groups, s)
@@ -344,6 +371,9 @@ func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) 
 		s.log.Debug("not NORM", "from", from, "err", err)
 		return
 	}
+	if s.cfg.Tracer != nil {
+		s.traceReceived(h, from, len(b))
+	}
 	if (h.Type == framing.TypeNack || h.Type == framing.TypeAck) && s.tx != nil {
 		_ = s.tx.HandlePacketAt(now, arrived, from, b)
 	}
@@ -360,19 +390,25 @@ func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) 
 func (s *Session) poll(now time.Time) time.Time {
 	s.out.Reset()
 	next := now.Add(time.Second)
+	s.passes++
 	if s.tx != nil {
 		if t := s.tx.Poll(now, &s.out); t.Before(next) {
 			next = t
 		}
 		s.txEvents()
+		s.observeTx()
 	}
 	if t := s.rx.Poll(now, &s.out); t.Before(next) {
 		next = t
 	}
 	s.rxEvents(now)
+	// Waiters retry after every pass: room in the cache or a stream's
+	// buffer may come from an event, feedback, data sent or a timer. A
+	// pass has a cause of its own (a packet, a timer, a call that changed
+	// the engine); waiting alone never causes one, or a blocked call would
+	// wake the loop and the loop the call, for ever.
 	if s.waiters > 0 {
-		close(s.wake)
-		s.wake = make(chan struct{})
+		s.wakeWaiters()
 	}
 	return next
 }
@@ -395,6 +431,15 @@ func (s *Session) send() {
 			s.log.Debug("send failed", "err", err)
 		}
 		batch = batch[:0]
+	}
+	if s.cfg.Tracer != nil {
+		for i := range o.Len() {
+			b, dst := o.Packet(i)
+			if !dst.IsValid() {
+				dst = s.c.group
+			}
+			s.traceSent(b, dst)
+		}
 	}
 	for i := 0; i < o.Len(); {
 		b, dst := o.Packet(i)
@@ -470,12 +515,15 @@ func (s *Session) Stats() Stats {
 	return st
 }
 
-// Close ends the session gracefully: whatever this session sends is
+// Shutdown ends the session gracefully: whatever this session sends is
 // flushed (receivers may still repair) and announced finished
 // (NORM_CMD(EOT)), then the group is left. It returns when that is done, or
 // at ctx's deadline (or Config.Linger, 30 s by default, if ctx has none),
-// whichever comes first; then it stops at once.
-func (s *Session) Close(ctx context.Context) error {
+// whichever comes first; then it stops at once and returns ctx's error.
+// Either way it returns promptly: it does not wait for a FileSink that is
+// stuck in a write. It returns the error the session failed with, if it
+// did. Calling it again returns at once.
+func (s *Session) Shutdown(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		linger := s.cfg.Linger
 		if linger == 0 {
@@ -502,8 +550,23 @@ func (s *Session) Close(ctx context.Context) error {
 		s.mu.Lock()
 		s.stopNow = true
 		s.mu.Unlock()
+		s.quitOnce.Do(func() { close(s.quit) })
 		s.kick()
-		<-s.done
+		// The loop never waits on application code, so it ends within a
+		// pass; the bound is only a safety net.
+		select {
+		case <-s.done:
+		case <-time.After(time.Second):
+		}
+	}
+	// Files still being written are finished (or dropped) before Shutdown
+	// returns, unless ctx ends first.
+	select {
+	case <-s.disk.exited:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
 	}
 	s.mu.Lock()
 	if s.err != nil && err == nil {
@@ -511,4 +574,38 @@ func (s *Session) Close(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	return err
+}
+
+// Close is Shutdown with Config.Linger (30 s by default) as its deadline:
+// the io.Closer form.
+func (s *Session) Close() error { return s.Shutdown(context.Background()) }
+
+// Done is closed when the session has stopped: closed by Shutdown or
+// Close, or failed (Err says why).
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns nil while the session runs. Once Done is closed it returns
+// why the session stopped: the error it failed with (for instance a socket
+// error), or ErrClosed after Shutdown or Close.
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+	default:
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	return ErrClosed
+}
+
+// closedErr is the error for a call on a session that stopped: ErrClosed,
+// wrapping the failure that stopped it, if any. Called with s.mu held.
+func (s *Session) closedErr() error {
+	if s.err != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, s.err)
+	}
+	return ErrClosed
 }

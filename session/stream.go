@@ -3,6 +3,10 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
 
 	"github.com/shoalnet/shoal/sender"
 )
@@ -13,21 +17,50 @@ type StreamOptions struct {
 	// sent and not yet confirmed by the receivers (and so how much recent
 	// data it can repair). 0 means 4 MiB.
 	Buffer int
-	// Flush is what Flush does at a message end: sender.FlushPassive (the
-	// default) sends the partial segment at once, sender.FlushActive also
-	// prompts receivers to NACK, sender.FlushNone waits for a full segment.
-	Flush sender.FlushMode
-	// FlushSet must be true for Flush's zero value (FlushNone) to count.
-	FlushSet bool
+	// Flush is what Stream.Flush does at a message end. The zero value is
+	// FlushPassive.
+	Flush FlushMode
 	// Info is sent as the stream's NORM_INFO.
 	Info []byte
 }
 
+// FlushMode says what Stream.Flush does at the end of a message.
+type FlushMode uint8
+
+// Flush modes. The zero value, FlushPassive, is the default.
+const (
+	// FlushPassive sends the message's partial last segment at once, so
+	// that receivers get the message without waiting for more data.
+	FlushPassive FlushMode = iota
+	// FlushActive also sends NORM_CMD(FLUSH), prompting receivers to NACK
+	// what they lost of the message at once, for low-latency repair.
+	FlushActive
+	// FlushNone sends data only in full segments: best throughput, but a
+	// message's end waits for the next message to fill its segment.
+	FlushNone
+)
+
+// engine is the sender engine's flush mode.
+func (m FlushMode) engine() sender.FlushMode {
+	switch m {
+	case FlushActive:
+		return sender.FlushActive
+	case FlushNone:
+		return sender.FlushNone
+	}
+	return sender.FlushPassive
+}
+
 // Stream is a stream this session sends: an io.WriteCloser whose Flush
-// marks the end of a message.
+// marks the end of a message. Write, Flush and Close block while the
+// stream's buffer (or the transmit cache) is full; the Context forms and
+// SetWriteDeadline bound how long.
 type Stream struct {
 	s  *Session
 	id uint16
+
+	mu sync.Mutex
+	dl time.Time // SetWriteDeadline
 }
 
 // OpenStream starts a stream object.
@@ -35,33 +68,64 @@ func (s *Session) OpenStream(ctx context.Context, opt StreamOptions) (*Stream, e
 	if opt.Buffer == 0 {
 		opt.Buffer = 4 << 20
 	}
-	if !opt.FlushSet && opt.Flush == sender.FlushNone {
-		opt.Flush = sender.FlushPassive
+	if opt.Flush > FlushNone {
+		return nil, fmt.Errorf("%w: unknown flush mode %d", ErrConfig, opt.Flush)
 	}
-	id, err := s.enqueue(ctx, func(tx *sender.Sender) (uint16, error) { return tx.OpenStream(opt.Buffer, opt.Info, opt.Flush) })
+	id, err := s.enqueue(ctx, func(tx *sender.Sender) (uint16, error) {
+		return tx.OpenStream(opt.Buffer, opt.Info, opt.Flush.engine())
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &Stream{s: s, id: id}, nil
+	return &Stream{s: s, id: uint16(id)}, nil
 }
 
 // ID returns the stream's object id.
-func (st *Stream) ID() uint16 { return st.id }
+func (st *Stream) ID() ObjectID { return ObjectID(st.id) }
+
+// SetWriteDeadline bounds the Write, Flush and Close calls made after it,
+// as net.Conn does: past t they return an error matching
+// os.ErrDeadlineExceeded (a Write having written part of its data). The
+// zero time means no deadline.
+func (st *Stream) SetWriteDeadline(t time.Time) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.dl = t
+	return nil
+}
+
+// bound applies the write deadline to ctx.
+func (st *Stream) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	st.mu.Lock()
+	dl := st.dl
+	st.mu.Unlock()
+	if dl.IsZero() {
+		return ctx, func() {}
+	}
+	return context.WithDeadlineCause(ctx, dl, os.ErrDeadlineExceeded)
+}
 
 // Write writes p to the stream, blocking while the ring buffer is full of
 // data not yet sent or not yet confirmed by the receivers the sender knows
 // (see sender.Config.StreamTimeout and StreamPartial).
-func (st *Stream) Write(p []byte) (int, error) { return st.write(context.Background(), p, false) }
+func (st *Stream) Write(p []byte) (int, error) { return st.WriteContext(context.Background(), p) }
 
 // WriteContext is Write with a context.
 func (st *Stream) WriteContext(ctx context.Context, p []byte) (int, error) {
+	ctx, cancel := st.bound(ctx)
+	defer cancel()
 	return st.write(ctx, p, false)
 }
 
 // Flush ends the current message: the next write starts a new one, and
 // the stream's flush mode applies.
-func (st *Stream) Flush() error {
-	_, err := st.write(context.Background(), nil, true)
+func (st *Stream) Flush() error { return st.FlushContext(context.Background()) }
+
+// FlushContext is Flush with a context.
+func (st *Stream) FlushContext(ctx context.Context) error {
+	ctx, cancel := st.bound(ctx)
+	defer cancel()
+	_, err := st.write(ctx, nil, true)
 	return err
 }
 
@@ -72,15 +136,17 @@ func (st *Stream) write(ctx context.Context, p []byte, eom bool) (int, error) {
 	total := 0
 	for {
 		if s.tx == nil || s.stopNow {
-			return total, ErrClosed
+			return total, s.closedErr()
 		}
 		n, err := s.tx.WriteStream(st.id, p[total:], eom)
 		total += n
 		if err != nil {
 			return total, err
 		}
+		if n > 0 || total == len(p) {
+			s.kickLocked() // what was written goes out now
+		}
 		if total == len(p) {
-			s.kickLocked()
 			return total, nil
 		}
 		// Whatever was written counts as part of this message: the
@@ -92,20 +158,26 @@ func (st *Stream) write(ctx context.Context, p []byte, eom bool) (int, error) {
 }
 
 // Close sends what the stream holds and ends it; receivers read io.EOF.
-func (st *Stream) Close() error {
+func (st *Stream) Close() error { return st.CloseContext(context.Background()) }
+
+// CloseContext is Close with a context: it waits for room in the
+// transmit cache until ctx ends.
+func (st *Stream) CloseContext(ctx context.Context) error {
+	ctx, cancel := st.bound(ctx)
+	defer cancel()
 	s := st.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
 		if s.tx == nil || s.stopNow {
-			return ErrClosed
+			return s.closedErr()
 		}
 		err := s.tx.CloseStream(st.id)
 		if !errors.Is(err, sender.ErrCacheFull) {
 			s.kickLocked()
 			return err
 		}
-		if err := s.wait(context.Background()); err != nil {
+		if err := s.wait(ctx); err != nil {
 			return err
 		}
 	}

@@ -77,7 +77,7 @@ func (e *demoRx) Poll(now time.Time) time.Time {
 	}
 	for _, ev := range e.r.Events() {
 		oi := e.info[ev.Object]
-		oi.Sender, oi.ID, oi.Kind = ev.Sender, ev.Object, session.KindFile
+		oi.Sender, oi.ID, oi.Kind = session.NodeID(ev.Sender), session.ObjectID(ev.Object), session.KindFile
 		switch ev.Kind {
 		case receiver.EventStarted:
 			oi.Size = ev.Size
@@ -207,7 +207,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		e := &demoRx{n: i, net: n, id: node, st: st, info: map[uint16]session.ObjectInfo{}, prog: prog, done: &done}
 		e.r, err = receiver.New(receiver.Config{NodeID: 0x0b000001 + uint32(i), Rand: rand.New(rand.NewPCG(*seed, uint64(i)+2)),
 			Sink: func(info receiver.ObjectInfo) (io.WriterAt, error) {
-				w, err := st.sink(session.ObjectInfo{Sender: info.Sender, ID: info.Object, Kind: session.KindFile, Size: info.Size})
+				w, err := st.sink(session.ObjectInfo{Sender: session.NodeID(info.Sender), ID: session.ObjectID(info.Object), Kind: session.KindFile, Size: info.Size})
 				if err != nil {
 					return nil, err
 				}

@@ -27,7 +27,7 @@ func TestDemo(t *testing.T) {
 // sink, then completes.
 func writeObject(t *testing.T, st *store, id uint16, name string, data []byte, digest []byte) result {
 	t.Helper()
-	info := session.ObjectInfo{Sender: 0x0a000001, ID: id, Kind: session.KindFile, Size: uint64(len(data)), Info: []byte(name)}
+	info := session.ObjectInfo{Sender: 0x0a000001, ID: session.ObjectID(id), Kind: session.KindFile, Size: uint64(len(data)), Info: []byte(name)}
 	w, err := st.sink(info)
 	if err != nil {
 		return st.finish(info, err)

@@ -55,7 +55,7 @@ func TestStoreCleanup(t *testing.T) {
 	dir := t.TempDir()
 	st, _ := newStore(dir)
 	for id := range uint16(3) {
-		w, err := st.sink(session.ObjectInfo{Sender: 0x0a000001, ID: id, Kind: session.KindFile, Size: 10, Info: []byte("f")})
+		w, err := st.sink(session.ObjectInfo{Sender: 0x0a000001, ID: session.ObjectID(id), Kind: session.KindFile, Size: 10, Info: []byte("f")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +114,7 @@ func TestLabRecvExitStatus(t *testing.T) {
 		var errOut bytes.Buffer
 		go func() { done <- receiveLoop(context.Background(), s, st, 0, 0, 0, false, &bytes.Buffer{}, &errOut) }()
 		time.Sleep(100 * time.Millisecond)
-		_ = s.Close(context.Background()) // the session dies under the loop
+		_ = s.Shutdown(context.Background()) // the session dies under the loop
 		select {
 		case code := <-done:
 			if code == 0 || !strings.Contains(errOut.String(), "the session ended") {
@@ -308,7 +308,7 @@ func TestLabRecvSignal(t *testing.T) {
 			defer func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 				defer cancel()
-				_ = s.Close(ctx)
+				_ = s.Shutdown(ctx)
 			}()
 			if _, err := s.SendFile(context.Background(), bytes.NewReader(data), int64(len(data)), []byte("big.bin")); err != nil {
 				t.Fatal(err)

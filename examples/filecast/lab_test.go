@@ -142,7 +142,7 @@ func TestLabHostileName(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close(context.Background())
+	defer s.Shutdown(context.Background())
 	data := []byte("not for you")
 	if _, err := s.SendFile(context.Background(), bytes.NewReader(data), int64(len(data)), []byte("../../etc/shoal-evil")); err != nil {
 		t.Fatal(err)

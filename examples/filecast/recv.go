@@ -56,6 +56,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger, cfg.FileSink, cfg.RxLoss = log, st.sink, session.Loss{Rate: loss}
+	cfg.Tracer = debugTracer(c.logLevel, log)
 	cfg.Receiver.Silent = *silent
 	cfg.Receiver.TolerateLoss = *tolerate
 	// Interrupted or terminated, the receiver still closes its session and
@@ -67,11 +68,11 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "filecast recv: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "filecast recv: node id %s (name it in a sender's --ack list; --node sets it)\n", nodeName(s.NodeID()))
+	fmt.Fprintf(stderr, "filecast recv: node id %s (name it in a sender's --ack list; --node sets it)\n", nodeName(uint32(s.NodeID())))
 	status := receiveLoop(ctx, s, st, *count, *idle, *linger, c.json, stdout, stderr)
 	closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := s.Close(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Shutdown(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		fmt.Fprintf(stderr, "filecast recv: session: %v\n", err)
 		status = 1
 	}

@@ -199,6 +199,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	cfg.Sender, cfg.Logger, cfg.TxLoss = scfg, log, session.Loss{Rate: loss}
+	cfg.Tracer = debugTracer(c.logLevel, log)
 	s, err := session.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "filecast send: %v\n", err)
@@ -216,7 +217,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	}
 	prog := newProgress(stderr, "sending", total)
 	start := time.Now()
-	var last uint16
+	var last session.ObjectID
 	var open []*os.File
 	defer func() {
 		for _, f := range open {
@@ -273,12 +274,12 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		rep.Acks = map[string]bool{}
 		for _, r := range results {
 			ok := r.Err == nil
-			rep.Acks[nodeName(r.Node)] = ok
+			rep.Acks[nodeName(uint32(r.Node))] = ok
 			if !ok {
 				status = 1
-				fmt.Fprintf(stderr, "filecast: %s did not acknowledge\n", nodeName(r.Node))
+				fmt.Fprintf(stderr, "filecast: %s did not acknowledge\n", nodeName(uint32(r.Node)))
 			} else {
-				fmt.Fprintf(stderr, "filecast: %s acknowledged everything\n", nodeName(r.Node))
+				fmt.Fprintf(stderr, "filecast: %s acknowledged everything\n", nodeName(uint32(r.Node)))
 			}
 		}
 		if len(results) == 0 {
@@ -288,7 +289,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	}
 	closeCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := s.Close(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Shutdown(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("close", "err", err)
 	}
 	close(done)
@@ -361,9 +362,11 @@ func (c *commonFlags) config() (session.Config, error) {
 	}
 	cfg := session.Config{Group: g, Interface: c.iface, TTL: c.ttl}
 	if c.node != "" {
-		if cfg.NodeID, err = parseNode(c.node); err != nil {
+		id, err := parseNode(c.node)
+		if err != nil {
 			return session.Config{}, fmt.Errorf("--node: %v", err)
 		}
+		cfg.NodeID = session.NodeID(id)
 	}
 	return cfg, nil
 }

@@ -76,7 +76,7 @@ func (s *store) sink(info session.ObjectInfo) (io.WriterAt, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.tmp[objKey{info.Sender, info.ID}] = f
+	s.tmp[objKey{uint32(info.Sender), uint16(info.ID)}] = f
 	s.mu.Unlock()
 	return f, nil
 }
@@ -115,12 +115,12 @@ var errDigest = errors.New("SHA-256 differs from the sender's")
 // success its digest is checked and it is moved to its name if the name is
 // safe, else dropped.
 func (s *store) finish(info session.ObjectInfo, werr error) result {
-	k := objKey{info.Sender, info.ID}
+	k := objKey{uint32(info.Sender), uint16(info.ID)}
 	s.mu.Lock()
 	f := s.tmp[k]
 	delete(s.tmp, k)
 	s.mu.Unlock()
-	r := result{Sender: nodeName(info.Sender), Name: string(info.Info), Bytes: info.Size}
+	r := result{Sender: nodeName(uint32(info.Sender)), Name: string(info.Info), Bytes: info.Size}
 	fail := func(err error) result {
 		if f != nil {
 			f.Close()

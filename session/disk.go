@@ -1,0 +1,248 @@
+package session
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The application's file destinations (Config.FileSink, and the files
+// under Config.Dir) are written on a goroutine of their own, the disk
+// writer, never under the session's lock: a slow disk then holds back only
+// the files, and a FileSink may call the session. The receiver engine's
+// writes are copied into a queue; when the queue holds more than
+// diskQueueBytes the session's loop stops reading packets until it drains
+// (the socket buffer and NACK repair absorb the pause).
+
+// diskQueueBytes bounds the bytes waiting for the disk writer.
+const diskQueueBytes = 32 << 20
+
+type diskOp uint8
+
+const (
+	diskOpen   diskOp = iota + 1 // ask FileSink or create the temporary file
+	diskWrite                    // write b at off
+	diskCommit                   // all written: close, rename, finish the object
+	diskAbort                    // the object failed: drop the temporary file
+)
+
+type diskJob struct {
+	op  diskOp
+	sk  *asyncSink
+	off int64
+	b   *[]byte
+	o   *Object // diskCommit
+	// diskCommit: the object's NORM_INFO, which may have arrived after
+	// the object started.
+	name []byte
+}
+
+// asyncSink is what the receiver engine writes a file object to: it
+// queues the writes for the disk writer.
+type asyncSink struct {
+	s       *Session
+	info    ObjectInfo
+	aborted atomic.Bool // the object failed: skip its queued work
+
+	// Owned by the disk writer goroutine.
+	w    io.WriterAt
+	file *fileSink     // the temporary file under Config.Dir
+	mem  *bytes.Buffer // FileSink returned no destination: kept in memory
+	err  error         // the first error; the object fails at commit
+}
+
+var diskBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// WriteAt queues a copy of b. Called by the engine with s.mu held.
+func (a *asyncSink) WriteAt(b []byte, off int64) (int, error) {
+	p := diskBufs.Get().(*[]byte)
+	*p = append((*p)[:0], b...)
+	a.s.disk.put(diskJob{op: diskWrite, sk: a, off: off, b: p})
+	return len(b), nil
+}
+
+// diskWriter is the queue and its goroutine.
+type diskWriter struct {
+	s       *Session
+	mu      sync.Mutex
+	jobs    []diskJob
+	bytes   int64
+	running bool
+	closed  bool          // no more jobs: exit when the queue is empty
+	more    chan struct{} // closed and replaced when jobs are added
+	room    chan struct{} // closed and replaced when the queue shrinks
+	exited  chan struct{} // closed when the goroutine has exited (or never ran)
+}
+
+func newDiskWriter(s *Session) *diskWriter {
+	return &diskWriter{s: s, more: make(chan struct{}), room: make(chan struct{}), exited: make(chan struct{})}
+}
+
+func (d *diskWriter) put(j diskJob) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.jobs = append(d.jobs, j)
+	if j.b != nil {
+		d.bytes += int64(len(*j.b))
+	}
+	if !d.running {
+		d.running = true
+		go d.run()
+	}
+	close(d.more)
+	d.more = make(chan struct{})
+}
+
+// close lets the goroutine finish the queue and exit.
+func (d *diskWriter) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.closed = true
+	if !d.running {
+		close(d.exited)
+		return
+	}
+	close(d.more)
+	d.more = make(chan struct{})
+}
+
+// waitRoom blocks while the queue is over diskQueueBytes, or until quit
+// is closed.
+func (d *diskWriter) waitRoom(quit <-chan struct{}) {
+	for {
+		d.mu.Lock()
+		if d.bytes <= diskQueueBytes || d.closed {
+			d.mu.Unlock()
+			return
+		}
+		ch := d.room
+		d.mu.Unlock()
+		select {
+		case <-ch:
+		case <-quit:
+			return
+		}
+	}
+}
+
+func (d *diskWriter) run() {
+	defer close(d.exited)
+	for {
+		d.mu.Lock()
+		for len(d.jobs) == 0 {
+			if d.closed {
+				d.mu.Unlock()
+				return
+			}
+			ch := d.more
+			d.mu.Unlock()
+			<-ch
+			d.mu.Lock()
+		}
+		j := d.jobs[0]
+		d.jobs[0] = diskJob{}
+		d.jobs = d.jobs[1:]
+		d.mu.Unlock()
+
+		d.do(j)
+
+		d.mu.Lock()
+		if j.b != nil {
+			d.bytes -= int64(len(*j.b))
+			diskBufs.Put(j.b)
+			close(d.room)
+			d.room = make(chan struct{})
+		}
+		d.mu.Unlock()
+	}
+}
+
+// do runs one job, outside every lock.
+func (d *diskWriter) do(j diskJob) {
+	a, s := j.sk, d.s
+	switch j.op {
+	case diskOpen:
+		if a.aborted.Load() {
+			return
+		}
+		if s.cfg.FileSink != nil {
+			a.w, a.err = s.cfg.FileSink(a.info)
+			if a.err == nil && a.w == nil {
+				a.mem = new(bytes.Buffer)
+			}
+			return
+		}
+		f, err := os.CreateTemp(s.cfg.Dir, ".shoal-*.part")
+		if err != nil {
+			a.err = err
+			return
+		}
+		a.file = &fileSink{f: f, dir: s.cfg.Dir}
+		a.w = a.file
+	case diskWrite:
+		if a.aborted.Load() || a.err != nil {
+			return
+		}
+		b := *j.b
+		switch {
+		case a.mem != nil:
+			if need := int(j.off) + len(b); need > a.mem.Len() {
+				a.mem.Write(make([]byte, need-a.mem.Len()))
+			}
+			copy(a.mem.Bytes()[j.off:], b)
+		case a.w != nil:
+			_, a.err = a.w.WriteAt(b, j.off)
+		}
+	case diskAbort:
+		if a.file != nil {
+			a.file.abort()
+		}
+	case diskCommit:
+		var path string
+		var data []byte
+		err := a.err
+		switch {
+		case err != nil:
+			if a.file != nil {
+				a.file.abort()
+			}
+		case a.file != nil:
+			path, err = a.file.commit(j.name, uint32(a.info.Sender), uint16(a.info.ID))
+		case a.mem != nil:
+			data = a.mem.Bytes()
+		}
+		s.committed(j.o, path, data, err)
+	}
+}
+
+// committed settles a file object once the disk writer is done with it.
+func (s *Session) committed(o *Object, path string, data []byte, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o.mu.Lock()
+	o.path = path
+	o.mu.Unlock()
+	o.finish(err, data)
+	if s.stopNow {
+		return // the engine and the events are gone
+	}
+	info := o.Info()
+	now := time.Now()
+	if err != nil {
+		s.rx.Held(now, uint32(info.Sender), uint16(info.ID), false)
+		s.publish(ObjectAborted{info, err})
+	} else {
+		s.rx.Held(now, uint32(info.Sender), uint16(info.ID), true)
+		s.publish(ObjectCompleted{info})
+	}
+	s.kickLocked() // an acknowledgement may be due
+}
