@@ -66,14 +66,20 @@ type Config struct {
 	// object instead (it wins over Dir).
 	FileSink func(ObjectInfo) (io.WriterAt, error)
 
-	// TxLoss and RxLoss drop a share of the packets sent or received, for
-	// tests and benchmarks: reproducible with the same Seed.
-	TxLoss, RxLoss Loss
+	// Conn, if set, is the session's packet I/O instead of the UDP socket
+	// New would open (see Listen): an in-memory network for tests
+	// (package sessiontest), a socket wrapped to inject loss
+	// (NewLossConn), or a transport of your own. The session sends to
+	// Group through it and filters by Source; Interface, TTL,
+	// DisableLoopback, ReadBuffer and WriteBuffer apply only to the
+	// socket New opens. The session owns Conn from New on and closes it
+	// when it ends, or when New fails.
+	Conn PacketConn
 
 	// Logger receives the session's log; nil means silent.
 	Logger *slog.Logger
-	// Seed seeds the engines' randomness (back-off timers, instance id)
-	// and loss injection. 0 means a random seed.
+	// Seed seeds the engines' randomness (back-off timers, instance id).
+	// 0 means a random seed.
 	Seed uint64
 	// Events, if positive, is the capacity of the Events channel (default
 	// 1024). Events that find it full are counted and dropped.
@@ -86,14 +92,6 @@ type Config struct {
 	// Linger bounds how long Close waits for the sender to flush when its
 	// context has no deadline. 0 means 30 s.
 	Linger time.Duration
-}
-
-// Loss describes injected packet loss: independent loss with probability
-// Rate, or, with BurstLen > 1, Gilbert-Elliott bursts of that mean length
-// averaging Rate.
-type Loss struct {
-	Rate     float64
-	BurstLen float64
 }
 
 // ObjectInfo describes a received object when it starts.

@@ -97,7 +97,7 @@ type Stats struct {
 	NacksSuppressed                uint64
 	RepairsSent                    uint64 // repair symbols sent
 	FECRecovered                   uint64 // source symbols rebuilt from parity
-	InjectedTxLoss, InjectedRxLoss uint64 // packets dropped by loss injection
+	InjectedTxLoss, InjectedRxLoss uint64 // dropped by Config.Conn if it is a LossConn
 	SendErrors                     uint64
 	EventsDropped                  uint64
 	GRTT                           time.Duration
