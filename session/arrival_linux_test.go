@@ -44,3 +44,38 @@ func TestKernelTimestamps(t *testing.T) {
 		t.Fatalf("measured a wait of %v in the socket, want about 20 ms", wait)
 	}
 }
+
+// TestUDPWake: Wake makes a blocked ReadBatch of the UDP connection return
+// at once with nothing read, and a Wake that comes before ReadBatch is not
+// lost to the deadline ReadBatch sets.
+func TestUDPWake(t *testing.T) {
+	l := lab.New(t, 1)
+	var c *udpConn
+	err := l.Hosts[0].Do(func() (err error) {
+		c, err = openConn(&Config{Group: netip.MustParseAddrPort("239.255.7.8:7008"), Interface: lab.Iface})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msgs := []Message{{Buf: make([]byte, 100)}}
+	c.Wake()
+	start := time.Now()
+	if n, err := c.ReadBatch(msgs, time.Now().Add(10*time.Second)); n != 0 || err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("ReadBatch after Wake: %d, %v after %v", n, err, time.Since(start))
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		c.Wake()
+	}()
+	start = time.Now()
+	if n, err := c.ReadBatch(msgs, time.Now().Add(10*time.Second)); n != 0 || err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("ReadBatch woken: %d, %v after %v", n, err, time.Since(start))
+	}
+	// Without a Wake it waits for its deadline.
+	start = time.Now()
+	if n, err := c.ReadBatch(msgs, time.Now().Add(100*time.Millisecond)); n != 0 || err != nil || time.Since(start) < 90*time.Millisecond {
+		t.Fatalf("ReadBatch to its deadline: %d, %v after %v", n, err, time.Since(start))
+	}
+}

@@ -207,6 +207,9 @@ func (c *udpConn) ReadBatch(msgs []Message, deadline time.Time) (int, error) {
 		return 0, nil
 	}
 	n, err := c.rd.read(msgs)
+	// A Wake that ended this read, or came while it returned, has done
+	// its work: the session polls the engines after every ReadBatch.
+	c.woken.Store(false)
 	if isTimeout(err) {
 		return 0, nil
 	}
