@@ -109,7 +109,8 @@ func NewNetwork(seed uint64) *Network {
 
 // Listen adds a node that is a member of group and returns its connection,
 // for session.Config.Conn. Each node gets its own unicast address (see
-// Conn.LocalAddr), from which it sends.
+// Conn.LocalAddr), from which it sends. Listen panics if group is not a
+// multicast address.
 func (nw *Network) Listen(group netip.AddrPort, node Node) *Conn {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
