@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -263,52 +264,62 @@ type failGSO struct {
 
 func (f *failGSO) WriteGSO([]byte, int, netip.AddrPort) error {
 	f.calls.Add(1)
+	// Slow, like a system call under load: Stats calls land while the
+	// loop is in send, where it marks GSO off without the session lock.
+	time.Sleep(5 * time.Millisecond)
 	return errors.New("no segmentation here")
 }
 
 // TestSimGSOFallback: a connection that offers GSO is used for runs of
 // datagrams; when it fails, the session turns GSO off, which Stats (read
 // concurrently, as -race checks) reports, and sends in batches instead.
+// It runs in real time: in a synctest bubble the reader of Stats could only
+// run while the loop is blocked, never while it sends.
 func TestSimGSOFallback(t *testing.T) {
-	simTest(t, 6, func(t *testing.T, nw *sessiontest.Network) {
-		rx := newSim(t, nw, sessiontest.Node{}, session.Config{Seed: 61})
-		conn := &failGSO{Conn: nw.Listen(seamGroup, sessiontest.Node{})}
-		tx := newSim(t, nw, sessiontest.Node{}, session.Config{Seed: 62, Conn: conn})
-		if !tx.Stats().GSO {
-			t.Fatal("Stats.GSO false for a connection that offers GSO")
-		}
-		var wg sync.WaitGroup
-		stop := make(chan struct{})
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_ = tx.Stats().GSO
-				time.Sleep(100 * time.Microsecond)
+	nw := sessiontest.NewNetwork(6)
+	t.Cleanup(nw.Close) // after the sessions' cleanups
+	rx := newSim(t, nw, sessiontest.Node{}, session.Config{Seed: 61})
+	conn := &failGSO{Conn: nw.Listen(seamGroup, sessiontest.Node{})}
+	tx := newSim(t, nw, sessiontest.Node{}, session.Config{Seed: 62, Conn: conn})
+	if !tx.Stats().GSO {
+		t.Fatal("Stats.GSO false for a connection that offers GSO")
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
 			}
-		})
-		data := seamData(200<<10, 2)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := tx.SendBytes(ctx, data, nil); err != nil {
-			t.Fatal(err)
-		}
-		o, err := rx.Accept(ctx)
-		if err == nil {
-			err = o.Wait(ctx)
-		}
-		close(stop)
-		wg.Wait()
-		if err != nil || !bytes.Equal(o.Bytes(), data) {
-			t.Fatalf("object: %v", err)
-		}
-		if tx.Stats().GSO || conn.calls.Load() != 1 {
-			t.Fatalf("Stats.GSO %v after %d failed GSO writes, want false after 1", tx.Stats().GSO, conn.calls.Load())
+			_ = tx.Stats().GSO
+			runtime.Gosched()
 		}
 	})
+	data := seamData(200<<10, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := tx.SendBytes(ctx, data, nil); err != nil {
+		t.Fatal(err)
+	}
+	o, err := rx.Accept(ctx)
+	if err == nil {
+		err = o.Wait(ctx)
+	}
+	close(stop)
+	wg.Wait()
+	if err != nil || !bytes.Equal(o.Bytes(), data) {
+		t.Fatalf("object: %v", err)
+	}
+	if tx.Stats().GSO || conn.calls.Load() != 1 {
+		t.Fatalf("Stats.GSO %v after %d failed GSO writes, want false after 1", tx.Stats().GSO, conn.calls.Load())
+	}
+	for _, s := range []*session.Session{rx, tx} {
+		if err := shutdown(s, 50*time.Millisecond); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestSimLossConn: a LossConn on each side drops packets reproducibly, the
@@ -389,4 +400,79 @@ func seamData(n int, seed byte) []byte {
 		b[i] = byte(x)
 	}
 	return b
+}
+
+// TestSimSourceSpecific: with Config.Source set, the session takes packets
+// from that address only: an object from another sender on the group is
+// never offered.
+func TestSimSourceSpecific(t *testing.T) {
+	simTest(t, 9, func(t *testing.T, nw *sessiontest.Network) {
+		good := nw.Listen(seamGroup, sessiontest.Node{})
+		rogue := newSim(t, nw, sessiontest.Node{}, session.Config{NodeID: 66, Seed: 91})
+		tx := newSim(t, nw, sessiontest.Node{}, session.Config{NodeID: 1, Seed: 92, Conn: good})
+		rx := newSim(t, nw, sessiontest.Node{}, session.Config{Seed: 93, Source: good.LocalAddr().Addr()})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := rogue.SendBytes(ctx, []byte("not from the source"), nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		if _, err := tx.SendBytes(ctx, []byte("from the source"), nil); err != nil {
+			t.Fatal(err)
+		}
+		o, err := rx.Accept(ctx)
+		if err == nil {
+			err = o.Wait(ctx)
+		}
+		if err != nil || o.Info().Sender != 1 || string(o.Bytes()) != "from the source" {
+			t.Fatalf("accepted %v from %d: %q", err, o.Info().Sender, o.Bytes())
+		}
+	})
+}
+
+// brokenConn fails its reads once broken is set.
+type brokenConn struct {
+	*sessiontest.Conn
+	broken atomic.Bool
+	closed atomic.Bool
+}
+
+var errBroken = errors.New("interface gone")
+
+func (b *brokenConn) ReadBatch(msgs []session.Message, deadline time.Time) (int, error) {
+	if b.broken.Load() {
+		return 0, errBroken
+	}
+	return b.Conn.ReadBatch(msgs, deadline)
+}
+
+func (b *brokenConn) Close() error {
+	b.closed.Store(true)
+	return b.Conn.Close()
+}
+
+// TestSimConnError: a read error ends the session: calls then fail with
+// ErrClosed, Close reports the error, and the conn is closed. A session
+// that New refuses closes the Conn it was given, too.
+func TestSimConnError(t *testing.T) {
+	simTest(t, 10, func(t *testing.T, nw *sessiontest.Network) {
+		c := &brokenConn{Conn: nw.Listen(seamGroup, sessiontest.Node{})}
+		s := newSim(t, nw, sessiontest.Node{}, session.Config{Seed: 101, Conn: c})
+		c.broken.Store(true)
+		c.Wake()
+		for range s.Events() { // closed when the session has ended
+		}
+		if _, err := s.SendBytes(context.Background(), []byte("x"), nil); !errors.Is(err, session.ErrClosed) {
+			t.Fatalf("SendBytes on a dead session: %v", err)
+		}
+		if err := shutdown(s, time.Second); !errors.Is(err, errBroken) || !c.closed.Load() {
+			t.Fatalf("Close = %v (want the read error), conn closed %v", err, c.closed.Load())
+		}
+
+		refused := &brokenConn{Conn: nw.Listen(seamGroup, sessiontest.Node{})}
+		_, err := session.New(session.Config{Group: netip.MustParseAddrPort("10.0.0.1:6003"), Conn: refused})
+		if !errors.Is(err, session.ErrNotMulticast) || !refused.closed.Load() {
+			t.Fatalf("New with a unicast group: %v, conn closed %v", err, refused.closed.Load())
+		}
+	})
 }
