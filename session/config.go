@@ -46,7 +46,8 @@ type Config struct {
 	// 0 means 4 MiB each; the sizes granted are in Stats.
 	ReadBuffer, WriteBuffer int
 	// DisableGSO turns off UDP segmentation offload, which the session
-	// otherwise uses where the kernel supports it (Linux).
+	// otherwise uses where the kernel supports it (Linux), or where
+	// Config.Conn implements GSOWriter.
 	DisableGSO bool
 
 	// Sender configures sending; see package sender for each field. The
