@@ -335,7 +335,13 @@ func (c *counters) tracer() *session.Tracer {
 func TestTracerAndRateChanged(t *testing.T) {
 	g := loopGroup()
 	var txc, rxc counters
-	rx := loop(t, session.Config{Group: g, Tracer: rxc.tracer(), RxLoss: session.Loss{Rate: 0.1}, Seed: 3})
+	rcfg := session.Config{Group: g, Tracer: rxc.tracer(), Seed: 3, Interface: "lo"}
+	pc, err := session.Listen(rcfg)
+	if err != nil {
+		t.Skipf("no multicast on the loopback interface: %v", err)
+	}
+	rcfg.Conn = session.NewLossConn(pc, session.Loss{}, session.Loss{Rate: 0.1}, 3)
+	rx := loop(t, rcfg)
 	tx := loop(t, session.Config{Group: g, Tracer: txc.tracer(), Seed: 4,
 		Sender: sender.Config{CC: &congestion.Config{}, GRTT: 10 * time.Millisecond}})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -13,7 +13,7 @@ import (
 // the round trips the sender measures.
 func TestKernelTimestamps(t *testing.T) {
 	l := lab.New(t, 1)
-	var c *conn
+	var c *udpConn
 	err := l.Hosts[0].Do(func() (err error) {
 		c, err = openConn(&Config{Group: netip.MustParseAddrPort("239.255.7.7:7007"), Interface: lab.Iface})
 		return err
@@ -27,16 +27,55 @@ func TestKernelTimestamps(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond) // the datagram waits in the socket
-	_ = c.uc.SetReadDeadline(time.Now().Add(2 * time.Second))
-	b, _, ts, err := c.read()
+	msgs := []Message{{Buf: make([]byte, 100)}, {Buf: make([]byte, 100)}}
+	n, err := c.ReadBatch(msgs, time.Now().Add(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(b) != "hello" || ts == 0 {
-		t.Fatalf("read %q with timestamp %d, want hello with a kernel timestamp", b, ts)
+	m := msgs[0]
+	if n != 1 || string(m.Buf[:m.N]) != "hello" || m.Received.IsZero() {
+		t.Fatalf("read %d datagrams, %q with receive time %v, want hello with a kernel timestamp", n, m.Buf[:m.N], m.Received)
+	}
+	if m.Addr.Port() != c.group.Port() || !m.Addr.Addr().Is4() {
+		t.Fatalf("source %v, want an IPv4 address and the group's port %d", m.Addr, c.group.Port())
 	}
 	now := time.Now()
-	if wait := now.Sub(arrival(now, ts)); wait < 15*time.Millisecond || wait > now.Sub(sent)+5*time.Millisecond {
+	if wait := now.Sub(arrival(now, m.Received)); wait < 15*time.Millisecond || wait > now.Sub(sent)+5*time.Millisecond {
 		t.Fatalf("measured a wait of %v in the socket, want about 20 ms", wait)
+	}
+}
+
+// TestUDPWake: Wake makes a blocked ReadBatch of the UDP connection return
+// at once with nothing read, and a Wake that comes before ReadBatch is not
+// lost to the deadline ReadBatch sets.
+func TestUDPWake(t *testing.T) {
+	l := lab.New(t, 1)
+	var c *udpConn
+	err := l.Hosts[0].Do(func() (err error) {
+		c, err = openConn(&Config{Group: netip.MustParseAddrPort("239.255.7.8:7008"), Interface: lab.Iface})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msgs := []Message{{Buf: make([]byte, 100)}}
+	c.Wake()
+	start := time.Now()
+	if n, err := c.ReadBatch(msgs, time.Now().Add(10*time.Second)); n != 0 || err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("ReadBatch after Wake: %d, %v after %v", n, err, time.Since(start))
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		c.Wake()
+	}()
+	start = time.Now()
+	if n, err := c.ReadBatch(msgs, time.Now().Add(10*time.Second)); n != 0 || err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("ReadBatch woken: %d, %v after %v", n, err, time.Since(start))
+	}
+	// Without a Wake it waits for its deadline.
+	start = time.Now()
+	if n, err := c.ReadBatch(msgs, time.Now().Add(100*time.Millisecond)); n != 0 || err != nil || time.Since(start) < 90*time.Millisecond {
+		t.Fatalf("ReadBatch to its deadline: %d, %v after %v", n, err, time.Since(start))
 	}
 }

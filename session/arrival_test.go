@@ -24,7 +24,11 @@ func TestArrival(t *testing.T) {
 		{"in the future", wall + 1e9, 0},
 		{"a minute ago: a clock step", wall - 60e9, 0},
 	} {
-		got := arrival(now, c.ts)
+		var rt time.Time
+		if c.ts != 0 {
+			rt = time.Unix(0, c.ts)
+		}
+		got := arrival(now, rt)
 		if d := got.Sub(now); d < c.want-time.Microsecond || d > c.want+time.Microsecond {
 			t.Errorf("%s: arrival - now = %v, want %v", c.name, d, c.want)
 		}

@@ -4,9 +4,10 @@ package session
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
-	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -15,51 +16,61 @@ import (
 // batchSize is how many datagrams one recvmmsg call may return.
 const batchSize = 64
 
-// mmsghdr is the kernel's struct mmsghdr.
+// mmsghdr is the kernel's struct mmsghdr: a msghdr followed by the
+// unsigned int length, padded to the msghdr's alignment. Go lays the struct
+// out the same way on every architecture (8-byte aligned with 4 bytes of
+// tail padding on 64-bit ones, 4-byte aligned and unpadded on 32-bit ones),
+// which the constants below check at compile time.
 type mmsghdr struct {
 	hdr unix.Msghdr
 	len uint32
-	_   [4]byte
 }
 
+// kernelMmsghdrSize is sizeof(struct mmsghdr) as the kernel computes it:
+// the msghdr, the length, rounded up to the alignment of a pointer (the
+// largest member of msghdr on every Linux architecture).
+const kernelMmsghdrSize = (unix.SizeofMsghdr + 4 + ptrSize - 1) / ptrSize * ptrSize
+
+const ptrSize = unsafe.Sizeof(uintptr(0))
+
+// Compile-time layout checks: each array length is a constant that is
+// negative, and so fails to compile, if the layout differs from the
+// kernel's.
+var (
+	_ [unsafe.Sizeof(mmsghdr{}) - kernelMmsghdrSize]struct{}
+	_ [kernelMmsghdrSize - unsafe.Sizeof(mmsghdr{})]struct{}
+	_ [unsafe.Sizeof(unix.Msghdr{}) - unix.SizeofMsghdr]struct{}
+	_ [unix.SizeofMsghdr - unsafe.Sizeof(unix.Msghdr{})]struct{}
+	_ [unsafe.Offsetof(mmsghdr{}.len) - unix.SizeofMsghdr]struct{}
+	_ [unix.SizeofMsghdr - unsafe.Offsetof(mmsghdr{}.len)]struct{}
+)
+
 // reader reads datagrams in batches with recvmmsg: one system call for up
-// to batchSize packets, into buffers allocated once.
+// to batchSize packets, into the caller's buffers.
 type reader struct {
 	rc    syscall.RawConn
 	hdrs  [batchSize]mmsghdr
 	iovs  [batchSize]unix.Iovec
 	names [batchSize]unix.RawSockaddrAny
-	bufs  [batchSize][]byte
 	// ctrl receives each datagram's kernel receive timestamp
 	// (SO_TIMESTAMPNS), when the socket has them turned on.
-	ctrl [batchSize][ctrlLen]byte
-	n    int // datagrams in the current batch
-	next int // next one to hand out
-	// rest is what is left of a coalesced (UDP GRO) datagram: segments of
-	// seg bytes (the last may be shorter) from restFrom, received at
-	// restStamp.
-	rest      []byte
-	seg       int
-	restFrom  netip.AddrPort
-	restStamp int64
-	coalesced atomic.Uint64 // datagrams that came in a coalesced run (Stats reads it from another goroutine)
-	errno     syscall.Errno
+	ctrl  [batchSize][ctrlLen]byte
+	want  int // datagrams asked for
+	n     int // datagrams in the current batch
+	errno syscall.Errno
 	// recv is bound once: a closure made per call would cost an
 	// allocation per read.
 	recv func(fd uintptr) bool
 }
 
-func newReader(c *conn) (*reader, error) {
+func newReader(c *udpConn) (*reader, error) {
 	rc, err := c.uc.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
 	r := &reader{rc: rc}
 	r.recv = r.recvmmsg
-	for i := range r.bufs {
-		r.bufs[i] = make([]byte, 65536)
-		r.iovs[i].Base = &r.bufs[i][0]
-		r.iovs[i].SetLen(len(r.bufs[i]))
+	for i := range r.hdrs {
 		h := &r.hdrs[i].hdr
 		h.Iov = &r.iovs[i]
 		h.SetIovlen(1)
@@ -73,18 +84,9 @@ func newReader(c *conn) (*reader, error) {
 // spare for another the kernel may add.
 const ctrlLen = 96
 
-// buffered is how many datagrams of the current batch are still to be
-// handed out: read returns them without a system call.
-func (r *reader) buffered() int {
-	if len(r.rest) > 0 {
-		return r.n - r.next + 1
-	}
-	return r.n - r.next
-}
-
 // info returns the kernel receive time of datagram i in Unix nanoseconds
-// (0 if it carries none) and, for a datagram the kernel coalesced from
-// several (UDP GRO), their size (else 0).
+// (0 if it carries none) and, for datagrams the kernel merged (UDP GRO),
+// their size (else 0).
 func (r *reader) info(i int) (stamp int64, seg int) {
 	h := &r.hdrs[i].hdr
 	ctrl := r.ctrl[i][:min(int(h.Controllen), ctrlLen)]
@@ -106,46 +108,46 @@ func (r *reader) info(i int) (stamp int64, seg int) {
 	return stamp, seg
 }
 
-// read returns the next datagram and its kernel receive time (Unix
-// nanoseconds, 0 if unknown), reading a new batch when the current one is
-// used up. The bytes are valid until the next call. It blocks until the
-// socket's read deadline.
-func (r *reader) read() ([]byte, netip.AddrPort, int64, error) {
-	if len(r.rest) > 0 {
-		n := min(r.seg, len(r.rest))
-		b := r.rest[:n]
-		r.rest = r.rest[n:]
-		return b, r.restFrom, r.restStamp, nil
-	}
-	if r.next >= r.n {
-		r.n, r.next = 0, 0
-		for i := range r.hdrs {
-			r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrAny
-			r.hdrs[i].hdr.SetControllen(ctrlLen)
+var errEmptyBuffer = errors.New("session: ReadBatch with an empty buffer")
+
+// read reads up to batchSize datagrams into msgs with one recvmmsg, and
+// their sources and kernel receive times. It blocks until the socket's
+// read deadline.
+func (r *reader) read(msgs []Message) (int, error) {
+	k := min(len(msgs), batchSize)
+	for i := range k {
+		b := msgs[i].Buf
+		if len(b) == 0 {
+			return 0, errEmptyBuffer
 		}
-		if err := r.rc.Read(r.recv); err != nil {
-			return nil, netip.AddrPort{}, 0, err
-		}
-		if r.errno != 0 {
-			return nil, netip.AddrPort{}, 0, r.errno
-		}
+		r.iovs[i].Base = &b[0]
+		r.iovs[i].SetLen(len(b))
+		r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrAny
+		r.hdrs[i].hdr.SetControllen(ctrlLen)
 	}
-	i := r.next
-	r.next++
-	b, from := r.bufs[i][:r.hdrs[i].len], sockaddr(&r.names[i])
-	stamp, seg := r.info(i)
-	if seg > 0 && len(b) > seg {
-		// Several datagrams of one flow, coalesced by the kernel: they are
-		// handed out one by one, as if read apart.
-		r.rest, r.seg, r.restFrom, r.restStamp = b[seg:], seg, from, stamp
-		r.coalesced.Add(uint64((len(b) + seg - 1) / seg))
-		b = b[:seg]
+	r.want, r.n = k, 0
+	if err := r.rc.Read(r.recv); err != nil {
+		return 0, err
 	}
-	return b, from, stamp, nil
+	if r.errno != 0 {
+		return 0, r.errno
+	}
+	for i := range r.n {
+		m := &msgs[i]
+		m.N = int(r.hdrs[i].len)
+		m.Addr = sockaddr(&r.names[i])
+		m.Received = time.Time{}
+		ts, seg := r.info(i)
+		if ts != 0 {
+			m.Received = time.Unix(0, ts)
+		}
+		m.Segment = seg
+	}
+	return r.n, nil
 }
 
 func (r *reader) recvmmsg(fd uintptr) bool {
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.want), unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN {
 		return false
 	}

@@ -3,28 +3,29 @@
 package session
 
 import (
+	"errors"
 	"net/netip"
-	"sync/atomic"
 )
 
 // reader reads one datagram per system call where recvmmsg is not
 // available.
 type reader struct {
-	c         *conn
-	buf       []byte
-	coalesced atomic.Uint64 // always 0: no UDP GRO here
+	c *udpConn
 }
 
-func newReader(c *conn) (*reader, error) { return &reader{c: c, buf: make([]byte, 65536)}, nil }
+func newReader(c *udpConn) (*reader, error) { return &reader{c: c}, nil }
 
-// read returns the next datagram; receive timestamps are not read here
-// (0: unknown).
-func (r *reader) read() ([]byte, netip.AddrPort, int64, error) {
-	n, from, err := r.c.uc.ReadFromUDPAddrPort(r.buf)
-	if err != nil {
-		return nil, from, 0, err
+// read reads one datagram into msgs[0]; receive timestamps are not read
+// here (zero: unknown).
+func (r *reader) read(msgs []Message) (int, error) {
+	if len(msgs) == 0 || len(msgs[0].Buf) == 0 {
+		return 0, errors.New("session: ReadBatch with an empty buffer")
 	}
-	return r.buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), 0, nil
+	n, from, err := r.c.uc.ReadFromUDPAddrPort(msgs[0].Buf)
+	if err != nil {
+		return 0, err
+	}
+	m := &msgs[0]
+	m.N, m.Addr = n, netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	return 1, nil
 }
-
-func (r *reader) buffered() int { return 0 }

@@ -49,7 +49,8 @@ type Config struct {
 	// 0 means 4 MiB each; the sizes granted are in Stats.
 	ReadBuffer, WriteBuffer int
 	// DisableGSO turns off UDP segmentation offload, which the session
-	// otherwise uses where the kernel supports it (Linux).
+	// otherwise uses where the kernel supports it (Linux), or where
+	// Config.Conn implements GSOWriter.
 	DisableGSO bool
 
 	// Sender configures sending; see package sender for each field. Rate
@@ -78,17 +79,23 @@ type Config struct {
 	// complete, and Wait returns, once every write has returned.
 	FileSink func(ObjectInfo) (io.WriterAt, error)
 
-	// TxLoss and RxLoss drop a share of the packets sent or received, for
-	// tests and benchmarks: reproducible with the same Seed.
-	TxLoss, RxLoss Loss
+	// Conn, if set, is the session's packet I/O instead of the UDP socket
+	// New would open (see Listen): an in-memory network for tests
+	// (package sessiontest), a socket wrapped to inject loss
+	// (NewLossConn), or a transport of your own. The session sends to
+	// Group through it and filters by Source; Interface, TTL,
+	// DisableLoopback, ReadBuffer and WriteBuffer apply only to the
+	// socket New opens. The session owns Conn from New on and closes it
+	// when it ends, or when New fails.
+	Conn PacketConn
 
 	// Logger receives the session's log; nil means silent.
 	Logger *slog.Logger
 	// Tracer, if set, is called as packets, NACKs, repairs and rate and
 	// GRTT changes happen (see Tracer).
 	Tracer *Tracer
-	// Seed seeds the engines' randomness (back-off timers, instance id)
-	// and loss injection. 0 means a random seed.
+	// Seed seeds the engines' randomness (back-off timers, instance id).
+	// 0 means a random seed.
 	Seed uint64
 	// EventBuffer, if positive, is the capacity of the channel that
 	// Session.Events returns (default 1024). Events that find it full are
@@ -116,14 +123,6 @@ func (n NodeID) String() string { return fmt.Sprintf("%08x", uint32(n)) }
 type ObjectID uint16
 
 func (id ObjectID) String() string { return strconv.Itoa(int(id)) }
-
-// Loss describes injected packet loss: independent loss with probability
-// Rate, or, with BurstLen > 1, Gilbert-Elliott bursts of that mean length
-// averaging Rate.
-type Loss struct {
-	Rate     float64
-	BurstLen float64
-}
 
 // ObjectInfo describes a received object when it starts.
 type ObjectInfo struct {

@@ -6,46 +6,50 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 )
 
-// conn is the session's UDP socket: bound to the group's port, joined to
-// the group, sending to the group from the same port.
-type conn struct {
+// udpConn is the session's UDP socket: bound to the group's port, joined
+// to the group, sending to the group from the same port. It implements
+// PacketConn; gsoConn adds GSOWriter where the kernel supports it.
+type udpConn struct {
 	uc     *net.UDPConn
 	p4     *ipv4.PacketConn
 	p6     *ipv6.PacketConn
 	group  netip.AddrPort
 	ifi    *net.Interface
 	source netip.Addr
-	gso    gsoState
-	rbuf   int // socket buffer sizes the kernel granted
+	gsoOK  bool // the kernel accepted UDP_SEGMENT and GSO was not disabled
+	rbuf   int  // socket buffer sizes the kernel granted
 	wbuf   int
 	rd     *reader
 	gw     *gsoWriter // Linux GSO writes, set up on first use
-	batch  []outPacket
+	woken  atomic.Bool
 	msgs4  []ipv4.Message
 	msgs6  []ipv6.Message
 	addrs  []net.UDPAddr
 	bufs   [][1][]byte
 }
 
-// outPacket is a datagram waiting in a send batch.
-type outPacket struct {
-	b   []byte
-	dst netip.AddrPort
+// gsoConn is a udpConn whose kernel takes GSO writes.
+type gsoConn struct{ *udpConn }
+
+// WriteGSO implements GSOWriter.
+func (c gsoConn) WriteGSO(b []byte, seg int, dst netip.AddrPort) error {
+	return c.writeGSO(b, seg, dst)
 }
 
 // sendBatch is how many datagrams one sendmmsg call may carry.
 const sendBatch = 64
 
-// writeBatch sends pkts with as few system calls as the platform allows
-// (sendmmsg on Linux) and returns how many datagrams and bytes went out.
-// The message structures are allocated once and reused.
-func (c *conn) writeBatch(pkts []outPacket) (int, int, error) {
+// WriteBatch sends msgs with as few system calls as the platform allows
+// (sendmmsg on Linux). The message structures are allocated once and
+// reused.
+func (c *udpConn) WriteBatch(msgs []Message) (int, error) {
 	if c.addrs == nil {
 		c.addrs = make([]net.UDPAddr, sendBatch)
 		c.bufs = make([][1][]byte, sendBatch)
@@ -55,54 +59,50 @@ func (c *conn) writeBatch(pkts []outPacket) (int, int, error) {
 			c.addrs[i].IP = make(net.IP, 16)
 		}
 	}
-	for i, p := range pkts {
-		a := &c.addrs[i]
-		a.IP = a.IP[:16]
-		if p.dst.Addr().Is4() {
-			v := p.dst.Addr().As4()
-			a.IP = a.IP[:4]
-			copy(a.IP, v[:])
-		} else {
-			v := p.dst.Addr().As16()
-			copy(a.IP, v[:])
+	sent := 0
+	for sent < len(msgs) {
+		k := min(len(msgs)-sent, sendBatch)
+		for i, p := range msgs[sent : sent+k] {
+			a := &c.addrs[i]
+			a.IP = a.IP[:16]
+			if p.Addr.Addr().Is4() {
+				v := p.Addr.Addr().As4()
+				a.IP = a.IP[:4]
+				copy(a.IP, v[:])
+			} else {
+				v := p.Addr.Addr().As16()
+				copy(a.IP, v[:])
+			}
+			a.Port = int(p.Addr.Port())
+			c.bufs[i][0] = p.Buf
+			c.msgs4[i] = ipv4.Message{Buffers: c.bufs[i][:], Addr: a}
+			c.msgs6[i] = ipv6.Message{Buffers: c.bufs[i][:], Addr: a}
 		}
-		a.Port = int(p.dst.Port())
-		c.bufs[i][0] = p.b
-		c.msgs4[i] = ipv4.Message{Buffers: c.bufs[i][:], Addr: a}
-		c.msgs6[i] = ipv6.Message{Buffers: c.bufs[i][:], Addr: a}
+		for done := 0; done < k; {
+			var n int
+			var err error
+			if c.p4 != nil {
+				n, err = c.p4.WriteBatch(c.msgs4[done:k], 0)
+			} else {
+				n, err = c.p6.WriteBatch(c.msgs6[done:k], 0)
+			}
+			done += n
+			if err != nil {
+				return sent + done, err
+			}
+			if n == 0 {
+				return sent + done, errors.New("session: sendmmsg sent nothing")
+			}
+		}
+		sent += k
 	}
-	sent, bytes := 0, 0
-	for sent < len(pkts) {
-		var n int
-		var err error
-		if c.p4 != nil {
-			n, err = c.p4.WriteBatch(c.msgs4[sent:len(pkts)], 0)
-		} else {
-			n, err = c.p6.WriteBatch(c.msgs6[sent:len(pkts)], 0)
-		}
-		n = max(n, 0) // x/net reports -1 with an error
-		for _, p := range pkts[sent : sent+n] {
-			bytes += len(p.b)
-		}
-		sent += n
-		if err != nil {
-			return sent, bytes, err
-		}
-		if n == 0 {
-			return sent, bytes, errors.New("session: sendmmsg sent nothing")
-		}
-	}
-	return sent, bytes, nil
-}
-
-type gsoState struct {
-	enabled bool // the kernel accepted UDP_SEGMENT and no send failed
+	return sent, nil
 }
 
 // openConn creates and configures the socket.
-func openConn(cfg *Config) (*conn, error) {
+func openConn(cfg *Config) (*udpConn, error) {
 	g := netip.AddrPortFrom(cfg.Group.Addr().Unmap(), cfg.Group.Port())
-	c := &conn{group: g, source: cfg.Source}
+	c := &udpConn{group: g, source: cfg.Source}
 	if cfg.Interface != "" {
 		ifi, err := net.InterfaceByName(cfg.Interface)
 		if err != nil {
@@ -127,7 +127,7 @@ func openConn(cfg *Config) (*conn, error) {
 	return c, nil
 }
 
-func (c *conn) setup(cfg *Config) error {
+func (c *udpConn) setup(cfg *Config) error {
 	ttl := cfg.TTL
 	if ttl == 0 {
 		ttl = 1
@@ -186,8 +186,7 @@ func (c *conn) setup(cfg *Config) error {
 	_ = c.uc.SetReadBuffer(rb)
 	_ = c.uc.SetWriteBuffer(wb)
 	c.rbuf, c.wbuf = socketBuffers(c.uc)
-	c.gso.enabled = !cfg.DisableGSO && probeGSO(c.uc)
-	c.batch = make([]outPacket, 0, sendBatch)
+	c.gsoOK = !cfg.DisableGSO && probeGSO(c.uc)
 	rd, err := newReader(c)
 	if err != nil {
 		return err
@@ -196,45 +195,40 @@ func (c *conn) setup(cfg *Config) error {
 	return nil
 }
 
-// read returns the next datagram (valid until the next call) and its
-// kernel receive time (Unix nanoseconds, 0 if unknown), blocking
-// until the socket's read deadline. Datagrams from other sources are
-// dropped when the session is source-specific.
-func (c *conn) read() ([]byte, netip.AddrPort, int64, error) {
-	for {
-		b, from, ts, err := c.rd.read()
-		if err != nil {
-			return nil, from, 0, err
-		}
-		if c.source.IsValid() && from.Addr() != c.source {
-			continue // the kernel filters SSM joins; this covers stacks that don't
-		}
-		return b, from, ts, nil
+// ReadBatch reads datagrams into msgs (recvmmsg on Linux), waiting until
+// deadline or Wake.
+func (c *udpConn) ReadBatch(msgs []Message, deadline time.Time) (int, error) {
+	if err := c.uc.SetReadDeadline(deadline); err != nil {
+		return 0, err
 	}
+	// A Wake between the last read and the deadline just set was undone
+	// by it: the flag remembers it.
+	if c.woken.Swap(false) {
+		return 0, nil
+	}
+	n, err := c.rd.read(msgs)
+	// A Wake that ended this read, or came while it returned, has done
+	// its work: the session polls the engines after every ReadBatch.
+	c.woken.Store(false)
+	if isTimeout(err) {
+		return 0, nil
+	}
+	return n, err
 }
 
-// readBuffered is read for the datagrams left of the batch the last read
-// fetched: it never makes a system call, and returns ok false when none is
-// left.
-func (c *conn) readBuffered() ([]byte, netip.AddrPort, int64, bool) {
-	for c.rd.buffered() > 0 {
-		b, from, ts, err := c.rd.read()
-		if err != nil {
-			return nil, from, 0, false
-		}
-		if c.source.IsValid() && from.Addr() != c.source {
-			continue
-		}
-		return b, from, ts, true
-	}
-	return nil, netip.AddrPort{}, 0, false
+// Wake makes a blocked ReadBatch return at once.
+func (c *udpConn) Wake() {
+	c.woken.Store(true)
+	_ = c.uc.SetReadDeadline(time.Unix(1, 0))
 }
 
-// kick makes a blocked read return at once.
-func (c *conn) kick() { _ = c.uc.SetReadDeadline(time.Unix(1, 0)) }
+// Close closes the socket.
+func (c *udpConn) Close() error { return c.uc.Close() }
 
-// localAddr is the address the session sends from.
-func (c *conn) localAddr() netip.AddrPort {
+func (c *udpConn) socketBuffers() (r, w int) { return c.rbuf, c.wbuf }
+
+// LocalAddr is the address the session sends from.
+func (c *udpConn) LocalAddr() netip.AddrPort {
 	a, _ := c.uc.LocalAddr().(*net.UDPAddr)
 	if a == nil {
 		return netip.AddrPort{}

@@ -97,7 +97,7 @@ type gsoWriter struct {
 
 // writeGSO sends b, which holds equal-size datagrams of seg bytes (the last
 // may be shorter), to dst in one system call; the kernel or NIC cuts it.
-func (c *conn) writeGSO(b []byte, seg int, dst netip.AddrPort) error {
+func (c *udpConn) writeGSO(b []byte, seg int, dst netip.AddrPort) error {
 	w := c.gw
 	if w == nil {
 		rc, err := c.uc.SyscallConn()

@@ -28,6 +28,6 @@ func probeGSO(*net.UDPConn) bool { return false }
 
 type gsoWriter struct{}
 
-func (c *conn) writeGSO([]byte, int, netip.AddrPort) error {
+func (c *udpConn) writeGSO([]byte, int, netip.AddrPort) error {
 	return errors.New("session: GSO is Linux-only")
 }

@@ -45,4 +45,15 @@
 // site-local, ff08:: organization-local, ff0e:: global; the hop limit still
 // applies. Administratively scoped IPv4 groups (239.0.0.0/8) are meant for
 // private use, which is why Shoal's examples use 239.255.x.x.
+//
+// # Packet I/O and testing
+//
+// A session reads and writes datagrams through a PacketConn: by default the
+// UDP socket Listen opens (recvmmsg with kernel receive timestamps, sendmmsg
+// and, on Linux, segmentation offload), or whatever Config.Conn supplies.
+// Package sessiontest supplies an in-memory multicast network with delay,
+// jitter, loss and rate limits, on which whole sessions run in one process
+// without privileges, in virtual time under testing/synctest. NewLossConn
+// wraps a connection to drop a seeded share of the packets, for tests and
+// benchmarks on real networks.
 package session

@@ -97,7 +97,10 @@ type Stats struct {
 	NacksSuppressed                uint64
 	RepairsSent                    uint64 // repair symbols sent
 	FECRecovered                   uint64 // source symbols rebuilt from parity
-	InjectedTxLoss, InjectedRxLoss uint64 // packets dropped by loss injection
+	// InjectedTxLoss and InjectedRxLoss count the datagrams a LossConn in
+	// Config.Conn dropped. Those dropped on sending count in PacketsSent
+	// too; those dropped on receiving do not count in PacketsReceived.
+	InjectedTxLoss, InjectedRxLoss uint64
 	SendErrors                     uint64
 	EventsDropped                  uint64
 	GRTT                           time.Duration

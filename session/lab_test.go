@@ -17,14 +17,25 @@ import (
 	"github.com/shoalnet/shoal/session"
 )
 
-// open opens a session on host h.
-func open(t *testing.T, h *lab.Host, cfg session.Config) *session.Session {
+// open opens a session on host h; with a loss given, its socket is wrapped
+// in a LossConn.
+func open(t *testing.T, h *lab.Host, cfg session.Config, loss ...session.Loss) *session.Session {
 	t.Helper()
 	if cfg.Interface == "" {
 		cfg.Interface = lab.Iface
 	}
 	var s *session.Session
-	if err := h.Do(func() (err error) { s, err = session.New(cfg); return err }); err != nil {
+	if err := h.Do(func() (err error) {
+		if len(loss) == 2 {
+			pc, err := session.Listen(cfg)
+			if err != nil {
+				return err
+			}
+			cfg.Conn = session.NewLossConn(pc, loss[0], loss[1], cfg.Seed)
+		}
+		s, err = session.New(cfg)
+		return err
+	}); err != nil {
 		t.Fatalf("%s: %v", h.Name, err)
 	}
 	t.Cleanup(func() {
@@ -353,9 +364,9 @@ func TestLabSameHostReceivers(t *testing.T) {
 func TestLabBatchPathAndInjectedLoss(t *testing.T) {
 	l := lab.New(t, 2)
 	group := netip.MustParseAddrPort("239.255.7.1:6900")
-	rx := open(t, l.Hosts[1], session.Config{Group: group, Seed: 1, RxLoss: session.Loss{Rate: 0.03}})
-	tx := open(t, l.Hosts[0], session.Config{Group: group, Seed: 2, DisableGSO: true,
-		TxLoss: session.Loss{Rate: 0.05, BurstLen: 3}, Sender: sender.Config{Parity: 8}})
+	rx := open(t, l.Hosts[1], session.Config{Group: group, Seed: 1}, session.Loss{}, session.Loss{Rate: 0.03})
+	tx := open(t, l.Hosts[0], session.Config{Group: group, Seed: 2, DisableGSO: true, Sender: sender.Config{Parity: 8}},
+		session.Loss{Rate: 0.05, BurstLen: 3}, session.Loss{})
 	data := pattern(3<<20, 7)
 	if _, err := tx.SendBytes(context.Background(), data, []byte("lossy")); err != nil {
 		t.Fatal(err)

@@ -331,7 +331,7 @@ func (o *Object) gapLocked(lost int64, overflow bool) {
 func (s *Session) holdStream(o *Object, hold bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.holdStreamLocked(time.Now(), o, hold)
+	s.holdStreamLocked(nowFunc(), o, hold)
 }
 
 func (s *Session) holdStreamLocked(now time.Time, o *Object, hold bool) {

@@ -60,10 +60,7 @@ func (s *Session) enqueue(ctx context.Context, op func(*sender.Sender) (uint16, 
 	}
 }
 
-func (s *Session) kickLocked() {
-	s.kicked.Store(true)
-	s.c.kick()
-}
+func (s *Session) kickLocked() { s.c.Wake() }
 
 // SendBytes sends data as one object, with optional info (at most one
 // segment, e.g. a name), and returns its id once queued. The session keeps

@@ -20,13 +20,20 @@ import (
 // Session is a NORM session on one multicast group. Its methods are safe
 // for concurrent use.
 type Session struct {
-	cfg  Config
-	c    *conn
-	log  *slog.Logger
-	node uint32
-	seed uint64
+	cfg    Config
+	c      PacketConn
+	group  netip.AddrPort // where the session sends
+	source netip.Addr     // the only source accepted, if valid
+	gsoW   GSOWriter      // nil without GSO
+	gso    atomic.Bool    // gsoW is set and no GSO write failed
+	log    *slog.Logger
+	node   uint32
+	seed   uint64
 
-	kicked     atomic.Bool
+	// Used by the loop only: read buffers and the send batch.
+	rmsgs  []Message
+	wbatch []Message
+
 	done       chan struct{} // closed when the loop has exited
 	finishOnce sync.Once
 
@@ -34,11 +41,9 @@ type Session struct {
 	tx       *sender.Sender
 	rx       *receiver.Receiver
 	out      framing.Outbox // used by the loop only
-	txLoss   *lossState
-	rxLoss   *lossState
-	stopping bool // Close: flush, then stop
-	stopNow  bool // stop the loop at once
-	txClosed bool // the sender announced EOT
+	stopping bool           // Close: flush, then stop
+	stopNow  bool           // stop the loop at once
+	txClosed bool           // the sender announced EOT
 	err      error
 
 	waiters int
@@ -67,17 +72,34 @@ type Session struct {
 	stats     Stats
 }
 
-// nowFunc is the clock; a variable so tests could stub it.
+// nowFunc is the session's clock: the loop, the engines and stream holds
+// all read it, so that a test running sessions under testing/synctest (or
+// stubbing it) controls the time they see.
 var nowFunc = time.Now
+
+// readBatch is how many datagrams the loop reads at once, and readBufSize
+// the size of each buffer: the largest UDP payload.
+const (
+	readBatch   = 64
+	readBufSize = 65536
+)
 
 type objKey struct {
 	sender uint32
 	id     uint16
 }
 
-// New opens a session: it creates the socket, joins the group and starts
-// the session's goroutine. Close it to leave the group.
-func New(cfg Config) (*Session, error) {
+// New opens a session: it creates the socket (or takes Config.Conn), joins
+// the group and starts the session's goroutine. Close it to leave the
+// group.
+func New(cfg Config) (s *Session, err error) {
+	if cfg.Conn != nil {
+		defer func() {
+			if err != nil {
+				cfg.Conn.Close()
+			}
+		}()
+	}
 	if err := checkGroup(cfg.Group, cfg.AllowReserved); err != nil {
 		return nil, err
 	}
@@ -87,19 +109,28 @@ func New(cfg Config) (*Session, error) {
 	if err := checkEngineFields(&cfg); err != nil {
 		return nil, err
 	}
-	c, err := openConn(&cfg)
-	if err != nil {
-		return nil, err
+	c := cfg.Conn
+	if c == nil {
+		if c, err = Listen(cfg); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				c.Close()
+			}
+		}()
 	}
-	s := &Session{
-		cfg:   cfg,
-		c:     c,
-		log:   cfg.Logger,
-		done:  make(chan struct{}),
-		wake:  make(chan struct{}),
-		objs:  map[objKey]*Object{},
-		sinks: map[objKey]*asyncSink{},
-		quit:  make(chan struct{}),
+	s = &Session{
+		cfg:    cfg,
+		c:      c,
+		group:  netip.AddrPortFrom(cfg.Group.Addr().Unmap(), cfg.Group.Port()),
+		source: cfg.Source,
+		log:    cfg.Logger,
+		done:   make(chan struct{}),
+		wake:   make(chan struct{}),
+		objs:   map[objKey]*Object{},
+		sinks:  map[objKey]*asyncSink{},
+		quit:   make(chan struct{}),
 
 		acceptNote: make(chan struct{}),
 	}
@@ -121,8 +152,15 @@ func New(cfg Config) (*Session, error) {
 		cfg.EventBuffer = 1024
 	}
 	s.events = make(chan Event, cfg.EventBuffer)
-	s.txLoss = newLoss(cfg.TxLoss, s.seed, 101)
-	s.rxLoss = newLoss(cfg.RxLoss, s.seed, 102)
+	if w, ok := c.(GSOWriter); ok && !cfg.DisableGSO {
+		s.gsoW = w
+		s.gso.Store(true)
+	}
+	s.rmsgs = make([]Message, readBatch)
+	for i := range s.rmsgs {
+		s.rmsgs[i].Buf = make([]byte, readBufSize)
+	}
+	s.wbatch = make([]Message, 0, sendBatch)
 
 	rcfg := cfg.Receiver
 	rcfg.NodeID = s.node
@@ -130,18 +168,18 @@ func New(cfg Config) (*Session, error) {
 	rcfg.Sink = s.sink
 	rcfg.ConfirmHeld = true
 	if s.rx, err = receiver.New(rcfg); err != nil {
-		c.uc.Close()
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	// The sender engine starts with the first send; its configuration is
 	// checked now so that a mistake surfaces here, not mid-program.
 	if _, err := sender.New(s.txConfig(), nowFunc()); err != nil {
-		c.uc.Close()
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	s.stats.ReadBuffer, s.stats.WriteBuffer, s.stats.GSO = c.rbuf, c.wbuf, c.gso.enabled
-	s.log.Info("session open", "group", c.group, "local", c.localAddr(), "node", fmt.Sprintf("%08x", s.node),
-		"gso", c.gso.enabled, "rcvbuf", c.rbuf, "sndbuf", c.wbuf)
+	if b, ok := c.(socketBufferer); ok {
+		s.stats.ReadBuffer, s.stats.WriteBuffer = b.socketBuffers()
+	}
+	s.log.Info("session open", "group", s.group, "local", c.LocalAddr(), "node", fmt.Sprintf("%08x", s.node),
+		"gso", s.gso.Load(), "rcvbuf", s.stats.ReadBuffer, "sndbuf", s.stats.WriteBuffer)
 	s.warnCollisions()
 	go s.run()
 	return s, nil
@@ -159,7 +197,7 @@ var joined struct {
 // and switches then deliver both to both, and the kernel filters in
 // software (RFC 1112 §6.4 maps only 23 bits).
 func (s *Session) warnCollisions() {
-	g := s.c.group.Addr()
+	g := s.group.Addr()
 	joined.Lock()
 	defer joined.Unlock()
 	if joined.groups == nil {
@@ -210,10 +248,7 @@ func (s *Session) publish(e Event) {
 }
 
 // kick wakes the loop so it polls the engines at once.
-func (s *Session) kick() {
-	s.kicked.Store(true)
-	s.c.kick()
-}
+func (s *Session) kick() { s.c.Wake() }
 
 // wait releases the lock until the loop's next pass (see poll), or ctx
 // ends. It must be called with s.mu held and returns with it
@@ -251,7 +286,7 @@ func (s *Session) wakeWaiters() {
 func (s *Session) run() {
 	defer close(s.done)
 	for {
-		now := time.Now()
+		now := nowFunc()
 		s.mu.Lock()
 		next := s.poll(now)
 		stop := s.stopNow || (s.stopping && (s.tx == nil || s.txClosed))
@@ -262,35 +297,38 @@ func (s *Session) run() {
 			return
 		}
 		s.disk.waitRoom(s.quit)
-		if err := s.c.uc.SetReadDeadline(next); err != nil {
+		n, err := s.c.ReadBatch(s.rmsgs, next)
+		if err != nil {
 			s.fail(err)
 			return
 		}
-		if s.kicked.Swap(false) {
-			continue
+		if n == 0 {
+			continue // deadline or wake-up
 		}
-		b, from, ts, err := s.c.read()
-		switch {
-		case err == nil:
-			// The rest of a batch the kernel already handed over is
-			// handled under the same lock, before the engines are polled
-			// again: polling per packet costs more than the packet.
-			s.mu.Lock()
-			now := time.Now()
-			s.handle(now, arrival(now, ts), from, b)
-			for {
-				b, from, ts, ok := s.c.readBuffered()
-				if !ok {
-					break
-				}
-				s.handle(now, arrival(now, ts), from, b)
+		// A whole batch is handled under one lock, before the engines
+		// are polled again: polling per packet costs more than the
+		// packet.
+		s.mu.Lock()
+		now = nowFunc()
+		for i := range s.rmsgs[:n] {
+			m := &s.rmsgs[i]
+			if s.source.IsValid() && m.Addr.Addr() != s.source {
+				continue // the kernel filters SSM joins; this covers stacks that don't
 			}
-			s.mu.Unlock()
-		case isTimeout(err):
-		default:
-			s.fail(err)
-			return
+			at, b := arrival(now, m.Received), m.Buf[:m.N]
+			if seg := m.Segment; seg > 0 && len(b) > seg {
+				// Datagrams the kernel merged (UDP GRO), handled one by one.
+				s.stats.Coalesced += uint64((len(b) + seg - 1) / seg)
+				for len(b) > 0 {
+					k := min(seg, len(b))
+					s.handle(now, at, m.Addr, b[:k])
+					b = b[k:]
+				}
+				continue
+			}
+			s.handle(now, at, m.Addr, b)
 		}
+		s.mu.Unlock()
 	}
 }
 
@@ -333,20 +371,20 @@ func (s *Session) finishLocked() {
 	}
 	s.openFiles = nil
 	s.wakeWaiters()
-	_ = s.c.uc.Close()
+	_ = s.c.Close()
 	joined.Lock()
 	delete(joined.groups, s)
 	joined.Unlock()
 }
 
-// arrival turns a kernel receive timestamp (Unix nanoseconds, 0 if
-// unknown) into engine time: now less the wall-clock time the packet has
-// waited, so that it keeps now's monotonic reading.
-func arrival(now time.Time, ts int64) time.Time {
-	if ts == 0 {
+// arrival turns a receive time (zero if unknown) into engine time: now less
+// the wall-clock time the packet has waited, so that it keeps now's
+// monotonic reading.
+func arrival(now, received time.Time) time.Time {
+	if received.IsZero() {
 		return now
 	}
-	wait := now.Sub(time.Unix(0, ts)) // wall clock: time.Unix has no monotonic reading
+	wait := now.Sub(received.Round(0)) // wall clock: a kernel timestamp has no monotonic reading
 	if wait <= 0 || wait > maxWait {
 		return now // a clock step, not a wait
 	}
@@ -362,10 +400,6 @@ const maxWait = 10 * time.Second
 func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) {
 	s.stats.PacketsReceived++
 	s.stats.BytesReceived += uint64(len(b))
-	if s.rxLoss.drop() {
-		s.stats.InjectedRxLoss++
-		return
-	}
 	h, _, err := framing.Peek(b)
 	if err != nil {
 		s.log.Debug("not NORM", "from", from, "err", err)
@@ -418,14 +452,17 @@ func (s *Session) poll(now time.Time) time.Time {
 // sendmmsg batches (one datagram per call where the platform lacks it).
 func (s *Session) send() {
 	o := &s.out
-	var dropped, pkts, bytes, errs uint64
-	batch := s.c.batch[:0]
+	var pkts, bytes, errs uint64
+	batch := s.wbatch[:0]
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		n, nb, err := s.c.writeBatch(batch)
-		pkts, bytes = pkts+uint64(n), bytes+uint64(nb)
+		n, err := s.c.WriteBatch(batch)
+		for _, m := range batch[:n] {
+			bytes += uint64(len(m.Buf))
+		}
+		pkts += uint64(n)
 		if err != nil {
 			errs += uint64(len(batch) - n)
 			s.log.Debug("send failed", "err", err)
@@ -436,7 +473,7 @@ func (s *Session) send() {
 		for i := range o.Len() {
 			b, dst := o.Packet(i)
 			if !dst.IsValid() {
-				dst = s.c.group
+				dst = s.group
 			}
 			s.traceSent(b, dst)
 		}
@@ -444,14 +481,9 @@ func (s *Session) send() {
 	for i := 0; i < o.Len(); {
 		b, dst := o.Packet(i)
 		if !dst.IsValid() {
-			dst = s.c.group
+			dst = s.group
 		}
-		if s.txLoss.drop() {
-			dropped++
-			i++
-			continue
-		}
-		if s.c.gso.enabled && s.txLoss == nil {
+		if s.gso.Load() {
 			// Packets are contiguous in the outbox: a run of same-size
 			// datagrams to the group is one buffer already.
 			j := i + 1
@@ -468,26 +500,26 @@ func (s *Session) send() {
 			if j-i > 1 {
 				flush()
 				run := o.Span(i, j)
-				if err := s.c.writeGSO(run, len(b), dst); err == nil {
+				if err := s.gsoW.WriteGSO(run, len(b), dst); err == nil {
 					pkts, bytes = pkts+uint64(j-i), bytes+uint64(len(run))
 					i = j
 					continue
 				} else {
 					s.log.Warn("GSO send failed; sending datagrams in batches instead", "err", err)
-					s.c.gso.enabled = false
+					// Stats reads it without the loop's help.
+					s.gso.Store(false)
 				}
 			}
 		}
-		batch = append(batch, outPacket{b, dst})
+		batch = append(batch, Message{Buf: b, Addr: dst})
 		if len(batch) == cap(batch) {
 			flush()
 		}
 		i++
 	}
 	flush()
-	s.c.batch = batch
+	s.wbatch = batch
 	s.mu.Lock()
-	s.stats.InjectedTxLoss += dropped
 	s.stats.PacketsSent += pkts
 	s.stats.BytesSent += bytes
 	s.stats.SendErrors += errs
@@ -510,8 +542,10 @@ func (s *Session) Stats() Stats {
 		st.GRTT = st.Sender.GRTT
 		st.Rate = st.Sender.Rate
 	}
-	st.GSO = s.c.gso.enabled
-	st.Coalesced = s.c.rd.coalesced.Load()
+	st.GSO = s.gso.Load()
+	if l, ok := s.c.(*LossConn); ok {
+		st.InjectedTxLoss, st.InjectedRxLoss = l.Dropped()
+	}
 	return st
 }
 

@@ -149,6 +149,9 @@ func (st *Stream) write(ctx context.Context, p []byte, eom bool) (int, error) {
 		if total == len(p) {
 			return total, nil
 		}
+		if n > 0 {
+			s.kickLocked() // the loop sends it while we wait
+		}
 		// Whatever was written counts as part of this message: the
 		// message end is marked with the rest.
 		if err := s.wait(ctx); err != nil {

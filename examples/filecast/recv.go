@@ -55,7 +55,15 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "filecast recv: %v\n", err)
 		return 2
 	}
-	cfg.Logger, cfg.FileSink, cfg.RxLoss = log, st.sink, session.Loss{Rate: loss}
+	cfg.Logger, cfg.FileSink = log, st.sink
+	if loss > 0 {
+		pc, err := session.Listen(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "filecast recv: %v\n", err)
+			return 1
+		}
+		cfg.Conn = session.NewLossConn(pc, session.Loss{}, session.Loss{Rate: loss}, cfg.Seed)
+	}
 	cfg.Tracer = debugTracer(c.logLevel, log)
 	cfg.Receiver.Silent = *silent
 	cfg.Receiver.TolerateLoss = *tolerate

@@ -198,7 +198,15 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	cfg.Sender, cfg.Logger, cfg.TxLoss = scfg, log, session.Loss{Rate: loss}
+	cfg.Sender, cfg.Logger = scfg, log
+	if loss > 0 {
+		pc, err := session.Listen(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "filecast send: %v\n", err)
+			return 1
+		}
+		cfg.Conn = session.NewLossConn(pc, session.Loss{Rate: loss}, session.Loss{}, cfg.Seed)
+	}
 	cfg.Tracer = debugTracer(c.logLevel, log)
 	s, err := session.New(cfg)
 	if err != nil {
