@@ -56,6 +56,9 @@ type Stats struct {
 	Bytes          uint64 // their bytes
 	DataSymbols    uint64 // new source symbols
 	AutoParity     uint64 // proactive parity symbols
+	Messages       uint64 // whole messages written with WriteMessage
+	StaleSkipped   uint64 // stream segments not sent: older than the stream's maximum age
+	StaleRefused   uint64 // repair requests refused: data older than the stream's maximum age
 	RepairSource   uint64 // source symbols resent for repair
 	RepairParity   uint64 // parity symbols sent for repair
 	InfoSent       uint64 // NORM_INFO messages

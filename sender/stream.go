@@ -57,6 +57,9 @@ type txStream struct {
 	parityFor  int         // block whose auto parity is due, -1 if none
 	parityLeft int
 	closing    bool // CloseStream called; the end marker is sealed
+
+	msgSeq uint32     // next message number of a message-mode stream (message.go)
+	age    *streamAge // deadline-bounded reliability, nil if off (message.go)
 }
 
 // OpenStream starts a stream object with a ring buffer of at least bufSize
@@ -223,6 +226,9 @@ func (s *Sender) sealMarker(o *txObject) {
 	st := o.stream
 	slot := int(st.sealed % uint64(st.ringSegs))
 	st.hdr[slot] = framing.StreamHeader{Len: uint16(st.fill), MsgStart: st.msgStart, Offset: uint32(st.offset)}
+	if st.age != nil {
+		st.age.sealedAt[slot] = s.now
+	}
 	if st.sealed%uint64(st.k) == 0 {
 		// A new block takes over the ring's block slot: its parity starts
 		// fresh.

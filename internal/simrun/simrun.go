@@ -107,6 +107,10 @@ type Result struct {
 	RepairSymbols int // data symbols sent after their first transmission
 	NacksSent     int
 	StreamGaps    int           // stream gaps reported by receivers
+	// Framed streams: messages delivered and reported lost, summed over
+	// the receivers, and the most a paced writer was late (held back).
+	Messages, MessagesLost int
+	WriterLate             time.Duration
 	SocketDrops   int           // packets that found a slow receiver's socket buffer full
 	MaxBacklog    time.Duration // the longest a packet waited in a slow receiver's socket
 	Stop          simnet.StopReason
