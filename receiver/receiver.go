@@ -765,7 +765,9 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 				return nil
 			}
 		}
+		bb.ats[sym] = now
 		r.deliverStream(s, o)
+		r.noteHole(now, o, b, sym)
 		if advanced {
 			r.maybeNack(now, s)
 		}

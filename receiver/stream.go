@@ -29,6 +29,9 @@ type rxStream struct {
 	gapErr  error  // why the pending gap happened (nil on joining)
 	gap     bool   // a gap is to be reported when delivery resumes
 	appHold bool   // the application is behind: confirm nothing (HoldStream)
+
+	maxAge time.Duration // give up missing data after this (deadline.go)
+	holeAt time.Time     // since when data after a missing segment is held
 }
 
 // HoldStream tells the receiver that the application reading stream id of
@@ -71,7 +74,7 @@ const (
 func (r *Receiver) startStream(o *rxObject, k int, block uint32) {
 	// Joining after the stream began is a gap from offset 0: reported,
 	// with its size, where delivery starts.
-	o.stream = &rxStream{k: k, next: uint64(block) * uint64(k), gap: block > 0}
+	o.stream = &rxStream{k: k, next: uint64(block) * uint64(k), gap: block > 0, maxAge: r.cfg.StreamMaxAge}
 	o.track.SkipTo(block)
 }
 
@@ -127,9 +130,14 @@ func (r *Receiver) deliverStream(s *remote, o *rxObject) {
 			st.offset = off + uint32(len(data))
 		}
 		st.next++
+		st.holeAt = time.Time{}
 		if i == st.k-1 {
 			o.dropBlock(bb)
 			r.releaseBlock(s, o, bb)
+			if st.maxAge > 0 {
+				// Symbols of it given up on (deadline.go) are not asked for.
+				o.track.SkipTo(b + 1)
+			}
 		}
 	}
 }

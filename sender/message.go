@@ -77,7 +77,7 @@ type streamAge struct {
 // maxAge ago is neither repaired nor, if still unsent, sent; it is
 // released from the ring whoever lacks it, so the writer never waits for
 // old data, and receivers that NACK for it are squelched past it (to the
-// first whole block still young). Receivers that should stop asking
+// block of the oldest young segment). Receivers that should stop asking
 // earlier set their own bound (receiver.Receiver.SetStreamMaxAge). 0
 // turns it off.
 func (s *Sender) SetStreamMaxAge(id uint16, maxAge time.Duration) error {
@@ -105,7 +105,11 @@ func (s *Sender) SetStreamMaxAge(id uint16, maxAge time.Duration) error {
 func (s *Sender) ageStream(o *txObject) {
 	st := o.stream
 	a := st.age
-	for a.floor < st.sealed && s.now.Sub(a.sealedAt[a.floor%uint64(st.ringSegs)]) >= a.maxAge {
+	end := st.sealed
+	if st.closing {
+		end-- // the end-of-stream marker never ages: receivers need it to finish
+	}
+	for a.floor < end && s.now.Sub(a.sealedAt[a.floor%uint64(st.ringSegs)]) >= a.maxAge {
 		a.floor++
 	}
 	if st.next < a.floor {
@@ -121,13 +125,15 @@ func (s *Sender) ageStream(o *txObject) {
 }
 
 // ageFloorBlock returns the first block of a deadline-bounded stream that
-// is still repairable: the first whose every segment is younger than the
-// maximum age.
+// is still repairable: the block of its oldest segment younger than the
+// maximum age. Repair goes by blocks, so up to k-1 older segments of that
+// block may still be repaired; squelching receivers past it instead would
+// take young data from them.
 func ageFloorBlock(st *txStream) uint64 {
 	if st.age == nil {
 		return 0
 	}
-	return (st.age.floor + uint64(st.k) - 1) / uint64(st.k)
+	return st.age.floor / uint64(st.k)
 }
 
 // agedFloorBlock ages stream o and returns its first repairable block.

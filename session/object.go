@@ -77,6 +77,11 @@ type Object struct {
 	notify  chan struct{}   // closed and replaced when stream data arrives
 	closed  bool
 
+	// Message mode (message.go).
+	starts     []int64 // message starts to resume reading at, by position
+	mr         *receiver.MessageReader
+	pendingMsg []byte // a message to return after the loss before it
+
 	// Owned by the session (s.mu): the bytes this object counts in
 	// s.appBytes while it waits for Accept.
 	queued bool
@@ -305,8 +310,11 @@ func (s *Session) rxEvents(now time.Time) {
 				o.mu.Unlock()
 			}
 		case receiver.EventStreamData:
-			if o := s.objs[k]; o != nil && o.streamData(e.Data) {
-				s.holdStreamLocked(now, o, true)
+			if o := s.objs[k]; o != nil {
+				o.msgMark(e.MsgStart)
+				if o.streamData(e.Data) {
+					s.holdStreamLocked(now, o, true)
+				}
 			}
 		case receiver.EventStreamGap:
 			if o := s.objs[k]; o != nil {

@@ -208,6 +208,7 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 		wake = cpuAt
 	}
 	transmit(e.net, e.id, now, &e.out, func(b []byte) { e.run.nacks += countNacks(b) })
+	e.stream.now = now
 	for _, ev := range e.r.Events() {
 		e.events = append(e.events, receiver.Event{Kind: ev.Kind, Sender: ev.Sender, Object: ev.Object, Err: ev.Err})
 		if ev.Kind == receiver.EventStreamData {
@@ -529,6 +530,7 @@ func Run(sc Scenario) (Result, error) {
 	out.Virtual = st.last.Sub(start)
 	if st.stream != nil {
 		out.Messages, out.MessagesLost, out.WriterLate = st.stream.rxDelivered, st.stream.rxLost, st.stream.lateness
+		out.MaxMsgDelay = st.stream.maxDelay
 	}
 	for _, e := range rxs {
 		out.Receivers = append(out.Receivers, e.r.Stats())

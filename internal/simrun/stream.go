@@ -49,6 +49,8 @@ type streamTx struct {
 	lateness time.Duration
 
 	rxDelivered, rxLost int // framed messages over the receivers that finished
+	writtenAt           []time.Time
+	maxDelay            time.Duration // the longest from writing a message to its delivery
 }
 
 func newStreamTx(sc *Scenario) *streamTx {
@@ -139,6 +141,7 @@ func (st *streamTx) writeFramed(s *sender.Sender, sc *Scenario) error {
 			due := st.start.Add(time.Duration(st.msg) * sc.Stream.Interval)
 			st.lateness = max(st.lateness, st.now.Sub(due))
 		}
+		st.writtenAt = append(st.writtenAt, st.now)
 		st.msg++
 	}
 	if !st.closed {
@@ -171,6 +174,7 @@ type streamRx struct {
 	next      uint32 // the message expected next
 	delivered int
 	lost      int
+	now       time.Time // set by the receiver endpoint before its events
 }
 
 func (r *streamRx) fail(format string, a ...any) {
@@ -254,6 +258,9 @@ func (r *streamRx) message(st *streamTx, d []byte, msgStart int) {
 			r.fail("message %d differs from the one written", m.Seq)
 		case m.Lost > 0 && r.gaps == 0:
 			r.fail("%d messages lost before message %d with no gap reported", m.Lost, m.Seq)
+		}
+		if int(m.Seq) < len(st.writtenAt) {
+			st.maxDelay = max(st.maxDelay, r.now.Sub(st.writtenAt[m.Seq]))
 		}
 		r.next = m.Seq + 1
 		r.delivered++
