@@ -40,8 +40,8 @@ type rxObject struct {
 type blockBuf struct {
 	block    uint32
 	buf      []byte
-	syms     [][]byte  // by encoding symbol id; len 0 = missing
-	complete bool      // decoded, waiting to be stored in order (in-memory objects)
+	syms     [][]byte    // by encoding symbol id; len 0 = missing
+	complete bool        // decoded, waiting to be stored in order (in-memory objects)
 	ats      []time.Time // when each symbol arrived (deadline-bounded streams)
 }
 
