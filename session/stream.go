@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/shoalnet/shoal/sender"
 )
@@ -21,6 +22,12 @@ type StreamOptions struct {
 	FlushSet bool
 	// Info is sent as the stream's NORM_INFO.
 	Info []byte
+	// MaxAge, if positive, makes the stream deadline-bounded (live media):
+	// data older than this is neither sent late nor repaired, receivers
+	// asking for it are moved past it, and the writer never waits for
+	// receivers, only for the send rate (see sender.SetStreamMaxAge).
+	// Receivers set their own budget with Object.SetMaxAge.
+	MaxAge time.Duration
 }
 
 // Stream is a stream this session sends: an io.WriteCloser whose Flush
@@ -38,7 +45,13 @@ func (s *Session) OpenStream(ctx context.Context, opt StreamOptions) (*Stream, e
 	if !opt.FlushSet && opt.Flush == sender.FlushNone {
 		opt.Flush = sender.FlushPassive
 	}
-	id, err := s.enqueue(ctx, func(tx *sender.Sender) (uint16, error) { return tx.OpenStream(opt.Buffer, opt.Info, opt.Flush) })
+	id, err := s.enqueue(ctx, func(tx *sender.Sender) (uint16, error) {
+		id, err := tx.OpenStream(opt.Buffer, opt.Info, opt.Flush)
+		if err == nil && opt.MaxAge > 0 {
+			err = tx.SetStreamMaxAge(id, opt.MaxAge)
+		}
+		return id, err
+	})
 	if err != nil {
 		return nil, err
 	}
