@@ -23,6 +23,15 @@ import "encoding/binary"
 // there. Messages follow each other with no padding. Ordinary NORM
 // receivers (libnorm) see the framed bytes as stream data.
 
+// StreamPadding is the payload_msg_start of a padding segment: a stream
+// segment with no data (payload_len 0) that a Shoal sender seals to close
+// a FEC block before it has its k segments of data (time-bounded blocks,
+// so that the block's parity can go out at once). Receivers skip it; its
+// payload_offset is the stream offset of the data that follows. (A
+// payload_len of 0 with any other payload_msg_start is the end of the
+// stream.)
+const StreamPadding = 0xFFFF
+
 // MsgHeaderLen is the length of a message header in a message-mode stream.
 const MsgHeaderLen = 8
 

@@ -91,6 +91,11 @@ func (r *Receiver) deliverStream(s *remote, o *rxObject) {
 		}
 		p := bb.syms[i]
 		n := int(binary.BigEndian.Uint16(p))
+		if n == 0 && binary.BigEndian.Uint16(p[2:]) == framing.StreamPadding {
+			// Padding that closed a FEC block early: nothing to deliver.
+			r.streamPassed(s, o, bb, b, i)
+			continue
+		}
 		msg := int(binary.BigEndian.Uint16(p[2:])) - 1
 		if n > len(p)-framing.StreamHeaderLen || msg >= n {
 			r.finishObject(s, o, fmt.Errorf("%w: stream segment %d has a bad payload header", ErrBadObject, st.next))
@@ -129,15 +134,22 @@ func (r *Receiver) deliverStream(s *remote, o *rxObject) {
 			r.emit(Event{Kind: EventStreamData, Sender: s.id, Object: o.id, Data: data, MsgStart: msg})
 			st.offset = off + uint32(len(data))
 		}
-		st.next++
-		st.holeAt = time.Time{}
-		if i == st.k-1 {
-			o.dropBlock(bb)
-			r.releaseBlock(s, o, bb)
-			if st.maxAge > 0 {
-				// Symbols of it given up on (deadline.go) are not asked for.
-				o.track.SkipTo(b + 1)
-			}
+		r.streamPassed(s, o, bb, b, i)
+	}
+}
+
+// streamPassed moves a stream's delivery past segment i of block b, and
+// frees the block after its last segment.
+func (r *Receiver) streamPassed(s *remote, o *rxObject, bb *blockBuf, b uint32, i int) {
+	st := o.stream
+	st.next++
+	st.holeAt = time.Time{}
+	if i == st.k-1 {
+		o.dropBlock(bb)
+		r.releaseBlock(s, o, bb)
+		if st.maxAge > 0 {
+			// Symbols of it given up on (deadline.go) are not asked for.
+			o.track.SkipTo(b + 1)
 		}
 	}
 }

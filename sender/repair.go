@@ -571,6 +571,7 @@ func (s *Sender) nextWake(now time.Time) time.Time {
 		earlier(t)
 	}
 	earlier(s.aggEnd)
+	earlier(s.blockDeadline())
 	if s.active() {
 		earlier(s.nextProbe)
 	}

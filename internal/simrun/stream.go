@@ -30,6 +30,8 @@ type Stream struct {
 	Interval time.Duration
 	// MaxAge makes the stream deadline-bounded (sender.SetStreamMaxAge).
 	MaxAge time.Duration
+	// BlockTime closes FEC blocks on time (sender.SetStreamBlockTime).
+	BlockTime time.Duration
 }
 
 type streamTx struct {
@@ -85,6 +87,9 @@ func (st *streamTx) write(s *sender.Sender, sc *Scenario) error {
 			if err := s.SetStreamMaxAge(id, sc.Stream.MaxAge); err != nil {
 				return err
 			}
+		}
+		if err := s.SetStreamBlockTime(id, sc.Stream.BlockTime); err != nil {
+			return err
 		}
 	}
 	if st.framed {
