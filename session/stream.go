@@ -28,6 +28,12 @@ type StreamOptions struct {
 	// receivers, only for the send rate (see sender.SetStreamMaxAge).
 	// Receivers set their own budget with Object.SetMaxAge.
 	MaxAge time.Duration
+	// BlockTime, if positive, closes each FEC block after this long even
+	// if it is not full, so its proactive parity (sender.Config.AutoParity)
+	// goes out at once: FEC repair within BlockTime instead of the time a
+	// block takes to fill (see sender.SetStreamBlockTime). Shoal receivers
+	// only.
+	BlockTime time.Duration
 }
 
 // Stream is a stream this session sends: an io.WriteCloser whose Flush
@@ -49,6 +55,9 @@ func (s *Session) OpenStream(ctx context.Context, opt StreamOptions) (*Stream, e
 		id, err := tx.OpenStream(opt.Buffer, opt.Info, opt.Flush)
 		if err == nil && opt.MaxAge > 0 {
 			err = tx.SetStreamMaxAge(id, opt.MaxAge)
+		}
+		if err == nil && opt.BlockTime > 0 {
+			err = tx.SetStreamBlockTime(id, opt.BlockTime)
 		}
 		return id, err
 	})
