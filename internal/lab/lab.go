@@ -139,8 +139,8 @@ func (h *Host) Exec(name string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// SetLoss makes the host drop pct percent of the UDP packets it receives,
-// at random, with nftables.
+// SetLoss makes the host drop pct percent of the UDP packets it receives
+// from the network (not over loopback), at random, with nftables.
 func (h *Host) SetLoss(pct int) error {
 	if _, err := exec.LookPath("nft"); err != nil {
 		return fmt.Errorf("lab: nft (nftables) is not installed: %w", err)
@@ -162,7 +162,7 @@ func (h *Host) SetLoss(pct int) error {
 	script := fmt.Sprintf(`table inet lab {
 	chain in {
 		type filter hook input priority 0; policy accept;
-		meta l4proto udp numgen random mod 100 < %d drop
+		iifname != "lo" meta l4proto udp numgen random mod 100 < %d drop
 	}
 }
 `, pct)
