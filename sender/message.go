@@ -105,11 +105,21 @@ func (s *Sender) SetStreamMaxAge(id uint16, maxAge time.Duration) error {
 func (s *Sender) ageStream(o *txObject) {
 	st := o.stream
 	a := st.age
+	if s.now.IsZero() {
+		return // not polled yet: no clock to age by
+	}
 	end := st.sealed
 	if st.closing {
 		end-- // the end-of-stream marker never ages: receivers need it to finish
 	}
-	for a.floor < end && s.now.Sub(a.sealedAt[a.floor%uint64(st.ringSegs)]) >= a.maxAge {
+	for a.floor < end {
+		t := &a.sealedAt[a.floor%uint64(st.ringSegs)]
+		if t.IsZero() {
+			*t = s.now // sealed before the first poll: its age starts now
+		}
+		if s.now.Sub(*t) < a.maxAge {
+			break
+		}
 		a.floor++
 	}
 	if st.next < a.floor {

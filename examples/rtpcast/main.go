@@ -148,6 +148,9 @@ func runSend(ctx context.Context, args []string, stdout io.Writer) error {
 		// Media sessions are short-lived and latency-bound: start from a
 		// LAN-sized round trip guess rather than the conservative default.
 		GRTT: 10 * time.Millisecond,
+		// NACKs must get through within the budget: a short back-off
+		// (receivers wait at most one GRTT, the sender aggregates two).
+		Backoff: 1,
 	}})
 	if err != nil {
 		return err

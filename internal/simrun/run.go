@@ -530,7 +530,7 @@ func Run(sc Scenario) (Result, error) {
 	out.Virtual = st.last.Sub(start)
 	if st.stream != nil {
 		out.Messages, out.MessagesLost, out.WriterLate = st.stream.rxDelivered, st.stream.rxLost, st.stream.lateness
-		out.MaxMsgDelay = st.stream.maxDelay
+		out.MaxMsgDelay, out.MsgDelays = st.stream.maxDelay, st.stream.delays
 	}
 	for _, e := range rxs {
 		out.Receivers = append(out.Receivers, e.r.Stats())

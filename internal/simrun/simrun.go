@@ -112,6 +112,7 @@ type Result struct {
 	Messages, MessagesLost int
 	WriterLate             time.Duration
 	MaxMsgDelay            time.Duration // the longest a message took from its write to a receiver
+	MsgDelays              []uint64      // messages delivered (all receivers), by that delay in ms; the last bucket: longer
 	SocketDrops            int           // packets that found a slow receiver's socket buffer full
 	MaxBacklog             time.Duration // the longest a packet waited in a slow receiver's socket
 	Stop                   simnet.StopReason

@@ -32,6 +32,10 @@ type Stream struct {
 	MaxAge time.Duration
 	// BlockTime closes FEC blocks on time (sender.SetStreamBlockTime).
 	BlockTime time.Duration
+	// Len, if positive, makes every message this long (MaxLen is then
+	// ignored); Burst, if above 1, writes messages in groups of Burst at
+	// each Interval (a video frame's packets).
+	Len, Burst int
 }
 
 type streamTx struct {
@@ -53,13 +57,26 @@ type streamTx struct {
 	rxDelivered, rxLost int // framed messages over the receivers that finished
 	writtenAt           []time.Time
 	maxDelay            time.Duration // the longest from writing a message to its delivery
+	delays              []uint64      // messages delivered, by delay in ms (the last: longer)
+}
+
+// due is when paced message i is to be written.
+func (st *streamTx) due(sc *Scenario, i int) time.Time {
+	if b := sc.Stream.Burst; b > 1 {
+		i /= b
+	}
+	return st.start.Add(time.Duration(i) * sc.Stream.Interval)
 }
 
 func newStreamTx(sc *Scenario) *streamTx {
 	rng := rand.New(rand.NewPCG(sc.Seed, 77))
 	st := &streamTx{framed: sc.Stream.Framed}
 	for i := range sc.Stream.Messages {
-		m := make([]byte, 1+rng.IntN(sc.Stream.MaxLen))
+		n := sc.Stream.Len
+		if n <= 0 {
+			n = 1 + rng.IntN(sc.Stream.MaxLen)
+		}
+		m := make([]byte, n)
 		fillPattern(m, sc.Seed, 1000+i, 0)
 		st.msgs = append(st.msgs, m)
 		st.offsets = append(st.offsets, len(st.all))
@@ -130,7 +147,7 @@ func (st *streamTx) writeFramed(s *sender.Sender, sc *Scenario) error {
 	}
 	for st.msg < len(st.msgs) {
 		if sc.Stream.Interval > 0 {
-			due := st.start.Add(time.Duration(st.msg) * sc.Stream.Interval)
+			due := st.due(sc, st.msg)
 			if st.now.Before(due) {
 				st.writeAt = due
 				return nil
@@ -143,7 +160,7 @@ func (st *streamTx) writeFramed(s *sender.Sender, sc *Scenario) error {
 			return err
 		}
 		if sc.Stream.Interval > 0 {
-			due := st.start.Add(time.Duration(st.msg) * sc.Stream.Interval)
+			due := st.due(sc, st.msg)
 			st.lateness = max(st.lateness, st.now.Sub(due))
 		}
 		st.writtenAt = append(st.writtenAt, st.now)
@@ -265,7 +282,12 @@ func (r *streamRx) message(st *streamTx, d []byte, msgStart int) {
 			r.fail("%d messages lost before message %d with no gap reported", m.Lost, m.Seq)
 		}
 		if int(m.Seq) < len(st.writtenAt) {
-			st.maxDelay = max(st.maxDelay, r.now.Sub(st.writtenAt[m.Seq]))
+			d := r.now.Sub(st.writtenAt[m.Seq])
+			st.maxDelay = max(st.maxDelay, d)
+			if st.delays == nil {
+				st.delays = make([]uint64, 10001)
+			}
+			st.delays[min(int(d/time.Millisecond), len(st.delays)-1)]++
 		}
 		r.next = m.Seq + 1
 		r.delivered++
