@@ -299,6 +299,11 @@ func (r *streamRx) message(st *streamTx, d []byte, msgStart int) {
 }
 
 func (r *streamRx) end(st *streamTx, mode sender.FlushMode) {
+	if st.framed && r.err == nil && r.gaps > 0 {
+		// Messages lost at the very end have no later one to report
+		// them (their count is not on the wire): count them here.
+		r.lost += len(st.msgs) - int(r.next)
+	}
 	st.rxDelivered += r.delivered
 	st.rxLost += r.lost
 	switch {
