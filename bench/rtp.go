@@ -73,7 +73,8 @@ func runRTP(args []string, stdout, stderr io.Writer) int {
 	sc := simrun.Scenario{Seed: *seed, Receivers: *receivers, Loss: loss, Delay: *rtt / 4,
 		Stream: &simrun.Stream{Messages: n, Len: msgLen, Burst: perFrame, Interval: time.Second / fps, Mode: sender.FlushPassive,
 			Buffer: max(int(rate/8*latency.Seconds())*4, 1<<20), Framed: true, MaxAge: *latency, BlockTime: *blockTime},
-		Sender: sender.Config{Rate: 2 * rate / 8, BlockLen: 16, Parity: max(*autoParity, 4), AutoParity: *autoParity, Backoff: *backoff,
+		// One message to a segment: parity symbols are segment-sized.
+		Sender: sender.Config{Rate: 3 * rate / 8, BlockLen: 16, SegmentSize: msgLen + framing.MsgHeaderLen, Parity: max(*autoParity, 4), AutoParity: *autoParity, Backoff: *backoff,
 			GRTT: max(*rtt, time.Millisecond)},
 		Receiver: receiver.Config{StreamMaxAge: *latency},
 		Limit:    *duration + 30*time.Second,
