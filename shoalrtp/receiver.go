@@ -36,8 +36,8 @@ type Stats struct {
 	Lost     uint64 // packets skipped: missing at their deadline
 	RTCP     uint64 // RTCP packets passed through
 	// MessagesLost counts the messages the Shoal stream reported lost
-	// (given up at its deadline or before joining); they show as Lost
-	// packets too.
+	// after the first packet arrived (given up at their deadline); they
+	// show as Lost packets too.
 	MessagesLost uint64
 	// FECRecovered is the session's count of source symbols rebuilt from
 	// parity (with ReceiverConfig.Session); Repaired counts packets that
@@ -104,7 +104,11 @@ func (r *Receiver) pump() {
 		switch {
 		case errors.As(err, &le):
 			r.mu.Lock()
-			r.stats.MessagesLost += uint64(le.Lost)
+			if r.histN > 0 {
+				// Before the first packet it is only what was sent before
+				// this receiver joined.
+				r.stats.MessagesLost += uint64(le.Lost)
+			}
 			r.mu.Unlock()
 			continue
 		case err != nil:
