@@ -229,6 +229,7 @@ type Stats struct {
 	ParitySymbols   uint64 // new parity symbols received
 	FECRecovered    uint64 // source symbols rebuilt from parity
 	StreamExpired   uint64 // stream segments given up past the stream's maximum age
+	LateSource      uint64 // new source symbols that came after data of a later block: NACK repairs, or reordering
 	NacksSent       uint64
 	NacksSuppressed uint64 // NACK cycles that found everything already requested
 	AcksSent        uint64

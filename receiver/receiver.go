@@ -746,6 +746,9 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		s.lastFill = now
 	}
 	advanced := b > o.hiBlock || !o.seen
+	if sym < k && o.seen && b < o.hiBlock {
+		r.stats.LateSource++
+	}
 	o.seen = true
 	o.hiBlock = max(o.hiBlock, b)
 	dst := bb.syms[sym][:o.symLen]

@@ -39,12 +39,14 @@ type Stats struct {
 	// after the first packet arrived (given up at their deadline); they
 	// show as Lost packets too.
 	MessagesLost uint64
-	// FECRecovered is the session's count of source symbols rebuilt from
-	// parity (with ReceiverConfig.Session); Repaired counts packets that
-	// arrived later than FEC alone could have brought them: by NACK
-	// repair, or late.
-	FECRecovered uint64
-	Repaired     uint64
+	// With ReceiverConfig.Session, the session's counts of source
+	// symbols rebuilt from parity (FEC) and of source symbols that came
+	// after data of a later block (NACK repairs, or reordering on the
+	// path).
+	FECRecovered, NACKRecovered uint64
+	// Repaired counts packets whose transit exceeded the fastest by more
+	// than half the latency: those a repair brought late.
+	Repaired uint64
 	// AddedP50 and AddedP99 are percentiles of the latency the transport
 	// added: each packet's transit beyond the fastest seen.
 	AddedP50, AddedP99 time.Duration
@@ -251,7 +253,8 @@ func (r *Receiver) Stats() Stats {
 	st.AddedP50, st.AddedP99 = r.percentile(0.50), r.percentile(0.99)
 	r.mu.Unlock()
 	if r.cfg.Session != nil {
-		st.FECRecovered = r.cfg.Session.Stats().Receiver.FECRecovered
+		rs := r.cfg.Session.Stats().Receiver
+		st.FECRecovered, st.NACKRecovered = rs.FECRecovered, rs.LateSource
 	}
 	return st
 }

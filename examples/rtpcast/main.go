@@ -234,8 +234,8 @@ func runRecv(ctx context.Context, args []string, stdout io.Writer) error {
 		OnRTCP: func(b []byte) { _, _ = out.Write(b) }})
 	report := func() {
 		st := rx.Stats()
-		fmt.Fprintf(stdout, "rtpcast recv: received=%d fec_recovered=%d repaired=%d late=%d lost=%d messages_lost=%d rtcp=%d added_p50=%v added_p99=%v\n",
-			st.Received, st.FECRecovered, st.Repaired, st.Late, st.Lost, st.MessagesLost, st.RTCP, st.AddedP50, st.AddedP99)
+		fmt.Fprintf(stdout, "rtpcast recv: received=%d fec_recovered=%d nack_recovered=%d late=%d lost=%d messages_lost=%d rtcp=%d added_p50=%v added_p99=%v\n",
+			st.Received, st.FECRecovered, st.NACKRecovered, st.Late, st.Lost, st.MessagesLost, st.RTCP, st.AddedP50, st.AddedP99)
 	}
 	defer report()
 	if *stats {
