@@ -74,8 +74,9 @@ func TestLabFFmpeg(t *testing.T) {
 	}
 	decode := func(sdpPath string) []string {
 		// One line per decoded frame on stdout, written at once, so that
-		// the count needs no clean exit.
-		return []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-protocol_whitelist", "file,udp,rtp",
+		// the count needs no clean exit; a large socket buffer, so that a
+		// decoder starved of CPU on a busy machine does not drop input.
+		return []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-protocol_whitelist", "file,udp,rtp", "-buffer_size", "4194304",
 			"-reorder_queue_size", "0", "-threads", "1", "-i", sdpPath, "-f", "framecrc", "-flush_packets", "1", "-"}
 	}
 
