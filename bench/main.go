@@ -94,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCCLab(args[1:], stdout, stderr)
 	case "stream":
 		return runStream(args[1:], stdout, stderr)
+	case "rtp":
+		return runRTP(args[1:], stdout, stderr)
 	case "lab-rx": // helpers run by "bench lab" inside its hosts
 		return labRx(args[1:], stdout)
 	case "lab-rawrx":

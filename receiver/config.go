@@ -65,6 +65,9 @@ type Config struct {
 	Rand *rand.Rand
 	// Sync is the policy for joining a session in progress.
 	Sync SyncPolicy
+	// StreamMaxAge, if positive, bounds how long a stream's missing data
+	// is waited for (see SetStreamMaxAge): the default for every stream.
+	StreamMaxAge time.Duration
 	// Silent receivers never send anything (one-way links); they rely on
 	// the sender's proactive parity and repetition.
 	Silent bool
@@ -238,6 +241,8 @@ type Stats struct {
 	DataSymbols     uint64 // new source symbols received
 	ParitySymbols   uint64 // new parity symbols received
 	FECRecovered    uint64 // source symbols rebuilt from parity
+	StreamExpired   uint64 // stream segments given up past the stream's maximum age
+	LateSource      uint64 // new source symbols that came after data of a later block: NACK repairs, or reordering
 	NacksSent       uint64
 	NacksSuppressed uint64 // NACK cycles that found everything already requested
 	AcksSent        uint64

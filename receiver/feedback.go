@@ -359,6 +359,7 @@ func (r *Receiver) Poll(now time.Time, out *framing.Outbox) time.Time {
 			continue
 		}
 		i++
+		earlier(r.expireStreams(now, s))
 		r.pollRemote(now, s, out)
 		if s.nack != nackIdle {
 			earlier(s.nackAt)

@@ -1,6 +1,8 @@
 package receiver
 
 import (
+	"time"
+
 	"io"
 
 	"github.com/shoalnet/shoal/fec"
@@ -38,8 +40,9 @@ type rxObject struct {
 type blockBuf struct {
 	block    uint32
 	buf      []byte
-	syms     [][]byte // by encoding symbol id; len 0 = missing
-	complete bool     // decoded, waiting to be stored in order (in-memory objects)
+	syms     [][]byte    // by encoding symbol id; len 0 = missing
+	complete bool        // decoded, waiting to be stored in order (in-memory objects)
+	ats      []time.Time // when each symbol arrived (deadline-bounded streams)
 }
 
 func (r *Receiver) findBlock(o *rxObject, b uint32) *blockBuf {
@@ -97,6 +100,10 @@ func (p *bufPool) get(block uint32, n, symLen int, work *uint64) *blockBuf {
 	bb.block, bb.complete = block, false
 	bb.buf = bb.buf[:n*symLen]
 	bb.syms = bb.syms[:n]
+	if cap(bb.ats) < n {
+		bb.ats = make([]time.Time, n)
+	}
+	bb.ats = bb.ats[:n]
 	for i := range bb.syms {
 		bb.syms[i] = bb.buf[i*symLen : i*symLen : (i+1)*symLen]
 	}

@@ -746,6 +746,9 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		s.lastFill = now
 	}
 	advanced := b > o.hiBlock || !o.seen
+	if sym < k && o.seen && b < o.hiBlock {
+		r.stats.LateSource++
+	}
 	o.seen = true
 	o.hiBlock = max(o.hiBlock, b)
 	dst := bb.syms[sym][:o.symLen]
@@ -765,7 +768,9 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 				return nil
 			}
 		}
+		bb.ats[sym] = now
 		r.deliverStream(s, o)
+		r.noteHole(now, o, b, sym)
 		if advanced {
 			r.maybeNack(now, s)
 		}

@@ -29,6 +29,9 @@ type rxStream struct {
 	gapErr  error  // why the pending gap happened (nil on joining)
 	gap     bool   // a gap is to be reported when delivery resumes
 	appHold bool   // the application is behind: confirm nothing (HoldStream)
+
+	maxAge time.Duration // give up missing data after this (deadline.go)
+	holeAt time.Time     // since when data after a missing segment is held
 }
 
 // HoldStream tells the receiver that the application reading stream id of
@@ -71,7 +74,7 @@ const (
 func (r *Receiver) startStream(o *rxObject, k int, block uint32) {
 	// Joining after the stream began is a gap from offset 0: reported,
 	// with its size, where delivery starts.
-	o.stream = &rxStream{k: k, next: uint64(block) * uint64(k), gap: block > 0}
+	o.stream = &rxStream{k: k, next: uint64(block) * uint64(k), gap: block > 0, maxAge: r.cfg.StreamMaxAge}
 	o.track.SkipTo(block)
 }
 
@@ -88,6 +91,11 @@ func (r *Receiver) deliverStream(s *remote, o *rxObject) {
 		}
 		p := bb.syms[i]
 		n := int(binary.BigEndian.Uint16(p))
+		if n == 0 && binary.BigEndian.Uint16(p[2:]) == framing.StreamPadding {
+			// Padding that closed a FEC block early: nothing to deliver.
+			r.streamPassed(s, o, bb, b, i)
+			continue
+		}
 		msg := int(binary.BigEndian.Uint16(p[2:])) - 1
 		if n > len(p)-framing.StreamHeaderLen || msg >= n {
 			r.finishObject(s, o, fmt.Errorf("%w: stream segment %d has a bad payload header", ErrBadObject, st.next))
@@ -126,10 +134,22 @@ func (r *Receiver) deliverStream(s *remote, o *rxObject) {
 			r.emit(Event{Kind: EventStreamData, Sender: s.id, Object: o.id, Data: data, MsgStart: msg})
 			st.offset = off + uint32(len(data))
 		}
-		st.next++
-		if i == st.k-1 {
-			o.dropBlock(bb)
-			r.releaseBlock(s, o, bb)
+		r.streamPassed(s, o, bb, b, i)
+	}
+}
+
+// streamPassed moves a stream's delivery past segment i of block b, and
+// frees the block after its last segment.
+func (r *Receiver) streamPassed(s *remote, o *rxObject, bb *blockBuf, b uint32, i int) {
+	st := o.stream
+	st.next++
+	st.holeAt = time.Time{}
+	if i == st.k-1 {
+		o.dropBlock(bb)
+		r.releaseBlock(s, o, bb)
+		if st.maxAge > 0 {
+			// Symbols of it given up on (deadline.go) are not asked for.
+			o.track.SkipTo(b + 1)
 		}
 	}
 }

@@ -201,6 +201,7 @@ func (s *Sender) Poll(now time.Time, out *framing.Outbox) time.Time {
 	}
 	s.paceGrow(now)
 	s.flowDue = s.flowPoll(now)
+	s.closeTimedBlocks(now)
 	if s.active() && !now.Before(s.nextProbe) {
 		// Probes are small and time-critical: they go at once and their
 		// bytes are charged to the pacer.

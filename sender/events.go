@@ -52,23 +52,28 @@ type Event struct {
 
 // Stats are a sender's counters.
 type Stats struct {
-	Packets        uint64 // packets handed to Poll's outbox
-	Bytes          uint64 // their bytes
-	DataSymbols    uint64 // new source symbols
-	AutoParity     uint64 // proactive parity symbols
-	RepairSource   uint64 // source symbols resent for repair
-	RepairParity   uint64 // parity symbols sent for repair
-	InfoSent       uint64 // NORM_INFO messages
-	NacksReceived  uint64
-	AcksReceived   uint64
-	Squelches      uint64
-	Flushes        uint64
-	Probes         uint64
-	BadPackets     uint64 // unparsable packets given to HandlePacket
-	AggregateWiden uint64 // NACK requests widened because aggregation tables were full
-	CCFeedback     uint64 // congestion control reports received (EXT_CC)
-	PaceReports    uint64 // reports of receivers falling behind (EXT_PACE)
-	PaceCuts       uint64 // times such a report lowered the rate
+	Packets         uint64 // packets handed to Poll's outbox
+	Bytes           uint64 // their bytes
+	DataSymbols     uint64 // new source symbols
+	AutoParity      uint64 // proactive parity symbols
+	Messages        uint64 // whole messages written with WriteMessage
+	StaleSkipped    uint64 // stream segments not sent: older than the stream's maximum age
+	StaleRefused    uint64 // repair requests refused: data older than the stream's maximum age
+	TimedBlocks     uint64 // stream blocks closed on time (SetStreamBlockTime)
+	PaddingSegments uint64 // padding segments that closed them
+	RepairSource    uint64 // source symbols resent for repair
+	RepairParity    uint64 // parity symbols sent for repair
+	InfoSent        uint64 // NORM_INFO messages
+	NacksReceived   uint64
+	AcksReceived    uint64
+	Squelches       uint64
+	Flushes         uint64
+	Probes          uint64
+	BadPackets      uint64 // unparsable packets given to HandlePacket
+	AggregateWiden  uint64 // NACK requests widened because aggregation tables were full
+	CCFeedback      uint64 // congestion control reports received (EXT_CC)
+	PaceReports     uint64 // reports of receivers falling behind (EXT_PACE)
+	PaceCuts        uint64 // times such a report lowered the rate
 	// Stream flow control: watermark requests sent, receivers not tracked
 	// because the table was full, how long writers were held back in all,
 	// and the receiver that holds the open stream back now (0: none).

@@ -93,6 +93,13 @@ func (s *Sender) flowHold() time.Duration {
 // release moves stream o's release point as far as its receivers allow.
 func (s *Sender) release(now time.Time, o *txObject) {
 	st := o.stream
+	if st.age != nil {
+		// Push mode: the writer never waits for receivers; what they
+		// lack stays repairable until it is overwritten or too old.
+		s.ageStream(o)
+		st.released = max(st.released, st.next)
+		return
+	}
 	if s.cfg.StreamPartial {
 		st.released = st.next
 		return
@@ -174,7 +181,7 @@ func (s *Sender) flowPoll(now time.Time) bool {
 // unconfirmed; no more often than a receiver can answer.
 func (s *Sender) flowWMDue(now time.Time, o *txObject) bool {
 	st := o.stream
-	if s.cfg.StreamPartial || st.next == 0 || now.Before(st.wmNext) {
+	if s.cfg.StreamPartial || st.age != nil || st.next == 0 || now.Before(st.wmNext) {
 		return false
 	}
 	pending := false

@@ -60,6 +60,12 @@ func (s *Sender) repairFor(o *txObject, r nack.Repair) (repairJob, bool) {
 		case o.blockLen(int(r.Block)) == 0 && uint64(r.Block)*uint64(st.k) < st.sealed:
 			s.squelch = true
 			return j, false
+		case st.age != nil && uint64(r.Block) < s.agedFloorBlock(o):
+			// Past the stream's maximum age: not repaired, and the
+			// receivers are moved past it.
+			s.squelch = true
+			s.stats.StaleRefused++
+			return j, false
 		case uint64(r.Block)*uint64(st.k) >= st.next:
 			return j, false // not sent yet
 		}
@@ -285,6 +291,9 @@ func (s *Sender) sendSquelch(out *framing.Outbox) {
 		if st := o.stream; st != nil && st.sealed > uint64(st.ringSegs) {
 			// The oldest whole block still in the ring.
 			ref.PayloadID.Block = uint32((st.sealed - uint64(st.ringSegs) + uint64(st.k) - 1) / uint64(st.k))
+		}
+		if st := o.stream; st != nil && st.age != nil {
+			ref.PayloadID.Block = max(ref.PayloadID.Block, uint32(s.agedFloorBlock(o)))
 		}
 	}
 	content := c.Content[:0]
@@ -562,6 +571,7 @@ func (s *Sender) nextWake(now time.Time) time.Time {
 		earlier(t)
 	}
 	earlier(s.aggEnd)
+	earlier(s.blockDeadline())
 	if s.active() {
 		earlier(s.nextProbe)
 	}

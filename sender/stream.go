@@ -57,6 +57,11 @@ type txStream struct {
 	parityFor  int         // block whose auto parity is due, -1 if none
 	parityLeft int
 	closing    bool // CloseStream called; the end marker is sealed
+
+	msgSeq    uint32        // next message number of a message-mode stream (message.go)
+	blockTime time.Duration // close a block this long after it opened (blocktime.go)
+	blockOpen time.Time     // when the current block's first segment was sealed
+	age       *streamAge    // deadline-bounded reliability, nil if off (message.go)
 }
 
 // OpenStream starts a stream object with a ring buffer of at least bufSize
@@ -191,6 +196,12 @@ func (s *Sender) CloseStream(id uint16) error {
 		return ErrCacheFull // the marker does not fit yet; try after a poll
 	}
 	s.sealMarker(o)
+	for st.blockTime > 0 && st.sealed%uint64(st.k) != 0 && s.canSeal(st) {
+		// Timed blocks: the last one is closed too, for its parity.
+		st.msgStart = framing.StreamPadding
+		s.sealMarker(o)
+		s.stats.PaddingSegments++
+	}
 	st.closing = true
 	return nil
 }
@@ -223,10 +234,14 @@ func (s *Sender) sealMarker(o *txObject) {
 	st := o.stream
 	slot := int(st.sealed % uint64(st.ringSegs))
 	st.hdr[slot] = framing.StreamHeader{Len: uint16(st.fill), MsgStart: st.msgStart, Offset: uint32(st.offset)}
+	if st.age != nil {
+		st.age.sealedAt[slot] = s.now
+	}
 	if st.sealed%uint64(st.k) == 0 {
 		// A new block takes over the ring's block slot: its parity starts
 		// fresh.
 		b := int(st.sealed/uint64(st.k)) % st.ringBlocks
+		st.blockOpen = s.now
 		o.parityUsed[b] = 0
 		if o.repairN != nil {
 			o.repairN[b] = 0

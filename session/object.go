@@ -105,6 +105,11 @@ type Object struct {
 	lost    int64     // stream bytes lost in gaps Read has passed
 	dl      time.Time // SetReadDeadline
 
+	// Message mode (message.go).
+	starts     []int64 // message starts to resume reading at, by position
+	mr         *receiver.MessageReader
+	pendingMsg []byte // a message to return after the loss before it
+
 	// Owned by the session (s.mu): the bytes this object counts in
 	// s.appBytes while it waits for Accept.
 	queued bool
@@ -398,8 +403,11 @@ func (s *Session) rxEvents(now time.Time) {
 				o.mu.Unlock()
 			}
 		case receiver.EventStreamData:
-			if o := s.objs[k]; o != nil && o.streamData(e.Data) {
-				s.holdStreamLocked(now, o, true)
+			if o := s.objs[k]; o != nil {
+				o.msgMark(e.MsgStart)
+				if o.streamData(e.Data) {
+					s.holdStreamLocked(now, o, true)
+				}
 			}
 		case receiver.EventStreamGap:
 			if o := s.objs[k]; o != nil {

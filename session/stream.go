@@ -22,6 +22,18 @@ type StreamOptions struct {
 	Flush FlushMode
 	// Info is sent as the stream's NORM_INFO.
 	Info []byte
+	// MaxAge, if positive, makes the stream deadline-bounded (live media):
+	// data older than this is neither sent late nor repaired, receivers
+	// asking for it are moved past it, and the writer never waits for
+	// receivers, only for the send rate (see sender.SetStreamMaxAge).
+	// Receivers set their own budget with Object.SetMaxAge.
+	MaxAge time.Duration
+	// BlockTime, if positive, closes each FEC block after this long even
+	// if it is not full, so its proactive parity (sender.Config.AutoParity)
+	// goes out at once: FEC repair within BlockTime instead of the time a
+	// block takes to fill (see sender.SetStreamBlockTime). Shoal receivers
+	// only.
+	BlockTime time.Duration
 }
 
 // FlushMode says what Stream.Flush does at the end of a message.
@@ -72,7 +84,14 @@ func (s *Session) OpenStream(ctx context.Context, opt StreamOptions) (*Stream, e
 		return nil, fmt.Errorf("%w: unknown flush mode %d", ErrConfig, opt.Flush)
 	}
 	id, err := s.enqueue(ctx, func(tx *sender.Sender) (uint16, error) {
-		return tx.OpenStream(opt.Buffer, opt.Info, opt.Flush.engine())
+		id, err := tx.OpenStream(opt.Buffer, opt.Info, opt.Flush.engine())
+		if err == nil && opt.MaxAge > 0 {
+			err = tx.SetStreamMaxAge(id, opt.MaxAge)
+		}
+		if err == nil && opt.BlockTime > 0 {
+			err = tx.SetStreamBlockTime(id, opt.BlockTime)
+		}
+		return id, err
 	})
 	if err != nil {
 		return nil, err

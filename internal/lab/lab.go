@@ -163,7 +163,8 @@ func (h *Host) Exec(name string, args ...string) (string, error) {
 }
 
 // SetLoss makes pct percent of the UDP packets on their way to the host
-// get lost, at random and per datagram, with nftables on the bridge.
+// from the network get lost, at random and per datagram, with nftables on
+// the bridge (traffic over the host's loopback is spared).
 func (h *Host) SetLoss(pct int) error {
 	if _, err := exec.LookPath("nft"); err != nil {
 		return fmt.Errorf("lab: nft (nftables) is not installed: %w", err)

@@ -39,6 +39,9 @@ func (e *txEndpoint) Poll(now time.Time) time.Time {
 	// writes again at once, a few rounds at most per poll.
 	var wake time.Time
 	for round := 0; round < 4; round++ {
+		if e.run.stream != nil {
+			e.run.stream.now = now
+		}
 		if !e.run.closed {
 			if err := e.run.feed(e.s); err != nil {
 				panic(err)
@@ -51,6 +54,9 @@ func (e *txEndpoint) Poll(now time.Time) time.Time {
 	}
 	if !e.restartAt.IsZero() && e.restartAt.Before(wake) {
 		wake = e.restartAt
+	}
+	if st := e.run.stream; st != nil && !st.writeAt.IsZero() && st.writeAt.Before(wake) {
+		wake = st.writeAt // a paced stream's next message
 	}
 	return wake
 }
@@ -202,6 +208,7 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 		wake = cpuAt
 	}
 	transmit(e.net, e.id, now, &e.out, func(b []byte) { e.run.nacks += countNacks(b) })
+	e.stream.now = now
 	for _, ev := range e.r.Events() {
 		e.events = append(e.events, receiver.Event{Kind: ev.Kind, Sender: ev.Sender, Object: ev.Object, Err: ev.Err})
 		if ev.Kind == receiver.EventStreamData {
@@ -521,6 +528,10 @@ func Run(sc Scenario) (Result, error) {
 	out := Result{Stop: res.Reason, Sender: s.Stats(), SenderEvts: st.senderEvents, NacksSent: st.nacks}
 	out.RepairSymbols = int(out.Sender.RepairSource + out.Sender.RepairParity)
 	out.Virtual = st.last.Sub(start)
+	if st.stream != nil {
+		out.Messages, out.MessagesLost, out.WriterLate = st.stream.rxDelivered, st.stream.rxLost, st.stream.lateness
+		out.MaxMsgDelay, out.MsgDelays = st.stream.maxDelay, st.stream.delays
+	}
 	for _, e := range rxs {
 		out.Receivers = append(out.Receivers, e.r.Stats())
 		out.Events = append(out.Events, e.events)

@@ -106,11 +106,17 @@ type Result struct {
 	MaxMissedSum  int // Σ over lossy blocks of the largest number of symbols one receiver missed
 	RepairSymbols int // data symbols sent after their first transmission
 	NacksSent     int
-	StreamGaps    int           // stream gaps reported by receivers
-	SocketDrops   int           // packets that found a slow receiver's socket buffer full
-	MaxBacklog    time.Duration // the longest a packet waited in a slow receiver's socket
-	Stop          simnet.StopReason
-	Errors        []string // content or protocol errors seen
+	StreamGaps    int // stream gaps reported by receivers
+	// Framed streams: messages delivered and reported lost, summed over
+	// the receivers, and the most a paced writer was late (held back).
+	Messages, MessagesLost int
+	WriterLate             time.Duration
+	MaxMsgDelay            time.Duration // the longest a message took from its write to a receiver
+	MsgDelays              []uint64      // messages delivered (all receivers), by that delay in ms; the last bucket: longer
+	SocketDrops            int           // packets that found a slow receiver's socket buffer full
+	MaxBacklog             time.Duration // the longest a packet waited in a slow receiver's socket
+	Stop                   simnet.StopReason
+	Errors                 []string // content or protocol errors seen
 }
 
 // Pattern is the content of object obj at offset off: cheap to compute

@@ -1,0 +1,270 @@
+// Command rtpcast relays RTP media over IP multicast with Shoal: the
+// sender takes RTP datagrams from a local UDP port (from ffmpeg, GStreamer,
+// a camera) and casts each packet as one message of a deadline-bounded
+// Shoal stream; each receiver repairs losses by NACK and FEC within the
+// latency budget, puts the packets back in RTP order through a jitter
+// buffer, and relays them to a local UDP port for a player.
+//
+//	rtpcast send --listen 127.0.0.1:5004 --group ADDR:PORT [--iface IF] [--latency 200ms] [--auto-parity N] [--rate R]
+//	rtpcast recv --group ADDR:PORT --to 127.0.0.1:5006 [--iface IF] [--latency 200ms] [--stats]
+//
+// RTCP that arrives on the listening port (rtcp-mux) passes through
+// untouched. Both commands stop on SIGINT or SIGTERM, after --duration if
+// set, and the sender also after --idle without input; each prints its
+// final figures at exit.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/shoalnet/shoal/sender"
+	"github.com/shoalnet/shoal/session"
+	"github.com/shoalnet/shoal/shoalrtp"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: rtpcast send|recv [flags]   (rtpcast CMD -h for flags)")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "send":
+		err = runSend(ctx, args[1:], stdout)
+	case "recv":
+		err = runRecv(ctx, args[1:], stdout)
+	default:
+		err = fmt.Errorf("unknown command %q", args[0])
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "rtpcast: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// parseRate reads a bit rate such as 8M, 1.5G or 800k (bits/s).
+func parseRate(s string) (float64, error) {
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
+		mult, s = 1e3, s[:len(s)-1]
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1e6, s[:len(s)-1]
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1e9, s[:len(s)-1]
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("bad rate %q", s)
+	}
+	return v * mult, nil
+}
+
+type common struct {
+	group    string
+	iface    string
+	latency  time.Duration
+	duration time.Duration
+}
+
+func (c *common) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.group, "group", "", "multicast group ADDR:PORT (required)")
+	fs.StringVar(&c.iface, "iface", "", "interface to join and send on (default: the system's choice)")
+	fs.DurationVar(&c.latency, "latency", 200*time.Millisecond, "latency budget: repair and playout deadline")
+	fs.DurationVar(&c.duration, "duration", 0, "stop after this long (0: run until interrupted)")
+}
+
+func (c *common) parse() (netip.AddrPort, error) {
+	g, err := netip.ParseAddrPort(c.group)
+	if err != nil {
+		return g, fmt.Errorf("--group: %v", err)
+	}
+	if c.latency <= 0 {
+		return g, errors.New("--latency must be positive")
+	}
+	return g, nil
+}
+
+func (c *common) context(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.duration > 0 {
+		return context.WithTimeout(ctx, c.duration)
+	}
+	return context.WithCancel(ctx)
+}
+
+func runSend(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("rtpcast send", flag.ContinueOnError)
+	var c common
+	c.flags(fs)
+	listen := fs.String("listen", "127.0.0.1:5004", "local UDP address to take RTP from")
+	autoParity := fs.Int("auto-parity", 4, "proactive FEC parity packets per block of 16")
+	rateS := fs.String("rate", "20M", "send rate cap in bits/s (media, parity and repairs)")
+	idle := fs.Duration("idle", 0, "stop when no RTP arrived for this long after the first (0: never)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	group, err := c.parse()
+	if err != nil {
+		return err
+	}
+	rate, err := parseRate(*rateS)
+	if err != nil {
+		return fmt.Errorf("--rate: %v", err)
+	}
+	if *autoParity < 0 || *autoParity > 16 {
+		return errors.New("--auto-parity must be 0..16")
+	}
+	ctx, cancel := c.context(ctx)
+	defer cancel()
+	pc, err := net.ListenPacket("udp", *listen)
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	s, err := session.New(session.Config{Group: group, Interface: c.iface, Sender: sender.Config{
+		Rate: rate / 8, BlockLen: 16, Parity: max(*autoParity, 4), AutoParity: *autoParity,
+		// Media sessions are short-lived and latency-bound: start from a
+		// LAN-sized round trip guess rather than the conservative default.
+		GRTT: 10 * time.Millisecond,
+		// NACKs must get through within the budget: a short back-off
+		// (receivers wait at most one GRTT, the sender aggregates two).
+		Backoff: 1,
+	}})
+	if err != nil {
+		return err
+	}
+	defer closeSession(s)
+	st, err := s.OpenStream(ctx, session.StreamOptions{MaxAge: c.latency, BlockTime: c.latency / 8, Info: []byte("rtpcast")})
+	if err != nil {
+		return err
+	}
+	tx := shoalrtp.NewSender(st)
+	go func() {
+		<-ctx.Done()
+		pc.SetReadDeadline(time.Now()) // unblock the read loop
+	}()
+	buf := make([]byte, 65536)
+	invalid := 0
+	for ctx.Err() == nil {
+		if *idle > 0 && tx.Packets > 0 {
+			pc.SetReadDeadline(time.Now().Add(*idle))
+		}
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				break
+			}
+			return err
+		}
+		if err := tx.WriteRTP(ctx, buf[:n]); errors.Is(err, shoalrtp.ErrNotRTP) {
+			invalid++
+		} else if err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+	err = tx.Close()
+	fmt.Fprintf(stdout, "rtpcast send: rtp=%d rtcp=%d invalid=%d sender=%+v\n", tx.Packets, tx.RTCP, invalid, s.Stats().Sender)
+	return err
+}
+
+// closeSession closes s, letting it flush for a moment.
+func closeSession(s *session.Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = s.Shutdown(ctx)
+}
+
+func runRecv(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("rtpcast recv", flag.ContinueOnError)
+	var c common
+	c.flags(fs)
+	to := fs.String("to", "127.0.0.1:5006", "local UDP address to relay RTP to")
+	stats := fs.Bool("stats", false, "print the figures once a second")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	group, err := c.parse()
+	if err != nil {
+		return err
+	}
+	dst, err := net.ResolveUDPAddr("udp", *to)
+	if err != nil {
+		return fmt.Errorf("--to: %v", err)
+	}
+	ctx, cancel := c.context(ctx)
+	defer cancel()
+	out, err := net.DialUDP("udp", nil, dst)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	s, err := session.New(session.Config{Group: group, Interface: c.iface})
+	if err != nil {
+		return err
+	}
+	defer closeSession(s)
+	o, err := s.Accept(ctx)
+	if err != nil {
+		return err
+	}
+	rx := shoalrtp.NewReceiver(o, shoalrtp.ReceiverConfig{Latency: c.latency, Session: s,
+		OnRTCP: func(b []byte) { _, _ = out.Write(b) }})
+	report := func() {
+		st := rx.Stats()
+		fmt.Fprintf(stdout, "rtpcast recv: received=%d fec_recovered=%d nack_recovered=%d late=%d lost=%d messages_lost=%d rtcp=%d added_p50=%v added_p99=%v\n",
+			st.Received, st.FECRecovered, st.NACKRecovered, st.Late, st.Lost, st.MessagesLost, st.RTCP, st.AddedP50, st.AddedP99)
+	}
+	defer report()
+	if *stats {
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					report()
+				}
+			}
+		}()
+	}
+	for {
+		p, err := rx.ReadPacket(ctx)
+		if err == io.EOF || ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b, err := p.Marshal()
+		if err != nil {
+			return err
+		}
+		// A player not listening (yet) is no reason to stop relaying.
+		_, _ = out.Write(b)
+	}
+}
