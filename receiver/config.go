@@ -73,12 +73,14 @@ type Config struct {
 	Sink func(ObjectInfo) (io.WriterAt, error)
 
 	// MaxSenders bounds the senders tracked. A new sender beyond it takes
-	// the place of one that has ended (EOT) or else of the least recently
-	// heard (EventSenderGone, its objects aborted with ErrSenderEvicted),
-	// so forged source ids cannot lock a real sender out: an active sender
-	// is pushed out only by more new ids per packet interval than
-	// MaxSenders. When all were heard at the same instant, the new one is
-	// dropped with one EventSenderRejected. 0 means 64.
+	// the place of one that has ended (EOT), else of the least recently
+	// heard of those silent for a second (or four of their GRTTs), else of
+	// the one that sent the fewest bytes (EventSenderGone, its objects
+	// aborted with ErrSenderEvicted). So forged source ids cannot lock a
+	// real sender out, nor push out one that pauses while new ids keep
+	// arriving: they take each other's places. When all were heard at the
+	// same instant, the new one is dropped with one EventSenderRejected.
+	// 0 means 64.
 	MaxSenders int
 	// MaxObjects bounds the objects pending per sender; a new object
 	// beyond it is not started but left to be NACKed and repaired once

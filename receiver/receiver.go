@@ -68,9 +68,10 @@ type remote struct {
 	backoff   int
 	gsize     float64
 	lastHeard time.Time
-	ended     bool // EOT received: ignore this instance from now on
-	synced    bool // the object window below is set
-	delivered bool // some object completed or stream data was delivered
+	bytes     uint64 // of every packet heard from it (see evictSender)
+	ended     bool   // EOT received: ignore this instance from now on
+	synced    bool   // the object window below is set
+	delivered bool   // some object completed or stream data was delivered
 
 	held   int64 // bytes of Receiver.buffer held for this sender's objects
 	blocks int   // block buffers held for this sender's objects
@@ -322,6 +323,7 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 	}
 	s.addr = from
 	s.lastHeard = now
+	s.bytes += uint64(size)
 	s.grtt = framing.UnquantizeRTT(f.GRTT)
 	s.backoff = int(f.Backoff)
 	s.gsize = framing.UnquantizeGroupSize(f.GroupSize)
@@ -331,22 +333,37 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 
 // evictSender makes room for a new sender when MaxSenders are tracked:
 // anyone on the group can send with any source id, so a full table must not
-// lock a real sender out. The sender dropped is one that has ended (EOT), or
-// else the least recently heard. Having delivered data earns no
-// protection, since a forged sender can deliver a one-byte object with one
-// packet; recent activity does: to push out a sender that sends a packet
-// every t, forged ids must arrive faster than MaxSenders per t. It reports
-// whether a sender was dropped: not when every sender was heard at now.
+// lock a real sender out. The sender dropped is one that has ended (EOT),
+// else the least recently heard of those silent for a while (a second, or
+// four of their GRTTs), else the one that sent the fewest bytes. Having
+// delivered an object earns no protection, since a forged sender can
+// deliver a one-byte object with one packet; traffic does: forged ids that
+// keep arriving push out each other, the newest with the least sent, and
+// not a sender that pauses between repair cycles. Pushing out a sender
+// that keeps sending takes forged ids that each send more than it did. It
+// reports whether a sender was dropped: not when every sender was heard at
+// now.
 func (r *Receiver) evictSender(now time.Time) bool {
+	idle := func(s *remote) bool { return now.Sub(s.lastHeard) > max(time.Second, 4*s.grtt) }
+	// worse reports whether s is a better victim than v.
+	worse := func(s, v *remote) bool {
+		if s.ended != v.ended {
+			return s.ended
+		}
+		if si, vi := idle(s), idle(v); si != vi {
+			return si
+		} else if !si && s.bytes != v.bytes {
+			return s.bytes < v.bytes
+		}
+		return s.lastHeard.Before(v.lastHeard)
+	}
 	vi := -1
 	for i, s := range r.remotes {
 		r.work++
-		if vi < 0 {
-			vi = i
-			continue
+		if !s.ended && !s.lastHeard.Before(now) {
+			continue // heard just now: it is not what is in the way
 		}
-		v := r.remotes[vi]
-		if (s.ended && !v.ended) || (s.ended == v.ended && s.lastHeard.Before(v.lastHeard)) {
+		if vi < 0 || worse(s, r.remotes[vi]) {
 			vi = i
 		}
 	}
@@ -354,9 +371,6 @@ func (r *Receiver) evictSender(now time.Time) bool {
 		return false
 	}
 	v := r.remotes[vi]
-	if !v.ended && !v.lastHeard.Before(now) {
-		return false
-	}
 	r.abortAll(v, ErrSenderEvicted)
 	if !v.ended {
 		r.emit(Event{Kind: EventSenderGone, Sender: v.id})
@@ -737,6 +751,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	if bb == nil {
 		bb = r.bufs.get(b, n, o.symLen, &r.work)
+		bb.charged = need
 		o.blocks = append(o.blocks, bb)
 		r.charge(s, o, need)
 		s.blocks++
@@ -748,7 +763,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	advanced := b > o.hiBlock || !o.seen
 	o.seen = true
 	o.hiBlock = max(o.hiBlock, b)
-	dst := bb.syms[sym][:o.symLen]
+	dst := bb.room(sym)
 	nc := copy(dst, m.Payload)
 	clear(dst[nc:])
 	bb.syms[sym] = dst
@@ -915,6 +930,11 @@ func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 			return fmt.Errorf("receiver: object %d block %d: %d symbols missing and no FEC", o.id, bb.block, missing)
 		}
 		r.work += uint64(o.maxK)
+		for i := 0; i < k; i++ {
+			if len(bb.syms[i]) == 0 {
+				bb.syms[i] = bb.room(i)[:0] // room to rebuild it in
+			}
+		}
 		if err := o.codec.Reconstruct(bb.syms, k); err != nil {
 			return err
 		}
@@ -924,7 +944,7 @@ func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 }
 
 func (r *Receiver) releaseBlock(s *remote, o *rxObject, bb *blockBuf) {
-	r.charge(s, o, -int64(len(bb.buf)))
+	r.charge(s, o, -bb.charged)
 	s.blocks--
 	r.blocks--
 	r.bufs.put(bb)

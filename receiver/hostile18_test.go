@@ -1,0 +1,110 @@
+package receiver
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/shoalnet/shoal/framing"
+)
+
+// TestForgedBlockCostsItsSymbols: a packet announcing 255-symbol blocks of
+// 65,535-byte symbols used to allocate and clear the whole 16.7 MB block
+// buffer at once, so a few hundred forged one-packet streams a second kept
+// a receiver's CPU busy clearing memory. A block's buffer now grows with
+// the symbols that arrive.
+func TestForgedBlockCostsItsSymbols(t *testing.T) {
+	r := newRx(t, Config{})
+	forged := &peer{id: 0x0c000001, inst: 9, flag: framing.FlagStream,
+		fti: framing.FTI{TransferLength: 1 << 30, SymbolLength: 65535, MaxBlockLen: 255}}
+	pkts := make([][]byte, 16)
+	for i := range pkts {
+		pkts[i] = forged.pkt(t, uint16(i), 0, 254, streamSeg(seg(1000), true))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, b := range pkts {
+		handle(t, r, t0, b)
+	}
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+		t.Fatalf("16 forged one-packet streams allocated %d bytes, want at most 1 MiB each", d)
+	}
+	// The symbols are still where they belong: a real stream's symbols
+	// arriving out of order deliver the stream intact (the growing buffer
+	// moves symbols as it grows).
+	rs := newRx(t, Config{})
+	real := &peer{id: senderID, inst: 1, flag: framing.FlagStream,
+		fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 1400, MaxBlockLen: 64}}
+	want := make([]byte, 0, 64*1390)
+	order := make([]int, 64)
+	for i := range order {
+		order[i] = (i*37 + 5) % 64 // a permutation of 0..63
+	}
+	for _, i := range order {
+		d := make([]byte, 1392)
+		for j := range d {
+			d[j] = byte(i*7 + j)
+		}
+		handle(t, rs, t0, real.pkt(t, 1, 0, uint16(i), streamSeg(d, i == 0)))
+	}
+	for i := range 64 {
+		for j := range 1392 {
+			want = append(want, byte(i*7+j))
+		}
+	}
+	var got []byte
+	for _, e := range events(rs) {
+		if e.Kind == EventStreamData {
+			got = append(got, e.Data...)
+		}
+	}
+	if string(got) != string(want) {
+		t.Fatalf("stream delivered %d bytes, want %d intact", len(got), len(want))
+	}
+}
+
+// TestPausedSenderNotEvicted: with MaxSenders tracked, forged source ids
+// arriving one a millisecond used to push out the least recently heard
+// sender, so a real sender that paused for longer than MaxSenders forged
+// packets (as one does between repair cycles) lost its objects. The forged
+// ids now take each other's places.
+func TestPausedSenderNotEvicted(t *testing.T) {
+	r := newRx(t, Config{})
+	p := &pkt{inst: 1}
+	now := t0
+	const size = 4000 // 10 blocks
+	for sym := range uint16(4) {
+		handle(t, r, now, p.data(t, 1, size, 0, sym, seg(100)))
+	}
+	fake := &peer{inst: 9, fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 100, MaxBlockLen: 4, Parity: 2}}
+	for i := range uint32(200) { // 200 ms of forged ids, 100 of them
+		now = now.Add(time.Millisecond)
+		fake.id = 0x0c000000 + i%100
+		handle(t, r, now, fake.pkt(t, 1, 0, 0, seg(100)))
+	}
+	for _, e := range events(r) {
+		if e.Sender == senderID && (e.Kind == EventSenderGone || e.Kind == EventAborted) {
+			t.Fatalf("the real sender, paused 200 ms, was pushed out: %+v", e)
+		}
+	}
+	for b := uint32(1); b < 10; b++ {
+		for sym := range uint16(4) {
+			handle(t, r, now, p.data(t, 1, size, b, sym, seg(100)))
+		}
+	}
+	if c := find(events(r), EventCompleted); len(c) != 1 || c[0].Sender != senderID {
+		t.Fatalf("completed %+v, want the real object", c)
+	}
+	// A sender silent for longer than a second is still evictable: the
+	// table stays open to new senders.
+	now = now.Add(2 * time.Second)
+	fake.id = 0x0c100000
+	handle(t, r, now, fake.pkt(t, 1, 0, 0, seg(100)))
+	fake.id = 0x0c100001
+	now = now.Add(time.Millisecond)
+	handle(t, r, now, fake.pkt(t, 1, 0, 0, seg(100)))
+	if r.remote(senderID) != nil && r.remote(0x0c100001) == nil {
+		t.Fatal("new sender refused while the table held idle ones")
+	}
+}
