@@ -67,18 +67,16 @@ const hostileMaxPackets = 200_000
 // (0x0c...).
 const hostileBase = 0x0d000000
 
-// hostile is a host on the group that listens to the real sender (for its
-// node id, instance id and object ids, as any host on the group can) and
-// sends its own packets. It never uses the real sender's node id: that
-// spoofing only authentication can stop.
-type hostile struct {
+// Attack generates the packets of one HostileKind: a host on the group
+// that listens to the real sender (for its node id, instance id and object
+// ids, as any host on the group can) and sends its own packets. It never
+// uses the real sender's node id: that spoofing only authentication can
+// stop. The simulation's hostile node and the lab's hostile host both run
+// one. Not safe for concurrent use.
+type Attack struct {
 	kind  HostileKind
-	net   *simnet.Network
-	id    simnet.NodeID
 	rng   *rand.Rand
 	every time.Duration
-	wake  time.Time
-	sent  int
 
 	// What it learned of the real sender.
 	heard  bool
@@ -88,62 +86,121 @@ type hostile struct {
 	blocks map[uint16]uint32
 
 	seq     uint16
-	n       int    // packets of the attack sent
+	n       int    // packets of the attack made
 	nextObj uint16 // the next fake object id
 	buf     []byte
 	d       framing.Data
 }
 
-func newHostile(n *simnet.Network, sc Scenario, start time.Time) (*hostile, error) {
-	if _, err := ParseHostile(string(sc.Hostile)); err != nil {
+// NewAttack returns the attack kind, its randomness seeded by seed.
+func NewAttack(kind HostileKind, seed uint64) (*Attack, error) {
+	if _, err := ParseHostile(string(kind)); err != nil {
 		return nil, fmt.Errorf("simrun: %w", err)
+	}
+	a := &Attack{kind: kind, rng: rand.New(rand.NewPCG(seed, 0x405711e)), every: time.Millisecond,
+		blocks: map[uint16]uint32{}, nextObj: 1}
+	if kind == HostileNackRange {
+		a.every = 20 * time.Millisecond
+	}
+	return a, nil
+}
+
+// Interval is how often the attack sends a packet.
+func (a *Attack) Interval() time.Duration { return a.every }
+
+// Ready reports whether the attack has what it needs to send: the NACK
+// attacks wait until they heard the sender; forging sender traffic needs
+// nothing.
+func (a *Attack) Ready() bool {
+	switch a.kind {
+	case HostileNackRange, HostileNackStorm:
+		return a.heard
+	}
+	return true
+}
+
+// Heard learns from a packet seen on the group. It reports whether this
+// was the first packet of the real sender heard.
+func (a *Attack) Heard(b []byte) (first bool) {
+	hd, _, err := framing.Peek(b)
+	if err != nil || hd.Type != framing.TypeData || hd.SourceID >= hostileBase && hd.SourceID < hostileBase+0x1000 {
+		return false
+	}
+	if a.d.Unmarshal(b) != nil {
+		return false
+	}
+	if !a.heard {
+		a.heard, first = true, true
+		a.server = a.d.SourceID
+	}
+	if a.d.SourceID != a.server {
+		return first
+	}
+	a.inst = a.d.InstanceID
+	id := a.d.ObjectID
+	if !slices.Contains(a.objs, id) {
+		a.objs = append(a.objs, id)
+		if len(a.objs) > 8 {
+			delete(a.blocks, a.objs[0])
+			a.objs = a.objs[1:]
+		}
+	}
+	if b := a.d.PayloadID.Block; b >= a.blocks[id] {
+		a.blocks[id] = b
+	}
+	return first
+}
+
+// Next returns the attack's next packet, valid until the next call. Call
+// it only when Ready.
+func (a *Attack) Next() []byte {
+	switch a.kind {
+	case HostileNackRange:
+		a.nackRange()
+	case HostileNackStorm:
+		a.nackStorm()
+	case HostileFakeSenders:
+		a.fakeSenders()
+	case HostileBigObjects:
+		a.bigObjects()
+	case HostileStreamLeak:
+		a.streamLeak()
+	case HostileSquelch:
+		a.squelch()
+	}
+	a.n++
+	return a.buf
+}
+
+// hostile is the simulation's hostile node: an Attack on the simulated
+// group, at most hostileMaxPackets.
+type hostile struct {
+	*Attack
+	net  *simnet.Network
+	id   simnet.NodeID
+	wake time.Time
+	sent int
+}
+
+func newHostile(n *simnet.Network, sc Scenario, start time.Time) (*hostile, error) {
+	a, err := NewAttack(sc.Hostile, sc.Seed)
+	if err != nil {
+		return nil, err
 	}
 	id := n.AddNode("hostile", simnet.NodeConfig{Up: simnet.LinkConfig{Delay: sc.Delay}, Down: simnet.LinkConfig{Delay: sc.Delay}})
 	n.Join(id, Group)
-	h := &hostile{kind: sc.Hostile, net: n, id: id, rng: rand.New(rand.NewPCG(sc.Seed, 0x405711e)),
-		every: time.Millisecond, blocks: map[uint16]uint32{}, nextObj: 1}
-	if sc.Hostile == HostileNackRange {
-		h.every = 20 * time.Millisecond
-	}
-	switch h.kind {
-	case HostileNackRange, HostileNackStorm:
-		// They start once they heard the sender.
-	default:
-		h.wake = start // forging sender traffic needs nothing heard
+	h := &hostile{Attack: a, net: n, id: id}
+	if a.Ready() {
+		h.wake = start
 	}
 	return h, nil
 }
 
-// Handle learns from the real sender's packets; the attacks that forge
-// sender traffic start at once, the NACK attacks once they know whom to
-// send to.
+// Handle learns from the real sender's packets; the NACK attacks start
+// once they know whom to send to.
 func (h *hostile) Handle(p simnet.Packet) time.Time {
-	hd, _, err := framing.Peek(p.Payload)
-	if err != nil || hd.Type != framing.TypeData || hd.SourceID >= hostileBase {
-		return h.wake
-	}
-	if h.d.Unmarshal(p.Payload) != nil {
-		return h.wake
-	}
-	if !h.heard {
-		h.heard = true
-		h.server = h.d.SourceID
-		h.wake = p.At // start now
-	}
-	if h.d.SourceID != h.server {
-		return h.wake
-	}
-	h.inst = h.d.InstanceID
-	id := h.d.ObjectID
-	if !slices.Contains(h.objs, id) {
-		h.objs = append(h.objs, id)
-		if len(h.objs) > 8 {
-			delete(h.blocks, h.objs[0])
-			h.objs = h.objs[1:]
-		}
-	}
-	if b := h.d.PayloadID.Block; b >= h.blocks[id] {
-		h.blocks[id] = b
+	if h.Heard(p.Payload) && h.wake.IsZero() {
+		h.wake = p.At
 	}
 	return h.wake
 }
@@ -157,50 +214,31 @@ func (h *hostile) Poll(now time.Time) time.Time {
 		h.wake = time.Time{}
 		return h.wake
 	}
-	h.attack(now)
-	h.n++
+	h.net.Send(now, h.id, Group, h.Next())
+	h.sent++
 	h.wake = now.Add(h.every)
 	return h.wake
 }
 
-func (h *hostile) send(now time.Time, b []byte, err error) {
+func (a *Attack) done(b []byte, err error) {
 	if err != nil {
-		panic(fmt.Sprintf("simrun: hostile %s: %v", h.kind, err)) // a bug here, not in the engines
+		panic(fmt.Sprintf("simrun: hostile %s: %v", a.kind, err)) // a bug here, not in the engines
 	}
-	h.buf = b
-	h.sent++
-	h.net.Send(now, h.id, Group, b)
+	a.buf = b
 }
 
-func (h *hostile) attack(now time.Time) {
-	switch h.kind {
-	case HostileNackRange:
-		h.nackRange(now)
-	case HostileNackStorm:
-		h.nackStorm(now)
-	case HostileFakeSenders:
-		h.fakeSenders(now)
-	case HostileBigObjects:
-		h.bigObjects(now)
-	case HostileStreamLeak:
-		h.streamLeak(now)
-	case HostileSquelch:
-		h.squelch(now)
-	}
+func (a *Attack) nack(node uint32, content []byte) {
+	a.seq++
+	m := framing.Nack{Header: framing.Header{Type: framing.TypeNack, Sequence: a.seq, SourceID: node},
+		ServerID: a.server, InstanceID: a.inst, Content: content}
+	b, err := m.Append(a.buf[:0])
+	a.done(b, err)
 }
 
-func (h *hostile) nack(now time.Time, node uint32, content []byte) {
-	h.seq++
-	m := framing.Nack{Header: framing.Header{Type: framing.TypeNack, Sequence: h.seq, SourceID: node},
-		ServerID: h.server, InstanceID: h.inst, Content: content}
-	b, err := m.Append(h.buf[:0])
-	h.send(now, b, err)
-}
-
-func (h *hostile) nackRange(now time.Time) {
+func (a *Attack) nackRange() {
 	var c []byte
 	var err error
-	for _, id := range h.objs {
+	for _, id := range a.objs {
 		for _, r := range []struct {
 			fec  uint8
 			last uint32
@@ -212,50 +250,50 @@ func (h *hostile) nackRange(now time.Time) {
 			}
 		}
 	}
-	h.nack(now, hostileBase+1, c)
+	a.nack(hostileBase+1, c)
 }
 
-func (h *hostile) nackStorm(now time.Time) {
-	node := hostileBase + uint32(h.n%4096)
-	id := h.objs[h.rng.IntN(len(h.objs))]
-	blk := uint32(h.rng.IntN(int(h.blocks[id]) + 1))
-	sym := uint16(h.rng.IntN(64))
+func (a *Attack) nackStorm() {
+	node := hostileBase + uint32(a.n%4096)
+	id := a.objs[a.rng.IntN(len(a.objs))]
+	blk := uint32(a.rng.IntN(int(a.blocks[id]) + 1))
+	sym := uint16(a.rng.IntN(64))
 	c, err := framing.AppendRepairRequest(nil, framing.FormItems, framing.RepairSegment|framing.RepairInfo, 0, []framing.SymbolRef{
 		{FECID: framing.FECRS8, ObjectID: id, PayloadID: framing.PayloadID{Block: blk, Symbol: sym}},
 		{FECID: framing.FECRS8, ObjectID: id, PayloadID: framing.PayloadID{Block: blk, Symbol: sym + 1}}})
 	if err != nil {
 		panic(err)
 	}
-	if h.n%10 == 9 {
+	if a.n%10 == 9 {
 		// An ACK for a watermark nobody asked for, from a node nobody
 		// listed.
 		p, err := framing.AppendSymbolRef(nil, framing.SymbolRef{FECID: framing.FECRS8, ObjectID: id}, 0)
 		if err != nil {
 			panic(err)
 		}
-		h.seq++
-		a := framing.Ack{Header: framing.Header{Type: framing.TypeAck, Sequence: h.seq, SourceID: node},
-			ServerID: h.server, InstanceID: h.inst, AckType: framing.AckFlush, Payload: p}
-		b, err := a.Append(h.buf[:0])
-		h.send(now, b, err)
+		a.seq++
+		ack := framing.Ack{Header: framing.Header{Type: framing.TypeAck, Sequence: a.seq, SourceID: node},
+			ServerID: a.server, InstanceID: a.inst, AckType: framing.AckFlush, Payload: p}
+		b, err := ack.Append(a.buf[:0])
+		a.done(b, err)
 		return
 	}
-	h.nack(now, node, c)
+	a.nack(node, c)
 }
 
 // data sends a forged NORM_DATA from sender src.
-func (h *hostile) data(now time.Time, src uint32, obj uint16, flags framing.ObjectFlags, fti framing.FTI, blk uint32, sym uint16, payload []byte) {
+func (a *Attack) data(src uint32, obj uint16, flags framing.ObjectFlags, fti framing.FTI, blk uint32, sym uint16, payload []byte) {
 	ext, err := framing.AppendFTI(nil, framing.FECRS8, fti)
 	if err != nil {
 		panic(err)
 	}
-	h.seq++
-	m := framing.Data{Header: framing.Header{Type: framing.TypeData, Sequence: h.seq, SourceID: src},
+	a.seq++
+	m := framing.Data{Header: framing.Header{Type: framing.TypeData, Sequence: a.seq, SourceID: src},
 		SenderFields: framing.SenderFields{InstanceID: uint16(src), GRTT: framing.QuantizeRTT(10 * time.Millisecond), Backoff: 4, GroupSize: framing.QuantizeGroupSize(10)},
 		FECID:        framing.FECRS8, ObjectID: obj, Flags: flags,
 		PayloadID: framing.PayloadID{Block: blk, Symbol: sym}, Ext: ext, Payload: payload}
-	b, err := m.Append(h.buf[:0])
-	h.send(now, b, err)
+	b, err := m.Append(a.buf[:0])
+	a.done(b, err)
 }
 
 // filler is a forged payload: its content does not matter.
@@ -269,65 +307,65 @@ func streamPayload(n int, first bool) []byte {
 	return append(framing.AppendStreamHeader(nil, sh), filler[:n]...)
 }
 
-func (h *hostile) fakeSenders(now time.Time) {
-	src := hostileBase + 0x100 + uint32(h.n%64)
-	round := uint32(h.n / 64)
-	if h.n%2 == 0 {
+func (a *Attack) fakeSenders() {
+	src := hostileBase + 0x100 + uint32(a.n%64)
+	round := uint32(a.n / 64)
+	if a.n%2 == 0 {
 		// A 256 MiB object kept in memory, a symbol of a new block each
 		// round.
-		h.data(now, src, 1, 0, framing.FTI{TransferLength: 256 << 20, SymbolLength: 1400, MaxBlockLen: 64, Parity: 16},
+		a.data(src, 1, 0, framing.FTI{TransferLength: 256 << 20, SymbolLength: 1400, MaxBlockLen: 64, Parity: 16},
 			round, 0, filler[:1400])
 		return
 	}
 	// A stream with 65,000-byte symbols, one segment of a new block each
 	// round.
-	h.data(now, src, 2, framing.FlagStream, framing.FTI{TransferLength: 1 << 30, SymbolLength: 65000, MaxBlockLen: 255},
+	a.data(src, 2, framing.FlagStream, framing.FTI{TransferLength: 1 << 30, SymbolLength: 65000, MaxBlockLen: 255},
 		round, 0, streamPayload(1000, round == 0))
 }
 
-func (h *hostile) bigObjects(now time.Time) {
+func (a *Attack) bigObjects() {
 	const src = hostileBase + 0x200
-	if h.n%2 == 0 {
-		h.data(now, src, 1, 0, framing.FTI{TransferLength: 256 << 20, SymbolLength: 8000, MaxBlockLen: 255, Parity: 0},
-			uint32(h.n/2/255), uint16(h.n/2%255), filler[:8000])
+	if a.n%2 == 0 {
+		a.data(src, 1, 0, framing.FTI{TransferLength: 256 << 20, SymbolLength: 8000, MaxBlockLen: 255, Parity: 0},
+			uint32(a.n/2/255), uint16(a.n/2%255), filler[:8000])
 		return
 	}
-	h.data(now, src, 2, 0, framing.FTI{TransferLength: 4 * 4096 * 100, SymbolLength: 100, MaxBlockLen: 4, Parity: 2},
-		uint32(h.n/2%4096), 0, filler[:100])
+	a.data(src, 2, 0, framing.FTI{TransferLength: 4 * 4096 * 100, SymbolLength: 100, MaxBlockLen: 4, Parity: 2},
+		uint32(a.n/2%4096), 0, filler[:100])
 }
 
-func (h *hostile) streamLeak(now time.Time) {
+func (a *Attack) streamLeak() {
 	const src = hostileBase + 0x300
 	fti := framing.FTI{TransferLength: 1 << 30, SymbolLength: 65535, MaxBlockLen: 255}
-	if h.n%2 == 0 {
-		h.data(now, src, h.nextObj, framing.FlagStream, fti, 0, 0, streamPayload(1000, true))
+	if a.n%2 == 0 {
+		a.data(src, a.nextObj, framing.FlagStream, fti, 0, 0, streamPayload(1000, true))
 		return
 	}
 	// The end of the stream: an empty segment.
-	h.data(now, src, h.nextObj, framing.FlagStream, fti, 0, 1, streamPayload(0, false))
-	h.nextObj++
+	a.data(src, a.nextObj, framing.FlagStream, fti, 0, 1, streamPayload(0, false))
+	a.nextObj++
 }
 
-func (h *hostile) squelch(now time.Time) {
-	src := hostileBase + 0x400 + uint32(h.n%64)
+func (a *Attack) squelch() {
+	src := hostileBase + 0x400 + uint32(a.n%64)
 	const far = 1<<24 - 2
-	if h.n%2 == 0 {
-		h.data(now, src, uint16(h.n), framing.FlagStream, framing.FTI{TransferLength: 1 << 30, SymbolLength: 1400, MaxBlockLen: 64},
+	if a.n%2 == 0 {
+		a.data(src, uint16(a.n), framing.FlagStream, framing.FTI{TransferLength: 1 << 30, SymbolLength: 1400, MaxBlockLen: 64},
 			far, 0, streamPayload(1000, true))
 		return
 	}
 	var list []byte
 	for i := range 64 {
-		list = framing.AppendObjectID(list, uint16(h.n+1000*i))
+		list = framing.AppendObjectID(list, uint16(a.n+1000*i))
 	}
-	h.seq++
-	c := framing.Cmd{Header: framing.Header{Type: framing.TypeCmd, Sequence: h.seq, SourceID: src},
+	a.seq++
+	c := framing.Cmd{Header: framing.Header{Type: framing.TypeCmd, Sequence: a.seq, SourceID: src},
 		SenderFields: framing.SenderFields{InstanceID: uint16(src), GRTT: framing.QuantizeRTT(10 * time.Millisecond), Backoff: 4, GroupSize: framing.QuantizeGroupSize(10)},
 		Flavor:       framing.FlavorSquelch,
-		Ref:          framing.SymbolRef{FECID: framing.FECRS8, ObjectID: uint16(h.n - 1), PayloadID: framing.PayloadID{Block: far + 1}},
+		Ref:          framing.SymbolRef{FECID: framing.FECRS8, ObjectID: uint16(a.n - 1), PayloadID: framing.PayloadID{Block: far + 1}},
 		Content:      list}
-	b, err := c.Append(h.buf[:0])
-	h.send(now, b, err)
+	b, err := c.Append(a.buf[:0])
+	a.done(b, err)
 }
 
 // HostileResult compares a transfer under attack with the same transfer,
