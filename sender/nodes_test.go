@@ -59,3 +59,54 @@ func TestIdleNodesEvicted(t *testing.T) {
 		t.Fatalf("watermark pending %v", s.wm.pending)
 	}
 }
+
+// TestWatermarkUnderStorm: a NACK every 20 ms asking for every block of
+// the object kept repairs queued for as long as it went on, and watermark
+// requests, queued behind them, never went out: a session's WaitAck hung
+// while a host on the group asked for absurd block ranges. They now go
+// at their own pace, and the watermark completes.
+func TestWatermarkUnderStorm(t *testing.T) {
+	s := newSender(t, Config{AckingNodes: []uint32{2}, GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond,
+		SegmentSize: 100, BlockLen: 4, Rate: 1e6})
+	id, err := s.SendData(make([]byte, 500*4*100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(s, t0, 500*time.Millisecond)
+	now := t0.Add(500 * time.Millisecond)
+	storm := blockRangeNack(t, s, 99, framing.FECSmallBlock, id, 0, 0xFFFFFFF0)
+	var ref framing.SymbolRef
+	for i := range 60 {
+		if i == 10 { // the storm is on
+			if err := s.SetWatermark(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		feed(t, s, now, storm)
+		for _, m := range drain(s, now, 20*time.Millisecond) {
+			if m.Type == framing.TypeCmd && m.Cmd.Flavor == framing.FlavorFlush && len(m.Cmd.Content) >= 4 {
+				ref = m.Cmd.Ref
+			}
+		}
+		now = now.Add(20 * time.Millisecond)
+		if ref.ObjectID == id {
+			break
+		}
+	}
+	if ref.ObjectID != id {
+		t.Fatalf("no watermark request in a second of storm; stats %+v", s.Stats())
+	}
+	if s.rq.len() == 0 {
+		t.Fatal("the storm left no repairs queued")
+	}
+	payload, err := framing.AppendSymbolRef(nil, ref, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Events()
+	feed(t, s, now, &framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: 2},
+		ServerID: 1, InstanceID: s.InstanceID(), AckType: framing.AckFlush, Payload: payload})
+	if ev := s.Events(); len(ev) != 2 || ev[1].Kind != EventWatermark {
+		t.Fatalf("events %v after the acknowledgement", ev)
+	}
+}
