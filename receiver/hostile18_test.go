@@ -108,3 +108,44 @@ func TestPausedSenderNotEvicted(t *testing.T) {
 		t.Fatal("new sender refused while the table held idle ones")
 	}
 }
+
+// TestNewSenderNotPushedOut: a real sender that starts while forged ids
+// that have each sent more than its first packet fill MaxSenders, and keep
+// arriving, is not pushed out before it could send anything: it completes
+// its object.
+func TestNewSenderNotPushedOut(t *testing.T) {
+	r := newRx(t, Config{})
+	now := t0
+	fake := &peer{inst: 9, fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 100, MaxBlockLen: 4, Parity: 2}}
+	n := 0
+	forge := func() {
+		fake.id = 0x0c000000 + uint32(n%64)
+		handle(t, r, now, fake.pkt(t, 1, uint32(n/64), 0, seg(100)))
+		n++
+	}
+	for range 1920 { // 30 packets from each of 64 ids, one a millisecond
+		now = now.Add(time.Millisecond)
+		forge()
+	}
+	events(r)
+	p := &pkt{inst: 1}
+	const size = 4000 // 10 blocks, a block every 10 ms
+	for b := range uint32(10) {
+		for sym := range uint16(4) {
+			handle(t, r, now, p.data(t, 1, size, b, sym, seg(100)))
+		}
+		for range 10 {
+			now = now.Add(time.Millisecond)
+			forge()
+		}
+	}
+	ev := events(r)
+	for _, e := range ev {
+		if e.Sender == senderID && (e.Kind == EventSenderGone || e.Kind == EventAborted) {
+			t.Fatalf("the new real sender was pushed out: %+v", e)
+		}
+	}
+	if c := find(ev, EventCompleted); len(c) != 1 || c[0].Sender != senderID {
+		t.Fatalf("completed %+v, want the real object", c)
+	}
+}

@@ -68,10 +68,11 @@ type remote struct {
 	backoff   int
 	gsize     float64
 	lastHeard time.Time
-	bytes     uint64 // of every packet heard from it (see evictSender)
-	ended     bool   // EOT received: ignore this instance from now on
-	synced    bool   // the object window below is set
-	delivered bool   // some object completed or stream data was delivered
+	bytes     uint64    // of every packet heard from it (see evictSender)
+	added     time.Time // when it was first heard
+	ended     bool      // EOT received: ignore this instance from now on
+	synced    bool      // the object window below is set
+	delivered bool      // some object completed or stream data was delivered
 
 	held   int64 // bytes of Receiver.buffer held for this sender's objects
 	blocks int   // block buffers held for this sender's objects
@@ -310,6 +311,7 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 			return nil
 		}
 		s = r.newRemote(h.SourceID, f.InstanceID)
+		s.added = now
 		r.remotes = append(r.remotes, s)
 		r.emit(Event{Kind: EventSenderNew, Sender: s.id})
 	case s.inst != f.InstanceID:
@@ -335,14 +337,15 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 // anyone on the group can send with any source id, so a full table must not
 // lock a real sender out. The sender dropped is one that has ended (EOT),
 // else the least recently heard of those silent for a while (a second, or
-// four of their GRTTs), else the one that sent the fewest bytes. Having
-// delivered an object earns no protection, since a forged sender can
-// deliver a one-byte object with one packet; traffic does: forged ids that
-// keep arriving push out each other, the newest with the least sent, and
-// not a sender that pauses between repair cycles. Pushing out a sender
-// that keeps sending takes forged ids that each send more than it did. It
-// reports whether a sender was dropped: not when every sender was heard at
-// now.
+// four of their GRTTs), else, of those first heard more than a second ago
+// if any, the one that sent the fewest bytes. Having delivered an object
+// earns no protection, since a forged sender can deliver a one-byte object
+// with one packet; traffic does: forged ids that keep arriving push out
+// each other, and not a sender that pauses between repair cycles, nor one
+// that just started (it has a second to send more than they did). Pushing
+// out a sender that keeps sending takes forged ids that each send more
+// than it did. It reports whether a sender was dropped: not when every
+// sender was heard at now.
 func (r *Receiver) evictSender(now time.Time) bool {
 	idle := func(s *remote) bool { return now.Sub(s.lastHeard) > max(time.Second, 4*s.grtt) }
 	// worse reports whether s is a better victim than v.
@@ -352,7 +355,12 @@ func (r *Receiver) evictSender(now time.Time) bool {
 		}
 		if si, vi := idle(s), idle(v); si != vi {
 			return si
-		} else if !si && s.bytes != v.bytes {
+		} else if si {
+			return s.lastHeard.Before(v.lastHeard)
+		}
+		if sn, vn := now.Sub(s.added) < time.Second, now.Sub(v.added) < time.Second; sn != vn {
+			return vn
+		} else if s.bytes != v.bytes {
 			return s.bytes < v.bytes
 		}
 		return s.lastHeard.Before(v.lastHeard)
