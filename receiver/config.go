@@ -75,9 +75,9 @@ type Config struct {
 	// MaxSenders bounds the senders tracked. A new sender beyond it takes
 	// the place of one that has ended (EOT), else of the least recently
 	// heard of those silent for a second (or four of their GRTTs), else of
-	// the one that sent the fewest bytes, sparing those first heard less
-	// than a second ago (EventSenderGone, its objects aborted with
-	// ErrSenderEvicted). So forged source ids cannot lock a real sender
+	// the one that sent the fewest bytes, a sender younger than a second
+	// counted at its pace over a second (EventSenderGone, its objects
+	// aborted with ErrSenderEvicted). So forged source ids cannot lock a real sender
 	// out, nor push out one that pauses or has just started while new ids
 	// keep arriving: they take each other's places. When all were heard at the
 	// same instant, the new one is dropped with one EventSenderRejected.

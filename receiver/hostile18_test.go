@@ -149,3 +149,43 @@ func TestNewSenderNotPushedOut(t *testing.T) {
 		t.Fatalf("completed %+v, want the real object", c)
 	}
 }
+
+// TestNewSenderFirstPacketSmall: forged ids that filled MaxSenders a
+// moment before a real sender started pushed it out after its first,
+// small packet (a probe), before its data came: a young sender is judged
+// at its pace, not by the few bytes it had time to send.
+func TestNewSenderFirstPacketSmall(t *testing.T) {
+	r := newRx(t, Config{})
+	now := t0
+	fake := &peer{inst: 9, fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 1000, MaxBlockLen: 4, Parity: 2}}
+	n := 0
+	forge := func() {
+		fake.id = 0x0c000000 + uint32(n%64)
+		handle(t, r, now, fake.pkt(t, 1, uint32(n/64), 0, seg(1000)))
+		n++
+	}
+	for range 128 { // two packets from each of 64 ids
+		now = now.Add(time.Millisecond)
+		forge()
+	}
+	p := &pkt{inst: 1}
+	handle(t, r, now, p.cmd(t, framing.Cmd{Flavor: framing.FlavorFlush,
+		Ref: framing.SymbolRef{FECID: framing.FECRS8, ObjectID: 1}})) // a small first packet
+	const size = 64 * 4 * 100 // then a block a millisecond
+	for b := range uint32(64) {
+		now = now.Add(time.Millisecond)
+		forge()
+		for sym := range uint16(4) {
+			handle(t, r, now, p.data(t, 1, size, b, sym, seg(100)))
+		}
+	}
+	ev := events(r)
+	for _, e := range ev {
+		if e.Sender == senderID && (e.Kind == EventSenderGone || e.Kind == EventAborted) {
+			t.Fatalf("the new real sender was pushed out: %+v", e)
+		}
+	}
+	if c := find(ev, EventCompleted); len(c) != 1 || c[0].Sender != senderID {
+		t.Fatalf("completed %+v, want the real object", c)
+	}
+}

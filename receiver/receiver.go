@@ -337,17 +337,25 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 // anyone on the group can send with any source id, so a full table must not
 // lock a real sender out. The sender dropped is one that has ended (EOT),
 // else the least recently heard of those silent for a while (a second, or
-// four of their GRTTs), else, of those first heard more than a second ago
-// if any, the one that sent the fewest bytes. Having delivered an object
-// earns no protection, since a forged sender can deliver a one-byte object
-// with one packet; traffic does: forged ids that keep arriving push out
-// each other, and not a sender that pauses between repair cycles, nor one
-// that just started (it has a second to send more than they did). Pushing
-// out a sender that keeps sending takes forged ids that each send more
-// than it did. It reports whether a sender was dropped: not when every
-// sender was heard at now.
+// four of their GRTTs), else the one that sent the fewest bytes (counted
+// at its pace over its first second, if it is younger). Having delivered
+// an object earns no protection, since a forged sender can deliver a
+// one-byte object with one packet; traffic does: forged ids that keep
+// arriving push out each other, and not a sender that pauses between
+// repair cycles, nor one that has just started. Pushing out a sender that
+// keeps sending takes forged ids that each send more than it did. It
+// reports whether a sender was dropped: not when every sender was heard
+// at now.
 func (r *Receiver) evictSender(now time.Time) bool {
 	idle := func(s *remote) bool { return now.Sub(s.lastHeard) > max(time.Second, 4*s.grtt) }
+	// weight is what a sender sent, and for one first heard less than a
+	// second ago what it would send in a second at its pace so far: a
+	// sender that just started, whose first packet may be a small probe,
+	// is not judged against forged ids that have been sending for longer.
+	weight := func(s *remote) float64 {
+		age := min(max(now.Sub(s.added), time.Millisecond), time.Second)
+		return float64(s.bytes) / age.Seconds()
+	}
 	// worse reports whether s is a better victim than v.
 	worse := func(s, v *remote) bool {
 		if s.ended != v.ended {
@@ -358,10 +366,8 @@ func (r *Receiver) evictSender(now time.Time) bool {
 		} else if si {
 			return s.lastHeard.Before(v.lastHeard)
 		}
-		if sn, vn := now.Sub(s.added) < time.Second, now.Sub(v.added) < time.Second; sn != vn {
-			return vn
-		} else if s.bytes != v.bytes {
-			return s.bytes < v.bytes
+		if ss, vs := weight(s), weight(v); ss != vs {
+			return ss < vs
 		}
 		return s.lastHeard.Before(v.lastHeard)
 	}
