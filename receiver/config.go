@@ -93,8 +93,10 @@ type Config struct {
 	// retransmission.
 	MaxObjects int
 	// MaxBufferBytes bounds memory for objects kept in memory (taken as
-	// their data arrives), partially received blocks and the bookkeeping
-	// of each object's blocks, over all senders. Within the bound any
+	// their data arrives), partially received blocks (a symbol's worth for
+	// each symbol received; their buffers, which grow by doubling, may take
+	// up to twice that) and the bookkeeping of each object's blocks, over
+	// all senders. Within the bound any
 	// sender may use it all; when it is reached, every sender holding
 	// memory is owed an equal share: one within its share gets room by
 	// aborting objects of the sender furthest over its own, and an object

@@ -11,8 +11,9 @@ import (
 // TestForgedBlockCostsItsSymbols: a packet announcing 255-symbol blocks of
 // 65,535-byte symbols used to allocate and clear the whole 16.7 MB block
 // buffer at once, so a few hundred forged one-packet streams a second kept
-// a receiver's CPU busy clearing memory. A block's buffer now grows with
-// the symbols that arrive.
+// a receiver's CPU busy clearing memory, and charged it all against the
+// buffer. A block's buffer now grows, and is charged, with the symbols
+// that arrive.
 func TestForgedBlockCostsItsSymbols(t *testing.T) {
 	r := newRx(t, Config{})
 	forged := &peer{id: 0x0c000001, inst: 9, flag: framing.FlagStream,
@@ -29,6 +30,12 @@ func TestForgedBlockCostsItsSymbols(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
 		t.Fatalf("16 forged one-packet streams allocated %d bytes, want at most 1 MiB each", d)
+	}
+	// Nor are they charged the whole block against the buffer (16 of them
+	// took 256 MiB, so a real sender beside 64 forged ones found no room):
+	// a symbol's worth each, and their bitmaps.
+	if b := r.Stats().BufferBytes; b > 16*(65535+8+blockWindow/8) {
+		t.Fatalf("16 forged one-packet streams hold %d buffer bytes, want a symbol and a bitmap each", b)
 	}
 	// The symbols are still where they belong: a real stream's symbols
 	// arriving out of order deliver the stream intact (the growing buffer

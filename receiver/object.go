@@ -141,7 +141,7 @@ func (p *bufPool) get(block uint32, n, symLen int, work *uint64) *blockBuf {
 	} else {
 		bb = &blockBuf{syms: make([][]byte, n)}
 	}
-	bb.block, bb.complete, bb.symLen, bb.used = block, false, symLen, 0
+	bb.block, bb.complete, bb.symLen, bb.used, bb.charged = block, false, symLen, 0, 0
 	bb.buf = bb.buf[:cap(bb.buf)]
 	bb.syms = bb.syms[:n]
 	if whole := cap(bb.buf) >= n*symLen; whole {

@@ -734,8 +734,15 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	bb := r.findBlock(o, b)
 	n := k + o.parity
-	need := int64(n * o.symLen)
-	if bb == nil && !r.admit(s, need, 1) {
+	// A block's buffer is paid for symbol by symbol as they arrive, not at
+	// once for the k+p symbols a packet announces: a forged sender holds
+	// only as much as it sends.
+	need := int64(o.symLen)
+	newBlock := 0
+	if bb == nil {
+		newBlock = 1
+	}
+	if !r.admit(s, need, newBlock) {
 		if r.appBytes > 0 {
 			// The application holds completed objects it will take: drop
 			// the symbol and have it repaired then, rather than give up.
@@ -765,9 +772,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	if bb == nil {
 		bb = r.bufs.get(b, n, o.symLen, &r.work)
-		bb.charged = need
 		o.blocks = append(o.blocks, bb)
-		r.charge(s, o, need)
 		s.blocks++
 		r.blocks++
 	}
@@ -777,6 +782,8 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	advanced := b > o.hiBlock || !o.seen
 	o.seen = true
 	o.hiBlock = max(o.hiBlock, b)
+	bb.charged += need
+	r.charge(s, o, need)
 	dst := bb.room(sym)
 	nc := copy(dst, m.Payload)
 	clear(dst[nc:])
@@ -789,7 +796,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	if o.stream != nil {
 		if st == nack.BlockComplete {
-			if err := r.decodeBlock(o, bb, k); err != nil {
+			if err := r.decodeBlock(s, o, bb, k); err != nil {
 				r.finishObject(s, o, err)
 				return nil
 			}
@@ -825,7 +832,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 // deliverBlock rebuilds the missing source symbols of a complete block from
 // its parity and writes the block's data to the object's destination.
 func (r *Receiver) deliverBlock(s *remote, o *rxObject, bb *blockBuf, k int, last bool) error {
-	if err := r.decodeBlock(o, bb, k); err != nil {
+	if err := r.decodeBlock(s, o, bb, k); err != nil {
 		return err
 	}
 	if o.sink == nil {
@@ -921,7 +928,7 @@ func (r *Receiver) storeBlock(s *remote, o *rxObject, bb *blockBuf, all bool) (b
 
 // decodeBlock rebuilds the missing source symbols of a block that has k
 // symbols in all.
-func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
+func (r *Receiver) decodeBlock(s *remote, o *rxObject, bb *blockBuf, k int) error {
 	missing := 0
 	for i := 0; i < k; i++ {
 		r.work++
@@ -947,6 +954,8 @@ func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 		for i := 0; i < k; i++ {
 			if len(bb.syms[i]) == 0 {
 				bb.syms[i] = bb.room(i)[:0] // room to rebuild it in
+				bb.charged += int64(o.symLen)
+				r.charge(s, o, int64(o.symLen))
 			}
 		}
 		if err := o.codec.Reconstruct(bb.syms, k); err != nil {
