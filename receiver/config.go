@@ -74,7 +74,8 @@ type Config struct {
 
 	// MaxSenders bounds the senders tracked. A new sender beyond it takes
 	// the place of one that has ended (EOT), else of the least recently
-	// heard of those silent for a second (or four of their GRTTs), else of
+	// heard of those silent for a second (or four of their GRTTs) with no
+	// object pending, else of
 	// the one that sent the fewest bytes, a sender younger than a second
 	// counted at its pace over a second (EventSenderGone, its objects
 	// aborted with ErrSenderEvicted). So forged source ids cannot lock a real sender

@@ -196,3 +196,38 @@ func TestNewSenderFirstPacketSmall(t *testing.T) {
 		t.Fatalf("completed %+v, want the real object", c)
 	}
 }
+
+// TestStalledSenderKeepsObject: a real sender silent for more than a
+// second with an object all but complete (waiting for acknowledgements,
+// or held back by a slow receiver) was the first to go when forged ids
+// arrived, and the object was lost. It is now judged by what it sent.
+func TestStalledSenderKeepsObject(t *testing.T) {
+	r := newRx(t, Config{})
+	p := &pkt{inst: 1}
+	now := t0
+	const size = 40 * 4 * 100
+	for b := range uint32(39) {
+		for sym := range uint16(4) {
+			handle(t, r, now, p.data(t, 1, size, b, sym, seg(100)))
+		}
+	}
+	fake := &peer{inst: 9, fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 100, MaxBlockLen: 4, Parity: 2}}
+	now = now.Add(2 * time.Second)
+	for i := range uint32(200) {
+		now = now.Add(time.Millisecond)
+		fake.id = 0x0c000000 + i%100
+		handle(t, r, now, fake.pkt(t, 1, 0, 0, seg(100)))
+	}
+	for sym := range uint16(4) {
+		handle(t, r, now, p.data(t, 1, size, 39, sym, seg(100)))
+	}
+	ev := events(r)
+	for _, e := range ev {
+		if e.Sender == senderID && (e.Kind == EventSenderGone || e.Kind == EventAborted) {
+			t.Fatalf("the stalled real sender was pushed out: %+v", e)
+		}
+	}
+	if c := find(ev, EventCompleted); len(c) != 1 || c[0].Sender != senderID {
+		t.Fatalf("completed %+v, want the real object", c)
+	}
+}

@@ -337,7 +337,8 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 // anyone on the group can send with any source id, so a full table must not
 // lock a real sender out. The sender dropped is one that has ended (EOT),
 // else the least recently heard of those silent for a while (a second, or
-// four of their GRTTs), else the one that sent the fewest bytes (counted
+// four of their GRTTs) with no object pending, else the one that sent the
+// fewest bytes (counted
 // at its pace over its first second, if it is younger). Having delivered
 // an object earns no protection, since a forged sender can deliver a
 // one-byte object with one packet; traffic does: forged ids that keep
@@ -347,7 +348,12 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 // reports whether a sender was dropped: not when every sender was heard
 // at now.
 func (r *Receiver) evictSender(now time.Time) bool {
-	idle := func(s *remote) bool { return now.Sub(s.lastHeard) > max(time.Second, 4*s.grtt) }
+	// A sender silent for a while with nothing pending loses nothing by
+	// going; one with objects pending is judged by what it sent, however
+	// long it pauses (SenderTimeout ends it).
+	idle := func(s *remote) bool {
+		return len(s.objs) == 0 && now.Sub(s.lastHeard) > max(time.Second, 4*s.grtt)
+	}
 	// weight is what a sender sent, and for one first heard less than a
 	// second ago what it would send in a second at its pace so far: a
 	// sender that just started, whose first packet may be a small probe,
