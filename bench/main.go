@@ -44,6 +44,8 @@
 //
 //	sim: receivers=N delivered=D/N nacks_per_lossy_block=X repair_overhead=Y virtual_s=T wall_s=W
 //
+// sim -hostile KIND ends instead with the line of runSimHostile (hostile.go).
+//
 // sim -cc ends instead with exactly one line:
 //
 //	cc: bottleneck_mbps=B goodput_mbps=G utilization=G/B queue_loss=L time_to_90pct_s=T fairness=J
@@ -190,6 +192,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	rtt := fs.Duration("rtt", 20*time.Millisecond, "with -cc: base round-trip time")
 	queue := fs.Int("queue", 0, "with -cc: bottleneck queue in bytes (0: one bandwidth-delay product, at least 32 KiB)")
 	tolerate := fs.Bool("tolerate-loss", false, "with -cc: receivers treat isolated losses as random, not congestion")
+	hostile := fs.String("hostile", "", "run a hostile node beside the transfer and compare with a clean run: nack-range, nack-storm, fake-senders, big-objects, stream-leak or squelch")
 	fs.Var(bitsFlag{&bottleneck}, "bottleneck", "with -cc: bottleneck rate of each receiver's link, e.g. 50Mbit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -212,6 +215,10 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		Objects: []simrun.Object{{Size: size, File: true, Info: []byte("bench.bin")}},
 		Sender: sender.Config{Rate: *rate, Parity: *parity, AutoParity: *autoParity, BlockLen: *block, SegmentSize: *segment,
 			GroupSize: *groupSize, Backoff: *backoff, AdaptiveBackoff: *adaptive},
+	}
+	if *hostile != "" {
+		sc.Hostile = simrun.HostileKind(*hostile)
+		return runSimHostile(sc, stdout, stderr)
 	}
 	start := time.Now()
 	res, err := simrun.Run(sc)

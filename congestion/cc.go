@@ -90,7 +90,7 @@ type ccNode struct {
 //     went, and the next one starts there.
 //
 // It is deterministic and does not allocate after New (but for the list of
-// dropped slow receivers).
+// dropped slow receivers, at most 4096 long).
 type Controller struct {
 	cfg        Config
 	rate       float64
@@ -110,6 +110,10 @@ type Controller struct {
 	// seconds (RFC 5348 §4.5).
 	sqrtRTT float64
 	dropped map[uint32]bool
+	// droppedFIFO holds the ids of dropped in the order dropped, as a ring
+	// from droppedHead once full, so that the oldest can be forgotten.
+	droppedFIFO []uint32
+	droppedHead int
 	// Smoothed RTTs of the receivers heard, listed or not: a receiver's
 	// first report as a candidate must not rest on one sample taken while
 	// the sender's own burst filled a queue.
@@ -422,11 +426,27 @@ func (c *Controller) drop(id uint32) {
 	if c.dropped == nil {
 		c.dropped = map[uint32]bool{}
 	}
-	c.dropped[id] = true
+	if !c.dropped[id] {
+		// Any host can report under any node id, so the list is bounded:
+		// past maxDropped, the oldest drop is forgotten. That receiver
+		// may then be elected again, and is dropped again if it is still
+		// too slow after SlowReceiverTimeout.
+		if len(c.droppedFIFO) >= maxDropped {
+			delete(c.dropped, c.droppedFIFO[c.droppedHead])
+			c.droppedFIFO[c.droppedHead] = id
+			c.droppedHead = (c.droppedHead + 1) % maxDropped
+		} else {
+			c.droppedFIFO = append(c.droppedFIFO, id)
+		}
+		c.dropped[id] = true
+	}
 	if i := c.find(id); i >= 0 {
 		c.remove(i)
 	}
 }
+
+// maxDropped bounds the list of receivers dropped as too slow.
+const maxDropped = 4096
 
 // maxRTTs bounds the RTT table; receivers beyond it are judged on single
 // samples.

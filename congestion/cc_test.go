@@ -278,3 +278,41 @@ func TestControllerBounds(t *testing.T) {
 		t.Fatalf("rate %v after bad reports", c.Rate())
 	}
 }
+
+// TestDroppedBounded: every node id dropped as too slow used to stay in
+// the controller's list for ever, and any host can report under any id.
+// The list keeps the latest maxDropped; a recent drop is still ignored.
+func TestDroppedBounded(t *testing.T) {
+	rtt := 20 * time.Millisecond
+	c, now := newCtl(Config{StartRate: 1e6, MinRate: 5e4, SlowReceiverTimeout: time.Second})
+	drops := 0
+	const n = maxDropped + 1000
+	for i := range uint32(n) {
+		f := Feedback{Node: 1000 + i, Rate: 1e3, Loss: 0.2, RTT: rtt, HasRTT: true}
+		c.Feedback(now, f)
+		if c.Feedback(now.Add(time.Second), f) {
+			drops++
+		}
+		now = now.Add(time.Millisecond)
+	}
+	if drops != n {
+		t.Fatalf("%d of %d slow nodes dropped", drops, n)
+	}
+	if len(c.dropped) > maxDropped || len(c.droppedFIFO) > maxDropped {
+		t.Fatalf("%d dropped nodes kept, %d listed; want at most %d", len(c.dropped), len(c.droppedFIFO), maxDropped)
+	}
+	last := Feedback{Node: 1000 + n - 1, Rate: 1e3, Loss: 0.2, RTT: rtt, HasRTT: true}
+	if !c.dropped[last.Node] || c.dropped[1000] {
+		t.Fatal("the newest drops must be kept, the oldest forgotten")
+	}
+	// The forgotten one is judged afresh: dropped again after the timeout.
+	first := last
+	first.Node = 1000
+	c.Feedback(now, first)
+	if !c.Feedback(now.Add(time.Second), first) {
+		t.Fatal("a forgotten slow node was not dropped again")
+	}
+	if c.Feedback(now.Add(2*time.Second), last) {
+		t.Fatal("a recently dropped node was dropped twice")
+	}
+}

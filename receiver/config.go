@@ -89,12 +89,16 @@ type Config struct {
 	Sink func(ObjectInfo) (io.WriterAt, error)
 
 	// MaxSenders bounds the senders tracked. A new sender beyond it takes
-	// the place of one that has ended (EOT) or else of the least recently
-	// heard (EventSenderGone, its objects aborted with ErrSenderEvicted),
-	// so forged source ids cannot lock a real sender out: an active sender
-	// is pushed out only by more new ids per packet interval than
-	// MaxSenders. When all were heard at the same instant, the new one is
-	// dropped with one EventSenderRejected. 0 means 64.
+	// the place of one that has ended (EOT), else of the least recently
+	// heard of those silent for a second (or four of their GRTTs) with no
+	// object pending, else of
+	// the one that sent the fewest bytes, a sender younger than a second
+	// counted at its pace over a second (EventSenderGone, its objects
+	// aborted with ErrSenderEvicted). So forged source ids cannot lock a real sender
+	// out, nor push out one that pauses or has just started while new ids
+	// keep arriving: they take each other's places. When all were heard at the
+	// same instant, the new one is dropped with one EventSenderRejected.
+	// 0 means 64.
 	MaxSenders int
 	// MaxObjects bounds the objects pending per sender; a new object
 	// beyond it is not started but left to be NACKed and repaired once
@@ -106,8 +110,10 @@ type Config struct {
 	// retransmission.
 	MaxObjects int
 	// MaxBufferBytes bounds memory for objects kept in memory (taken as
-	// their data arrives), partially received blocks and the bookkeeping
-	// of each object's blocks, over all senders. Within the bound any
+	// their data arrives), partially received blocks (a symbol's worth for
+	// each symbol received; their buffers, which grow by doubling, may take
+	// up to twice that) and the bookkeeping of each object's blocks, over
+	// all senders. Within the bound any
 	// sender may use it all; when it is reached, every sender holding
 	// memory is owed an equal share: one within its share gets room by
 	// aborting objects of the sender furthest over its own, and an object

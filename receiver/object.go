@@ -39,10 +39,49 @@ type rxObject struct {
 // them are present and the block can be decoded and delivered.
 type blockBuf struct {
 	block    uint32
-	buf      []byte
-	syms     [][]byte    // by encoding symbol id; len 0 = missing
+	buf      []byte      // symbol slots, taken in the order symbols arrive
+	used     int         // slots taken
+	symLen   int         // bytes per slot
+	charged  int64       // bytes counted against the buffer for this block
+	syms     [][]byte    // by encoding symbol id; len 0 = missing, cap 0 = no slot yet
 	complete bool        // decoded, waiting to be stored in order (in-memory objects)
 	ats      []time.Time // when each symbol arrived (deadline-bounded streams)
+}
+
+// room returns a slot for symbol sym, symLen bytes long. The buffer grows
+// by doubling as symbols arrive: what a block costs in memory and in time
+// is paid for by the symbols received, not by the block size a packet
+// announces (a forged stream's 255 symbols of 65,535 bytes for one
+// packet would take 16.7 MB to allocate and clear).
+func (bb *blockBuf) room(sym int) []byte {
+	if cap(bb.syms[sym]) >= bb.symLen {
+		return bb.syms[sym][:bb.symLen]
+	}
+	if (bb.used+1)*bb.symLen > cap(bb.buf) {
+		bb.grow()
+	}
+	off := bb.used * bb.symLen
+	bb.used++
+	return bb.buf[off : off+bb.symLen : off+bb.symLen]
+}
+
+// grow doubles the slots (at first 16 KiB's worth, at most one per
+// symbol) and moves
+// the symbols held into the new buffer.
+func (bb *blockBuf) grow() {
+	slots := min(max(2*(cap(bb.buf)/bb.symLen), bb.used+1, 16<<10/bb.symLen), len(bb.syms))
+	nb := make([]byte, slots*bb.symLen)
+	k := 0
+	for j, s := range bb.syms {
+		if cap(s) == 0 {
+			continue
+		}
+		off := k * bb.symLen
+		copy(nb[off:off+bb.symLen], s[:cap(s)])
+		bb.syms[j] = nb[off : off+len(s) : off+bb.symLen]
+		k++
+	}
+	bb.buf, bb.used = nb, k
 }
 
 func (r *Receiver) findBlock(o *rxObject, b uint32) *blockBuf {
@@ -83,29 +122,45 @@ const maxSpareBytes = 8 << 20
 const maxSpares = 64
 
 func (p *bufPool) get(block uint32, n, symLen int, work *uint64) *blockBuf {
-	var bb *blockBuf
+	// A spare big enough for the whole block, else any with symbol room
+	// (its buffer then grows as symbols arrive).
+	pick := -1
 	for i := len(p.free) - 1; i >= 0; i-- {
 		*work++
-		if cap(p.free[i].buf) >= n*symLen && cap(p.free[i].syms) >= n {
-			bb = p.free[i]
-			p.free[i] = p.free[len(p.free)-1]
-			p.free = p.free[:len(p.free)-1]
-			p.bytes -= cap(bb.buf)
+		f := p.free[i]
+		if cap(f.syms) < n {
+			continue
+		}
+		if pick < 0 || cap(f.buf) >= n*symLen {
+			pick = i
+		}
+		if cap(f.buf) >= n*symLen {
 			break
 		}
 	}
-	if bb == nil {
-		bb = &blockBuf{buf: make([]byte, n*symLen), syms: make([][]byte, n)}
+	var bb *blockBuf
+	if pick >= 0 {
+		bb = p.free[pick]
+		p.free[pick] = p.free[len(p.free)-1]
+		p.free = p.free[:len(p.free)-1]
+		p.bytes -= cap(bb.buf)
+	} else {
+		bb = &blockBuf{syms: make([][]byte, n)}
 	}
-	bb.block, bb.complete = block, false
-	bb.buf = bb.buf[:n*symLen]
+	bb.block, bb.complete, bb.symLen, bb.used, bb.charged = block, false, symLen, 0, 0
+	bb.buf = bb.buf[:cap(bb.buf)]
 	bb.syms = bb.syms[:n]
 	if cap(bb.ats) < n {
 		bb.ats = make([]time.Time, n)
 	}
 	bb.ats = bb.ats[:n]
-	for i := range bb.syms {
-		bb.syms[i] = bb.buf[i*symLen : i*symLen : (i+1)*symLen]
+	if whole := cap(bb.buf) >= n*symLen; whole {
+		for i := range bb.syms {
+			bb.syms[i] = bb.buf[i*symLen : i*symLen : (i+1)*symLen]
+		}
+		bb.used = n
+	} else {
+		clear(bb.syms)
 	}
 	return bb
 }

@@ -68,9 +68,11 @@ type remote struct {
 	backoff   int
 	gsize     float64
 	lastHeard time.Time
-	ended     bool // EOT received: ignore this instance from now on
-	synced    bool // the object window below is set
-	delivered bool // some object completed or stream data was delivered
+	bytes     uint64    // of every packet heard from it (see evictSender)
+	added     time.Time // when it was first heard
+	ended     bool      // EOT received: ignore this instance from now on
+	synced    bool      // the object window below is set
+	delivered bool      // some object completed or stream data was delivered
 
 	held   int64 // bytes of Receiver.buffer held for this sender's objects
 	blocks int   // block buffers held for this sender's objects
@@ -309,6 +311,7 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 			return nil
 		}
 		s = r.newRemote(h.SourceID, f.InstanceID)
+		s.added = now
 		r.remotes = append(r.remotes, s)
 		r.emit(Event{Kind: EventSenderNew, Sender: s.id})
 	case s.inst != f.InstanceID:
@@ -322,6 +325,7 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 	}
 	s.addr = from
 	s.lastHeard = now
+	s.bytes += uint64(size)
 	s.grtt = framing.UnquantizeRTT(f.GRTT)
 	s.backoff = int(f.Backoff)
 	s.gsize = framing.UnquantizeGroupSize(f.GroupSize)
@@ -331,22 +335,55 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 
 // evictSender makes room for a new sender when MaxSenders are tracked:
 // anyone on the group can send with any source id, so a full table must not
-// lock a real sender out. The sender dropped is one that has ended (EOT), or
-// else the least recently heard. Having delivered data earns no
-// protection, since a forged sender can deliver a one-byte object with one
-// packet; recent activity does: to push out a sender that sends a packet
-// every t, forged ids must arrive faster than MaxSenders per t. It reports
-// whether a sender was dropped: not when every sender was heard at now.
+// lock a real sender out. The sender dropped is one that has ended (EOT),
+// else the least recently heard of those silent for a while (a second, or
+// four of their GRTTs) with no object pending, else the one that sent the
+// fewest bytes (counted
+// at its pace over its first second, if it is younger). Having delivered
+// an object earns no protection, since a forged sender can deliver a
+// one-byte object with one packet; traffic does: forged ids that keep
+// arriving push out each other, and not a sender that pauses between
+// repair cycles, nor one that has just started. Pushing out a sender that
+// keeps sending takes forged ids that each send more than it did. It
+// reports whether a sender was dropped: not when every sender was heard
+// at now.
 func (r *Receiver) evictSender(now time.Time) bool {
+	// A sender silent for a while with nothing pending loses nothing by
+	// going; one with objects pending is judged by what it sent, however
+	// long it pauses (SenderTimeout ends it).
+	idle := func(s *remote) bool {
+		return len(s.objs) == 0 && now.Sub(s.lastHeard) > max(time.Second, 4*s.grtt)
+	}
+	// weight is what a sender sent, and for one first heard less than a
+	// second ago what it would send in a second at its pace so far: a
+	// sender that just started, whose first packet may be a small probe,
+	// is not judged against forged ids that have been sending for longer.
+	weight := func(s *remote) float64 {
+		age := min(max(now.Sub(s.added), time.Millisecond), time.Second)
+		return float64(s.bytes) / age.Seconds()
+	}
+	// worse reports whether s is a better victim than v.
+	worse := func(s, v *remote) bool {
+		if s.ended != v.ended {
+			return s.ended
+		}
+		if si, vi := idle(s), idle(v); si != vi {
+			return si
+		} else if si {
+			return s.lastHeard.Before(v.lastHeard)
+		}
+		if ss, vs := weight(s), weight(v); ss != vs {
+			return ss < vs
+		}
+		return s.lastHeard.Before(v.lastHeard)
+	}
 	vi := -1
 	for i, s := range r.remotes {
 		r.work++
-		if vi < 0 {
-			vi = i
-			continue
+		if !s.ended && !s.lastHeard.Before(now) {
+			continue // heard just now: it is not what is in the way
 		}
-		v := r.remotes[vi]
-		if (s.ended && !v.ended) || (s.ended == v.ended && s.lastHeard.Before(v.lastHeard)) {
+		if vi < 0 || worse(s, r.remotes[vi]) {
 			vi = i
 		}
 	}
@@ -354,9 +391,6 @@ func (r *Receiver) evictSender(now time.Time) bool {
 		return false
 	}
 	v := r.remotes[vi]
-	if !v.ended && !v.lastHeard.Before(now) {
-		return false
-	}
 	r.abortAll(v, ErrSenderEvicted)
 	if !v.ended {
 		r.emit(Event{Kind: EventSenderGone, Sender: v.id})
@@ -706,8 +740,15 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	bb := r.findBlock(o, b)
 	n := k + o.parity
-	need := int64(n * o.symLen)
-	if bb == nil && !r.admit(s, need, 1) {
+	// A block's buffer is paid for symbol by symbol as they arrive, not at
+	// once for the k+p symbols a packet announces: a forged sender holds
+	// only as much as it sends.
+	need := int64(o.symLen)
+	newBlock := 0
+	if bb == nil {
+		newBlock = 1
+	}
+	if !r.admit(s, need, newBlock) {
 		if r.appBytes > 0 {
 			// The application holds completed objects it will take: drop
 			// the symbol and have it repaired then, rather than give up.
@@ -738,7 +779,6 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	if bb == nil {
 		bb = r.bufs.get(b, n, o.symLen, &r.work)
 		o.blocks = append(o.blocks, bb)
-		r.charge(s, o, need)
 		s.blocks++
 		r.blocks++
 	}
@@ -751,7 +791,9 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	o.seen = true
 	o.hiBlock = max(o.hiBlock, b)
-	dst := bb.syms[sym][:o.symLen]
+	bb.charged += need
+	r.charge(s, o, need)
+	dst := bb.room(sym)
 	nc := copy(dst, m.Payload)
 	clear(dst[nc:])
 	bb.syms[sym] = dst
@@ -763,7 +805,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	if o.stream != nil {
 		if st == nack.BlockComplete {
-			if err := r.decodeBlock(o, bb, k); err != nil {
+			if err := r.decodeBlock(s, o, bb, k); err != nil {
 				r.finishObject(s, o, err)
 				return nil
 			}
@@ -801,7 +843,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 // deliverBlock rebuilds the missing source symbols of a complete block from
 // its parity and writes the block's data to the object's destination.
 func (r *Receiver) deliverBlock(s *remote, o *rxObject, bb *blockBuf, k int, last bool) error {
-	if err := r.decodeBlock(o, bb, k); err != nil {
+	if err := r.decodeBlock(s, o, bb, k); err != nil {
 		return err
 	}
 	if o.sink == nil {
@@ -923,7 +965,7 @@ func (r *Receiver) storeBlock(s *remote, o *rxObject, bb *blockBuf, all bool) (b
 
 // decodeBlock rebuilds the missing source symbols of a block that has k
 // symbols in all.
-func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
+func (r *Receiver) decodeBlock(s *remote, o *rxObject, bb *blockBuf, k int) error {
 	missing := 0
 	for i := 0; i < k; i++ {
 		r.work++
@@ -946,6 +988,13 @@ func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 			return fmt.Errorf("receiver: object %d block %d: %d symbols missing and no FEC", o.id, bb.block, missing)
 		}
 		r.work += uint64(o.maxK)
+		for i := 0; i < k; i++ {
+			if len(bb.syms[i]) == 0 {
+				bb.syms[i] = bb.room(i)[:0] // room to rebuild it in
+				bb.charged += int64(o.symLen)
+				r.charge(s, o, int64(o.symLen))
+			}
+		}
 		if err := o.codec.Reconstruct(bb.syms, k); err != nil {
 			return err
 		}
@@ -955,7 +1004,7 @@ func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 }
 
 func (r *Receiver) releaseBlock(s *remote, o *rxObject, bb *blockBuf) {
-	r.charge(s, o, -int64(len(bb.buf)))
+	r.charge(s, o, -bb.charged)
 	s.blocks--
 	r.blocks--
 	r.bufs.put(bb)

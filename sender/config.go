@@ -136,10 +136,15 @@ type Config struct {
 	StreamPartial bool
 
 	// MaxNodes bounds the receivers the sender keeps track of: AckingNodes
-	// plus, with TrackReceivers, those heard. Any host on the group can
-	// send feedback under any node id, so past this bound new ids are not
-	// tracked (counted in Stats.NodesRefused); their NACKs are still
-	// answered. 0 means 1024; AckingNodes may not hold more.
+	// plus, with TrackReceivers, those heard, and, separately, those stream
+	// flow control waits for. Any host on the group can send feedback under
+	// any node id, so when the table is full, receivers heard from (not
+	// AckingNodes) that have been silent for a long while (10 s,
+	// StreamTimeout or four GRTTs, whichever is longest) are dropped
+	// (Stats.NodesEvicted), except those a pending watermark or stream
+	// still waits for; if that frees no room, new ids are not tracked
+	// (Stats.NodesRefused). Their NACKs are still answered. 0 means 1024;
+	// AckingNodes may not hold more.
 	MaxNodes int
 }
 

@@ -328,7 +328,8 @@ func (s *Sender) commit(out *framing.Outbox, m appender) {
 
 // sendNext sends the most urgent packet the pacer allows and reports
 // whether it sent one: squelch, then repairs, then watermark requests, then
-// new data, then end-of-transmission flushes.
+// new data, then end-of-transmission flushes; watermark requests go ahead
+// of a backlog of repairs.
 func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 	if s.pacer.Next(now, s.cfg.SegmentSize+48).After(now) {
 		return false
@@ -345,6 +346,15 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 		s.cmds = s.cmds[1:]
 	case s.squelch:
 		s.sendSquelch(out)
+	case s.repairBacklog() && s.flowDue:
+		// Under a backlog of repairs (a storm of NACKs, which anyone on
+		// the group can send) the requests for acknowledgement still go,
+		// at their own pace: a packet now and then, not starved for as
+		// long as the storm lasts.
+		s.flowDue = false
+		s.sendFlowWatermark(now, out)
+	case s.repairBacklog() && s.wm != nil && s.wmDue(now):
+		s.sendWatermarkFlush(now, out)
 	case s.rq.len() > 0 && !s.yieldToData() && s.sendRepair(out):
 		s.repairRun++
 	case s.flowDue:
@@ -389,6 +399,13 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 func (s *Sender) yieldToData() bool {
 	lead := s.cfg.BlockLen + s.cfg.Parity
 	return s.repairRun >= lead && s.dataRun <= s.repairRun-lead && s.current() != nil
+}
+
+// repairBacklog reports whether queued repairs have sent a block's worth
+// of packets without the queue emptying: more than an ordinary repair
+// cycle asks for (see yieldToData).
+func (s *Sender) repairBacklog() bool {
+	return s.rq.len() > 0 && s.repairRun >= s.cfg.BlockLen+s.cfg.Parity
 }
 
 // current returns the oldest object whose new data is not all sent.

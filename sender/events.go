@@ -91,6 +91,7 @@ type Stats struct {
 	RepairsDropped uint64 // repair requests dropped because the repair queue was full (receivers ask again)
 	RepairYields   uint64 // new data packets sent ahead of queued repairs (see Sender's repair share)
 	NodesRefused   uint64 // feedback packets from receivers left untracked because MaxNodes were tracked already
+	NodesEvicted   uint64 // tracked receivers (acking or stream flow) dropped after a long silence to make room for new ones
 	GRTT           time.Duration
 	Rate           float64 // bytes per second
 	// CLR is the current limiting receiver under congestion control (0 if

@@ -22,6 +22,7 @@ type flowNode struct {
 	acked    uint64    // stream segments it confirmed holding, for flowObj
 	advanced time.Time // when acked last grew (or the node was first heard)
 	dropped  bool      // given up on by StreamTimeout
+	heard    time.Time // its last NACK or ACK
 }
 
 // flowHeard notes a receiver heard from.
@@ -29,16 +30,17 @@ func (s *Sender) flowHeard(node uint32) {
 	if s.flowIndex == nil {
 		s.flowIndex = map[uint32]int{}
 	}
-	if _, ok := s.flowIndex[node]; ok {
+	if i, ok := s.flowIndex[node]; ok {
+		s.flow[i].heard = s.now
 		return
 	}
-	if len(s.flow) >= s.cfg.MaxNodes {
+	if len(s.flow) >= s.cfg.MaxNodes && !s.evictFlow() {
 		// Past Config.MaxNodes new receivers are not waited for: the bound
 		// keeps a storm of fake node ids from costing memory or time.
 		s.stats.FlowNodesRefused++
 		return
 	}
-	n := flowNode{id: node, advanced: s.now}
+	n := flowNode{id: node, advanced: s.now, heard: s.now}
 	if o := s.flowStream(); o != nil {
 		// A receiver that joins mid-stream is waited for from where the
 		// stream is now released: what went before is not its to hold.

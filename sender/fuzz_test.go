@@ -172,8 +172,11 @@ func fuzzRun(t *testing.T, prog []byte) uint64 {
 		if n := s.rq.len(); n > maxRepairJobs {
 			t.Fatalf("%s: %d repair jobs", what, n)
 		}
-		if len(s.nodes) > s.cfg.MaxNodes || len(s.nodeSet) != len(s.nodes) || !slices.IsSorted(s.nodeSet) {
+		if len(s.nodes) > s.cfg.MaxNodes || len(s.nodeSet) != len(s.nodes) || len(s.nodeSeen) != len(s.nodeSet) || !slices.IsSorted(s.nodeSet) {
 			t.Fatalf("%s: nodes %v, index %v", what, s.nodes, s.nodeSet)
+		}
+		if len(s.flow) > s.cfg.MaxNodes || len(s.flowIndex) != len(s.flow) {
+			t.Fatalf("%s: %d flow nodes, %d indexed", what, len(s.flow), len(s.flowIndex))
 		}
 		if len(s.objs) > s.cfg.CacheObjects || s.cacheSz > s.cfg.CacheBytes {
 			t.Fatalf("%s: %d objects, %d bytes cached", what, len(s.objs), s.cacheSz)

@@ -149,8 +149,12 @@ type Sender struct {
 	flushCount int
 	nextFlush  time.Time
 	wm         *watermark
-	nodes      []uint32       // acking nodes, in the order configured or heard
-	nodeSet    []uint32       // the same, sorted, to look nodes up
+	nodes      []uint32    // acking nodes, in the order configured or heard
+	nodeSet    []uint32    // the same, sorted, to look nodes up
+	nodeSeen   []time.Time // when each of nodeSet was last heard
+	listed     []uint32    // Config.AckingNodes, sorted: never evicted
+	nodeSweep  time.Time   // no eviction sweep before this (see evictNodes)
+	flowSweep  time.Time
 	flow       []flowNode     // receivers stream flow control waits for
 	flowIndex  map[uint32]int // index into flow by node id
 	flowDue    bool           // a flow-control watermark request is due
@@ -250,6 +254,7 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 		s.ccNodes = make([]congestion.Node, 0, 16)
 	}
 	s.fileBuf = make([]byte, cfg.BlockLen*cfg.SegmentSize)
+	s.listed = slices.Sorted(slices.Values(cfg.AckingNodes))
 	for _, n := range cfg.AckingNodes {
 		s.addNode(n)
 		// Listed receivers are waited for by stream flow control from the
@@ -450,18 +455,22 @@ func (s *Sender) SetWatermark(id uint16) error {
 	return nil
 }
 
-// addNode adds node to the acking nodes if it is new. Work is logarithmic
-// in the number of nodes, and the list stops growing at Config.MaxNodes.
+// addNode adds node to the acking nodes if it is new, and notes it was
+// heard now. Work is logarithmic in the number of nodes, and the list
+// stops growing at Config.MaxNodes (see evictNodes).
 func (s *Sender) addNode(node uint32) {
 	i, found := slices.BinarySearch(s.nodeSet, node)
 	if found {
+		s.nodeSeen[i] = s.now
 		return
 	}
-	if len(s.nodes) >= s.cfg.MaxNodes {
+	if len(s.nodes) >= s.cfg.MaxNodes && !s.evictNodes() {
 		s.stats.NodesRefused++
 		return
 	}
+	i, _ = slices.BinarySearch(s.nodeSet, node)
 	s.nodeSet = slices.Insert(s.nodeSet, i, node)
+	s.nodeSeen = slices.Insert(s.nodeSeen, i, s.now)
 	s.nodes = append(s.nodes, node)
 	if s.wm != nil {
 		s.wm.pending[node] = true

@@ -210,6 +210,9 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 	transmit(e.net, e.id, now, &e.out, func(b []byte) { e.run.nacks += countNacks(b) })
 	e.stream.now = now
 	for _, ev := range e.r.Events() {
+		if ev.Sender != 0 && ev.Sender != e.run.txNode {
+			continue // a Hostile node's objects
+		}
 		e.events = append(e.events, receiver.Event{Kind: ev.Kind, Sender: ev.Sender, Object: ev.Object, Err: ev.Err})
 		if ev.Kind == receiver.EventStreamData {
 			e.stream.data(e.run.stream, ev)
@@ -293,6 +296,7 @@ type runState struct {
 	next         int    // next object to enqueue
 	lastID       uint16 // id of the last object enqueued
 	closed       bool   // the sender was told to close
+	txNode       uint32 // the sender's node id
 	d            framing.Data
 }
 
@@ -437,6 +441,7 @@ func Run(sc Scenario) (Result, error) {
 	if scfg.Rate == 0 {
 		scfg.Rate = 10e6
 	}
+	st.txNode = scfg.NodeID
 	if sc.Watermark {
 		for i := range sc.Receivers {
 			scfg.AckingNodes = append(scfg.AckingNodes, rxNodeID(i))
@@ -492,6 +497,9 @@ func Run(sc Scenario) (Result, error) {
 		rcfg.NodeID = rxNodeID(i)
 		rcfg.Rand = rand.New(rand.NewPCG(sc.Seed, uint64(i)+2))
 		rcfg.Sink = func(info receiver.ObjectInfo) (io.WriterAt, error) {
+			if info.Sender != st.txNode {
+				return nil, nil // a Hostile node's: kept in memory, as it asks
+			}
 			idx, ok := st.objIDs[info.Object]
 			if !ok {
 				return nil, fmt.Errorf("simrun: unknown object %d", info.Object)
@@ -521,6 +529,13 @@ func Run(sc Scenario) (Result, error) {
 	if sc.Storm {
 		eps = append(eps, newStorm(net, sc, start, st))
 	}
+	var hn *hostile
+	if sc.Hostile != "" {
+		if hn, err = newHostile(net, sc, start); err != nil {
+			return Result{}, err
+		}
+		eps = append(eps, hn)
+	}
 	res := simnet.Run(net, eps, simnet.Limits{
 		Until: start.Add(sc.Limit),
 		Done:  func() bool { return st.finished == sc.Receivers && (!sc.WaitSender || st.senderDone) },
@@ -531,6 +546,9 @@ func Run(sc Scenario) (Result, error) {
 	if st.stream != nil {
 		out.Messages, out.MessagesLost, out.WriterLate = st.stream.rxDelivered, st.stream.rxLost, st.stream.lateness
 		out.MaxMsgDelay, out.MsgDelays = st.stream.maxDelay, st.stream.delays
+	}
+	if hn != nil {
+		out.HostileSent = hn.sent
 	}
 	for _, e := range rxs {
 		out.Receivers = append(out.Receivers, e.r.Stats())

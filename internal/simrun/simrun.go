@@ -66,6 +66,10 @@ type Scenario struct {
 	// whole every StormEvery (default 1 ms) from the start.
 	Storm      bool
 	StormEvery time.Duration
+	// Hostile adds a host on the group running that attack from the
+	// start (see HostileKind). Receivers ignore what other senders than
+	// the real one deliver.
+	Hostile HostileKind
 	// OutageFrom..OutageTo: receiver 0's downlink loses everything.
 	OutageFrom, OutageTo time.Duration
 	// Watermark makes the sender ask every receiver (plus ExtraAckers
@@ -116,6 +120,7 @@ type Result struct {
 	SocketDrops            int           // packets that found a slow receiver's socket buffer full
 	MaxBacklog             time.Duration // the longest a packet waited in a slow receiver's socket
 	Stop                   simnet.StopReason
+	HostileSent            int      // packets the Hostile node sent
 	Errors                 []string // content or protocol errors seen
 }
 

@@ -1,0 +1,5 @@
+//go:build !race
+
+package hostilelab
+
+const raceEnabled = false
