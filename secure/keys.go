@@ -7,7 +7,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"hash"
 	"sync"
@@ -150,8 +149,6 @@ func derive(k GroupKey) (*derived, error) {
 type keyCache struct {
 	m map[uint8]*derived
 }
-
-var errNoKey = errors.New("no key")
 
 func (c *keyCache) get(k GroupKey) (*derived, error) {
 	if d := c.m[k.ID]; d != nil && d.key.Secret == k.Secret {

@@ -127,6 +127,7 @@ type Sealer struct {
 	counter uint64
 	keys    keyCache
 	scratch [64]byte
+	nonce   [12]byte // a field, not a local: passed to an interface, it would escape
 }
 
 // NewSealer returns a sealer whose counter starts at now, in Unix
@@ -186,19 +187,19 @@ func (s *Sealer) Seal(dst, pkt []byte, now time.Time) ([]byte, error) {
 	body := len(out)
 	payload := pkt[hdrLen:]
 	tagAt := len(out) - tagLen
-	var nonce [12]byte
+	nonce := s.nonce[:]
 	switch {
 	case flags&FlagGCM != 0:
-		binary.BigEndian.PutUint32(nonce[:], binary.BigEndian.Uint32(pkt[4:]))
+		binary.BigEndian.PutUint32(nonce, binary.BigEndian.Uint32(pkt[4:]))
 		binary.BigEndian.PutUint64(nonce[4:], s.counter)
 		if encrypted(pkt) {
 			out = slices.Grow(out, len(payload)+tagLen)
-			ct := d.aead.Seal(out[body:body], nonce[:], payload, out[p0:body])
+			ct := d.aead.Seal(out[body:body], nonce, payload, out[p0:body])
 			copy(out[tagAt:], ct[len(payload):])
 			out = out[:body+len(payload)]
 		} else {
 			out = append(out, payload...)
-			tag := d.aead.Seal(s.scratch[:0], nonce[:], nil, out[p0:])
+			tag := d.aead.Seal(s.scratch[:0], nonce, nil, out[p0:])
 			copy(out[tagAt:], tag)
 		}
 	case flags&FlagMAC != 0:
@@ -255,6 +256,7 @@ type Opener struct {
 	tag     [tagLen]byte
 	sig     [sigLen]byte
 	sum     [32]byte
+	nonce   [12]byte
 }
 
 // NewOpener returns an opener for cfg.
@@ -373,11 +375,11 @@ func (o *Opener) open(b []byte, now time.Time) ([]byte, error) {
 	}
 	p := o.peers[src]
 	if p != nil {
-		if err := p.check(counter); err != nil {
-			return nil, err
-		}
 		if senderMessage(b) && p.hasInst && binary.BigEndian.Uint16(b[8:]) != p.instance && counter < p.top {
 			return nil, fmt.Errorf("%w: instance %d, current %d", ErrInstance, binary.BigEndian.Uint16(b[8:]), p.instance)
+		}
+		if err := p.check(counter); err != nil {
+			return nil, err
 		}
 	}
 
@@ -407,15 +409,15 @@ func (o *Opener) open(b []byte, now time.Time) ([]byte, error) {
 				return nil, ErrTag
 			}
 		} else {
-			var nonce [12]byte
-			binary.BigEndian.PutUint32(nonce[:], src)
+			nonce := o.nonce[:]
+			binary.BigEndian.PutUint32(nonce, src)
 			binary.BigEndian.PutUint64(nonce[4:], counter)
 			aad, ct := b, []byte(nil)
 			if encrypted(b) {
 				aad, ct = b[:hdrLen], payload
 			}
 			o.scratch = append(append(o.scratch[:0], ct...), o.tag[:]...)
-			pt, err := d.aead.Open(o.scratch[:0], nonce[:], o.scratch, aad)
+			pt, err := d.aead.Open(o.scratch[:0], nonce, o.scratch, aad)
 			if err != nil {
 				return nil, ErrTag
 			}
