@@ -267,5 +267,3 @@ func TestSpoofing(t *testing.T) {
 	t.Logf("unsecured: data intact %v, forged ack taken %v, forged EOT taken %v, aborted %v",
 		bytes.Equal(plain.data, want), plain.forgedAcked, plain.eot, plain.aborted)
 }
-
-

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,6 +190,12 @@ func TestTamper(t *testing.T) {
 			for _, name := range names(sealed) {
 				orig := sealed[name]
 				for bit := range len(orig) * 8 {
+					if strings.Contains(m.name, "sig") && bit%8 != (bit/8)%8 {
+						// Each flip here costs an Ed25519 verification:
+						// one bit per byte (a different one in each) keeps
+						// the test fast.
+						continue
+					}
 					b := bytes.Clone(orig)
 					b[bit/8] ^= 1 << (bit % 8)
 					reject(fmt.Sprintf("%s bit %d", name, bit), b)
