@@ -9,6 +9,7 @@ import (
 
 	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/receiver"
+	"github.com/shoalnet/shoal/secure"
 	"github.com/shoalnet/shoal/sender"
 )
 
@@ -65,6 +66,16 @@ type Config struct {
 	// FileSink, if set, is asked for a destination for every received file
 	// object instead (it wins over Dir).
 	FileSink func(ObjectInfo) (io.WriterAt, error)
+
+	// Security, if set, authenticates every packet this session sends with
+	// a group key and/or a signature, optionally encrypts payloads, and
+	// drops every received packet that fails its checks or replays an old
+	// one, before the engines see it (see package secure; nodes need
+	// clocks within Security.MaxSkew). Every member of the group needs
+	// it. Nil, the default, leaves packets byte for byte as the reference
+	// implementation sends them, and drops received packets that carry
+	// EXT_AUTH. SecurityStats counts what was refused.
+	Security *secure.Config
 
 	// TxLoss and RxLoss drop a share of the packets sent or received, for
 	// tests and benchmarks: reproducible with the same Seed.

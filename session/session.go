@@ -59,6 +59,7 @@ type Session struct {
 	acks      map[uint16]*ackWait
 	openFiles []openFile
 	stats     Stats
+	sec       *secState // Config.Security (see secure.go)
 }
 
 // nowFunc is the clock; a variable so tests could stub it.
@@ -96,6 +97,10 @@ func New(cfg Config) (*Session, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := s.initSecurity(); err != nil {
+		c.uc.Close()
+		return nil, err
 	}
 	s.seed = cfg.Seed
 	if s.seed == 0 {
@@ -339,6 +344,9 @@ func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) 
 		s.stats.InjectedRxLoss++
 		return
 	}
+	if b = s.openIn(now, from, b); b == nil {
+		return
+	}
 	h, _, err := framing.Peek(b)
 	if err != nil {
 		s.log.Debug("not NORM", "from", from, "err", err)
@@ -374,6 +382,7 @@ func (s *Session) poll(now time.Time) time.Time {
 		close(s.wake)
 		s.wake = make(chan struct{})
 	}
+	s.sealOut(now)
 	return next
 }
 

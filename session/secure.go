@@ -1,0 +1,146 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/secure"
+)
+
+// secState is the session's packet security (Config.Security): the seal
+// on the way out, the check on the way in, and what was refused.
+type secState struct {
+	sealer *secure.Sealer // nil without Config.Security
+	opener *secure.Opener
+	box    framing.Outbox // sealed copies of the engines' packets
+
+	sealErrors uint64
+	// foreign counts packets carrying EXT_AUTH that a session without
+	// keys dropped: someone runs this group with keys.
+	foreign uint64
+	warned  map[netip.Addr]time.Time // when each source was last logged
+}
+
+// warnEvery bounds how often one source's refused packets are logged.
+const warnEvery = 10 * time.Second
+
+// initSecurity sets up Config.Security. Called by New before the engines
+// exist; with signatures the default segment size shrinks so that a full
+// packet still fits a 1500-byte MTU.
+func (s *Session) initSecurity() error {
+	s.sec = &secState{warned: map[netip.Addr]time.Time{}}
+	c := s.cfg.Security
+	if c == nil {
+		return nil
+	}
+	var err error
+	if s.sec.sealer, err = secure.NewSealer(*c, time.Now()); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if s.sec.opener, err = secure.NewOpener(*c); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if s.cfg.Sender.SegmentSize == 0 && c.Overhead() > 32 {
+		s.cfg.Sender.SegmentSize = 1400 - (c.Overhead() - 32)
+	}
+	return nil
+}
+
+// sealOut replaces the polled packets with sealed copies. Called by poll
+// with s.mu held; without Config.Security it does nothing, so the packets
+// go out exactly as the engines built them.
+func (s *Session) sealOut(now time.Time) {
+	if s.sec.sealer == nil || s.out.Len() == 0 {
+		return
+	}
+	box := &s.sec.box
+	box.Reset()
+	for i := range s.out.Len() {
+		b, dst := s.out.Packet(i)
+		sealed, err := s.sec.sealer.Seal(box.Buf(), b, now)
+		if err != nil {
+			s.sec.sealErrors++
+			s.log.Warn("packet not sent: cannot seal it", "err", err)
+			continue
+		}
+		box.Commit(sealed, dst)
+	}
+	s.out, s.sec.box = s.sec.box, s.out
+}
+
+// openIn checks a received packet and returns it as its sender's engine
+// built it, or nil if it is to be dropped. Called by handle with s.mu held,
+// before the engines see anything of the packet.
+func (s *Session) openIn(now time.Time, from netip.AddrPort, b []byte) []byte {
+	if s.sec.opener == nil {
+		if !hasAuth(b) {
+			return b
+		}
+		s.sec.foreign++
+		s.warn(now, from, "packets from %v are authenticated (EXT_AUTH) and this session has no key", nil)
+		return nil
+	}
+	out, err := s.sec.opener.Open(b, now)
+	if err != nil {
+		s.warn(now, from, "packets from %v fail authentication: %v", err)
+		return nil
+	}
+	return out
+}
+
+// warn logs a refused packet's cause, at most once per warnEvery per
+// source address so that a flood cannot flood the log.
+func (s *Session) warn(now time.Time, from netip.AddrPort, format string, err error) {
+	a := from.Addr()
+	if t, ok := s.sec.warned[a]; ok && now.Sub(t) < warnEvery {
+		return
+	}
+	if len(s.sec.warned) >= 1024 {
+		clear(s.sec.warned)
+	}
+	s.sec.warned[a] = now
+	msg := fmt.Sprintf(format, a, reason(err))
+	if err == nil {
+		msg = fmt.Sprintf(format, a)
+	}
+	s.log.Warn(msg)
+}
+
+// reason turns an Open error into advice.
+func reason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, secure.ErrTag), errors.Is(err, secure.ErrKey), errors.Is(err, secure.ErrMalformed):
+		return "wrong or missing key (" + err.Error() + ")"
+	case errors.Is(err, secure.ErrStale):
+		return "clocks differ by more than the allowed skew, or a replay (" + err.Error() + ")"
+	}
+	return err.Error()
+}
+
+// hasAuth reports whether b carries EXT_AUTH (cheaply: a packet without
+// header extensions has none).
+func hasAuth(b []byte) bool {
+	start, hdrLen, err := framing.ExtensionArea(b)
+	if err != nil || start == hdrLen {
+		return false
+	}
+	_, ok := framing.Extensions(b[start:hdrLen]).Find(framing.ExtAuth)
+	return ok
+}
+
+// SecurityStats says what Config.Security accepted and, by cause, what it
+// refused. Without Config.Security only Malformed counts: received packets
+// that carried EXT_AUTH, dropped because this session has no key.
+func (s *Session) SecurityStats() secure.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sec.opener == nil {
+		return secure.Stats{Malformed: s.sec.foreign}
+	}
+	return s.sec.opener.Stats()
+}

@@ -1,0 +1,125 @@
+package session
+
+import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/secure"
+)
+
+// securePackets fills an outbox with packets as the engines build them.
+func securePackets(t *testing.T, o *framing.Outbox) [][]byte {
+	t.Helper()
+	sf := framing.SenderFields{InstanceID: 5, GRTT: 10, Backoff: 4, GroupSize: 3}
+	msgs := []framing.Message{
+		{Type: framing.TypeData, Data: framing.Data{Header: framing.Header{Type: framing.TypeData, SourceID: 9}, SenderFields: sf,
+			FECID: 5, ObjectID: 1, Payload: bytes.Repeat([]byte{1}, 1400)}},
+		{Type: framing.TypeData, Data: framing.Data{Header: framing.Header{Type: framing.TypeData, SourceID: 9, Sequence: 1}, SenderFields: sf,
+			FECID: 5, ObjectID: 1, PayloadID: framing.PayloadID{Symbol: 1}, Payload: bytes.Repeat([]byte{2}, 1400)}},
+		{Type: framing.TypeCmd, Cmd: framing.Cmd{Header: framing.Header{Type: framing.TypeCmd, SourceID: 9, Sequence: 2}, SenderFields: sf,
+			Flavor: framing.FlavorEOT}},
+		{Type: framing.TypeNack, Nack: framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: 9, Sequence: 3}, ServerID: 1}},
+	}
+	var want [][]byte
+	for i, m := range msgs {
+		b, err := m.Append(o.Buf())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := netip.AddrPort{}
+		if i == 3 {
+			dst = netip.MustParseAddrPort("10.0.0.1:6003")
+		}
+		o.Commit(b, dst)
+		p, _ := o.Packet(o.Len() - 1)
+		want = append(want, bytes.Clone(p))
+	}
+	return want
+}
+
+func testSession(t *testing.T, sec *secure.Config) *Session {
+	s := &Session{cfg: Config{Security: sec}, log: slog.New(slog.DiscardHandler)}
+	if err := s.initSecurity(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestNoSecurityIsIdentity: without Config.Security the send path hands
+// the engines' packets to the socket byte for byte (libnorm compatibility),
+// and the receive path passes packets without EXT_AUTH through untouched
+// but drops and counts those that carry one.
+func TestNoSecurityIsIdentity(t *testing.T) {
+	s := testSession(t, nil)
+	want := securePackets(t, &s.out)
+	buf := &s.out.Buf()[0]
+	s.sealOut(time.Now())
+	if s.out.Len() != len(want) || &s.out.Buf()[0] != buf {
+		t.Fatal("outbox replaced without Security")
+	}
+	for i, w := range want {
+		if b, _ := s.out.Packet(i); !bytes.Equal(b, w) {
+			t.Fatalf("packet %d changed without Security", i)
+		}
+		in := bytes.Clone(w)
+		if got := s.openIn(time.Now(), netip.AddrPort{}, in); !bytes.Equal(got, w) || &got[0] != &in[0] {
+			t.Fatalf("packet %d changed on receipt without Security", i)
+		}
+	}
+
+	// A packet sealed by a keyed session is dropped and counted.
+	keyed := testSession(t, &secure.Config{Keys: secure.NewKeyring(secure.GroupKey{ID: 1})})
+	securePackets(t, &keyed.out)
+	keyed.sealOut(time.Now())
+	b, _ := keyed.out.Packet(0)
+	if got := s.openIn(time.Now(), netip.AddrPort{}, bytes.Clone(b)); got != nil {
+		t.Fatal("keyless session accepted an authenticated packet")
+	}
+	if st := s.SecurityStats(); st.Malformed != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestSecuritySealsAndOpens: with keys, what sealOut sends, openIn turns
+// back into the engines' packets (destinations kept); a session with
+// another key refuses them all and counts them.
+func TestSecuritySealsAndOpens(t *testing.T) {
+	key := secure.GroupKey{ID: 3, Secret: [32]byte{1, 2, 3}}
+	for _, enc := range []bool{false, true} {
+		s := testSession(t, &secure.Config{Keys: secure.NewKeyring(key), Encrypt: enc})
+		peer := testSession(t, &secure.Config{Keys: secure.NewKeyring(key)})
+		wrong := testSession(t, &secure.Config{Keys: secure.NewKeyring(secure.GroupKey{ID: 3})})
+		want := securePackets(t, &s.out)
+		s.sealOut(time.Now())
+		if s.out.Len() != len(want) {
+			t.Fatalf("%d packets sealed of %d", s.out.Len(), len(want))
+		}
+		for i, w := range want {
+			b, dst := s.out.Packet(i)
+			if len(b) != len(w)+32 || (i == 3) != dst.IsValid() {
+				t.Fatalf("packet %d: %d bytes (from %d), dst %v", i, len(b), len(w), dst)
+			}
+			if got := wrong.openIn(time.Now(), netip.AddrPort{}, bytes.Clone(b)); got != nil {
+				t.Fatalf("packet %d opened with the wrong key", i)
+			}
+			if got := peer.openIn(time.Now(), netip.AddrPort{}, bytes.Clone(b)); !bytes.Equal(got, w) {
+				t.Fatalf("packet %d: opened to % x", i, got)
+			}
+		}
+		if st := wrong.SecurityStats(); st.BadTag != uint64(len(want)) {
+			t.Fatalf("wrong key stats %+v", st)
+		}
+		if st := peer.SecurityStats(); st.Opened != uint64(len(want)) {
+			t.Fatalf("peer stats %+v", st)
+		}
+	}
+	// Signatures shrink the default segment so packets keep fitting the MTU.
+	sk := secure.Config{Keys: secure.NewKeyring(key), SigningKey: make([]byte, 64)}
+	if s := testSession(t, &sk); s.cfg.Sender.SegmentSize != 1400-64 {
+		t.Fatalf("segment size %d with signatures", s.cfg.Sender.SegmentSize)
+	}
+}
