@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -68,7 +69,14 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stderr, "filecast recv: node id %s (name it in a sender's --ack list; --node sets it)\n", nodeName(s.NodeID()))
+	ctx, authFail := context.WithCancel(ctx)
+	var authFailed atomic.Bool
+	go watchAuth(ctx, s, cfg.Security != nil, stderr, func() { authFailed.Store(true); authFail() })
 	status := receiveLoop(ctx, s, st, *count, *idle, *linger, c.json, stdout, stderr)
+	authFail()
+	if authFailed.Load() {
+		status = 1
+	}
 	closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := s.Close(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

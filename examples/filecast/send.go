@@ -342,6 +342,7 @@ type commonFlags struct {
 	json     bool
 	logLevel string
 	node     string
+	sec      securityFlags // keys.go
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
@@ -352,6 +353,7 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	fs.StringVar(&c.node, "node", "", "this node's NORM id: an IPv4 address or a number (default: random, new every run; recv prints it). "+
 		"Set it to be listed in another sender's --ack, or to keep one identity across restarts; every node of the group needs its own")
+	c.sec.register(fs)
 }
 
 func (c *commonFlags) config() (session.Config, error) {
@@ -360,6 +362,9 @@ func (c *commonFlags) config() (session.Config, error) {
 		return session.Config{}, fmt.Errorf("--group: %v", err)
 	}
 	cfg := session.Config{Group: g, Interface: c.iface, TTL: c.ttl}
+	if cfg.Security, err = c.sec.config(); err != nil {
+		return session.Config{}, err
+	}
 	if c.node != "" {
 		if cfg.NodeID, err = parseNode(c.node); err != nil {
 			return session.Config{}, fmt.Errorf("--node: %v", err)

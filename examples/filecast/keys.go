@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shoalnet/shoal/secure"
+	"github.com/shoalnet/shoal/session"
+)
+
+// Key files are text, one key a line, so that a receiver's file can hold
+// the old and the new key while a group rotates:
+//
+//	shoal-group-key <id 0-255> <64 hex digits>    (the first line is the one sealed with)
+//	shoal-sign-key <64 hex digits: Ed25519 seed>
+//	shoal-public-key <64 hex digits>              (a --trust file lists one or more)
+//
+// Secrets are read from files only, never from the command line, where
+// other users could see them in the process list.
+
+// securityFlags are the flags that turn on authentication and encryption.
+type securityFlags struct {
+	key, signKey, trust string
+	encrypt             bool
+	maxSkew             time.Duration
+}
+
+func (f *securityFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.key, "key", "", "group key file (filecast keygen): authenticate every packet; every node of the group needs it")
+	fs.BoolVar(&f.encrypt, "encrypt", false, "with --key: also encrypt file data and names (AES-256-GCM)")
+	fs.StringVar(&f.signKey, "sign-key", "", "signing key file (filecast keygen --sign): sign every packet sent")
+	fs.StringVar(&f.trust, "trust", "", "file of public keys (shoal-public-key lines): accept files only from senders signing with one of them")
+	fs.DurationVar(&f.maxSkew, "max-skew", 0, "with --key: refuse packets sent longer ago (or ahead) than this; clocks must agree within it (default 30s)")
+}
+
+// config returns the session's security configuration, nil if no flag
+// asks for any.
+func (f *securityFlags) config() (*secure.Config, error) {
+	if f.key == "" && f.signKey == "" && f.trust == "" {
+		if f.encrypt {
+			return nil, errors.New("--encrypt needs --key")
+		}
+		return nil, nil
+	}
+	c := &secure.Config{Encrypt: f.encrypt, MaxSkew: f.maxSkew}
+	if f.key != "" {
+		lines, err := readKeyFile(f.key, "shoal-group-key")
+		if err != nil {
+			return nil, err
+		}
+		var keys []secure.GroupKey
+		for _, l := range lines {
+			id, err := strconv.ParseUint(l[0], 10, 8)
+			if err != nil || len(l) != 2 {
+				return nil, fmt.Errorf("%s: a group key line is: shoal-group-key ID HEX", f.key)
+			}
+			k := secure.GroupKey{ID: uint8(id)}
+			if b, err := hex.DecodeString(l[1]); err != nil || len(b) != secure.KeySize {
+				return nil, fmt.Errorf("%s: key %d is not %d hex-encoded bytes", f.key, id, secure.KeySize)
+			} else {
+				copy(k.Secret[:], b)
+			}
+			keys = append(keys, k)
+		}
+		c.Keys = secure.NewKeyring(keys...)
+	}
+	if f.signKey != "" {
+		b, err := readHexKey(f.signKey, "shoal-sign-key", ed25519.SeedSize)
+		if err != nil {
+			return nil, err
+		}
+		c.SigningKey = ed25519.NewKeyFromSeed(b[0])
+	}
+	if f.trust != "" {
+		b, err := readHexKey(f.trust, "shoal-public-key", ed25519.PublicKeySize)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range b {
+			c.Trusted = append(c.Trusted, ed25519.PublicKey(k))
+		}
+	}
+	return c, nil
+}
+
+// readKeyFile returns the fields after the tag of every line of file that
+// starts with tag, and complains if there is none.
+func readKeyFile(file, tag string) ([][]string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out [][]string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 0 && fields[0] == tag {
+			out = append(out, fields[1:])
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %v", file, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no %s line", file, tag)
+	}
+	return out, nil
+}
+
+func readHexKey(file, tag string, size int) ([][]byte, error) {
+	lines, err := readKeyFile(file, tag)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, l := range lines {
+		if len(l) != 1 {
+			return nil, fmt.Errorf("%s: a line is: %s HEX", file, tag)
+		}
+		b, err := hex.DecodeString(l[0])
+		if err != nil || len(b) != size {
+			return nil, fmt.Errorf("%s: %s is not %d hex-encoded bytes", file, tag, size)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// runKeygen writes a new group key, or a signing key pair, to a file
+// created with mode 0600 (never overwriting one).
+func runKeygen(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("filecast keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "file to create (required); with --sign the public key goes to FILE.pub")
+	id := fs.Uint("id", 1, "key id of a group key (0-255): give the next key of a rotation a new id")
+	sign := fs.Bool("sign", false, "write an Ed25519 signing key pair instead of a group key")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *out == "" || *id > 255 {
+		fmt.Fprintln(stderr, "filecast keygen: --out FILE is required and --id must be 0-255")
+		return 2
+	}
+	var content, pub string
+	if *sign {
+		pk, sk, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			fmt.Fprintf(stderr, "filecast keygen: %v\n", err)
+			return 1
+		}
+		content = "shoal-sign-key " + hex.EncodeToString(sk.Seed()) + "\n"
+		pub = "shoal-public-key " + hex.EncodeToString(pk) + "\n"
+	} else {
+		k, err := secure.NewGroupKey(uint8(*id))
+		if err != nil {
+			fmt.Fprintf(stderr, "filecast keygen: %v\n", err)
+			return 1
+		}
+		content = fmt.Sprintf("shoal-group-key %d %s\n", k.ID, hex.EncodeToString(k.Secret[:]))
+	}
+	if err := writeNew(*out, content, 0o600); err != nil {
+		fmt.Fprintf(stderr, "filecast keygen: %v\n", err)
+		return 1
+	}
+	if pub != "" {
+		if err := writeNew(*out+".pub", pub, 0o644); err != nil {
+			fmt.Fprintf(stderr, "filecast keygen: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "wrote %s (keep it secret) and %s (give it to receivers for --trust)\n", *out, *out+".pub")
+		return 0
+	}
+	fmt.Fprintf(stdout, "wrote %s: copy it to every node of the group (keep it secret)\n", *out)
+	return 0
+}
+
+func writeNew(name, content string, mode os.FileMode) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// watchAuth ends a receiver that hears only packets it cannot
+// authenticate (the wrong key, or keys used by the group and none given
+// here): after a second of that with nothing accepted, it says so and
+// calls fail.
+func watchAuth(ctx context.Context, s *session.Session, keyed bool, stderr io.Writer, fail func()) {
+	var since time.Time
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := s.SecurityStats()
+		bad := st.BadTag + st.UnknownKey
+		if !keyed {
+			bad = st.Malformed
+		}
+		if st.Opened > 0 || bad == 0 {
+			since = time.Time{}
+			continue
+		}
+		if since.IsZero() {
+			since = time.Now()
+		} else if time.Since(since) >= time.Second {
+			if keyed {
+				fmt.Fprintln(stderr, "filecast recv: packets from the group fail authentication: wrong or missing key (--key)")
+			} else {
+				fmt.Fprintln(stderr, "filecast recv: the group's packets are authenticated and no --key was given")
+			}
+			fail()
+			return
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestKeygen: keygen writes a group key and a signing key pair into new
+// files (the secrets with mode 0600), never overwrites one, and the
+// --key, --sign-key and --trust flags read them back; malformed files and
+// --encrypt without a key are refused with a message.
+func TestKeygen(t *testing.T) {
+	dir := t.TempDir()
+	group, sign := filepath.Join(dir, "group.key"), filepath.Join(dir, "me.key")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"keygen", "--out", group, "--id", "7"}, &out, &errOut); code != 0 {
+		t.Fatalf("keygen: %d %s", code, errOut.String())
+	}
+	if code := run([]string{"keygen", "--sign", "--out", sign}, &out, &errOut); code != 0 {
+		t.Fatalf("keygen --sign: %d %s", code, errOut.String())
+	}
+	for _, f := range []string{group, sign} {
+		fi, err := os.Stat(f)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", f, fi.Mode(), err)
+		}
+	}
+	if code := run([]string{"keygen", "--out", group}, &out, &errOut); code == 0 {
+		t.Fatal("keygen overwrote a key file")
+	}
+	f := securityFlags{key: group, signKey: sign, trust: sign + ".pub", encrypt: true}
+	c, err := f.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, ok := c.Keys.Current()
+	if !ok || k.ID != 7 || k.Secret == [32]byte{} || !c.Encrypt || len(c.Trusted) != 1 ||
+		!bytes.Equal(c.Trusted[0], c.SigningKey.Public().(ed25519.PublicKey)) {
+		t.Fatalf("config %+v", c)
+	}
+
+	// Rotation: a file with two keys; the first is the one sealed with.
+	two := filepath.Join(dir, "two.key")
+	raw, _ := os.ReadFile(group)
+	os.WriteFile(two, append([]byte("shoal-group-key 8 "+strings.Repeat("ab", 32)+"\n"), raw...), 0o600)
+	f = securityFlags{key: two}
+	if c, err = f.config(); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := c.Keys.Current(); k.ID != 8 {
+		t.Fatalf("current key %d", k.ID)
+	}
+	if _, ok := c.Keys.Key(7); !ok {
+		t.Fatal("second key not loaded")
+	}
+
+	bad := filepath.Join(dir, "bad.key")
+	os.WriteFile(bad, []byte("shoal-group-key 1 abcd\n"), 0o600)
+	for _, f := range []securityFlags{{key: bad}, {encrypt: true}, {key: filepath.Join(dir, "none")}, {trust: group}} {
+		if _, err := f.config(); err == nil {
+			t.Errorf("%+v accepted", f)
+		}
+	}
+	if c, err := (&securityFlags{}).config(); c != nil || err != nil {
+		t.Fatalf("no flags: %v %v", c, err)
+	}
+}
