@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/shoalnet/shoal/secure"
-	"github.com/shoalnet/shoal/session"
 )
 
 // Key files are text, one key a line, so that a receiver's file can hold
@@ -201,7 +200,7 @@ func writeNew(name, content string, mode os.FileMode) error {
 // authenticate (the wrong key, or keys used by the group and none given
 // here): after a second of that with nothing accepted, it says so and
 // calls fail.
-func watchAuth(ctx context.Context, s *session.Session, keyed bool, stderr io.Writer, fail func()) {
+func watchAuth(ctx context.Context, stats func() secure.Stats, keyed bool, stderr io.Writer, fail func()) {
 	var since time.Time
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
@@ -211,7 +210,7 @@ func watchAuth(ctx context.Context, s *session.Session, keyed bool, stderr io.Wr
 			return
 		case <-t.C:
 		}
-		st := s.SecurityStats()
+		st := stats()
 		bad := st.BadTag + st.UnknownKey
 		if !keyed {
 			bad = st.Malformed

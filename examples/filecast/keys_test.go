@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/shoalnet/shoal/secure"
 )
 
 // TestKeygen: keygen writes a group key and a signing key pair into new
@@ -67,5 +71,44 @@ func TestKeygen(t *testing.T) {
 	}
 	if c, err := (&securityFlags{}).config(); c != nil || err != nil {
 		t.Fatalf("no flags: %v %v", c, err)
+	}
+}
+
+// TestWatchAuth: a receiver that for a second hears only packets it cannot
+// authenticate says why and gives up; one that authenticated anything, or
+// heard nothing, does not.
+func TestWatchAuth(t *testing.T) {
+	for _, c := range []struct {
+		keyed bool
+		st    secure.Stats
+		fail  bool
+		msg   string
+	}{
+		{true, secure.Stats{BadTag: 5}, true, "wrong or missing key"},
+		{true, secure.Stats{UnknownKey: 5}, true, "wrong or missing key"},
+		{false, secure.Stats{Malformed: 5}, true, "no --key"},
+		{true, secure.Stats{BadTag: 5, Opened: 1}, false, ""},
+		{true, secure.Stats{Malformed: 5}, false, ""}, // plain forgeries alone do not stop a keyed receiver
+		{false, secure.Stats{}, false, ""},
+	} {
+		t.Run("", func(t *testing.T) {
+			t.Parallel()
+			var errOut bytes.Buffer
+			failed := make(chan struct{})
+			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+			start := time.Now()
+			watchAuth(ctx, func() secure.Stats { return c.st }, c.keyed, &errOut, func() { close(failed) })
+			cancel()
+			select {
+			case <-failed:
+				if !c.fail || !strings.Contains(errOut.String(), c.msg) || time.Since(start) < time.Second {
+					t.Errorf("%+v: gave up after %v: %q", c, time.Since(start), errOut.String())
+				}
+			default:
+				if c.fail {
+					t.Errorf("%+v: did not give up", c)
+				}
+			}
+		})
 	}
 }

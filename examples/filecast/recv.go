@@ -71,7 +71,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "filecast recv: node id %s (name it in a sender's --ack list; --node sets it)\n", nodeName(s.NodeID()))
 	ctx, authFail := context.WithCancel(ctx)
 	var authFailed atomic.Bool
-	go watchAuth(ctx, s, cfg.Security != nil, stderr, func() { authFailed.Store(true); authFail() })
+	go watchAuth(ctx, s.SecurityStats, cfg.Security != nil, stderr, func() { authFailed.Store(true); authFail() })
 	status := receiveLoop(ctx, s, st, *count, *idle, *linger, c.json, stdout, stderr)
 	authFail()
 	if authFailed.Load() {
