@@ -419,3 +419,19 @@ func TestSealAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestPassphrase: the same passphrase and context give the same key; a
+// different context or passphrase another; short passphrases are refused.
+func TestPassphrase(t *testing.T) {
+	defer secure.CheapArgon()()
+	a := must[secure.GroupKey](t)(secure.KeyFromPassphrase([]byte("correct horse battery"), "239.1.1.1:6003", 4))
+	b := must[secure.GroupKey](t)(secure.KeyFromPassphrase([]byte("correct horse battery"), "239.1.1.1:6003", 4))
+	c := must[secure.GroupKey](t)(secure.KeyFromPassphrase([]byte("correct horse battery"), "239.1.1.2:6003", 4))
+	d := must[secure.GroupKey](t)(secure.KeyFromPassphrase([]byte("correct horse stapler"), "239.1.1.1:6003", 4))
+	if a != b || a.ID != 4 || a.Secret == c.Secret || a.Secret == d.Secret || a.Secret == [32]byte{} {
+		t.Fatalf("derivation: %x %x %x %x", a.Secret, b.Secret, c.Secret, d.Secret)
+	}
+	if _, err := secure.KeyFromPassphrase([]byte("short"), "", 1); err == nil {
+		t.Fatal("short passphrase accepted")
+	}
+}

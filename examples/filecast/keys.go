@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -29,23 +30,28 @@ import (
 
 // securityFlags are the flags that turn on authentication and encryption.
 type securityFlags struct {
-	key, signKey, trust string
-	encrypt             bool
-	maxSkew             time.Duration
+	key, passFile  string
+	signKey, trust string
+	encrypt        bool
+	maxSkew        time.Duration
 }
 
 func (f *securityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.key, "key", "", "group key file (filecast keygen): authenticate every packet; every node of the group needs it")
+	fs.StringVar(&f.passFile, "passphrase-file", "", "instead of --key: derive the group key from the passphrase in this file (Argon2id, salted with --group; every node needs the same passphrase and --group)")
 	fs.BoolVar(&f.encrypt, "encrypt", false, "with --key: also encrypt file data and names (AES-256-GCM)")
 	fs.StringVar(&f.signKey, "sign-key", "", "signing key file (filecast keygen --sign): sign every packet sent")
 	fs.StringVar(&f.trust, "trust", "", "file of public keys (shoal-public-key lines): accept files only from senders signing with one of them")
 	fs.DurationVar(&f.maxSkew, "max-skew", 0, "with --key: refuse packets sent longer ago (or ahead) than this; clocks must agree within it (default 30s)")
 }
 
-// config returns the session's security configuration, nil if no flag
-// asks for any.
-func (f *securityFlags) config() (*secure.Config, error) {
-	if f.key == "" && f.signKey == "" && f.trust == "" {
+// config returns the session's security configuration for group, nil if
+// no flag asks for any.
+func (f *securityFlags) config(group string) (*secure.Config, error) {
+	if f.key != "" && f.passFile != "" {
+		return nil, errors.New("--key and --passphrase-file exclude each other")
+	}
+	if f.key == "" && f.passFile == "" && f.signKey == "" && f.trust == "" {
 		if f.encrypt {
 			return nil, errors.New("--encrypt needs --key")
 		}
@@ -73,6 +79,17 @@ func (f *securityFlags) config() (*secure.Config, error) {
 		}
 		c.Keys = secure.NewKeyring(keys...)
 	}
+	if f.passFile != "" {
+		b, err := os.ReadFile(f.passFile)
+		if err != nil {
+			return nil, err
+		}
+		k, err := keyFromPassphrase(bytes.TrimRight(b, "\r\n"), group, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", f.passFile, err)
+		}
+		c.Keys = secure.NewKeyring(k)
+	}
 	if f.signKey != "" {
 		b, err := readHexKey(f.signKey, "shoal-sign-key", ed25519.SeedSize)
 		if err != nil {
@@ -91,6 +108,10 @@ func (f *securityFlags) config() (*secure.Config, error) {
 	}
 	return c, nil
 }
+
+// keyFromPassphrase is secure.KeyFromPassphrase; tests replace it with
+// something cheaper than Argon2id under -race.
+var keyFromPassphrase = secure.KeyFromPassphrase
 
 // readKeyFile returns the fields after the tag of every line of file that
 // starts with tag, and complains if there is none.

@@ -37,7 +37,7 @@ func TestKeygen(t *testing.T) {
 		t.Fatal("keygen overwrote a key file")
 	}
 	f := securityFlags{key: group, signKey: sign, trust: sign + ".pub", encrypt: true}
-	c, err := f.config()
+	c, err := f.config("239.1.1.1:6003")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestKeygen(t *testing.T) {
 	raw, _ := os.ReadFile(group)
 	os.WriteFile(two, append([]byte("shoal-group-key 8 "+strings.Repeat("ab", 32)+"\n"), raw...), 0o600)
 	f = securityFlags{key: two}
-	if c, err = f.config(); err != nil {
+	if c, err = f.config("239.1.1.1:6003"); err != nil {
 		t.Fatal(err)
 	}
 	if k, _ := c.Keys.Current(); k.ID != 8 {
@@ -62,14 +62,35 @@ func TestKeygen(t *testing.T) {
 		t.Fatal("second key not loaded")
 	}
 
+	// A passphrase file gives every node the same key.
+	pass := filepath.Join(dir, "pass")
+	os.WriteFile(pass, []byte("a long enough passphrase\n"), 0o600)
+	keyFromPassphrase = func(p []byte, ctx string, id uint8) (secure.GroupKey, error) {
+		k := secure.GroupKey{ID: id}
+		copy(k.Secret[:], append(p, ctx...))
+		return k, nil
+	}
+	defer func() { keyFromPassphrase = secure.KeyFromPassphrase }()
+	f = securityFlags{passFile: pass}
+	c1, err1 := f.config("239.1.1.1:6003")
+	c2, err2 := f.config("239.1.1.1:6003")
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	k1, _ := c1.Keys.Current()
+	k2, _ := c2.Keys.Current()
+	if k1 != k2 || k1.Secret == [32]byte{} {
+		t.Fatalf("passphrase keys %x %x", k1.Secret, k2.Secret)
+	}
+
 	bad := filepath.Join(dir, "bad.key")
 	os.WriteFile(bad, []byte("shoal-group-key 1 abcd\n"), 0o600)
-	for _, f := range []securityFlags{{key: bad}, {encrypt: true}, {key: filepath.Join(dir, "none")}, {trust: group}} {
-		if _, err := f.config(); err == nil {
+	for _, f := range []securityFlags{{key: bad}, {encrypt: true}, {key: group, passFile: pass}, {key: filepath.Join(dir, "none")}, {trust: group}} {
+		if _, err := f.config("239.1.1.1:6003"); err == nil {
 			t.Errorf("%+v accepted", f)
 		}
 	}
-	if c, err := (&securityFlags{}).config(); c != nil || err != nil {
+	if c, err := (&securityFlags{}).config("239.1.1.1:6003"); c != nil || err != nil {
 		t.Fatalf("no flags: %v %v", c, err)
 	}
 }

@@ -362,7 +362,7 @@ func (c *commonFlags) config() (session.Config, error) {
 		return session.Config{}, fmt.Errorf("--group: %v", err)
 	}
 	cfg := session.Config{Group: g, Interface: c.iface, TTL: c.ttl}
-	if cfg.Security, err = c.sec.config(); err != nil {
+	if cfg.Security, err = c.sec.config(g.String()); err != nil {
 		return session.Config{}, err
 	}
 	if c.node != "" {
