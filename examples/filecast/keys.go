@@ -253,3 +253,15 @@ func watchAuth(ctx context.Context, stats func() secure.Stats, keyed bool, stder
 		}
 	}
 }
+
+// fitSegment shrinks the default segment size by what a signature adds
+// beyond the 32 bytes a full default packet can take, so that packets
+// still fit a 1500-byte MTU; a --segment given explicitly is kept.
+func fitSegment(fs *flag.FlagSet, segment int, c *secure.Config) int {
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "segment" })
+	if explicit || c == nil || c.Overhead() <= 32 {
+		return segment
+	}
+	return segment - (c.Overhead() - 32)
+}

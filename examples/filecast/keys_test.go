@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,5 +132,29 @@ func TestWatchAuth(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFitSegment: signatures shrink the default segment, not an explicit one.
+func TestFitSegment(t *testing.T) {
+	signed := &secure.Config{Keys: secure.NewKeyring(), SigningKey: make(ed25519.PrivateKey, 64)}
+	for _, c := range []struct {
+		args []string
+		sec  *secure.Config
+		want int
+	}{
+		{nil, nil, 1400},
+		{nil, &secure.Config{Keys: secure.NewKeyring()}, 1400},
+		{nil, signed, 1336},
+		{[]string{"--segment", "1400"}, signed, 1400},
+	} {
+		fs := flag.NewFlagSet("", flag.ContinueOnError)
+		seg := fs.Int("segment", 1400, "")
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := fitSegment(fs, *seg, c.sec); got != c.want {
+			t.Errorf("%v: %d, want %d", c.args, got, c.want)
+		}
 	}
 }

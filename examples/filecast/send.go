@@ -178,6 +178,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "filecast send: %v\n", err)
 		return 1
 	}
+	*segment = fitSegment(fs, *segment, cfg.Security) // keys.go
 	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto, GRTT: *grtt}
 	// Every file stays open until the end anyway: keep up to 4096 for
 	// repair, or a tree of small files outruns the default 256-object
