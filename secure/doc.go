@@ -25,6 +25,10 @@
 //	4       8     packet counter of the sending node
 //	12      4     send time, Unix seconds
 //	16      64    Ed25519 signature, if flag SIG (0x4)
+//	80      1     with flags SIG and BATCH (0x8): the packet's index in its batch
+//	81      1     with BATCH: depth d of the batch's hash tree (0-4)
+//	82      2     with BATCH: reserved, zero
+//	84      16·d  with BATCH: the path: the sibling hash at each level, leaf first
 //	...     16    group tag, if flag MAC (0x1) or GCM (0x2)
 //
 // Flags: MAC (0x1) = HMAC-SHA-256 truncated to 128 bits over the whole
@@ -33,13 +37,23 @@
 // hdr_len) and authenticates the rest of the packet as associated data
 // (for other messages the whole packet is associated data); SIG (0x4) =
 // Ed25519 over the whole packet. MAC and GCM exclude each other. The
-// overhead is 32 bytes with a group key and 96 with a group key and a
-// signature.
+// overhead is 32 bytes with a group key, 96 with a group key and a
+// signature of its own, and up to 164 with a batch signature.
 //
-// Order: the tag is computed with the signature and tag fields zeroed;
+// Per-packet Ed25519 signatures cost tens of microseconds each, so
+// Sealer.SealAll signs batches of up to 16 packets (what one poll of the
+// engines produces) with one signature over the root of a hash tree whose
+// leaves are the packets (SHA-256 truncated to 128 bits, leaf and inner
+// nodes told apart by a prefix byte; the signed message is a fixed label
+// and the root). Each packet carries its index and path, so a receiver
+// checks it alone, whatever else of the batch it lost, and verifies the
+// signature once per batch (it caches verified roots).
+//
+// Order: the tag is computed with the signature area and tag zeroed;
 // the signature is computed over the packet with the tag in place and the
-// signature field zeroed, so verifying the cheap tag first rejects
-// outsiders before any public-key work.
+// signature area zeroed (for a batch, the leaf is that packet), so
+// verifying the cheap tag first rejects outsiders before any public-key
+// work.
 //
 // The group key is 32 secret bytes; the HMAC and AES keys are derived from
 // it with HKDF-SHA-256 under distinct labels. The GCM nonce is the node id

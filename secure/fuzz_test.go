@@ -1,6 +1,7 @@
 package secure_test
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -21,6 +22,17 @@ func FuzzOpen(f *testing.F) {
 			}
 			f.Add(b)
 		}
+	}
+	// Batch-signed packets.
+	s, _ := setup(f, modes[3])
+	var src, dst framing.Outbox
+	for _, p := range samples(f, srcID, 9) {
+		src.Commit(append(src.Buf(), p...), netip.AddrPort{})
+	}
+	s.SealAll(&dst, &src, t0)
+	for i := range dst.Len() {
+		b, _ := dst.Packet(i)
+		f.Add(append([]byte(nil), b...))
 	}
 	f.Add([]byte{0x12, 0x05, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	openers := make([]*secure.Opener, len(modes))

@@ -3,6 +3,7 @@ package secure
 import (
 	"crypto/ed25519"
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,15 +21,24 @@ const (
 	FlagMAC = 0x1 // HMAC-SHA-256/128 group tag
 	FlagGCM = 0x2 // AES-256-GCM group tag, payload encrypted
 	FlagSig = 0x4 // Ed25519 signature
+	// FlagBatch (with FlagSig): the signature is over the root of a hash
+	// tree of a batch of packets, and the packet carries its path.
+	FlagBatch = 0x8
 )
 
 const (
 	fixedLen = 16 // het, hel, asid|flags, key id, counter, send time
 	sigLen   = ed25519.SignatureSize
 	tagLen   = 16
+	nodeLen  = 16 // hash tree nodes: SHA-256 truncated
+	// MaxBatch is the most packets SealAll signs with one signature.
+	MaxBatch = 1 << maxDepth
+	maxDepth = 4
 	// Window is the number of counters below the highest one seen from a
 	// node that the replay guard remembers.
 	Window = 1024
+	// maxRoots bounds the cache of verified batch signatures.
+	maxRoots = 4096
 	// maxPeers bounds the replay state. Only authenticated packets create
 	// an entry, so only key holders can fill it.
 	maxPeers = 4096
@@ -91,11 +101,11 @@ func (c *Config) check() error {
 	return nil
 }
 
-// Overhead returns the bytes Seal adds to each packet under c.
+// Overhead returns the most bytes Seal or SealAll add to a packet under c.
 func (c *Config) Overhead() int {
 	n := fixedLen
 	if c.SigningKey != nil {
-		n += sigLen
+		n += batchSigLen(maxDepth)
 	}
 	if c.Keys != nil {
 		n += tagLen
@@ -128,6 +138,11 @@ type Sealer struct {
 	keys    keyCache
 	scratch [64]byte
 	nonce   [12]byte // a field, not a local: passed to an interface, it would escape
+	// SealAll's hash tree (heap order: root at 1, leaves from 1<<depth),
+	// each packet's signature offset, and the signed message.
+	tree  [2 * MaxBatch][nodeLen]byte
+	sigAt [MaxBatch]int
+	msg   [64]byte
 }
 
 // NewSealer returns a sealer whose counter starts at now, in Unix
@@ -139,21 +154,135 @@ func NewSealer(cfg Config, now time.Time) (*Sealer, error) {
 	return &Sealer{cfg: cfg, counter: uint64(now.UnixNano())}, nil
 }
 
+// batchSigLen is the size of the signature area of a batch-signed packet:
+// signature, index, depth, two reserved bytes, path.
+func batchSigLen(depth int) int { return sigLen + 4 + depth*nodeLen }
+
 // Seal appends pkt, a NORM packet as an engine built it, to dst with
 // EXT_AUTH added (and its payload encrypted under Config.Encrypt), and
-// returns the extended dst. pkt and dst must not overlap. On error dst is
-// returned unchanged.
+// returns the extended dst. With a SigningKey the packet gets a signature
+// of its own; SealAll amortizes one over a batch. pkt and dst must not
+// overlap. On error dst is returned unchanged.
 func (s *Sealer) Seal(dst, pkt []byte, now time.Time) ([]byte, error) {
+	out, sigAt, err := s.seal(dst, pkt, now, -1)
+	if err != nil || sigAt < 0 {
+		return out, err
+	}
+	copy(out[sigAt:], ed25519.Sign(s.cfg.SigningKey, out[len(dst):]))
+	return out, nil
+}
+
+// SealAll seals every packet of src into dst (keeping destinations), and
+// returns how many it could not seal (they are left out). With a
+// SigningKey it signs runs of up to MaxBatch packets with one signature
+// over the root of a hash tree of them, each packet carrying its path to
+// the root, so a receiver checks one signature per run and each packet on
+// its own, whatever else of the run it lost.
+func (s *Sealer) SealAll(dst, src *framing.Outbox, now time.Time) (failed int) {
+	if s.cfg.SigningKey == nil {
+		for i := range src.Len() {
+			b, to := src.Packet(i)
+			out, err := s.Seal(dst.Buf(), b, now)
+			if err != nil {
+				failed++
+				continue
+			}
+			dst.Commit(out, to)
+		}
+		return failed
+	}
+	for i := 0; i < src.Len(); i += MaxBatch {
+		n := min(MaxBatch, src.Len()-i)
+		depth := 0
+		for 1<<depth < n {
+			depth++
+		}
+		first := dst.Len()
+		for j := range n {
+			b, to := src.Packet(i + j)
+			out, sigAt, err := s.seal(dst.Buf(), b, now, depth)
+			if err != nil {
+				failed++
+				continue
+			}
+			pkt := out[len(dst.Buf()):]
+			s.sigAt[dst.Len()-first] = sigAt - len(dst.Buf())
+			leaf(s.tree[1<<depth+dst.Len()-first][:], pkt)
+			dst.Commit(out, to)
+		}
+		m := dst.Len() - first
+		if m == 0 {
+			continue
+		}
+		clear(s.tree[1<<depth+m : 2<<depth])
+		for k := 1<<depth - 1; k >= 1; k-- {
+			node(s.tree[k][:], s.tree[2*k][:], s.tree[2*k+1][:])
+		}
+		sig := ed25519.Sign(s.cfg.SigningKey, rootMessage(s.msg[:0], s.tree[1][:]))
+		for j := range m {
+			pkt, _ := dst.Packet(first + j)
+			a := pkt[s.sigAt[j]:]
+			copy(a, sig)
+			a[sigLen], a[sigLen+1] = byte(j), byte(depth)
+			// The path: the sibling at each level, leaf upwards.
+			p := a[sigLen+4:]
+			for k := 1<<depth + j; k > 1; k /= 2 {
+				copy(p, s.tree[k^1][:])
+				p = p[nodeLen:]
+			}
+		}
+	}
+	return failed
+}
+
+// leaf and node hash the tree: SHA-256, truncated, with a prefix byte
+// that keeps leaves and inner nodes apart.
+func leaf(dst, pkt []byte) {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(pkt)
+	var sum [32]byte
+	copy(dst, h.Sum(sum[:0]))
+}
+
+func node(dst, l, r []byte) {
+	var in [1 + 2*nodeLen]byte
+	in[0] = 1
+	copy(in[1:], l)
+	copy(in[1+nodeLen:], r)
+	sum := sha256.Sum256(in[:])
+	copy(dst, sum[:nodeLen])
+}
+
+// rootMessage is what a batch signature signs.
+func rootMessage(dst, root []byte) []byte {
+	return append(append(dst, "shoal EXT_AUTH batch v1\x00"...), root...)
+}
+
+// seal does Seal's work but the signature: it leaves the signature area
+// zero and returns its offset in out (-1 without a SigningKey). depth < 0
+// means a signature of the packet's own, else a batch signature whose path
+// has depth nodes.
+func (s *Sealer) seal(dst, pkt []byte, now time.Time, depth int) ([]byte, int, error) {
 	start, hdrLen, err := framing.ExtensionArea(pkt)
 	if err != nil {
-		return dst, fmt.Errorf("%w: %v", ErrSeal, err)
+		return dst, -1, fmt.Errorf("%w: %v", ErrSeal, err)
 	}
 	if err := framing.Extensions(pkt[start:hdrLen]).Check(); err != nil {
-		return dst, fmt.Errorf("%w: %v", ErrSeal, err)
+		return dst, -1, fmt.Errorf("%w: %v", ErrSeal, err)
 	}
-	extLen := s.cfg.Overhead()
+	extLen := fixedLen
+	if s.cfg.Keys != nil {
+		extLen += tagLen
+	}
+	if s.cfg.SigningKey != nil {
+		extLen += sigLen
+		if depth >= 0 {
+			extLen += batchSigLen(depth) - sigLen
+		}
+	}
 	if (hdrLen+extLen)/4 > 255 {
-		return dst, fmt.Errorf("%w: header too long for EXT_AUTH", ErrSeal)
+		return dst, -1, fmt.Errorf("%w: header too long for EXT_AUTH", ErrSeal)
 	}
 	var d *derived
 	flags := byte(0)
@@ -161,10 +290,10 @@ func (s *Sealer) Seal(dst, pkt []byte, now time.Time) ([]byte, error) {
 	if s.cfg.Keys != nil {
 		k, ok := s.cfg.Keys.Current()
 		if !ok {
-			return dst, fmt.Errorf("%w: no current group key", ErrSeal)
+			return dst, -1, fmt.Errorf("%w: no current group key", ErrSeal)
 		}
 		if d, err = s.keys.get(k); err != nil {
-			return dst, fmt.Errorf("%w: %v", ErrSeal, err)
+			return dst, -1, fmt.Errorf("%w: %v", ErrSeal, err)
 		}
 		keyID = k.ID
 		flags = FlagMAC
@@ -174,6 +303,9 @@ func (s *Sealer) Seal(dst, pkt []byte, now time.Time) ([]byte, error) {
 	}
 	if s.cfg.SigningKey != nil {
 		flags |= FlagSig
+		if depth >= 0 {
+			flags |= FlagBatch
+		}
 	}
 	s.counter++
 	p0 := len(dst)
@@ -211,10 +343,9 @@ func (s *Sealer) Seal(dst, pkt []byte, now time.Time) ([]byte, error) {
 		out = append(out, payload...)
 	}
 	if flags&FlagSig != 0 {
-		sig := ed25519.Sign(s.cfg.SigningKey, out[p0:])
-		copy(out[x+fixedLen:], sig)
+		return out, x + fixedLen, nil
 	}
-	return out, nil
+	return out, -1, nil
 }
 
 // Stats counts what an Opener accepted and why it rejected the rest.
@@ -254,9 +385,13 @@ type Opener struct {
 	stats   Stats
 	scratch []byte
 	tag     [tagLen]byte
-	sig     [sigLen]byte
+	sig     [sigLen + 4 + maxDepth*nodeLen]byte // the signature area as received
 	sum     [32]byte
 	nonce   [12]byte
+	msg     [64]byte
+	// roots maps the roots of batch signatures already verified to the
+	// trusted key that signed them, so a batch costs one verification.
+	roots map[[nodeLen]byte]int
 }
 
 // NewOpener returns an opener for cfg.
@@ -264,7 +399,7 @@ func NewOpener(cfg Config) (*Opener, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	o := &Opener{cfg: cfg, skew: cfg.MaxSkew, peers: map[uint32]*peer{}}
+	o := &Opener{cfg: cfg, skew: cfg.MaxSkew, peers: map[uint32]*peer{}, roots: map[[nodeLen]byte]int{}}
 	if o.skew == 0 {
 		o.skew = DefaultMaxSkew
 	}
@@ -340,12 +475,24 @@ func (o *Opener) open(b []byte, now time.Time) ([]byte, error) {
 		return nil, malformed("unknown authentication scheme")
 	}
 	flags := b[x+2] & 0x0f
-	if flags&^(FlagMAC|FlagGCM|FlagSig) != 0 || flags&(FlagMAC|FlagGCM) == FlagMAC|FlagGCM {
+	if flags&(FlagMAC|FlagGCM) == FlagMAC|FlagGCM || flags&(FlagBatch|FlagSig) == FlagBatch {
 		return nil, malformed("unknown flags")
 	}
-	want := fixedLen
+	want, sigArea := fixedLen, 0
 	if flags&FlagSig != 0 {
-		want += sigLen
+		sigArea = sigLen
+		if flags&FlagBatch != 0 {
+			if extLen < fixedLen+sigLen+4 {
+				return nil, malformed("EXT_AUTH too short for a batch signature")
+			}
+			a := b[x+fixedLen+sigLen:]
+			if depth := int(a[1]); depth > maxDepth || int(a[0]) >= 1<<depth || a[2] != 0 || a[3] != 0 {
+				return nil, malformed("bad batch signature index or depth")
+			} else {
+				sigArea = batchSigLen(depth)
+			}
+		}
+		want += sigArea
 	}
 	if flags&(FlagMAC|FlagGCM) != 0 {
 		want += tagLen
@@ -386,8 +533,8 @@ func (o *Opener) open(b []byte, now time.Time) ([]byte, error) {
 	sigAt := x + fixedLen
 	tagAt := hdrLen - tagLen
 	if flags&FlagSig != 0 {
-		copy(o.sig[:], b[sigAt:sigAt+sigLen])
-		clear(b[sigAt : sigAt+sigLen])
+		copy(o.sig[:], b[sigAt:sigAt+sigArea])
+		clear(b[sigAt : sigAt+sigArea])
 	}
 	payload := b[hdrLen:]
 	var plain []byte // decrypted payload, copied over payload once all checks pass
@@ -433,12 +580,22 @@ func (o *Opener) open(b []byte, now time.Time) ([]byte, error) {
 			hint = p.trusted
 		}
 		who := -1
-		for i := range o.cfg.Trusted {
-			j := (hint + i) % len(o.cfg.Trusted)
-			if ed25519.Verify(o.cfg.Trusted[j], b, o.sig[:]) {
-				who = j
-				break
+		if flags&FlagBatch != 0 {
+			var root [nodeLen]byte
+			o.root(root[:], b, o.sig[:sigArea])
+			if j, ok := o.roots[root]; ok {
+				who = j // this batch's signature was checked already
+			} else {
+				who = o.verify(rootMessage(o.msg[:0], root[:]), hint)
+				if who >= 0 {
+					if len(o.roots) >= maxRoots {
+						clear(o.roots)
+					}
+					o.roots[root] = who
+				}
 			}
+		} else {
+			who = o.verify(b, hint)
 		}
 		if who < 0 {
 			return nil, ErrSignature
@@ -467,6 +624,35 @@ func (o *Opener) open(b []byte, now time.Time) ([]byte, error) {
 	b = b[extLen:]
 	b[1] = byte((hdrLen - extLen) / 4)
 	return b, nil
+}
+
+// verify returns the index in Trusted of the key that signed msg, or -1;
+// it tries the key at hint first.
+func (o *Opener) verify(msg []byte, hint int) int {
+	for i := range o.cfg.Trusted {
+		j := (hint + i) % len(o.cfg.Trusted)
+		if ed25519.Verify(o.cfg.Trusted[j], msg, o.sig[:sigLen]) {
+			return j
+		}
+	}
+	return -1
+}
+
+// root computes into dst the root of the hash tree a batch-signed packet
+// b (its signature area zeroed) claims to belong to, from the index and
+// path in area (the signature area as received).
+func (o *Opener) root(dst, b, area []byte) {
+	leaf(dst, b)
+	idx := int(area[sigLen])
+	path := area[sigLen+4:]
+	for ; len(path) >= nodeLen; path = path[nodeLen:] {
+		if idx&1 == 0 {
+			node(dst, dst, path[:nodeLen])
+		} else {
+			node(dst, path[:nodeLen], dst)
+		}
+		idx >>= 1
+	}
 }
 
 func (o *Opener) newPeer(src uint32) *peer {

@@ -44,6 +44,7 @@ func (s *Session) initSecurity() error {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if s.cfg.Sender.SegmentSize == 0 && c.Overhead() > 32 {
+		// 32 bytes more fit a full default packet in 1500 bytes.
 		s.cfg.Sender.SegmentSize = 1400 - (c.Overhead() - 32)
 	}
 	return nil
@@ -56,17 +57,10 @@ func (s *Session) sealOut(now time.Time) {
 	if s.sec.sealer == nil || s.out.Len() == 0 {
 		return
 	}
-	box := &s.sec.box
-	box.Reset()
-	for i := range s.out.Len() {
-		b, dst := s.out.Packet(i)
-		sealed, err := s.sec.sealer.Seal(box.Buf(), b, now)
-		if err != nil {
-			s.sec.sealErrors++
-			s.log.Warn("packet not sent: cannot seal it", "err", err)
-			continue
-		}
-		box.Commit(sealed, dst)
+	s.sec.box.Reset()
+	if n := s.sec.sealer.SealAll(&s.sec.box, &s.out, now); n > 0 {
+		s.sec.sealErrors += uint64(n)
+		s.log.Warn("packets not sent: cannot seal them", "count", n)
 	}
 	s.out, s.sec.box = s.sec.box, s.out
 }

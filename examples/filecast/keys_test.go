@@ -145,7 +145,7 @@ func TestFitSegment(t *testing.T) {
 	}{
 		{nil, nil, 1400},
 		{nil, &secure.Config{Keys: secure.NewKeyring()}, 1400},
-		{nil, signed, 1336},
+		{nil, signed, 1400 - (signed.Overhead() - 32)},
 		{[]string{"--segment", "1400"}, signed, 1400},
 	} {
 		fs := flag.NewFlagSet("", flag.ContinueOnError)
