@@ -3,6 +3,7 @@ package session_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"net"
 	"net/netip"
@@ -15,7 +16,8 @@ import (
 	"github.com/shoalnet/shoal/session"
 )
 
-// TestLabSecurity runs an encrypted, authenticated transfer over real
+// TestLabSecurity runs an encrypted, authenticated and signed transfer
+// (the keyed receiver trusts only the sender's public key) over real
 // multicast: the receiver with the key gets every byte while a fourth host
 // that sniffed the sender's ids injects forged data, EOT, SQUELCH and a
 // NORM_INFO naming "../../etc/passwd"; every forgery is counted. A receiver
@@ -28,10 +30,15 @@ func TestLabSecurity(t *testing.T) {
 	cfg := func(k secure.GroupKey, enc bool) *secure.Config {
 		return &secure.Config{Keys: secure.NewKeyring(k), Encrypt: enc}
 	}
-	good := open(t, l.Hosts[1], session.Config{Group: group, Seed: 2, Security: cfg(key, false)})
+	signer := ed25519.NewKeyFromSeed(make([]byte, 32))
+	goodSec := cfg(key, false)
+	goodSec.Trusted = []ed25519.PublicKey{signer.Public().(ed25519.PublicKey)}
+	good := open(t, l.Hosts[1], session.Config{Group: group, Seed: 2, Security: goodSec})
 	wrong := open(t, l.Hosts[2], session.Config{Group: group, Seed: 3, Security: cfg(secure.GroupKey{ID: 1}, false)})
 	keyless := open(t, l.Hosts[3], session.Config{Group: group, Seed: 4})
-	tx := open(t, l.Hosts[0], session.Config{Group: group, Seed: 1, NodeID: 0x77, Security: cfg(key, true)})
+	txSec := cfg(key, true)
+	txSec.SigningKey = signer
+	tx := open(t, l.Hosts[0], session.Config{Group: group, Seed: 1, NodeID: 0x77, Security: txSec})
 
 	// The forger sniffs one packet for the instance id, then sends its
 	// forgeries to the group while the transfer runs.
