@@ -40,10 +40,11 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	fs.Var(pctFlag{&loss}, "loss", "random loss on every receiver's link (nftables), e.g. 1%")
 	auth := fs.Bool("auth", false, "authenticate every packet with a group key (HMAC-SHA-256; see package secure)")
 	encrypt := fs.Bool("encrypt", false, "authenticate and encrypt every packet (AES-256-GCM)")
+	sign := fs.Bool("sign", false, "also sign every packet (Ed25519 over batches of 16; implies --auth); receivers trust only the sender's key")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cleanup, err := setupLabSecurity(*auth, *encrypt)
+	cleanup, err := setupLabSecurity(*auth, *encrypt, *sign)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench lab: %v\n", err)
 		return 1
@@ -291,6 +292,7 @@ func helperFlags(name string, args []string, size *int64) (netip.AddrPort, error
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	group := fs.String("group", "", "")
 	fs.StringVar(&helperKey, "key", "", "")
+	fs.StringVar(&helperTrust, "trust", "", "")
 	if size != nil {
 		fs.Int64Var(size, "size", 0, "")
 	}

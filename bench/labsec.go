@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -13,17 +14,19 @@ import (
 // configuration, and the key file its receiver helpers read (keys go
 // through files, never argv).
 var labSec struct {
-	cfg     *secure.Config
-	keyFile string
+	cfg       *secure.Config
+	keyFile   string
+	trustFile string // the sender's public key, with --sign
 }
 
-// helperKey is the --key flag of a receiver helper.
-var helperKey string
+// helperKey and helperTrust are the --key and --trust flags of a receiver
+// helper.
+var helperKey, helperTrust string
 
 // setupLabSecurity makes a fresh group key for the run and returns a
 // function that removes its file.
-func setupLabSecurity(auth, encrypt bool) (func(), error) {
-	if !auth && !encrypt {
+func setupLabSecurity(auth, encrypt, sign bool) (func(), error) {
+	if !auth && !encrypt && !sign {
 		return func() {}, nil
 	}
 	k, err := secure.NewGroupKey(1)
@@ -40,6 +43,19 @@ func setupLabSecurity(auth, encrypt bool) (func(), error) {
 		return nil, err
 	}
 	labSec.cfg = &secure.Config{Keys: secure.NewKeyring(k), Encrypt: encrypt}
+	if sign {
+		pk, sk, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		labSec.cfg.SigningKey = sk
+		labSec.trustFile = filepath.Join(dir, "trust.pub")
+		if err := os.WriteFile(labSec.trustFile, []byte(hex.EncodeToString(pk)), 0o644); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	return func() { os.RemoveAll(dir) }, nil
 }
 
@@ -47,6 +63,9 @@ func setupLabSecurity(auth, encrypt bool) (func(), error) {
 func helperArgs() []string {
 	if labSec.keyFile == "" {
 		return nil
+	}
+	if labSec.trustFile != "" {
+		return []string{"--key", labSec.keyFile, "--trust", labSec.trustFile}
 	}
 	return []string{"--key", labSec.keyFile}
 }
@@ -64,5 +83,17 @@ func helperSecurity() (*secure.Config, error) {
 	if n, err := hex.Decode(k.Secret[:], b); err != nil || n != secure.KeySize {
 		return nil, fmt.Errorf("bad key file %s", helperKey)
 	}
-	return &secure.Config{Keys: secure.NewKeyring(k)}, nil
+	c := &secure.Config{Keys: secure.NewKeyring(k)}
+	if helperTrust != "" {
+		b, err := os.ReadFile(helperTrust)
+		if err != nil {
+			return nil, err
+		}
+		pk := make([]byte, ed25519.PublicKeySize)
+		if n, err := hex.Decode(pk, b); err != nil || n != len(pk) {
+			return nil, fmt.Errorf("bad public key file %s", helperTrust)
+		}
+		c.Trusted = []ed25519.PublicKey{pk}
+	}
+	return c, nil
 }
