@@ -217,13 +217,36 @@ func writeNew(name, content string, mode os.FileMode) error {
 	return f.Close()
 }
 
-// watchAuth ends a receiver that hears only packets it cannot
-// authenticate (the wrong key, or keys used by the group and none given
-// here): after a second of that with nothing accepted, it says so and
-// calls fail.
-func watchAuth(ctx context.Context, stats func() secure.Stats, keyed bool, stderr io.Writer, fail func()) {
-	var since time.Time
-	t := time.NewTicker(100 * time.Millisecond)
+// refusedOnly reports whether st shows packets refused for want of the
+// right key and none accepted, and says what to do about it.
+func refusedOnly(st secure.Stats, keyed bool) (string, bool) {
+	if st.Opened > 0 {
+		return "", false
+	}
+	if keyed && st.BadTag+st.UnknownKey > 0 {
+		return "packets from the group fail authentication: wrong or missing key (--key)", true
+	}
+	if !keyed && st.Malformed > 0 {
+		return "the group's packets are authenticated and no --key was given", true
+	}
+	return "", false
+}
+
+// refusalReport is how often watchAuth reports the refusals counted.
+const refusalReport = 10 * time.Second
+
+// watchAuth reports packets the receiver refuses. It never ends the
+// receiver: anyone can send packets that fail authentication, and a flood
+// of them must not stop a transfer that the real sender then makes. After
+// a second of refused packets with nothing accepted it says what is
+// probably wrong (once), and every refusalReport while refusals continue
+// it logs how many there were; the exit status comes from refusedOnly
+// when the receiver ends by its own rules (--count, --idle-timeout).
+func watchAuth(ctx context.Context, stats func() secure.Stats, keyed bool, stderr io.Writer, tick, every time.Duration) {
+	var since, lastReport time.Time
+	var reported uint64
+	warned := false
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		select {
@@ -232,26 +255,44 @@ func watchAuth(ctx context.Context, stats func() secure.Stats, keyed bool, stder
 		case <-t.C:
 		}
 		st := stats()
-		bad := st.BadTag + st.UnknownKey
-		if !keyed {
-			bad = st.Malformed
-		}
-		if st.Opened > 0 || bad == 0 {
+		now := time.Now()
+		if msg, bad := refusedOnly(st, keyed); !bad {
 			since = time.Time{}
-			continue
+		} else if since.IsZero() {
+			since = now
+		} else if !warned && now.Sub(since) >= time.Second {
+			fmt.Fprintf(stderr, "filecast recv: %s; still listening\n", msg)
+			warned = true
 		}
-		if since.IsZero() {
-			since = time.Now()
-		} else if time.Since(since) >= time.Second {
-			if keyed {
-				fmt.Fprintln(stderr, "filecast recv: packets from the group fail authentication: wrong or missing key (--key)")
-			} else {
-				fmt.Fprintln(stderr, "filecast recv: the group's packets are authenticated and no --key was given")
+		if lastReport.IsZero() {
+			lastReport = now
+		}
+		if r := st.Rejected(); now.Sub(lastReport) >= every {
+			if r > reported {
+				fmt.Fprintf(stderr, "filecast recv: refused %d packets in %v (%d accepted in all): %s\n",
+					r-reported, now.Sub(lastReport).Round(time.Second), st.Opened, refusalCauses(st))
 			}
-			fail()
-			return
+			reported, lastReport = r, now
 		}
 	}
+}
+
+// refusalCauses lists the non-zero refusal counters of st.
+func refusalCauses(st secure.Stats) string {
+	var b strings.Builder
+	for _, c := range []struct {
+		name string
+		n    uint64
+	}{{"malformed", st.Malformed}, {"unknown key", st.UnknownKey}, {"bad tag", st.BadTag}, {"bad signature", st.BadSignature},
+		{"replayed", st.Replayed}, {"stale", st.Stale}, {"old instance", st.OldInstance}} {
+		if c.n > 0 {
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s %d", c.name, c.n)
+		}
+	}
+	return b.String()
 }
 
 // fitSegment shrinks the default segment size by what a signature adds
