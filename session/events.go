@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/shoalnet/shoal/receiver"
+	"github.com/shoalnet/shoal/secure"
 	"github.com/shoalnet/shoal/sender"
 )
 
@@ -106,4 +107,5 @@ type Stats struct {
 	GSO                            bool    // UDP segmentation offload in use
 	Sender                         sender.Stats
 	Receiver                       receiver.Stats
+	Security                       secure.Stats // Config.Security's refusals, as SecurityStats (secure.go)
 }

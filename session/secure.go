@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -22,7 +23,43 @@ type secState struct {
 	// keys dropped: someone runs this group with keys.
 	foreign uint64
 	warned  map[netip.Addr]time.Time // when each source was last logged
+
+	// SecurityRejected events: per source, when it was last reported and
+	// what it sent since; in all, how many were published this window.
+	reported    map[netip.AddrPort]*secReport
+	window      time.Time
+	windowCount int
 }
+
+type secReport struct {
+	at    time.Time
+	count uint64 // refusals since the last event, the one reported included
+}
+
+// SecurityRejected: received packets were refused by Config.Security (or
+// carried EXT_AUTH and the session has none). Events are rate-limited so
+// that a flood cannot fill the event queue: one per source address and
+// secEventEvery, and at most maxSecEvents a second in all. Count says how
+// many packets From had refused since its previous event, so the counts
+// add up to what reached events; Stats().Security counts every refusal.
+type SecurityRejected struct {
+	From   netip.AddrPort
+	Node   uint32 // the source node id the packet claims, which may be forged
+	Reason error  // wraps one of the secure.Err* errors
+	Count  uint64
+}
+
+func (SecurityRejected) event() {}
+
+const (
+	secEventEvery = time.Second
+	maxSecEvents  = 16
+	maxReported   = 1024 // sources tracked for events; then forgotten at once
+)
+
+// errNoKey is the reason given for EXT_AUTH packets a session without keys
+// refuses.
+var errNoKey = fmt.Errorf("%w: authenticated packet (EXT_AUTH) and this session has no key", secure.ErrMalformed)
 
 // warnEvery bounds how often one source's refused packets are logged.
 const warnEvery = 10 * time.Second
@@ -78,14 +115,50 @@ func (s *Session) openIn(now time.Time, from netip.AddrPort, b []byte) []byte {
 		}
 		s.sec.foreign++
 		s.warn(now, from, "packets from %v are authenticated (EXT_AUTH) and this session has no key", nil)
+		s.rejected(now, from, claimedNode(b), errNoKey)
 		return nil
 	}
+	node := claimedNode(b)
 	out, err := s.sec.opener.Open(b, now)
 	if err != nil {
 		s.warn(now, from, "packets from %v fail authentication: %v", err)
+		s.rejected(now, from, node, err)
 		return nil
 	}
 	return out
+}
+
+func claimedNode(b []byte) uint32 {
+	if len(b) < 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint32(b[4:])
+}
+
+// rejected counts a refused packet towards its source's next
+// SecurityRejected event and publishes one if the rate limits allow.
+func (s *Session) rejected(now time.Time, from netip.AddrPort, node uint32, why error) {
+	r := s.sec.reported[from]
+	if r == nil {
+		if s.sec.reported == nil || len(s.sec.reported) >= maxReported {
+			s.sec.reported = map[netip.AddrPort]*secReport{}
+		}
+		r = &secReport{}
+		s.sec.reported[from] = r
+	}
+	r.count++
+	if !r.at.IsZero() && now.Sub(r.at) < secEventEvery {
+		return
+	}
+	if now.Sub(s.sec.window) >= time.Second {
+		s.sec.window, s.sec.windowCount = now, 0
+	}
+	if s.sec.windowCount >= maxSecEvents {
+		return
+	}
+	s.sec.windowCount++
+	s.publish(SecurityRejected{From: from, Node: node, Reason: why, Count: r.count})
+	r.at, r.count = now, 0
 }
 
 // warn logs a refused packet's cause, at most once per warnEvery per
@@ -136,6 +209,11 @@ func hasAuth(b []byte) bool {
 func (s *Session) SecurityStats() secure.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.securityStats()
+}
+
+// securityStats is SecurityStats with s.mu held (Stats uses it).
+func (s *Session) securityStats() secure.Stats {
 	if s.sec == nil {
 		return secure.Stats{}
 	}

@@ -2,12 +2,14 @@ package session
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/receiver"
 	"github.com/shoalnet/shoal/secure"
 )
 
@@ -121,5 +123,60 @@ func TestSecuritySealsAndOpens(t *testing.T) {
 	sk := secure.Config{Keys: secure.NewKeyring(key), SigningKey: make([]byte, 64)}
 	if s := testSession(t, &sk); s.cfg.Sender.SegmentSize != 1400-(sk.Overhead()-32) {
 		t.Fatalf("segment size %d with signatures", s.cfg.Sender.SegmentSize)
+	}
+}
+
+// TestSecurityRejectedEvents: refused packets are published as
+// SecurityRejected events with their source, claimed node and reason,
+// rate-limited per source and in all, so that a flood from many addresses
+// neither fills the event queue nor is lost: every refusal is in some
+// event's Count, and in Stats().Security as in SecurityStats().
+func TestSecurityRejectedEvents(t *testing.T) {
+	key := secure.GroupKey{ID: 3, Secret: [32]byte{1, 2, 3}}
+	tx := testSession(t, &secure.Config{Keys: secure.NewKeyring(secure.GroupKey{ID: 3, Secret: [32]byte{9}})}) // the wrong key
+	securePackets(t, &tx.out)
+	tx.sealOut(time.Now())
+	forged, _ := tx.out.Packet(0)
+
+	s := testSession(t, &secure.Config{Keys: secure.NewKeyring(key)})
+	s.events = make(chan Event, 64)
+	s.c = &conn{}
+	var err error
+	if s.rx, err = receiver.New(receiver.Config{NodeID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	const n, sources = 10000, 300
+	for i := range n {
+		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i % sources / 256), byte(i % sources)}), 6003)
+		if s.openIn(now.Add(time.Duration(i)*time.Microsecond), from, bytes.Clone(forged)) != nil {
+			t.Fatal("forgery accepted")
+		}
+	}
+	// A second later the first source is reported again, with what it sent
+	// in between.
+	later := now.Add(1100 * time.Millisecond)
+	first := netip.MustParseAddrPort("10.0.0.0:6003")
+	s.openIn(later, first, bytes.Clone(forged))
+	var evs []SecurityRejected
+	for len(s.events) > 0 {
+		if e, ok := (<-s.events).(SecurityRejected); ok {
+			evs = append(evs, e)
+		}
+	}
+	if len(evs) == 0 || len(evs) > 2*maxSecEvents {
+		t.Fatalf("%d events for %d refusals (limit %d a second)", len(evs), n+1, maxSecEvents)
+	}
+	e := evs[0]
+	if !errors.Is(e.Reason, secure.ErrTag) || e.Node != 9 || !e.From.IsValid() || e.Count != 1 {
+		t.Fatalf("first event %+v", e)
+	}
+	last := evs[len(evs)-1]
+	if last.From != first || last.Count != n/sources+1 {
+		t.Fatalf("last event %+v, want %v with %d refusals", last, first, n/sources+1)
+	}
+	st := s.Stats()
+	if st.EventsDropped != 0 || st.Security.BadTag != n+1 || st.Security != s.SecurityStats() {
+		t.Fatalf("stats: dropped %d, security %+v, SecurityStats %+v", st.EventsDropped, st.Security, s.SecurityStats())
 	}
 }

@@ -475,6 +475,7 @@ func (s *Session) Stats() Stats {
 		st.Rate = st.Sender.Rate
 	}
 	st.GSO = s.c.gso.enabled
+	st.Security = s.securityStats()
 	return st
 }
 
