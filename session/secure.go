@@ -80,6 +80,9 @@ func (s *Session) initSecurity() error {
 	if s.sec.opener, err = secure.NewOpener(*c); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
+	// The pacer charges the most EXT_AUTH adds (a batch signature's path
+	// may be shorter), so the wire never carries more than Sender.Rate.
+	s.cfg.Sender.PacketOverhead = c.Overhead()
 	if s.cfg.Sender.SegmentSize == 0 && c.Overhead() > 32 {
 		// 32 bytes more fit a full default packet in 1500 bytes.
 		s.cfg.Sender.SegmentSize = 1400 - (c.Overhead() - 32)

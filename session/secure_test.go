@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -178,5 +179,47 @@ func TestSecurityRejectedEvents(t *testing.T) {
 	st := s.Stats()
 	if st.EventsDropped != 0 || st.Security.BadTag != n+1 || st.Security != s.SecurityStats() {
 		t.Fatalf("stats: dropped %d, security %+v, SecurityStats %+v", st.EventsDropped, st.Security, s.SecurityStats())
+	}
+}
+
+// TestSecurityPacedOnTheWire: the sender's pacer counts the bytes EXT_AUTH
+// adds to each packet, so the configured rate is the rate of sealed
+// packets on the wire (with a batch signature, the most overhead there
+// is), not the rate before sealing.
+func TestSecurityPacedOnTheWire(t *testing.T) {
+	const rate = 1e6
+	for _, c := range []secure.Config{
+		{Keys: secure.NewKeyring(secure.GroupKey{ID: 1})},
+		{Keys: secure.NewKeyring(secure.GroupKey{ID: 1}), Encrypt: true, SigningKey: ed25519.NewKeyFromSeed(make([]byte, 32))},
+	} {
+		s := testSession(t, &c)
+		s.node = 5
+		s.cfg.Sender.Rate = rate
+		tx, err := s.txLocked()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.SendData(make([]byte, 5<<20), nil); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		wire, plain := 0, 0
+		for now := start; now.Before(start.Add(2 * time.Second)); {
+			s.out.Reset()
+			next := tx.Poll(now, &s.out)
+			for i := range s.out.Len() {
+				b, _ := s.out.Packet(i)
+				plain += len(b)
+			}
+			s.sealOut(now)
+			for i := range s.out.Len() {
+				b, _ := s.out.Packet(i)
+				wire += len(b)
+			}
+			now = next
+		}
+		if wire > 2*rate+16*1500 || wire < 1.9*rate {
+			t.Fatalf("overhead %d: %d bytes on the wire (%d before sealing) in 2 s at %v B/s", c.Overhead(), wire, plain, rate)
+		}
 	}
 }
