@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
@@ -93,7 +94,7 @@ func helperSecurity() (*secure.Config, error) {
 		if n, err := hex.Decode(pk, b); err != nil || n != len(pk) {
 			return nil, fmt.Errorf("bad public key file %s", helperTrust)
 		}
-		c.Trusted = []ed25519.PublicKey{pk}
+		c.Trusted = []crypto.PublicKey{ed25519.PublicKey(pk)}
 	}
 	return c, nil
 }

@@ -20,11 +20,12 @@
 //	offset  size  field
 //	0       1     het = 1 (EXT_AUTH)
 //	1       1     hel: length of the extension in 32-bit words
-//	2       1     ASID (high 4 bits, Shoal's scheme = 1) | flags (low 4 bits)
+//	2       1     ASID (high 4 bits: 1, or 2 for ECDSA P-256 signatures) | flags (low 4 bits)
 //	3       1     key id of the group key (0 without one)
 //	4       8     packet counter of the sending node
 //	12      4     send time, Unix seconds
-//	16      64    Ed25519 signature, if flag SIG (0x4)
+//	16      64    signature, if flag SIG (0x4): Ed25519, or with ASID 2
+//	              ECDSA P-256 over SHA-256 of the message, as r and s of 32 bytes
 //	80      1     with flags SIG and BATCH (0x8): the packet's index in its batch
 //	81      1     with BATCH: depth d of the batch's hash tree (0-4)
 //	82      2     with BATCH: reserved, zero
@@ -36,7 +37,8 @@
 // of NORM_DATA, NORM_INFO and NORM_CMD(APPLICATION) (everything after
 // hdr_len) and authenticates the rest of the packet as associated data
 // (for other messages the whole packet is associated data); SIG (0x4) =
-// Ed25519 over the whole packet. MAC and GCM exclude each other. The
+// a signature over the whole packet (Ed25519, or ECDSA P-256 where the
+// ASID is 2; a receiver tries only trusted keys of that kind). MAC and GCM exclude each other. The
 // overhead is 32 bytes with a group key, 96 with a group key and a
 // signature of its own, and up to 164 with a batch signature.
 //

@@ -2,7 +2,10 @@ package secure_test
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"errors"
 	"fmt"
 	"sort"
@@ -97,15 +100,31 @@ var modes = []mode{
 		return secure.Config{Keys: k, Encrypt: true}, secure.Config{Keys: k}
 	}},
 	{"mac+sig", func(k secure.KeyProvider, sk ed25519.PrivateKey, pk ed25519.PublicKey) (secure.Config, secure.Config) {
-		return secure.Config{Keys: k, SigningKey: sk}, secure.Config{Keys: k, Trusted: []ed25519.PublicKey{pk}}
+		return secure.Config{Keys: k, SigningKey: sk}, secure.Config{Keys: k, Trusted: []crypto.PublicKey{pk}}
 	}},
 	{"gcm+sig", func(k secure.KeyProvider, sk ed25519.PrivateKey, pk ed25519.PublicKey) (secure.Config, secure.Config) {
-		return secure.Config{Keys: k, Encrypt: true, SigningKey: sk}, secure.Config{Keys: k, Trusted: []ed25519.PublicKey{pk}}
+		return secure.Config{Keys: k, Encrypt: true, SigningKey: sk}, secure.Config{Keys: k, Trusted: []crypto.PublicKey{pk}}
 	}},
 	{"sig", func(_ secure.KeyProvider, sk ed25519.PrivateKey, pk ed25519.PublicKey) (secure.Config, secure.Config) {
-		return secure.Config{SigningKey: sk}, secure.Config{Trusted: []ed25519.PublicKey{pk}}
+		return secure.Config{SigningKey: sk}, secure.Config{Trusted: []crypto.PublicKey{pk}}
+	}},
+	// ECDSA P-256 instead of Ed25519; receivers trust an Ed25519 key too.
+	{"gcm+p256", func(k secure.KeyProvider, _ ed25519.PrivateKey, pk ed25519.PublicKey) (secure.Config, secure.Config) {
+		return secure.Config{Keys: k, Encrypt: true, SigningKey: p256SK}, secure.Config{Keys: k, Trusted: []crypto.PublicKey{pk, &p256SK.PublicKey}}
+	}},
+	{"p256", func(_ secure.KeyProvider, _ ed25519.PrivateKey, _ ed25519.PublicKey) (secure.Config, secure.Config) {
+		return secure.Config{SigningKey: p256SK}, secure.Config{Trusted: []crypto.PublicKey{&p256SK.PublicKey}}
 	}},
 }
+
+// p256SK is a fixed ECDSA P-256 key.
+var p256SK = func() *ecdsa.PrivateKey {
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
 
 func testKey(id uint8, fill byte) secure.GroupKey {
 	k := secure.GroupKey{ID: id}
@@ -162,7 +181,7 @@ func TestRoundTrip(t *testing.T) {
 // overhead is what Seal adds in mode m: 16 bytes, a 16-byte tag with a
 // group key, a 64-byte signature with a signing key.
 func (m mode) overhead() int {
-	return map[string]int{"mac": 32, "gcm": 32, "mac+sig": 96, "gcm+sig": 96, "sig": 80}[m.name]
+	return map[string]int{"mac": 32, "gcm": 32, "mac+sig": 96, "gcm+sig": 96, "sig": 80, "gcm+p256": 96, "p256": 80}[m.name]
 }
 
 // TestTamper flips every bit of a sealed packet of every type, truncates it
@@ -327,7 +346,7 @@ func TestKeys(t *testing.T) {
 	if _, err := ou.Open(seal(), t0); !errors.Is(err, secure.ErrKey) {
 		t.Fatalf("unknown id: %v", err)
 	}
-	sigOnly := must[*secure.Opener](t)(secure.NewOpener(secure.Config{Trusted: []ed25519.PublicKey{seedSK.Public().(ed25519.PublicKey)}}))
+	sigOnly := must[*secure.Opener](t)(secure.NewOpener(secure.Config{Trusted: []crypto.PublicKey{seedSK.Public().(ed25519.PublicKey)}}))
 	if _, err := sigOnly.Open(seal(), t0); err == nil {
 		t.Fatal("signature-only opener accepted an unsigned, tagged packet")
 	}
@@ -341,7 +360,7 @@ func TestKeys(t *testing.T) {
 	// Signatures: untrusted signer, and an unsigned sender message, are
 	// refused; unsigned feedback with a good tag is not.
 	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32))
-	trustCfg := secure.Config{Keys: right, Trusted: []ed25519.PublicKey{seedSK.Public().(ed25519.PublicKey)}}
+	trustCfg := secure.Config{Keys: right, Trusted: []crypto.PublicKey{seedSK.Public().(ed25519.PublicKey)}}
 	ot := must[*secure.Opener](t)(secure.NewOpener(trustCfg))
 	impostor := must[*secure.Sealer](t)(secure.NewSealer(secure.Config{Keys: right, SigningKey: other}, t0))
 	if _, err := ot.Open(must[[]byte](t)(impostor.Seal(nil, pkt, t0)), t0); !errors.Is(err, secure.ErrSignature) {
@@ -388,7 +407,10 @@ func TestConfig(t *testing.T) {
 		{},
 		{Encrypt: true, SigningKey: seedSK},
 		{SigningKey: seedSK[:10]},
-		{Trusted: []ed25519.PublicKey{{1, 2}}},
+		{Trusted: []crypto.PublicKey{ed25519.PublicKey{1, 2}}},
+		{Trusted: []crypto.PublicKey{&p384.PublicKey}}, // only P-256
+		{SigningKey: p384},
+		{Trusted: []crypto.PublicKey{"not a key"}},
 		{Keys: secure.NewKeyring(), MaxSkew: -1},
 	} {
 		if _, err := secure.NewOpener(c); !errors.Is(err, secure.ErrConfig) {

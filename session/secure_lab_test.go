@@ -3,6 +3,7 @@ package session_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"encoding/binary"
 	"net"
@@ -32,7 +33,7 @@ func TestLabSecurity(t *testing.T) {
 	}
 	signer := ed25519.NewKeyFromSeed(make([]byte, 32))
 	goodSec := cfg(key, false)
-	goodSec.Trusted = []ed25519.PublicKey{signer.Public().(ed25519.PublicKey)}
+	goodSec.Trusted = []crypto.PublicKey{signer.Public()}
 	good := open(t, l.Hosts[1], session.Config{Group: group, Seed: 2, Security: goodSec})
 	wrong := open(t, l.Hosts[2], session.Config{Group: group, Seed: 3, Security: cfg(secure.GroupKey{ID: 1}, false)})
 	keyless := open(t, l.Hosts[3], session.Config{Group: group, Seed: 4})

@@ -121,7 +121,7 @@ func TestSecuritySealsAndOpens(t *testing.T) {
 		}
 	}
 	// Signatures shrink the default segment so packets keep fitting the MTU.
-	sk := secure.Config{Keys: secure.NewKeyring(key), SigningKey: make([]byte, 64)}
+	sk := secure.Config{Keys: secure.NewKeyring(key), SigningKey: make(ed25519.PrivateKey, 64)}
 	if s := testSession(t, &sk); s.cfg.Sender.SegmentSize != 1400-(sk.Overhead()-32) {
 		t.Fatalf("segment size %d with signatures", s.cfg.Sender.SegmentSize)
 	}

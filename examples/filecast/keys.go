@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -24,6 +27,8 @@ import (
 //	shoal-group-key <id 0-255> <64 hex digits>    (the first line is the one sealed with)
 //	shoal-sign-key <64 hex digits: Ed25519 seed>
 //	shoal-public-key <64 hex digits>              (a --trust file lists one or more)
+//	shoal-sign-key-p256 <64 hex digits: ECDSA P-256 private scalar>
+//	shoal-public-key-p256 <130 hex digits: uncompressed point>
 //
 // Secrets are read from files only, never from the command line, where
 // other users could see them in the process list.
@@ -91,23 +96,45 @@ func (f *securityFlags) config(group string) (*secure.Config, error) {
 		c.Keys = secure.NewKeyring(k)
 	}
 	if f.signKey != "" {
-		b, err := readHexKey(f.signKey, "shoal-sign-key", ed25519.SeedSize)
-		if err != nil {
-			return nil, err
+		if b, err := readHexKey(f.signKey, "shoal-sign-key-p256", 32); err == nil {
+			if c.SigningKey, err = ecdsa.ParseRawPrivateKey(elliptic.P256(), b[0]); err != nil {
+				return nil, fmt.Errorf("%s: %v", f.signKey, err)
+			}
+		} else if b, err2 := readHexKey(f.signKey, "shoal-sign-key", ed25519.SeedSize); err2 == nil {
+			c.SigningKey = ed25519.NewKeyFromSeed(b[0])
+		} else {
+			return nil, fmt.Errorf("%v; %v", err2, err)
 		}
-		c.SigningKey = ed25519.NewKeyFromSeed(b[0])
 	}
 	if f.trust != "" {
-		b, err := readHexKey(f.trust, "shoal-public-key", ed25519.PublicKeySize)
-		if err != nil {
-			return nil, err
-		}
-		for _, k := range b {
+		ed, err := readHexKey(f.trust, "shoal-public-key", ed25519.PublicKeySize)
+		for _, k := range ed {
 			c.Trusted = append(c.Trusted, ed25519.PublicKey(k))
+		}
+		p, err2 := readHexKey(f.trust, "shoal-public-key-p256", 65)
+		for _, k := range p {
+			pk, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), k)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", f.trust, err)
+			}
+			c.Trusted = append(c.Trusted, pk)
+		}
+		// A file of one kind has no line of the other: an error only if
+		// it is malformed, or holds neither.
+		for _, e := range []error{err, err2} {
+			if e != nil && !errors.Is(e, errNoLine) {
+				return nil, e
+			}
+		}
+		if len(c.Trusted) == 0 {
+			return nil, fmt.Errorf("%s: no shoal-public-key or shoal-public-key-p256 line", f.trust)
 		}
 	}
 	return c, nil
 }
+
+// errNoLine: a key file has no line of the tag asked for.
+var errNoLine = errors.New("no such line")
 
 // keyFromPassphrase is secure.KeyFromPassphrase; tests replace it with
 // something cheaper than Argon2id under -race.
@@ -133,7 +160,7 @@ func readKeyFile(file, tag string) ([][]string, error) {
 		return nil, fmt.Errorf("%s: %v", file, err)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no %s line", file, tag)
+		return nil, fmt.Errorf("%s: %w: %s", file, errNoLine, tag)
 	}
 	return out, nil
 }
@@ -164,16 +191,32 @@ func runKeygen(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "file to create (required); with --sign the public key goes to FILE.pub")
 	id := fs.Uint("id", 1, "key id of a group key (0-255): give the next key of a rotation a new id")
-	sign := fs.Bool("sign", false, "write an Ed25519 signing key pair instead of a group key")
+	sign := fs.Bool("sign", false, "write a signing key pair instead of a group key")
+	alg := fs.String("sign-alg", "ed25519", "with --sign: the signature algorithm, ed25519 or p256 (ECDSA P-256, where policy asks for NIST curves)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *out == "" || *id > 255 {
-		fmt.Fprintln(stderr, "filecast keygen: --out FILE is required and --id must be 0-255")
+	if *out == "" || *id > 255 || (*alg != "ed25519" && *alg != "p256") {
+		fmt.Fprintln(stderr, "filecast keygen: --out FILE is required, --id must be 0-255 and --sign-alg ed25519 or p256")
 		return 2
 	}
 	var content, pub string
-	if *sign {
+	if *sign && *alg == "p256" {
+		sk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err == nil {
+			var raw, pb []byte
+			if raw, err = sk.Bytes(); err == nil {
+				if pb, err = sk.PublicKey.Bytes(); err == nil {
+					content = "shoal-sign-key-p256 " + hex.EncodeToString(raw) + "\n"
+					pub = "shoal-public-key-p256 " + hex.EncodeToString(pb) + "\n"
+				}
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "filecast keygen: %v\n", err)
+			return 1
+		}
+	} else if *sign {
 		pk, sk, err := ed25519.GenerateKey(nil)
 		if err != nil {
 			fmt.Fprintf(stderr, "filecast keygen: %v\n", err)

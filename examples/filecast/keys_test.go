@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"flag"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/secure"
 )
 
@@ -45,7 +47,7 @@ func TestKeygen(t *testing.T) {
 	}
 	k, ok := c.Keys.Current()
 	if !ok || k.ID != 7 || k.Secret == [32]byte{} || !c.Encrypt || len(c.Trusted) != 1 ||
-		!bytes.Equal(c.Trusted[0], c.SigningKey.Public().(ed25519.PublicKey)) {
+		!bytes.Equal(c.Trusted[0].(ed25519.PublicKey), c.SigningKey.Public().(ed25519.PublicKey)) {
 		t.Fatalf("config %+v", c)
 	}
 
@@ -166,5 +168,62 @@ func TestFitSegment(t *testing.T) {
 		if got := fitSegment(fs, *seg, c.sec); got != c.want {
 			t.Errorf("%v: %d, want %d", c.args, got, c.want)
 		}
+	}
+}
+
+// TestKeygenP256: keygen --sign --sign-alg p256 writes an ECDSA P-256
+// pair; --sign-key and --trust read it (a --trust file may mix both kinds),
+// and what the one signs the other accepts.
+func TestKeygenP256(t *testing.T) {
+	dir := t.TempDir()
+	sign, ed := filepath.Join(dir, "p.key"), filepath.Join(dir, "e.key")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"keygen", "--sign", "--sign-alg", "p256", "--out", sign}, &out, &errOut); code != 0 {
+		t.Fatalf("keygen --sign-alg p256: %d %s", code, errOut.String())
+	}
+	if code := run([]string{"keygen", "--sign", "--out", ed}, &out, &errOut); code != 0 {
+		t.Fatalf("keygen --sign: %d %s", code, errOut.String())
+	}
+	if code := run([]string{"keygen", "--sign", "--sign-alg", "rsa", "--out", filepath.Join(dir, "x")}, &out, &errOut); code != 2 {
+		t.Fatalf("--sign-alg rsa: exit %d", code)
+	}
+	trust := filepath.Join(dir, "trust")
+	a, _ := os.ReadFile(ed + ".pub")
+	b, _ := os.ReadFile(sign + ".pub")
+	os.WriteFile(trust, append(a, b...), 0o644)
+	tx, err := (&securityFlags{signKey: sign}).config("239.1.1.1:6003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx, err := (&securityFlags{trust: trust}).config("239.1.1.1:6003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, ok := tx.SigningKey.(*ecdsa.PrivateKey)
+	if !ok || len(rx.Trusted) != 2 || !sk.PublicKey.Equal(rx.Trusted[1]) {
+		t.Fatalf("signing key %T, trusted %v", tx.SigningKey, rx.Trusted)
+	}
+	s, err := secure.NewSealer(*tx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := secure.NewOpener(*rx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := framing.Message{Type: framing.TypeCmd, Cmd: framing.Cmd{Header: framing.Header{Type: framing.TypeCmd, SourceID: 1},
+		SenderFields: framing.SenderFields{InstanceID: 1}, Flavor: framing.FlavorEOT}}
+	pkt, _ := m.Append(nil)
+	sealed, err := s.Seal(nil, pkt, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := o.Open(sealed, time.Now()); err != nil || !bytes.Equal(got, pkt) {
+		t.Fatalf("open: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.pub")
+	os.WriteFile(bad, []byte("shoal-public-key-p256 04abcd\n"), 0o644)
+	if _, err := (&securityFlags{trust: bad}).config("239.1.1.1:6003"); err == nil {
+		t.Fatal("a malformed P-256 public key was accepted")
 	}
 }
