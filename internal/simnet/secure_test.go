@@ -58,6 +58,9 @@ func (n *secNode) in(p simnet.Packet) []byte {
 	} else {
 		n.fromOK++
 	}
+	if n.open == nil { // the unsecured control run
+		return bytes.Clone(p.Payload)
+	}
 	b, err := n.open.Open(bytes.Clone(p.Payload), p.At)
 	if err != nil {
 		return nil
@@ -66,10 +69,14 @@ func (n *secNode) in(p simnet.Packet) []byte {
 }
 
 func (n *secNode) send(now time.Time) {
-	n.box.Reset()
-	n.seal.SealAll(&n.box, &n.out, now)
-	for i := range n.box.Len() {
-		b, dst := n.box.Packet(i)
+	box := &n.out
+	if n.seal != nil {
+		n.box.Reset()
+		n.seal.SealAll(&n.box, &n.out, now)
+		box = &n.box
+	}
+	for i := range box.Len() {
+		b, dst := box.Packet(i)
 		if !dst.IsValid() {
 			dst = secGroup
 		}
@@ -263,8 +270,9 @@ type secResult struct {
 }
 
 // runSecured runs the scenario with good receivers, plus a wrong-key
-// receiver and a hostile node if asked.
-func runSecured(t *testing.T, good int, wrongKey, attack bool) secResult {
+// receiver and a hostile node if asked; without keys (the control run)
+// packets go as the engines built them.
+func runSecured(t *testing.T, good int, wrongKey, attack, keys bool) secResult {
 	t.Helper()
 	key := secure.GroupKey{ID: 1, Secret: [32]byte{1, 2, 3, 4}}
 	cfg := secure.Config{Keys: secure.NewKeyring(key)}
@@ -282,6 +290,9 @@ func runSecured(t *testing.T, good int, wrongKey, attack bool) secResult {
 		op, err := secure.NewOpener(c)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !keys {
+			sl, op = nil, nil
 		}
 		return secNode{net: net, id: id, seal: sl, open: op, bad: bad, self: uint32(self)}
 	}
@@ -332,7 +343,11 @@ func runSecured(t *testing.T, good int, wrongKey, attack bool) secResult {
 		res.hostile = h
 		eps = append(eps, h)
 	}
-	r := simnet.Run(net, eps, simnet.Limits{Until: secStart.Add(60 * time.Second), Done: func() bool {
+	until := 60 * time.Second
+	if !keys {
+		until = 5 * time.Second // the control run may never finish
+	}
+	r := simnet.Run(net, eps, simnet.Limits{Until: secStart.Add(until), Done: func() bool {
 		for _, e := range res.rxs {
 			if e.data == nil {
 				return false
@@ -352,7 +367,7 @@ func runSecured(t *testing.T, good int, wrongKey, attack bool) secResult {
 // reached an honest node from the hostile node or the wrong-key receiver
 // is refused and counted, while every honest packet opens.
 func TestSecuredSpoofing(t *testing.T) {
-	res := runSecured(t, 3, true, true)
+	res := runSecured(t, 3, true, true, true)
 	if res.stop != simnet.StopDone {
 		t.Fatalf("run stopped: %v", res.stop)
 	}
@@ -393,6 +408,23 @@ func TestSecuredSpoofing(t *testing.T) {
 	if w := res.wrong; w.data != nil || w.open.Stats().Opened != 0 || w.open.Stats().BadTag == 0 {
 		t.Errorf("wrong-key receiver: data %v, %+v", w.data != nil, w.open.Stats())
 	}
+
+	// Control: without keys the same attack takes the transfer apart, so
+	// the forgeries above are real ones.
+	plain := runSecured(t, 3, false, true, false)
+	broken := plain.tx.ghostAcked || plain.tx.s.Stats().GRTT >= time.Second
+	for _, e := range plain.rxs {
+		broken = broken || e.aborted || !bytes.Equal(e.data, secData)
+		for _, n := range e.names {
+			broken = broken || n != "good.bin"
+		}
+	}
+	if !broken {
+		t.Fatal("without keys the forgeries did nothing: the attack tests nothing")
+	}
+	r0 := plain.rxs[0]
+	t.Logf("without keys: ghost acked %v, GRTT %v, receiver 0: intact %v, aborted %v, names %q",
+		plain.tx.ghostAcked, plain.tx.s.Stats().GRTT, bytes.Equal(r0.data, secData), r0.aborted, r0.names)
 }
 
 // TestSecuredWrongKeyDoesNotSlow: a receiver with the wrong key in the
@@ -411,8 +443,8 @@ func TestSecuredWrongKeyDoesNotSlow(t *testing.T) {
 		}
 		return last.Sub(secStart)
 	}
-	alone := finish(runSecured(t, 3, false, false))
-	with := runSecured(t, 3, true, false)
+	alone := finish(runSecured(t, 3, false, false, true))
+	with := runSecured(t, 3, true, false, true)
 	if w := with.wrong; w.data != nil || w.open.Stats().Opened != 0 || w.open.Stats().BadTag == 0 {
 		t.Fatalf("wrong-key receiver: data %v, %+v", w.data != nil, w.open.Stats())
 	}
