@@ -41,10 +41,11 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	auth := fs.Bool("auth", false, "authenticate every packet with a group key (HMAC-SHA-256; see package secure)")
 	encrypt := fs.Bool("encrypt", false, "authenticate and encrypt every packet (AES-256-GCM)")
 	sign := fs.Bool("sign", false, "also sign every packet (Ed25519 over batches of 16; implies --auth); receivers trust only the sender's key")
+	signAlg := fs.String("sign-alg", "ed25519", "with --sign: ed25519 or p256 (ECDSA P-256)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cleanup, err := setupLabSecurity(*auth, *encrypt, *sign)
+	cleanup, err := setupLabSecurity(*auth, *encrypt, *sign, *signAlg)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench lab: %v\n", err)
 		return 1

@@ -2,11 +2,15 @@ package main
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/shoalnet/shoal/secure"
 )
@@ -26,9 +30,12 @@ var helperKey, helperTrust string
 
 // setupLabSecurity makes a fresh group key for the run and returns a
 // function that removes its file.
-func setupLabSecurity(auth, encrypt, sign bool) (func(), error) {
+func setupLabSecurity(auth, encrypt, sign bool, alg string) (func(), error) {
 	if !auth && !encrypt && !sign {
 		return func() {}, nil
+	}
+	if alg != "ed25519" && alg != "p256" {
+		return nil, fmt.Errorf("--sign-alg %q: want ed25519 or p256", alg)
 	}
 	k, err := secure.NewGroupKey(1)
 	if err != nil {
@@ -45,14 +52,30 @@ func setupLabSecurity(auth, encrypt, sign bool) (func(), error) {
 	}
 	labSec.cfg = &secure.Config{Keys: secure.NewKeyring(k), Encrypt: encrypt}
 	if sign {
-		pk, sk, err := ed25519.GenerateKey(nil)
-		if err != nil {
-			os.RemoveAll(dir)
-			return nil, err
+		// The trust file: the public key in hex, "p256:" first for ECDSA.
+		var pub string
+		if alg == "p256" {
+			sk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err == nil {
+				var b []byte
+				if b, err = sk.PublicKey.Bytes(); err == nil {
+					labSec.cfg.SigningKey, pub = sk, "p256:"+hex.EncodeToString(b)
+				}
+			}
+			if err != nil {
+				os.RemoveAll(dir)
+				return nil, err
+			}
+		} else {
+			pk, sk, err := ed25519.GenerateKey(nil)
+			if err != nil {
+				os.RemoveAll(dir)
+				return nil, err
+			}
+			labSec.cfg.SigningKey, pub = sk, hex.EncodeToString(pk)
 		}
-		labSec.cfg.SigningKey = sk
 		labSec.trustFile = filepath.Join(dir, "trust.pub")
-		if err := os.WriteFile(labSec.trustFile, []byte(hex.EncodeToString(pk)), 0o644); err != nil {
+		if err := os.WriteFile(labSec.trustFile, []byte(pub), 0o644); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
 		}
@@ -89,6 +112,18 @@ func helperSecurity() (*secure.Config, error) {
 		b, err := os.ReadFile(helperTrust)
 		if err != nil {
 			return nil, err
+		}
+		if raw, ok := strings.CutPrefix(string(b), "p256:"); ok {
+			pb, err := hex.DecodeString(raw)
+			if err != nil {
+				return nil, fmt.Errorf("bad public key file %s", helperTrust)
+			}
+			pk, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pb)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", helperTrust, err)
+			}
+			c.Trusted = []crypto.PublicKey{pk}
+			return c, nil
 		}
 		pk := make([]byte, ed25519.PublicKeySize)
 		if n, err := hex.Decode(pk, b); err != nil || n != len(pk) {
