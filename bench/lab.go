@@ -38,9 +38,19 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	)
 	fs.Var(sizeFlag{&size}, "size", "file size, e.g. 64MiB")
 	fs.Var(pctFlag{&loss}, "loss", "random loss on every receiver's link (nftables), e.g. 1%")
+	auth := fs.Bool("auth", false, "authenticate every packet with a group key (HMAC-SHA-256; see package secure)")
+	encrypt := fs.Bool("encrypt", false, "authenticate and encrypt every packet (AES-256-GCM)")
+	sign := fs.Bool("sign", false, "also sign every packet (Ed25519 over batches of 16; implies --auth); receivers trust only the sender's key")
+	signAlg := fs.String("sign-alg", "ed25519", "with --sign: ed25519 or p256 (ECDSA P-256)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	cleanup, err := setupLabSecurity(*auth, *encrypt, *sign, *signAlg)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench lab: %v\n", err)
+		return 1
+	}
+	defer cleanup()
 	if why := lab.Available(); why != "" {
 		fmt.Fprintf(stderr, "bench lab: %s\n", why)
 		return 1
@@ -205,7 +215,7 @@ func shoalTransfer(l *lab.Lab, size int64, rate float64, parity, auto, port int,
 	group := netip.MustParseAddrPort(fmt.Sprintf("239.255.8.8:%d", port))
 	var results []<-chan rxResult
 	for _, h := range l.Hosts[1:] {
-		_, ch, err := spawn(h, "lab-rx", "--group", group.String(), "--size", fmt.Sprint(size))
+		_, ch, err := spawn(h, append([]string{"lab-rx", "--group", group.String(), "--size", fmt.Sprint(size)}, helperArgs()...)...)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -216,7 +226,7 @@ func shoalTransfer(l *lab.Lab, size int64, rate float64, parity, auto, port int,
 	err := l.Hosts[0].Do(func() (err error) {
 		// No receiver runs on the sender's host: loopback would only hand
 		// the sender its own packets back.
-		tx, err = session.New(session.Config{Group: group, Interface: lab.Iface, Seed: 1, DisableLoopback: true,
+		tx, err = session.New(session.Config{Group: group, Interface: lab.Iface, Seed: 1, DisableLoopback: true, Security: labSec.cfg,
 			Sender: sender.Config{Rate: rate, Parity: parity, AutoParity: auto,
 				// A LAN: start from a small GRTT estimate, as the reference's
 				// file-cast tool does, instead of the WAN-safe 500 ms.
@@ -282,6 +292,8 @@ func report(stdout io.Writer, work func() (rxResult, error)) int {
 func helperFlags(name string, args []string, size *int64) (netip.AddrPort, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	group := fs.String("group", "", "")
+	fs.StringVar(&helperKey, "key", "", "")
+	fs.StringVar(&helperTrust, "trust", "", "")
 	if size != nil {
 		fs.Int64Var(size, "size", 0, "")
 	}
@@ -301,7 +313,11 @@ func labRx(args []string, stdout io.Writer) int {
 			return rxResult{}, err
 		}
 		sink := simrun.NewVerifySink(1, 0, size)
-		s, err := session.New(session.Config{Group: g, Interface: lab.Iface,
+		sec, err := helperSecurity()
+		if err != nil {
+			return rxResult{}, err
+		}
+		s, err := session.New(session.Config{Group: g, Interface: lab.Iface, Security: sec,
 			FileSink: func(session.ObjectInfo) (io.WriterAt, error) { return sink, nil }})
 		if err != nil {
 			return rxResult{}, err

@@ -56,6 +56,11 @@ type Config struct {
 	// batched writes, and to ride out the millisecond a timer wake-up can
 	// take, without which fast senders fall short of their rate.
 	Burst int
+	// PacketOverhead is the bytes a layer below the engine adds to every
+	// packet after Poll (the session's EXT_AUTH, see package secure). The
+	// pacer and congestion control charge them too, so that Rate is the
+	// rate on the wire; Stats.Bytes counts them. 0 means none; at most 1024.
+	PacketOverhead int
 
 	// SegmentSize is the payload bytes per NORM_DATA. 0 means 1400.
 	SegmentSize int
@@ -226,6 +231,8 @@ func (c *Config) setDefaults() error {
 	switch {
 	case c.SegmentSize < 64 || c.SegmentSize > 65000:
 		return fmt.Errorf("%w: SegmentSize must be 64..65000", ErrConfig)
+	case c.PacketOverhead < 0 || c.PacketOverhead > 1024:
+		return fmt.Errorf("%w: PacketOverhead must be 0..1024", ErrConfig)
 	case c.BlockLen < 1 || c.BlockLen > fec.MaxBlockLen:
 		return fmt.Errorf("%w: BlockLen must be 1..255", ErrConfig)
 	case c.Parity < 0 || c.BlockLen+c.Parity > fec.MaxSymbols:

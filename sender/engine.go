@@ -322,7 +322,7 @@ func (s *Sender) commit(out *framing.Outbox, m appender) {
 		return
 	}
 	s.stats.Packets++
-	s.stats.Bytes += uint64(len(b) - len(out.Buf()))
+	s.stats.Bytes += uint64(len(b) - len(out.Buf()) + s.cfg.PacketOverhead)
 	out.Commit(b, netip.AddrPort{})
 }
 
@@ -331,7 +331,7 @@ func (s *Sender) commit(out *framing.Outbox, m appender) {
 // new data, then end-of-transmission flushes; watermark requests go ahead
 // of a backlog of repairs.
 func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
-	if s.pacer.Next(now, s.cfg.SegmentSize+48).After(now) {
+	if s.pacer.Next(now, s.cfg.SegmentSize+48+s.cfg.PacketOverhead).After(now) {
 		return false
 	}
 	before := out.Len()

@@ -53,7 +53,7 @@ type Event struct {
 // Stats are a sender's counters.
 type Stats struct {
 	Packets         uint64 // packets handed to Poll's outbox
-	Bytes           uint64 // their bytes
+	Bytes           uint64 // their bytes, with Config.PacketOverhead each
 	DataSymbols     uint64 // new source symbols
 	AutoParity      uint64 // proactive parity symbols
 	Messages        uint64 // whole messages written with WriteMessage

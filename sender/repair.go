@@ -563,7 +563,7 @@ func (s *Sender) nextWake(now time.Time) time.Time {
 	// Wake when a quarter of the bucket has refilled, not for every
 	// packet: the I/O layer then writes packets in batches (one GSO write
 	// or sendmmsg call) and wakes far less often, at the same average rate.
-	pacerAt := s.pacer.Next(now, max(s.cfg.SegmentSize+48, s.pacer.Burst()/4))
+	pacerAt := s.pacer.Next(now, max(s.cfg.SegmentSize+48+s.cfg.PacketOverhead, s.pacer.Burst()/4))
 	paced := func(t time.Time) {
 		if t.Before(pacerAt) {
 			t = pacerAt

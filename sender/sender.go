@@ -212,7 +212,7 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 	s := &Sender{
 		cfg:   cfg,
 		inst:  cfg.InstanceID,
-		pacer: congestion.NewPacer(cfg.Rate, burstFor(cfg, cfg.Rate), cfg.SegmentSize+64),
+		pacer: congestion.NewPacer(cfg.Rate, burstFor(cfg, cfg.Rate), cfg.SegmentSize+64+cfg.PacketOverhead),
 		epoch: now,
 		grtt:  cfg.GRTT,
 		agg:   nack.NewAggregator(1024, fec.MaxSymbols),
@@ -301,7 +301,7 @@ func burstFor(cfg Config, rate float64) int {
 	if cfg.Burst > 0 {
 		return cfg.Burst
 	}
-	return max(16*(cfg.SegmentSize+64), int(rate*0.002))
+	return max(16*(cfg.SegmentSize+64+cfg.PacketOverhead), int(rate*0.002))
 }
 
 // SendData queues data as a NORM_OBJECT_DATA with optional info (at most one

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/receiver"
+	"github.com/shoalnet/shoal/secure"
 	"github.com/shoalnet/shoal/sender"
 )
 
@@ -88,6 +89,16 @@ type Config struct {
 	// socket New opens. The session owns Conn from New on and closes it
 	// when it ends, or when New fails.
 	Conn PacketConn
+
+	// Security, if set, authenticates every packet this session sends with
+	// a group key and/or a signature, optionally encrypts payloads, and
+	// drops every received packet that fails its checks or replays an old
+	// one, before the engines see it (see package secure; nodes need
+	// clocks within Security.MaxSkew). Every member of the group needs
+	// it. Nil, the default, leaves packets byte for byte as the reference
+	// implementation sends them, and drops received packets that carry
+	// EXT_AUTH. SecurityStats counts what was refused.
+	Security *secure.Config
 
 	// Logger receives the session's log; nil means silent.
 	Logger *slog.Logger

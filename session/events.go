@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/shoalnet/shoal/receiver"
+	"github.com/shoalnet/shoal/secure"
 	"github.com/shoalnet/shoal/sender"
 )
 
@@ -113,4 +114,5 @@ type Stats struct {
 	Coalesced uint64
 	Sender    sender.Stats
 	Receiver  receiver.Stats
+	Security  secure.Stats // Config.Security's refusals, as SecurityStats (secure.go)
 }

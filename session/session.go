@@ -70,6 +70,7 @@ type Session struct {
 	acks      []*ackWait // WaitAck requests, the engine's watermark first
 	openFiles []openFile
 	stats     Stats
+	sec       *secState // Config.Security (see secure.go)
 }
 
 // nowFunc is the session's clock: the loop, the engines and stream holds
@@ -138,6 +139,9 @@ func New(cfg Config) (s *Session, err error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.disk = newDiskWriter(s)
+	if err := s.initSecurity(); err != nil {
+		return nil, err
+	}
 	s.seed = cfg.Seed
 	if s.seed == 0 {
 		var b [8]byte
@@ -400,6 +404,9 @@ const maxWait = 10 * time.Second
 func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) {
 	s.stats.PacketsReceived++
 	s.stats.BytesReceived += uint64(len(b))
+	if b = s.openIn(now, from, b); b == nil {
+		return
+	}
 	h, _, err := framing.Peek(b)
 	if err != nil {
 		s.log.Debug("not NORM", "from", from, "err", err)
@@ -444,6 +451,7 @@ func (s *Session) poll(now time.Time) time.Time {
 	if s.waiters > 0 {
 		s.wakeWaiters()
 	}
+	s.sealOut(now)
 	return next
 }
 
@@ -546,6 +554,7 @@ func (s *Session) Stats() Stats {
 	if l, ok := s.c.(*LossConn); ok {
 		st.InjectedTxLoss, st.InjectedRxLoss = l.Dropped()
 	}
+	st.Security = s.securityStats()
 	return st
 }
 

@@ -6,6 +6,7 @@
 //	filecast send [flags] PATH...     send files and directory trees
 //	filecast recv --dir DIR [flags]   receive into DIR
 //	filecast demo [flags]             a sender and receivers in this process, over a simulated lossy network
+//	filecast keygen --out FILE        write a group key (or with --sign a signing key pair) for --key
 //
 // Run "filecast CMD -h" for a command's flags.
 package main
@@ -34,7 +35,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var mu sync.Mutex
 	stdout, stderr = &lockedWriter{mu: &mu, w: stdout}, &lockedWriter{mu: &mu, w: stderr}
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: filecast send|recv|demo [flags]   (filecast CMD -h for flags)")
+		fmt.Fprintln(stderr, "usage: filecast send|recv|demo|keygen [flags]   (filecast CMD -h for flags)")
 		return 2
 	}
 	switch args[0] {
@@ -44,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRecv(args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(args[1:], stdout, stderr)
+	case "keygen":
+		return runKeygen(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "filecast: unknown command %q\n", args[0])
 	return 2

@@ -77,7 +77,21 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stderr, "filecast recv: node id %s (name it in a sender's --ack list; --node sets it)\n", nodeName(uint32(s.NodeID())))
+	watchCtx, endWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		watchAuth(watchCtx, s.SecurityStats, cfg.Security != nil, stderr, 100*time.Millisecond, refusalReport)
+	}()
 	status := receiveLoop(ctx, s, st, *count, *idle, *linger, c.json, stdout, stderr)
+	endWatch()
+	<-watched
+	if msg, bad := refusedOnly(s.SecurityStats(), cfg.Security != nil); bad {
+		// Heard only packets it could not authenticate: that is a failure
+		// even when --count and --idle-timeout would call it a normal end.
+		fmt.Fprintf(stderr, "filecast recv: nothing authenticated: %s\n", msg)
+		status = 1
+	}
 	closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := s.Shutdown(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

@@ -178,6 +178,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "filecast send: %v\n", err)
 		return 1
 	}
+	*segment = fitSegment(fs, *segment, cfg.Security) // keys.go
 	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto, GRTT: *grtt}
 	// Every file stays open until the end anyway: keep up to 4096 for
 	// repair, or a tree of small files outruns the default 256-object
@@ -351,6 +352,7 @@ type commonFlags struct {
 	json     bool
 	logLevel string
 	node     string
+	sec      securityFlags // keys.go
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
@@ -361,6 +363,7 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	fs.StringVar(&c.node, "node", "", "this node's NORM id: an IPv4 address or a number (default: random, new every run; recv prints it). "+
 		"Set it to be listed in another sender's --ack, or to keep one identity across restarts; every node of the group needs its own")
+	c.sec.register(fs)
 }
 
 func (c *commonFlags) config() (session.Config, error) {
@@ -369,6 +372,9 @@ func (c *commonFlags) config() (session.Config, error) {
 		return session.Config{}, fmt.Errorf("--group: %v", err)
 	}
 	cfg := session.Config{Group: g, Interface: c.iface, TTL: c.ttl}
+	if cfg.Security, err = c.sec.config(g.String()); err != nil {
+		return session.Config{}, err
+	}
 	if c.node != "" {
 		id, err := parseNode(c.node)
 		if err != nil {
