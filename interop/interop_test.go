@@ -478,7 +478,7 @@ func TestAckLibnormSender(t *testing.T) {
 	for _, h := range l.Hosts[1:] {
 		s := shoalRecv(t, h, group, session.Config{})
 		rx = append(rx, s)
-		ids = append(ids, fmt.Sprint(s.NodeID()))
+		ids = append(ids, fmt.Sprint(uint32(s.NodeID())))
 	}
 	time.Sleep(500 * time.Millisecond)
 	wait := peerSend(t, bin, l.Hosts[0], group, append([]string{"--rate", "20000000", "--ack", strings.Join(ids, ",")}, args...)...)
@@ -495,7 +495,7 @@ func TestAckLibnormSender(t *testing.T) {
 		t.Errorf("normpeer sender: %v\n%s", err, out)
 	}
 	for _, s := range rx {
-		if want := fmt.Sprintf("ACK %08x ok", s.NodeID()); !strings.Contains(out, want) {
+		if want := fmt.Sprintf("ACK %08x ok", uint32(s.NodeID())); !strings.Contains(out, want) {
 			t.Errorf("libnorm sender did not report %q:\n%s", want, out)
 		}
 	}
@@ -583,7 +583,7 @@ func shoalSendCC(t *testing.T, bin string, h *lab.Host, rx []*lab.Host, group ne
 	}
 	for _, r := range results {
 		if r.Err != nil {
-			t.Errorf("libnorm receiver %08x did not acknowledge: %v", r.Node, r.Err)
+			t.Errorf("libnorm receiver %08x did not acknowledge: %v", uint32(r.Node), r.Err)
 		}
 	}
 	lines, dirs := wait()

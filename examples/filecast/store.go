@@ -71,7 +71,7 @@ func newStore(dir string) (*store, error) {
 
 // sink is the session's FileSink: a temporary file per object.
 func (s *store) sink(info session.ObjectInfo) (io.WriterAt, error) {
-	f, err := os.CreateTemp(s.dir, fmt.Sprintf(".filecast-%08x-%d-*.part", info.Sender, info.ID))
+	f, err := os.CreateTemp(s.dir, fmt.Sprintf(".filecast-%08x-%d-*.part", uint32(info.Sender), info.ID))
 	if err != nil {
 		return nil, err
 	}
