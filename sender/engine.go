@@ -123,6 +123,20 @@ func (s *Sender) heard(now time.Time, node uint32, resp framing.Timestamp) {
 	if rtt > s.grttPeak {
 		s.grttPeak = rtt
 	}
+	if !s.grttSet {
+		// The first measurement replaces the configured guess at once,
+		// not at the next probe a probe interval (a second) later: every
+		// timer of the session, the receivers' included, runs on the
+		// guess until then, and a flow-controlled stream's writer waits
+		// on them. A later, larger sample still raises it at once, and
+		// the next probe takes the largest heard (see sendProbe).
+		s.grtt, s.grttSet, s.grttShrunk = rtt, true, now
+		s.clampGRTT()
+		if next := s.lastProbe.Add(s.probeInterval()); next.Before(s.nextProbe) {
+			s.nextProbe = next
+		}
+		return
+	}
 	if rtt > s.grtt {
 		s.grtt = rtt
 		s.clampGRTT()

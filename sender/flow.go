@@ -174,7 +174,7 @@ func (s *Sender) flowPoll(now time.Time) bool {
 // unconfirmed; no more often than a receiver can answer.
 func (s *Sender) flowWMDue(now time.Time, o *txObject) bool {
 	st := o.stream
-	if s.cfg.StreamPartial || st.next == 0 || now.Before(st.wmNext) {
+	if s.cfg.StreamPartial || st.next == 0 || now.Before(s.flowWMNext(st)) {
 		return false
 	}
 	pending := false
@@ -210,8 +210,20 @@ func (s *Sender) sendFlowWatermark(now time.Time, out *framing.Outbox) {
 	*c = framing.Cmd{Header: s.header(framing.TypeCmd), SenderFields: s.senderFields(),
 		Flavor: framing.FlavorFlush, Ref: ref, Content: content}
 	s.commit(out, c)
-	// The answers come back within a round trip and the receivers' own
-	// backlog; ask again after that if they did not.
-	st.wmNext = now.Add(2*s.grtt + s.rxDelay + time.Millisecond)
+	st.wmAsked = now
 	s.stats.FlowRequests++
+}
+
+// flowWMNext is when the next watermark request of st may go: the answers
+// to the last come back within a round trip and the receivers' own
+// backlog; ask again after that if they did not. It follows the GRTT as
+// it is now, not as it was at the request: a new session's first requests
+// go out under the initial guess (500 ms by default), and a wait fixed
+// then would idle a writer for a second after the first measurement has
+// cut the GRTT to a LAN's millisecond.
+func (s *Sender) flowWMNext(st *txStream) time.Time {
+	if st.wmAsked.IsZero() {
+		return st.wmAsked
+	}
+	return st.wmAsked.Add(2*s.grtt + s.rxDelay + time.Millisecond)
 }

@@ -578,7 +578,7 @@ func (s *Sender) nextWake(now time.Time) time.Time {
 		// Flow control: watermark requests, and releases that let a
 		// waiting writer go on.
 		if st := o.stream; !st.blocked.IsZero() || st.next > st.released {
-			t := st.wmNext
+			t := s.flowWMNext(st)
 			if !t.After(now) {
 				t = now.Add(max(s.grtt, time.Millisecond))
 			}
