@@ -146,6 +146,15 @@ func (s *Sender) flowPoll(now time.Time) bool {
 		}
 	}
 	st := o.stream
+	for i := range s.flow {
+		// A receiver that holds everything sent owes nothing: its
+		// StreamTimeout counts from when it next lacks data, not from its
+		// last confirmation, which may be long ago if the writer was held
+		// back by another receiver meanwhile.
+		if n := &s.flow[i]; n.acked >= st.next {
+			n.advanced = now
+		}
+	}
 	s.release(now, o)
 	if s.cfg.StreamTimeout > 0 && (st.blocked.IsZero() || now.Sub(st.blocked) >= s.cfg.StreamTimeout) {
 		// Give up on the receivers that confirmed nothing new for
