@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoalnet/shoal/internal/simnet"
 	"github.com/shoalnet/shoal/sender"
 )
 
@@ -37,5 +38,69 @@ func TestStreamGoodput(t *testing.T) {
 	t.Logf("file: %v, %.0f Mbit/s; stream/file %.2f", res.Virtual, file, stream/file)
 	if stream < 0.8*file {
 		t.Errorf("stream goodput %.0f Mbit/s is %.2f of the file's %.0f, want at least 0.8", stream, stream/file, file)
+	}
+}
+
+// TestStreamStallBurst: a flow-controlled stream to three receivers
+// through 30 % loss that comes in bursts (Gilbert-Elliott, about four
+// packets a burst), with jitter that reorders packets, while receiver 0's
+// process stalls for 2 s mid-stream: it handles nothing and answers
+// nothing, and what reaches it waits in its socket buffer or is dropped.
+//   - Waiting (the default policy with StreamTimeout above the stall): no
+//     byte is lost at any receiver, and the writer waits out the stall.
+//   - With StreamTimeout 1 s: the sender drops the stalled receiver
+//     with an EventSlowReceiver naming it, and the others finish no later
+//     than in a run without the stall plus the timeout and a margin: they
+//     go on at full rate. The stalled receiver gets a gap, never wrong
+//     bytes.
+func TestStreamStallBurst(t *testing.T) {
+	if raceEnabled {
+		t.Skip("three long simulations; minutes under the race detector")
+	}
+	ge := simnet.GilbertElliott{PGoodToBad: 0.1, PBadToGood: 0.25, LossGood: 0.1, LossBad: 0.8}
+	if m := ge.MeanLoss(); m < 0.29 || m > 0.31 {
+		t.Fatalf("burst model loses %.3f on average, want 0.30", m)
+	}
+	base := Scenario{Seed: 7, Receivers: 3, Burst: &ge, Delay: time.Millisecond, Jitter: time.Millisecond,
+		Stream: &Stream{Messages: 4000, MaxLen: 8000, Mode: sender.FlushNone, Buffer: 4 << 20},
+		Sender: sender.Config{Rate: 25e6, Parity: 16, GRTT: 10 * time.Millisecond, StreamTimeout: 30 * time.Second},
+		Limit:  2 * time.Minute}
+
+	clean := run(t, base)
+	t.Logf("no stall: done at %v %v, writer held back %v", clean.Virtual, clean.Finished, clean.Sender.FlowBlocked)
+	if clean.StreamGaps != 0 {
+		t.Fatalf("%d gaps without a stall", clean.StreamGaps)
+	}
+
+	stalled := base
+	stalled.StallFrom, stalled.StallTo = 500*time.Millisecond, 2500*time.Millisecond
+	res := run(t, stalled)
+	t.Logf("stall, waiting: done at %v %v, writer held back %v, socket drops %d", res.Virtual, res.Finished, res.Sender.FlowBlocked, res.SocketDrops)
+	if res.StreamGaps != 0 {
+		t.Fatalf("%d stream gaps with flow control and every receiver alive", res.StreamGaps)
+	}
+	if res.Finished[1] < clean.Finished[1]+time.Second {
+		t.Fatalf("receiver 1 finished at %v, %v without the stall: the stall missed the stream", res.Finished[1], clean.Finished[1])
+	}
+
+	stalled.Sender.StreamTimeout = time.Second
+	res = run(t, stalled)
+	t.Logf("stall, 1 s timeout: done at %v %v, writer held back %v, %d gaps", res.Virtual, res.Finished, res.Sender.FlowBlocked, res.StreamGaps)
+	dropped := 0
+	for _, e := range res.SenderEvts {
+		if e.Kind == sender.EventSlowReceiver {
+			dropped++
+			if e.Node != rxNodeID(0) {
+				t.Errorf("dropped node %x, want the stalled receiver %x", e.Node, rxNodeID(0))
+			}
+		}
+	}
+	if dropped == 0 {
+		t.Fatal("no EventSlowReceiver for the stalled receiver")
+	}
+	for i := 1; i < 3; i++ {
+		if limit := clean.Finished[i] + stalled.Sender.StreamTimeout + 300*time.Millisecond; res.Finished[i] > limit {
+			t.Errorf("receiver %d finished at %v, %v without the stall: held back by the stalled one past the timeout", i, res.Finished[i], clean.Finished[i])
+		}
 	}
 }
