@@ -134,6 +134,13 @@ type Config struct {
 	// once sent, whoever still needs them, and receivers that fall behind
 	// get gaps. For live media where late data is worthless.
 	StreamPartial bool
+	// ObjectPartial turns object flow control off: with acking nodes, a
+	// sent object normally leaves the transmit cache only once every one
+	// of them confirmed holding it (queueing waits meanwhile; a node that
+	// confirms nothing new for StreamTimeout is dropped with an
+	// EventSlowReceiver). With ObjectPartial the oldest sent object is
+	// purged whenever room is needed, as without acking nodes.
+	ObjectPartial bool
 
 	// MaxNodes bounds the receivers the sender keeps track of: AckingNodes
 	// plus, with TrackReceivers, those heard. Any host on the group can

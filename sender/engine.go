@@ -83,6 +83,7 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 		if a.AckType == framing.AckFlush {
 			if w, err := a.Watermark(0); err == nil {
 				s.flowAck(a.SourceID, w)
+				s.objAck(a.SourceID, w)
 			}
 		}
 		s.heard(arrived, a.SourceID, a.GRTTResponse)
@@ -188,10 +189,9 @@ func (s *Sender) active() bool {
 	if s.rq.len() > 0 || !s.aggEnd.IsZero() || s.wm != nil || s.squelch {
 		return true
 	}
-	for _, o := range s.objs {
-		if !o.sent {
-			return true
-		}
+	s.advanceUnsent()
+	if s.unsentFrom < len(s.objs) {
+		return true
 	}
 	return len(s.objs) > 0 && s.flushCount < s.cfg.RobustFactor
 }
@@ -215,6 +215,7 @@ func (s *Sender) Poll(now time.Time, out *framing.Outbox) time.Time {
 	}
 	s.paceGrow(now)
 	s.flowDue = s.flowPoll(now)
+	s.objDue = s.objFlowPoll(now)
 	if s.active() && !now.Before(s.nextProbe) {
 		// Probes are small and time-critical: they go at once and their
 		// bytes are charged to the pacer.
@@ -363,6 +364,9 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 	case s.flowDue:
 		s.flowDue = false
 		s.sendFlowWatermark(now, out)
+	case s.objDue:
+		s.objDue = false
+		s.sendObjWatermark(now, out)
 	case s.wm != nil && s.wmDue(now):
 		s.sendWatermarkFlush(now, out)
 	case s.current() != nil:
@@ -406,7 +410,8 @@ func (s *Sender) yieldToData() bool {
 
 // current returns the oldest object whose new data is not all sent.
 func (s *Sender) current() *txObject {
-	for _, o := range s.objs {
+	s.advanceUnsent()
+	for _, o := range s.objs[s.unsentFrom:] {
 		if o.sent || o.failed != nil {
 			continue
 		}

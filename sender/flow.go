@@ -22,6 +22,12 @@ type flowNode struct {
 	acked    uint64    // stream segments it confirmed holding, for flowObj
 	advanced time.Time // when acked last grew (or the node was first heard)
 	dropped  bool      // given up on by StreamTimeout
+
+	// Object flow control (see objflow.go).
+	held        uint16    // the newest object it confirmed holding, with all before it
+	heldSet     bool      // held is set
+	objAdvanced time.Time // when held last grew, or it last held everything sent
+	objDropped  bool      // given up on by StreamTimeout
 }
 
 // flowHeard notes a receiver heard from.

@@ -154,6 +154,10 @@ type Sender struct {
 	flow       []flowNode     // receivers stream flow control waits for
 	flowIndex  map[uint32]int // index into flow by node id
 	flowDue    bool           // a flow-control watermark request is due
+	objDue     bool           // an object flow-control request is due
+	objAsked   time.Time      // when the last one went out
+	objBlocked time.Time      // since when queueing waits for confirmations, zero if not
+	unsentFrom int            // objs[:unsentFrom] are all sent (see advanceUnsent)
 	flowObj    uint16         // the stream flow's acked positions refer to
 	flowSet    bool
 	rxDelay    time.Duration // the longest socket wait receivers reported lately
@@ -359,13 +363,19 @@ func (s *Sender) makeRoom(size int64) error {
 		if !o.sent {
 			return ErrCacheFull
 		}
+		if !s.objConfirmed(o) {
+			s.objHoldBack()
+			return ErrCacheFull
+		}
 		s.purge(o)
 	}
+	s.objGoOn()
 	return nil
 }
 
 func (s *Sender) purge(o *txObject) {
 	s.objs = s.objs[1:]
+	s.unsentFrom = max(s.unsentFrom-1, 0)
 	s.cacheSz -= int64(o.size)
 	if s.pcObj == o {
 		s.pcObj, s.pcValid = nil, false
