@@ -57,6 +57,9 @@ func (s *Sender) flowHeard(node uint32) {
 // flowStream returns the stream flow control runs for: the oldest one in
 // the cache still being written, sent, or waiting for its receivers.
 func (s *Sender) flowStream() *txObject {
+	if s.streams == 0 {
+		return nil // a cache of thousands of files is not scanned every poll
+	}
 	for _, o := range s.objs {
 		if st := o.stream; st != nil && o.failed == nil && (!st.closing || st.next > st.released || st.sealed > st.next) {
 			return o

@@ -158,6 +158,7 @@ type Sender struct {
 	objAsked   time.Time      // when the last one went out
 	objBlocked time.Time      // since when queueing waits for confirmations, zero if not
 	unsentFrom int            // objs[:unsentFrom] are all sent (see advanceUnsent)
+	streams    int            // stream objects in objs
 	flowObj    uint16         // the stream flow's acked positions refer to
 	flowSet    bool
 	rxDelay    time.Duration // the longest socket wait receivers reported lately
@@ -376,6 +377,9 @@ func (s *Sender) makeRoom(size int64) error {
 func (s *Sender) purge(o *txObject) {
 	s.objs = s.objs[1:]
 	s.unsentFrom = max(s.unsentFrom-1, 0)
+	if o.stream != nil {
+		s.streams--
+	}
 	s.cacheSz -= int64(o.size)
 	if s.pcObj == o {
 		s.pcObj, s.pcValid = nil, false

@@ -90,6 +90,7 @@ func (s *Sender) OpenStream(bufSize int, info []byte, mode FlushMode) (uint16, e
 	o.infoSent = len(o.info) == 0
 	s.nextID++
 	s.objs = append(s.objs, o)
+	s.streams++
 	s.cacheSz += int64(o.size)
 	return o.id, nil
 }

@@ -179,11 +179,12 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto, GRTT: *grtt}
-	// Every file stays open until the end anyway: keep up to 4096 for
-	// repair, or a tree of small files outruns the default 256-object
-	// cache before a starved receiver's NACK arrives, and the files it
-	// misses are squelched. (Not more: the sender scans its cache for the
-	// next object to send on every packet.)
+	// Keep up to 4096 files for repair (files are opened only to be read,
+	// a block at a time), or a tree of small files outruns the default
+	// 256-object cache before a starved receiver's NACK arrives, and the
+	// files it misses are squelched. With --ack, object flow control
+	// also keeps each file until every receiver confirmed it. Not more: a
+	// Shoal receiver's window spans 4096 object ids by default.
 	scfg.CacheObjects = min(max(len(files)**repeat, 256), 4096)
 	if *cc {
 		// Rate, if given, is the rate to start from.
@@ -217,12 +218,8 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	prog := newProgress(stderr, "sending", total)
 	start := time.Now()
 	var last uint16
-	var open []*os.File
-	defer func() {
-		for _, f := range open {
-			f.Close()
-		}
-	}()
+	openFs := newOpenFiles(64)
+	defer openFs.closeAll()
 	// Progress, and the highest rate (bytes per second), from the
 	// session's counters.
 	done, sampled := make(chan struct{}), make(chan struct{})
@@ -244,12 +241,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	}()
 	for rep := 0; rep < *repeat; rep++ {
 		for _, f := range files {
-			fh, err := os.Open(f.path)
-			if err != nil {
-				fmt.Fprintf(stderr, "filecast send: %v\n", err)
-				return 1
-			}
-			open = append(open, fh)
+			fh := openFs.file(f.path, f.size)
 			if last, err = s.SendFileExt(ctx, fh, f.size, []byte(f.name), appendDigest(nil, f.sum)); err != nil {
 				fmt.Fprintf(stderr, "filecast send: %s: %v\n", f.name, err)
 				return 1
