@@ -447,6 +447,7 @@ func (s *Sender) sendInfo(o *txObject, out *framing.Outbox) {
 		Flags: s.flags(o), FECID: framing.FECRS8, ObjectID: o.id, Ext: ext, Content: o.info,
 	}
 	s.commit(out, &m)
+	o.lastTx = s.now
 	s.stats.InfoSent++
 }
 
@@ -512,6 +513,7 @@ func (s *Sender) sendSymbol(o *txObject, b, sym int, out *framing.Outbox) bool {
 	if !ok {
 		return false
 	}
+	o.lastTx = s.now
 	if st := o.stream; st != nil {
 		st.lastTx[b%st.ringBlocks] = s.now
 	}

@@ -21,7 +21,9 @@ import (
 // what its application holds (receiver.Config.ConfirmHeld). A node that
 // confirms nothing new for Config.StreamTimeout while the sender waits for
 // it is dropped from object flow control with an EventSlowReceiver; it
-// counts again once it confirms an object still cached.
+// counts again once it confirms an object still cached. While no acking
+// node is known (TrackReceivers hears of them only from their feedback) an
+// object stays cached for the repair window after it last went out.
 
 // objNeeds reports whether node n has not confirmed holding object id.
 func objNeeds(n *flowNode, id uint16) bool {
@@ -45,18 +47,26 @@ func (s *Sender) objWaiters(f func(n *flowNode) bool) {
 // objConfirmed reports whether object o may leave the cache as far as
 // the acking nodes are concerned.
 func (s *Sender) objConfirmed(o *txObject) bool {
-	if o.stream != nil || o.failed != nil || s.cfg.ObjectPartial {
+	if o.stream != nil || o.failed != nil || s.cfg.ObjectPartial || !(s.cfg.TrackReceivers || len(s.cfg.AckingNodes) > 0) {
 		return true // a stream has its own flow control; a failed object nothing to repair
 	}
-	ok := true
+	ok, known := true, false
 	s.objWaiters(func(n *flowNode) bool {
+		known = known || !n.objDropped
 		if objNeeds(n, o.id) {
 			ok = false
 			s.stats.FlowLimiter = n.id
 		}
 		return ok
 	})
-	return ok
+	if known {
+		return ok
+	}
+	// Nobody to ask yet (tracked receivers are known only once heard, and
+	// a receiver short of CPU may answer late): keep the object repairable
+	// for the repair window after it last went out, and while NACKs are
+	// gathered or repairs queued.
+	return s.now.Sub(o.lastTx) >= s.flowHold() && s.aggEnd.IsZero() && s.rq.len() == 0
 }
 
 // objHoldBack notes that queueing waits for confirmations.

@@ -51,6 +51,7 @@ type txObject struct {
 	repairN  []uint8
 	failed   error
 	stream   *txStream // KindStream only
+	lastTx   time.Time // when a packet of it last went out
 
 	// Marks (see repairQueue) of this object's repair jobs still waiting,
 	// so that requests for the same repair merge: its NORM_INFO, the whole

@@ -179,13 +179,14 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto, GRTT: *grtt}
-	// Keep up to 4096 files for repair (files are opened only to be read,
+	// Keep up to 1024 files for repair (files are opened only to be read,
 	// a block at a time), or a tree of small files outruns the default
 	// 256-object cache before a starved receiver's NACK arrives, and the
-	// files it misses are squelched. With --ack, object flow control
-	// also keeps each file until every receiver confirmed it. Not more: a
-	// Shoal receiver's window spans 4096 object ids by default.
-	scfg.CacheObjects = min(max(len(files)**repeat, 256), 4096)
+	// files it misses are squelched. With --ack, object flow control also
+	// keeps each file until every receiver confirmed it; a receiver takes
+	// 256 files at a time (its MaxObjects), and a window far beyond that
+	// only has it defer files to ask for them again.
+	scfg.CacheObjects = min(max(len(files)**repeat, 256), 1024)
 	if *cc {
 		// Rate, if given, is the rate to start from.
 		scfg.CC = &congestion.Config{MaxRate: maxBits / 8}
@@ -230,6 +231,13 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		defer t.Stop()
 		for {
 			select {
+			case ev := <-s.Events():
+				if e, ok := ev.(session.SlowReceiver); ok {
+					// Flow control stopped waiting for it (it confirmed
+					// nothing for the sender's StreamTimeout): it will
+					// miss files, and the acknowledgement will say so.
+					fmt.Fprintf(stderr, "filecast: %s fell behind; no longer waited for\n", nodeName(e.Node))
+				}
 			case <-t.C:
 				st := s.Stats()
 				prog.set(int64(st.Sender.DataSymbols) * int64(*segment))

@@ -84,7 +84,7 @@ func TestLabManySmallFiles(t *testing.T) {
 			filepath.Join(src, "tree")}, &out, &errOut)
 		return nil
 	})
-	t.Logf("%d files: sender done in %v", n, time.Since(start))
+	t.Logf("%d files: sender done in %v, exit %d\n%s%s", n, time.Since(start), code, out.String(), errOut.String())
 	rs.check(t, files)
 	if code != 0 || !strings.HasPrefix(out.String(), fmt.Sprintf("filecast: sent %d files ", n)) ||
 		strings.Count(errOut.String(), "acknowledged everything") != 2 {
