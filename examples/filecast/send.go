@@ -131,6 +131,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	grtt := fs.Duration("grtt", 10*time.Millisecond, "initial group round-trip time estimate; measured from then on (raise it for WAN paths with many receivers)")
 	repeat := fs.Int("repeat", 1, "send every file this many times (with --auto-parity, for silent receivers on one-way links)")
 	txLoss := fs.String("tx-loss", "0", "drop this share of sent packets (seeded), e.g. 1%")
+	rxTimeout := fs.Duration("receiver-timeout", 10*time.Second, "with --ack: stop waiting for a receiver that confirms nothing new for this long (it then fails the acknowledgement)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -178,7 +179,8 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "filecast send: %v\n", err)
 		return 1
 	}
-	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto, GRTT: *grtt}
+	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto, GRTT: *grtt,
+		StreamTimeout: *rxTimeout}
 	// Keep up to 1024 files for repair (files are opened only to be read,
 	// a block at a time), or a tree of small files outruns the default
 	// 256-object cache before a starved receiver's NACK arrives, and the

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,3 +92,71 @@ func TestLabManySmallFiles(t *testing.T) {
 		t.Fatalf("send: exit %d\n%s\n%s", code, out.String(), errOut.String())
 	}
 }
+
+// TestLabTreeReceiverKilled: a tree of 2,000 small files (400 under the
+// race detector) to three receivers with --ack auto, more files than the
+// sender caches, so that object flow control waits for every receiver.
+// One receiver is killed once it has a tenth of the files. The sender
+// stops waiting for it after --receiver-timeout (named as having fallen
+// behind), the two others get every file, and the sender exits non-zero
+// naming the killed one as not acknowledging.
+func TestLabTreeReceiverKilled(t *testing.T) {
+	n := treeFiles(t, 2000)
+	l := lab.New(t, 4)
+	src := t.TempDir()
+	files := makeManyFiles(t, src, n)
+	for _, h := range l.Hosts[1:] {
+		if err := h.SetLoss(1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	group := "239.255.10.9:7610"
+	victimDir := t.TempDir()
+	victim := startChild(t, l.Hosts[1], "recv", "--dir", victimDir, "--group", group, "--iface", lab.Iface,
+		"--count", fmt.Sprint(n))
+	rs := startRecv(t, l.Hosts[2:], group, "--count", fmt.Sprint(n), "--idle-timeout", "30s")
+	time.Sleep(500 * time.Millisecond) // receivers join
+	go func() {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if strings.Count(victim.stdout(), "filecast: received ") >= n/10 {
+				break
+			}
+		}
+		_ = victim.cmd.Process.Kill()
+	}()
+	var out, errOut bytes.Buffer
+	var code int
+	start := time.Now()
+	_ = l.Hosts[0].Do(func() error {
+		code = run([]string{"send", "--group", group, "--iface", lab.Iface, "--rate", "100M", "--ack", "auto",
+			"--receiver-timeout", "2s", filepath.Join(src, "tree")}, &out, &errOut)
+		return nil
+	})
+	t.Logf("%d files: sender done in %v, exit %d; the killed receiver is %s\n%s%s", n, time.Since(start), code, victim.id, out.String(), errOut.String())
+	rs.check(t, files)
+	if code == 0 || !strings.Contains(errOut.String(), victim.id+" did not acknowledge") ||
+		!strings.Contains(errOut.String(), victim.id+" fell behind") ||
+		strings.Count(errOut.String(), " acknowledged everything") != 2 {
+		t.Fatalf("send: exit %d; the killed receiver is %s", code, victim.id)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (c *child) stdout() string { return c.out.String() }
