@@ -127,8 +127,12 @@ type Config struct {
 
 	// StreamTimeout is how long a receiver may confirm nothing new of a
 	// stream's data it lacks before it is dropped from flow control
-	// (EventSlowReceiver) and the writer stops waiting for it. 0 means
-	// 10 s; negative means wait for ever.
+	// (EventSlowReceiver) and the writer stops waiting for it. With
+	// acking nodes it bounds object flow control the same way (see
+	// ObjectPartial): an acking node that confirms no object for this
+	// long while queueing waits is no longer waited for (and fails the
+	// final watermark if it lacks objects). 0 means 10 s; negative means
+	// wait for ever.
 	StreamTimeout time.Duration
 	// StreamPartial turns stream flow control off: ring slots are reused
 	// once sent, whoever still needs them, and receivers that fall behind
