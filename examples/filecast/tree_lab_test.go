@@ -75,7 +75,10 @@ func TestLabManySmallFiles(t *testing.T) {
 		}
 	}
 	group := "239.255.10.6:7400"
-	rs := startRecv(t, l.Hosts[1:], group, "--count", fmt.Sprint(n), "--idle-timeout", "30s")
+	// The sender hashes every file before it sends the first: give the
+	// receivers time for that at large sizes.
+	idle := 30*time.Second + time.Duration(n)*2*time.Millisecond
+	rs := startRecv(t, l.Hosts[1:], group, "--count", fmt.Sprint(n), "--idle-timeout", idle.String())
 	time.Sleep(500 * time.Millisecond) // receivers join
 	var out, errOut bytes.Buffer
 	var code int
