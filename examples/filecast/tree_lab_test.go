@@ -98,7 +98,8 @@ func TestLabManySmallFiles(t *testing.T) {
 
 // TestLabTreeReceiverKilled: a tree of 2,000 small files (400 under the
 // race detector) to three receivers with --ack auto, more files than the
-// sender caches, so that object flow control waits for every receiver.
+// sender caches (but for the 400), so that object flow control waits for
+// every receiver.
 // One receiver is killed once it has a tenth of the files. The sender
 // stops waiting for it after --receiver-timeout (named as having fallen
 // behind), the two others get every file, and the sender exits non-zero
@@ -137,9 +138,12 @@ func TestLabTreeReceiverKilled(t *testing.T) {
 	})
 	t.Logf("%d files: sender done in %v, exit %d; the killed receiver is %s\n%s%s", n, time.Since(start), code, victim.id, out.String(), errOut.String())
 	rs.check(t, files)
+	// Past the 1,024 files filecast caches, flow control waited for the
+	// killed receiver and gave up on it; fewer fit the cache at once (under
+	// the race detector), and only the final acknowledgement fails.
+	fellBehind := strings.Contains(errOut.String(), victim.id+" fell behind")
 	if code == 0 || !strings.Contains(errOut.String(), victim.id+" did not acknowledge") ||
-		!strings.Contains(errOut.String(), victim.id+" fell behind") ||
-		strings.Count(errOut.String(), " acknowledged everything") != 2 {
+		(n > 1024 && !fellBehind) || strings.Count(errOut.String(), " acknowledged everything") != 2 {
 		t.Fatalf("send: exit %d; the killed receiver is %s", code, victim.id)
 	}
 }
