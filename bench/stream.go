@@ -29,7 +29,9 @@ func runStream(args []string, stdout, stderr io.Writer) int {
 		receivers = fs.Int("receivers", 2, "number of receiver hosts")
 		mbit      = fs.Float64("rate", 1000, "sender rate in Mbit/s")
 		timeout   = fs.Duration("timeout", 3*time.Minute, "give up after this long")
+		buffer    int64
 	)
+	fs.Var(sizeFlag{&buffer}, "buffer", "the stream's ring buffer (StreamOptions.Buffer), e.g. 16MiB; default: the session's")
 	fs.Var(sizeFlag{&size}, "size", "bytes to stream, e.g. 64MiB")
 	fs.Var(pctFlag{&loss}, "loss", "random loss on every receiver's link (nftables), e.g. 5%")
 	if err := fs.Parse(args); err != nil {
@@ -51,7 +53,7 @@ func runStream(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	res, err := streamRun(l, size, *mbit*1e6/8, *timeout)
+	res, err := streamRun(l, size, int(buffer), *mbit*1e6/8, *timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench stream: %v\n", err)
 		return 1
@@ -86,7 +88,7 @@ type streamResult struct {
 
 // streamRun streams size pseudo-random bytes from the lab's first host to
 // the others and reads them there.
-func streamRun(l *lab.Lab, size int64, rate float64, timeout time.Duration) (streamResult, error) {
+func streamRun(l *lab.Lab, size int64, buffer int, rate float64, timeout time.Duration) (streamResult, error) {
 	var out streamResult
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -159,7 +161,7 @@ func streamRun(l *lab.Lab, size int64, rate float64, timeout time.Duration) (str
 			}
 		}()
 	}
-	st, err := tx.OpenStream(ctx, session.StreamOptions{})
+	st, err := tx.OpenStream(ctx, session.StreamOptions{Buffer: buffer})
 	if err != nil {
 		return out, err
 	}

@@ -210,7 +210,11 @@ func (r *Receiver) holdsThrough(s *remote, id uint16) bool {
 	if len(s.objs) > 0 && !serialLess(id, s.objs[0].id) {
 		return false
 	}
-	if s.unheld > 0 {
+	if s.unheld > 0 && !serialLess(id, s.oldestUnheld()) {
+		// An object through id is complete but not yet the
+		// application's. Objects after id that are not do not count: a
+		// sender's flow control asks about older objects while newer
+		// ones are still being taken.
 		return false
 	}
 	if s.lostValid {

@@ -122,3 +122,34 @@ func TestDeferWhileAppHolds(t *testing.T) {
 		t.Fatalf("%d ACK(FLUSH) once held, want 1", n)
 	}
 }
+
+// TestConfirmHeldOlderWhileNewerUnheld: a sender's flow control asks about
+// older objects while the application is still taking newer ones. With
+// objects 1 and 2 complete and only 1 confirmed held, a watermark at 1 is
+// acknowledged and one at 2 is not, until 2 is held too.
+func TestConfirmHeldOlderWhileNewerUnheld(t *testing.T) {
+	r := newRx(t, Config{ConfirmHeld: true})
+	p := &pkt{inst: 1}
+	handle(t, r, t0, p.data(t, 1, 5, 0, 0, seg(5)))
+	handle(t, r, t0, p.data(t, 2, 5, 0, 0, seg(5)))
+	if c := find(events(r), EventCompleted); len(c) != 2 {
+		t.Fatalf("completed %+v", c)
+	}
+	now := t0.Add(time.Millisecond)
+	r.Held(now, senderID, 1, true)
+	handle(t, r, now, flushAckReq(p, t, 2))
+	if n := countAcks(poll(r, now, now.Add(200*time.Millisecond))); n != 0 {
+		t.Fatalf("%d ACK(FLUSH) of object 2 before the application held it", n)
+	}
+	now = now.Add(300 * time.Millisecond)
+	handle(t, r, now, flushAckReq(p, t, 1))
+	if n := countAcks(poll(r, now, now.Add(200*time.Millisecond))); n != 1 {
+		t.Fatalf("%d ACK(FLUSH) of object 1, held while 2 is not, want 1", n)
+	}
+	now = now.Add(300 * time.Millisecond)
+	handle(t, r, now, flushAckReq(p, t, 2))
+	r.Held(now, senderID, 2, true)
+	if n := countAcks(poll(r, now, now.Add(200*time.Millisecond))); n != 1 {
+		t.Fatalf("%d ACK(FLUSH) of object 2 once held, want 1", n)
+	}
+}

@@ -92,7 +92,9 @@ type remote struct {
 
 	// What may be acknowledged (holdsThrough): an object counts only once
 	// it is complete and, with Config.ConfirmHeld, the application has it.
-	unheld int // completed objects not yet confirmed by Held
+	unheld     int          // completed objects not yet confirmed by Held
+	unheldBits [1024]uint64 // their ids
+	unheldLow  uint16       // while unheld > 0, no unheld id is older
 
 	nack        nackState
 	nackAt      time.Time
@@ -203,13 +205,29 @@ func (r *Receiver) Held(now time.Time, sender uint32, id uint16, held bool) {
 	if s == nil || !r.cfg.ConfirmHeld {
 		return
 	}
-	if s.unheld > 0 {
+	if s.unheld > 0 && s.unheldBits[id>>6]&(1<<(id&63)) != 0 {
+		s.unheldBits[id>>6] &^= 1 << (id & 63)
 		s.unheld--
 	}
 	if !held {
 		s.markLost(id)
 	}
 	r.maybeAck(now, s)
+}
+
+// oldestUnheld returns the oldest object id completed and not yet
+// confirmed by Held; call it only while s.unheld > 0. The cursor moves a
+// word at a time, forward only between completions, so the cost is
+// amortized over the ids it passes.
+func (s *remote) oldestUnheld() uint16 {
+	for range len(s.unheldBits) + 1 {
+		if w := s.unheldBits[s.unheldLow>>6] >> (s.unheldLow & 63); w != 0 {
+			s.unheldLow += uint16(bits.TrailingZeros64(w))
+			return s.unheldLow
+		}
+		s.unheldLow = (s.unheldLow | 63) + 1
+	}
+	return s.unheldLow // not reached while the count matches the bits
 }
 
 func serialLess(a, b uint16) bool { return int16(a-b) < 0 }
@@ -1090,7 +1108,11 @@ func usage(s *remote, bytes bool) int64 {
 func (r *Receiver) complete(s *remote, o *rxObject) {
 	r.stats.ObjectsDone++
 	s.delivered = true
-	if r.cfg.ConfirmHeld {
+	if r.cfg.ConfirmHeld && s.unheldBits[o.id>>6]&(1<<(o.id&63)) == 0 {
+		if s.unheld == 0 || serialLess(o.id, s.unheldLow) {
+			s.unheldLow = o.id
+		}
+		s.unheldBits[o.id>>6] |= 1 << (o.id & 63)
 		s.unheld++
 	}
 	data := o.data

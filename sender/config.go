@@ -132,13 +132,24 @@ type Config struct {
 
 	// StreamTimeout is how long a receiver may confirm nothing new of a
 	// stream's data it lacks before it is dropped from flow control
-	// (EventSlowReceiver) and the writer stops waiting for it. 0 means
-	// 10 s; negative means wait for ever.
+	// (EventSlowReceiver) and the writer stops waiting for it. With
+	// acking nodes it bounds object flow control the same way (see
+	// ObjectPartial): an acking node that confirms no object for this
+	// long while queueing waits is no longer waited for (and fails the
+	// final watermark if it lacks objects). 0 means 10 s; negative means
+	// wait for ever.
 	StreamTimeout time.Duration
 	// StreamPartial turns stream flow control off: ring slots are reused
 	// once sent, whoever still needs them, and receivers that fall behind
 	// get gaps. For live media where late data is worthless.
 	StreamPartial bool
+	// ObjectPartial turns object flow control off: with acking nodes, a
+	// sent object normally leaves the transmit cache only once every one
+	// of them confirmed holding it (queueing waits meanwhile; a node that
+	// confirms nothing new for StreamTimeout is dropped with an
+	// EventSlowReceiver). With ObjectPartial the oldest sent object is
+	// purged whenever room is needed, as without acking nodes.
+	ObjectPartial bool
 
 	// MaxNodes bounds the receivers the sender keeps track of: AckingNodes
 	// plus, with TrackReceivers, those heard, and, separately, those stream

@@ -83,6 +83,7 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 		if a.AckType == framing.AckFlush {
 			if w, err := a.Watermark(0); err == nil {
 				s.flowAck(a.SourceID, w)
+				s.objAck(a.SourceID, w)
 			}
 		}
 		s.heard(arrived, a.SourceID, a.GRTTResponse)
@@ -122,6 +123,20 @@ func (s *Sender) heard(now time.Time, node uint32, resp framing.Timestamp) {
 	}
 	if rtt > s.grttPeak {
 		s.grttPeak = rtt
+	}
+	if !s.grttSet {
+		// The first measurement replaces the configured guess at once,
+		// not at the next probe a probe interval (a second) later: every
+		// timer of the session, the receivers' included, runs on the
+		// guess until then, and a flow-controlled stream's writer waits
+		// on them. A later, larger sample still raises it at once, and
+		// the next probe takes the largest heard (see sendProbe).
+		s.grtt, s.grttSet, s.grttShrunk = rtt, true, now
+		s.clampGRTT()
+		if next := s.lastProbe.Add(s.probeInterval()); next.Before(s.nextProbe) {
+			s.nextProbe = next
+		}
+		return
 	}
 	if rtt > s.grtt {
 		s.grtt = rtt
@@ -174,10 +189,9 @@ func (s *Sender) active() bool {
 	if s.rq.len() > 0 || !s.aggEnd.IsZero() || s.wm != nil || s.squelch {
 		return true
 	}
-	for _, o := range s.objs {
-		if !o.sent {
-			return true
-		}
+	s.advanceUnsent()
+	if s.unsentFrom < len(s.objs) {
+		return true
 	}
 	return len(s.objs) > 0 && s.flushCount < s.cfg.RobustFactor
 }
@@ -202,6 +216,7 @@ func (s *Sender) Poll(now time.Time, out *framing.Outbox) time.Time {
 	s.paceGrow(now)
 	s.flowDue = s.flowPoll(now)
 	s.closeTimedBlocks(now)
+	s.objDue = s.objFlowPoll(now)
 	if s.active() && !now.Before(s.nextProbe) {
 		// Probes are small and time-critical: they go at once and their
 		// bytes are charged to the pacer.
@@ -360,6 +375,9 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 	case s.flowDue:
 		s.flowDue = false
 		s.sendFlowWatermark(now, out)
+	case s.objDue:
+		s.objDue = false
+		s.sendObjWatermark(now, out)
 	case s.wm != nil && s.wmDue(now):
 		s.sendWatermarkFlush(now, out)
 	case s.current() != nil:
@@ -410,7 +428,8 @@ func (s *Sender) repairBacklog() bool {
 
 // current returns the oldest object whose new data is not all sent.
 func (s *Sender) current() *txObject {
-	for _, o := range s.objs {
+	s.advanceUnsent()
+	for _, o := range s.objs[s.unsentFrom:] {
 		if o.sent || o.failed != nil {
 			continue
 		}
@@ -446,6 +465,7 @@ func (s *Sender) sendInfo(o *txObject, out *framing.Outbox) {
 		Flags: s.flags(o), FECID: framing.FECRS8, ObjectID: o.id, Ext: ext, Content: o.info,
 	}
 	s.commit(out, &m)
+	o.lastTx = s.now
 	s.stats.InfoSent++
 }
 
@@ -511,6 +531,7 @@ func (s *Sender) sendSymbol(o *txObject, b, sym int, out *framing.Outbox) bool {
 	if !ok {
 		return false
 	}
+	o.lastTx = s.now
 	if st := o.stream; st != nil {
 		st.lastTx[b%st.ringBlocks] = s.now
 	}

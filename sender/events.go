@@ -74,9 +74,10 @@ type Stats struct {
 	CCFeedback      uint64 // congestion control reports received (EXT_CC)
 	PaceReports     uint64 // reports of receivers falling behind (EXT_PACE)
 	PaceCuts        uint64 // times such a report lowered the rate
-	// Stream flow control: watermark requests sent, receivers not tracked
-	// because the table was full, how long writers were held back in all,
-	// and the receiver that holds the open stream back now (0: none).
+	// Stream and object flow control: watermark requests sent, receivers
+	// not tracked because the table was full, how long writers (or
+	// queueing, for objects) were held back in all, and the receiver that
+	// holds the sender back now (0: none).
 	FlowRequests     uint64
 	FlowNodesRefused uint64
 	FlowBlocked      time.Duration

@@ -23,6 +23,12 @@ type flowNode struct {
 	advanced time.Time // when acked last grew (or the node was first heard)
 	dropped  bool      // given up on by StreamTimeout
 	heard    time.Time // its last NACK or ACK
+
+	// Object flow control (see objflow.go).
+	held        uint16    // the newest object it confirmed holding, with all before it
+	heldSet     bool      // held is set
+	objAdvanced time.Time // when held last grew, or it last held everything sent
+	objDropped  bool      // given up on by StreamTimeout
 }
 
 // flowHeard notes a receiver heard from.
@@ -53,6 +59,9 @@ func (s *Sender) flowHeard(node uint32) {
 // flowStream returns the stream flow control runs for: the oldest one in
 // the cache still being written, sent, or waiting for its receivers.
 func (s *Sender) flowStream() *txObject {
+	if s.streams == 0 {
+		return nil // a cache of thousands of files is not scanned every poll
+	}
 	for _, o := range s.objs {
 		if st := o.stream; st != nil && o.failed == nil && (!st.closing || st.next > st.released || st.sealed > st.next) {
 			return o
@@ -155,6 +164,15 @@ func (s *Sender) flowPoll(now time.Time) bool {
 		}
 	}
 	st := o.stream
+	for i := range s.flow {
+		// A receiver that holds everything sent owes nothing: its
+		// StreamTimeout counts from when it next lacks data, not from its
+		// last confirmation, which may be long ago if the writer was held
+		// back by another receiver meanwhile.
+		if n := &s.flow[i]; n.acked >= st.next {
+			n.advanced = now
+		}
+	}
 	s.release(now, o)
 	if s.cfg.StreamTimeout > 0 && (st.blocked.IsZero() || now.Sub(st.blocked) >= s.cfg.StreamTimeout) {
 		// Give up on the receivers that confirmed nothing new for
@@ -183,7 +201,7 @@ func (s *Sender) flowPoll(now time.Time) bool {
 // unconfirmed; no more often than a receiver can answer.
 func (s *Sender) flowWMDue(now time.Time, o *txObject) bool {
 	st := o.stream
-	if s.cfg.StreamPartial || st.age != nil || st.next == 0 || now.Before(st.wmNext) {
+	if s.cfg.StreamPartial || st.age != nil || st.next == 0 || now.Before(s.flowWMNext(st)) {
 		return false
 	}
 	pending := false
@@ -219,8 +237,20 @@ func (s *Sender) sendFlowWatermark(now time.Time, out *framing.Outbox) {
 	*c = framing.Cmd{Header: s.header(framing.TypeCmd), SenderFields: s.senderFields(),
 		Flavor: framing.FlavorFlush, Ref: ref, Content: content}
 	s.commit(out, c)
-	// The answers come back within a round trip and the receivers' own
-	// backlog; ask again after that if they did not.
-	st.wmNext = now.Add(2*s.grtt + s.rxDelay + time.Millisecond)
+	st.wmAsked = now
 	s.stats.FlowRequests++
+}
+
+// flowWMNext is when the next watermark request of st may go: the answers
+// to the last come back within a round trip and the receivers' own
+// backlog; ask again after that if they did not. It follows the GRTT as
+// it is now, not as it was at the request: a new session's first requests
+// go out under the initial guess (500 ms by default), and a wait fixed
+// then would idle a writer for a second after the first measurement has
+// cut the GRTT to a LAN's millisecond.
+func (s *Sender) flowWMNext(st *txStream) time.Time {
+	if st.wmAsked.IsZero() {
+		return st.wmAsked
+	}
+	return st.wmAsked.Add(2*s.grtt + s.rxDelay + time.Millisecond)
 }

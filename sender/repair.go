@@ -584,11 +584,21 @@ func (s *Sender) nextWake(now time.Time) time.Time {
 	if s.wm != nil {
 		paced(s.wm.next)
 	}
+	if !s.objBlocked.IsZero() || s.objDue {
+		// Object flow control: requests while queueing waits.
+		t := s.objNext()
+		if s.objDue {
+			t = now
+		} else if !t.After(now) {
+			t = now.Add(max(s.grtt, time.Millisecond))
+		}
+		paced(t)
+	}
 	if o := s.flowStream(); o != nil && !s.cfg.StreamPartial {
 		// Flow control: watermark requests, and releases that let a
 		// waiting writer go on.
 		if st := o.stream; !st.blocked.IsZero() || st.next > st.released {
-			t := st.wmNext
+			t := s.flowWMNext(st)
 			if !t.After(now) {
 				t = now.Add(max(s.grtt, time.Millisecond))
 			}

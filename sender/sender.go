@@ -51,6 +51,7 @@ type txObject struct {
 	repairN  []uint8
 	failed   error
 	stream   *txStream // KindStream only
+	lastTx   time.Time // when a packet of it last went out
 
 	// Marks (see repairQueue) of this object's repair jobs still waiting,
 	// so that requests for the same repair merge: its NORM_INFO, the whole
@@ -158,6 +159,11 @@ type Sender struct {
 	flow       []flowNode     // receivers stream flow control waits for
 	flowIndex  map[uint32]int // index into flow by node id
 	flowDue    bool           // a flow-control watermark request is due
+	objDue     bool           // an object flow-control request is due
+	objAsked   time.Time      // when the last one went out
+	objBlocked time.Time      // since when queueing waits for confirmations, zero if not
+	unsentFrom int            // objs[:unsentFrom] are all sent (see advanceUnsent)
+	streams    int            // stream objects in objs
 	flowObj    uint16         // the stream flow's acked positions refer to
 	flowSet    bool
 	rxDelay    time.Duration // the longest socket wait receivers reported lately
@@ -364,13 +370,22 @@ func (s *Sender) makeRoom(size int64) error {
 		if !o.sent {
 			return ErrCacheFull
 		}
+		if !s.objConfirmed(o) {
+			s.objHoldBack()
+			return ErrCacheFull
+		}
 		s.purge(o)
 	}
+	s.objGoOn()
 	return nil
 }
 
 func (s *Sender) purge(o *txObject) {
 	s.objs = s.objs[1:]
+	s.unsentFrom = max(s.unsentFrom-1, 0)
+	if o.stream != nil {
+		s.streams--
+	}
 	s.cacheSz -= int64(o.size)
 	if s.pcObj == o {
 		s.pcObj, s.pcValid = nil, false

@@ -52,7 +52,7 @@ type txStream struct {
 	next       uint64      // next segment to send as new data
 	released   uint64      // segments below this may be overwritten (see flow.go)
 	lastTx     []time.Time // per ring block: when a symbol of it last went out
-	wmNext     time.Time   // no flow-control watermark request before this
+	wmAsked    time.Time   // when the last flow-control watermark request went out
 	blocked    time.Time   // since when the writer has been held back, zero if not
 	parityFor  int         // block whose auto parity is due, -1 if none
 	parityLeft int
@@ -95,6 +95,7 @@ func (s *Sender) OpenStream(bufSize int, info []byte, mode FlushMode) (uint16, e
 	o.infoSent = len(o.info) == 0
 	s.nextID++
 	s.objs = append(s.objs, o)
+	s.streams++
 	s.cacheSz += int64(o.size)
 	return o.id, nil
 }

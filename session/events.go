@@ -69,9 +69,12 @@ type Flushed struct{}
 // RateChanged: the send rate changed.
 type RateChanged struct{ Rate float64 }
 
-// SlowReceiver: under congestion control, receiver Node stayed below
-// CC.MinRate for CC.SlowReceiverTimeout and no longer holds the rate down
-// (see congestion.Config.SlowReceiverTimeout).
+// SlowReceiver: receiver Node no longer holds the sender back. Under
+// congestion control it stayed below CC.MinRate for
+// CC.SlowReceiverTimeout (see congestion.Config.SlowReceiverTimeout); or
+// stream or object flow control waited sender.Config.StreamTimeout for it
+// to confirm anything new, and goes on without it (it will miss data, and
+// a watermark it lacks objects for fails).
 type SlowReceiver struct{ Node NodeID }
 
 func (SenderJoined) event()    {}

@@ -314,7 +314,7 @@ func (s *Session) txEvents() {
 		case sender.EventClosed:
 			s.txClosed = true
 		case sender.EventSlowReceiver:
-			s.log.Warn("receiver too slow for the minimum rate; no longer limiting", "node", e.Node)
+			s.log.Warn("receiver too slow; no longer holding the sender back", "node", e.Node)
 			s.publish(SlowReceiver{NodeID(e.Node)})
 		}
 	}

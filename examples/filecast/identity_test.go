@@ -218,6 +218,7 @@ type child struct {
 	mu   sync.Mutex
 	err  strings.Builder
 	done chan struct{} // stderr read to its end
+	out  lockedBuffer  // its standard output
 }
 
 func startChild(t *testing.T, h *lab.Host, args ...string) *child {
@@ -229,6 +230,7 @@ func startChild(t *testing.T, h *lab.Host, args ...string) *child {
 	c := &child{node: make(chan string, 1), done: make(chan struct{})}
 	c.cmd = exec.Command("ip", append([]string{"netns", "exec", h.NS, exe}, args...)...)
 	c.cmd.Env = append(os.Environ(), "FILECAST_RUN_MAIN=1")
+	c.cmd.Stdout = &c.out
 	pipe, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

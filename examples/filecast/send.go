@@ -131,6 +131,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	grtt := fs.Duration("grtt", 10*time.Millisecond, "initial group round-trip time estimate; measured from then on (raise it for WAN paths with many receivers)")
 	repeat := fs.Int("repeat", 1, "send every file this many times (with --auto-parity, for silent receivers on one-way links)")
 	txLoss := fs.String("tx-loss", "0", "drop this share of sent packets (seeded), e.g. 1%")
+	rxTimeout := fs.Duration("receiver-timeout", 10*time.Second, "with --ack: stop waiting for a receiver that confirms nothing new for this long (it then fails the acknowledgement)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -179,13 +180,16 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	*segment = fitSegment(fs, *segment, cfg.Security) // keys.go
-	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto, GRTT: *grtt}
-	// Every file stays open until the end anyway: keep up to 4096 for
-	// repair, or a tree of small files outruns the default 256-object
-	// cache before a starved receiver's NACK arrives, and the files it
-	// misses are squelched. (Not more: the sender scans its cache for the
-	// next object to send on every packet.)
-	scfg.CacheObjects = min(max(len(files)**repeat, 256), 4096)
+	scfg := sender.Config{Rate: bits / 8, SegmentSize: *segment, BlockLen: *block, Parity: *parity, AutoParity: *auto, GRTT: *grtt,
+		StreamTimeout: *rxTimeout}
+	// Keep up to 1024 files for repair (files are opened only to be read,
+	// a block at a time), or a tree of small files outruns the default
+	// 256-object cache before a starved receiver's NACK arrives, and the
+	// files it misses are squelched. With --ack, object flow control also
+	// keeps each file until every receiver confirmed it; a receiver takes
+	// 256 files at a time (its MaxObjects), and a window far beyond that
+	// only has it defer files to ask for them again.
+	scfg.CacheObjects = min(max(len(files)**repeat, 256), 1024)
 	if *cc {
 		// Rate, if given, is the rate to start from.
 		scfg.CC = &congestion.Config{MaxRate: maxBits / 8}
@@ -227,12 +231,8 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	prog := newProgress(stderr, "sending", total)
 	start := time.Now()
 	var last session.ObjectID
-	var open []*os.File
-	defer func() {
-		for _, f := range open {
-			f.Close()
-		}
-	}()
+	openFs := newOpenFiles(64)
+	defer openFs.closeAll()
 	// Progress, and the highest rate (bytes per second), from the
 	// session's counters.
 	done, sampled := make(chan struct{}), make(chan struct{})
@@ -243,6 +243,13 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		defer t.Stop()
 		for {
 			select {
+			case ev := <-s.Events():
+				if e, ok := ev.(session.SlowReceiver); ok {
+					// Flow control stopped waiting for it (it confirmed
+					// nothing for the sender's StreamTimeout): it will
+					// miss files, and the acknowledgement will say so.
+					fmt.Fprintf(stderr, "filecast: %s fell behind; no longer waited for\n", nodeName(uint32(e.Node)))
+				}
 			case <-t.C:
 				st := s.Stats()
 				prog.set(int64(st.Sender.DataSymbols) * int64(*segment))
@@ -254,12 +261,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	}()
 	for rep := 0; rep < *repeat; rep++ {
 		for _, f := range files {
-			fh, err := os.Open(f.path)
-			if err != nil {
-				fmt.Fprintf(stderr, "filecast send: %v\n", err)
-				return 1
-			}
-			open = append(open, fh)
+			fh := openFs.file(f.path, f.size)
 			if last, err = s.SendFileExt(ctx, fh, f.size, []byte(f.name), appendDigest(nil, f.sum)); err != nil {
 				fmt.Fprintf(stderr, "filecast send: %s: %v\n", f.name, err)
 				return 1

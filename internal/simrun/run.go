@@ -102,6 +102,7 @@ type rxEndpoint struct {
 	joinAt    time.Time
 	joined    bool
 	done      int
+	doneAt    time.Time
 	sinks     map[uint16]*verifySink
 	stream    streamRx
 	gaps      int
@@ -130,6 +131,8 @@ type rxCPU struct {
 	queue      []simnet.Packet
 	bytes      int
 	busy       time.Time // when the CPU finishes the packet it is on
+	stallFrom  time.Time // the process runs nothing from stallFrom to stallTo
+	stallTo    time.Time
 	drops      int
 	maxBacklog time.Duration
 }
@@ -151,7 +154,14 @@ func (c *rxCPU) next() time.Time {
 	if start.Before(p.At) {
 		start = p.At
 	}
+	if c.stalled(start) {
+		start = c.stallTo
+	}
 	return start.Add(time.Duration(float64(len(p.Payload)) / c.rate * float64(time.Second)))
+}
+
+func (c *rxCPU) stalled(t time.Time) bool {
+	return !t.Before(c.stallFrom) && t.Before(c.stallTo)
 }
 
 // handle hands e's engine every queued packet handled by now, and returns
@@ -197,6 +207,9 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 	}
 	var cpuAt time.Time
 	if e.cpu != nil {
+		if e.cpu.stalled(now) {
+			return e.cpu.stallTo
+		}
 		cpuAt = e.handleQueued(now)
 	}
 	e.out.Reset()
@@ -257,6 +270,7 @@ const restartMarker receiver.EventKind = 255
 func (e *rxEndpoint) objectDone(now time.Time) {
 	e.done++
 	if e.done == e.run.objects() {
+		e.doneAt = now
 		e.run.finished++
 		e.run.last = now
 	}
@@ -522,6 +536,16 @@ func Run(sc Scenario) (Result, error) {
 				e.cpu.limit = 4 << 20
 			}
 		}
+		if i == 0 && sc.StallTo > sc.StallFrom {
+			if e.cpu == nil {
+				// A CPU fast enough never to hold a packet back.
+				e.cpu = &rxCPU{rate: 1e15, limit: sc.SlowRxBuffer}
+				if e.cpu.limit == 0 {
+					e.cpu.limit = 4 << 20
+				}
+			}
+			e.cpu.stallFrom, e.cpu.stallTo = start.Add(sc.StallFrom), start.Add(sc.StallTo)
+		}
 		st.got[i] = map[[2]uint32]int{}
 		rxs[i] = e
 		eps = append(eps, e)
@@ -555,6 +579,11 @@ func Run(sc Scenario) (Result, error) {
 		out.Events = append(out.Events, e.events)
 		out.Errors = append(out.Errors, e.bad...)
 		out.StreamGaps += e.gaps
+		var fin time.Duration
+		if !e.doneAt.IsZero() {
+			fin = e.doneAt.Sub(start)
+		}
+		out.Finished = append(out.Finished, fin)
 		if e.cpu != nil {
 			out.SocketDrops += e.cpu.drops
 			out.MaxBacklog = max(out.MaxBacklog, e.cpu.maxBacklog)

@@ -88,6 +88,12 @@ type Scenario struct {
 	SlowRx       int
 	SlowRxRate   float64
 	SlowRxBuffer int
+	// StallFrom..StallTo: receiver 0's process stalls (swapped out,
+	// stopped in a debugger): it handles no packet, runs no timer and
+	// sends nothing. What arrives meanwhile waits in its socket buffer
+	// (SlowRxBuffer bytes, 0 meaning 4 MiB; the rest is dropped) and is
+	// handled at once when the stall ends.
+	StallFrom, StallTo time.Duration
 
 	// Limit bounds virtual time; 0 means 10 minutes.
 	Limit time.Duration
@@ -122,6 +128,9 @@ type Result struct {
 	Stop                   simnet.StopReason
 	HostileSent            int      // packets the Hostile node sent
 	Errors                 []string // content or protocol errors seen
+
+	// Finished is, per receiver, when it finished (0: it did not).
+	Finished []time.Duration
 }
 
 // Pattern is the content of object obj at offset off: cheap to compute
