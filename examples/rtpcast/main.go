@@ -6,16 +6,22 @@
 // buffer, and relays them to a local UDP port for a player.
 //
 //	rtpcast send --listen 127.0.0.1:5004 --group ADDR:PORT [--iface IF] [--latency 200ms] [--auto-parity N] [--rate R]
-//	rtpcast recv --group ADDR:PORT --to 127.0.0.1:5006 [--iface IF] [--latency 200ms] [--stats]
+//	rtpcast recv --group ADDR:PORT --to 127.0.0.1:5006 [--rtcp-to ADDR:PORT] [--iface IF] [--latency 200ms] [--stats]
 //
 // RTCP that arrives on the listening port (rtcp-mux) passes through
-// untouched. Both commands stop on SIGINT or SIGTERM, after --duration if
+// untouched, in its place in the stream: to the --to address, or to
+// --rtcp-to for a player that takes RTCP on a port of its own (ffmpeg with
+// an SDP file listens on the RTP port + 1). When the sender ends the
+// stream, rtpcast recv relays what is buffered and then sends an RTCP BYE
+// of its own for the last SSRC, so that a player sees the end (ffmpeg
+// stops at a lone BYE, and flushes its last frames). Both commands stop on SIGINT or SIGTERM, after --duration if
 // set, and the sender also after --idle without input; each prints its
 // final figures at exit.
 package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -202,6 +208,7 @@ func runRecv(ctx context.Context, args []string, stdout io.Writer) error {
 	var c common
 	c.flags(fs)
 	to := fs.String("to", "127.0.0.1:5006", "local UDP address to relay RTP to")
+	rtcpTo := fs.String("rtcp-to", "", "local UDP address to relay RTCP to (default: the --to address)")
 	stats := fs.Bool("stats", false, "print the figures once a second")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -221,6 +228,17 @@ func runRecv(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer out.Close()
+	rtcpOut := out
+	if *rtcpTo != "" {
+		a, err := net.ResolveUDPAddr("udp", *rtcpTo)
+		if err != nil {
+			return fmt.Errorf("--rtcp-to: %v", err)
+		}
+		if rtcpOut, err = net.DialUDP("udp", nil, a); err != nil {
+			return err
+		}
+		defer rtcpOut.Close()
+	}
 	s, err := session.New(session.Config{Group: group, Interface: c.iface})
 	if err != nil {
 		return err
@@ -231,7 +249,7 @@ func runRecv(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	rx := shoalrtp.NewReceiver(o, shoalrtp.ReceiverConfig{Latency: c.latency, Session: s,
-		OnRTCP: func(b []byte) { _, _ = out.Write(b) }})
+		OnRTCP: func(b []byte) { _, _ = rtcpOut.Write(b) }})
 	report := func() {
 		st := rx.Stats()
 		fmt.Fprintf(stdout, "rtpcast recv: received=%d fec_recovered=%d nack_recovered=%d late=%d lost=%d messages_lost=%d rtcp=%d added_p50=%v added_p99=%v\n",
@@ -252,8 +270,16 @@ func runRecv(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}()
 	}
+	var ssrc uint32
+	relayed := false
 	for {
 		p, err := rx.ReadPacket(ctx)
+		if err == io.EOF && relayed {
+			// With a reason ("end"): ffmpeg ignores RTCP shorter than an
+			// RTP header, and a BYE behind an SR in a compound packet.
+			bye := append(binary.BigEndian.AppendUint32([]byte{0x81, 203, 0, 2}, ssrc), 3, 'e', 'n', 'd')
+			_, _ = rtcpOut.Write(bye)
+		}
 		if err == io.EOF || ctx.Err() != nil {
 			return nil
 		}
@@ -266,5 +292,6 @@ func runRecv(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		// A player not listening (yet) is no reason to stop relaying.
 		_, _ = out.Write(b)
+		ssrc, relayed = p.SSRC, true
 	}
 }
