@@ -21,7 +21,7 @@ import (
 // namespace ffmpeg encodes a test pattern (H.264, zero-latency tuning, 6 s
 // at 30 frames/s) to RTP at "rtpcast send"; in the receiver's namespace,
 // whose link drops 5 % of the packets, "rtpcast recv" relays to a local
-// port where ffmpeg decodes it until the encoder's RTCP BYE comes through.
+// port where ffmpeg decodes it until rtpcast recv's RTCP BYE at the end.
 // Every frame must decode with no error. The
 // control, the same RTP sent as plain multicast through the same loss,
 // must show decode errors, or the test could not fail.
@@ -98,9 +98,10 @@ func TestLabFFmpeg(t *testing.T) {
 			"-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-x264-params", "repeat-headers=1",
 			"-pkt_size", "1200", "-f", "rtp", "-payload_type", "96", dst}
 	}
-	// The encoder's RTCP goes to rtpcast's port too (rtcp-mux): its BYE at
-	// the end travels the stream behind the last RTP packets and ends the
-	// decoder, which then flushes every frame.
+	// The encoder's RTCP goes to rtpcast's port too (rtcp-mux) and passes
+	// through to the decoder's RTCP port. When the stream ends, rtpcast
+	// recv sends a BYE behind the last RTP packet, which ends the decoder:
+	// it then flushes every frame.
 	enc := ns(tx, "ffmpeg", encode("rtp://127.0.0.1:5004?rtcpport=5004")...)
 	start(enc, &encOut)
 	ctlEnc := ns(tx, "ffmpeg", encode("rtp://239.255.14.21:6170?ttl=1&localaddr="+tx.IP4.String())...)
@@ -116,8 +117,9 @@ func TestLabFFmpeg(t *testing.T) {
 	if err := <-recv; err != nil {
 		t.Fatalf("rtpcast recv: %v\n%s", err, recvOut.String())
 	}
-	// The decoder through rtpcast ends on the BYE; the control's may have
-	// lost its BYE, so it gets a moment and is then stopped.
+	// The decoder through rtpcast ends on the BYE; the control's does not
+	// (ffmpeg ignores its encoder's BYE, which follows a sender report in
+	// one compound packet), so it is stopped.
 	decDone := make(chan error, 1)
 	go func() { decDone <- dec.Wait() }()
 	select {

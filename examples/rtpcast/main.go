@@ -13,10 +13,13 @@
 // --rtcp-to for a player that takes RTCP on a port of its own (ffmpeg with
 // an SDP file listens on the RTP port + 1). When the sender ends the
 // stream, rtpcast recv relays what is buffered and then sends an RTCP BYE
-// of its own for the last SSRC, so that a player sees the end (ffmpeg
-// stops at a lone BYE, and flushes its last frames). Both commands stop on SIGINT or SIGTERM, after --duration if
-// set, and the sender also after --idle without input; each prints its
-// final figures at exit.
+// of its own for the last SSRC to the --to address, behind the last RTP
+// packet, so that a player sees the end (ffmpeg then flushes its last
+// frames and exits).
+//
+// Both commands stop on SIGINT or SIGTERM, after --duration if set, and
+// the sender also after --idle without input; each prints its final
+// figures at exit.
 package main
 
 import (
@@ -290,7 +293,10 @@ func runRecv(ctx context.Context, args []string, stdout io.Writer) error {
 			// With a reason ("end"): ffmpeg ignores RTCP shorter than an
 			// RTP header, and a BYE behind an SR in a compound packet.
 			bye := append(binary.BigEndian.AppendUint32([]byte{0x81, 203, 0, 2}, ssrc), 3, 'e', 'n', 'd')
-			_, _ = rtcpOut.Write(bye)
+			// On the RTP port (players demultiplex RTCP there, RFC 5761):
+			// behind the last packets on the same socket, so a player that
+			// reads its RTCP port first cannot see the end before them.
+			_, _ = out.Write(bye)
 		}
 		if err == io.EOF || ctx.Err() != nil {
 			return nil
