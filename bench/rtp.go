@@ -35,9 +35,9 @@ func runRTP(args []string, stdout, stderr io.Writer) int {
 		latency    = fs.Duration("latency", 200*time.Millisecond, "latency budget: maximum age and playout deadline")
 		rateS      = fs.String("rate", "4Mbit", "media bit rate, e.g. 4Mbit")
 		duration   = fs.Duration("duration", 60*time.Second, "media duration (virtual time)")
-		autoParity = fs.Int("auto-parity", 4, "proactive parity symbols per block of 16")
+		autoParity = fs.Int("auto-parity", 5, "proactive parity symbols per block of 16")
 		blockTime  = fs.Duration("block-time", 0, "close FEC blocks after this long (0: a tenth of the latency)")
-		backoff    = fs.Int("backoff", 1, "NACK back-off factor (RFC 5740; 4 is the file-transfer default)")
+		backoff    = fs.Int("backoff", 0, "NACK back-off factor (RFC 5740; 4 is the file-transfer default, 0 NACKs at once)")
 	)
 	fs.Var(pctFlag{&loss}, "loss", "random loss on every receiver's link, e.g. 5%")
 	if err := fs.Parse(args); err != nil {
@@ -47,6 +47,10 @@ func runRTP(args []string, stdout, stderr io.Writer) int {
 	if err != nil || *receivers < 1 || *latency <= 0 || *duration <= 0 || *autoParity < 0 || *autoParity > 16 {
 		fmt.Fprintf(stderr, "bench rtp: bad flags (rate %q: %v)\n", *rateS, err)
 		return 2
+	}
+	bo := *backoff
+	if bo == 0 {
+		bo = -1 // sender.Config's zero value means its default
 	}
 	if *blockTime == 0 {
 		*blockTime = *latency / 10
@@ -74,7 +78,7 @@ func runRTP(args []string, stdout, stderr io.Writer) int {
 		Stream: &simrun.Stream{Messages: n, Len: msgLen, Burst: perFrame, Interval: time.Second / fps, Mode: sender.FlushPassive,
 			Buffer: max(int(rate/8*latency.Seconds())*4, 1<<20), Framed: true, MaxAge: *latency, BlockTime: *blockTime},
 		// One message to a segment: parity symbols are segment-sized.
-		Sender: sender.Config{Rate: 3 * rate / 8, BlockLen: 16, SegmentSize: msgLen + framing.MsgHeaderLen, Parity: max(*autoParity, 4), AutoParity: *autoParity, Backoff: *backoff,
+		Sender: sender.Config{Rate: 3 * rate / 8, BlockLen: 16, SegmentSize: msgLen + framing.MsgHeaderLen, Parity: max(*autoParity, 4), AutoParity: *autoParity, Backoff: bo,
 			GRTT: max(*rtt, time.Millisecond)},
 		Receiver: receiver.Config{StreamMaxAge: *latency},
 		Limit:    *duration + 30*time.Second,

@@ -22,6 +22,14 @@ import "encoding/binary"
 // finds the next message header at a payload_msg_start and parses from
 // there. Messages follow each other with no padding. Ordinary NORM
 // receivers (libnorm) see the framed bytes as stream data.
+//
+// When a Shoal sender closes a message-mode stream it writes one last
+// header, the end of messages: its length is MsgEndLen (no data follows)
+// and its sequence is the number of messages written, so a receiver can
+// count messages lost at the very end, which no later message reports.
+// It starts a message (payload_msg_start) like any other header. A reader
+// that does not know it takes it for an oversized message, a framing
+// error at the end of the stream.
 
 // StreamPadding is the payload_msg_start of a padding segment: a stream
 // segment with no data (payload_len 0) that a Shoal sender seals to close
@@ -34,6 +42,10 @@ const StreamPadding = 0xFFFF
 
 // MsgHeaderLen is the length of a message header in a message-mode stream.
 const MsgHeaderLen = 8
+
+// MsgEndLen is the length field of the end-of-messages header, whose Seq
+// is the number of messages the stream carried.
+const MsgEndLen = 0xFFFFFFFF
 
 // MsgHeader is the header of one message in a message-mode stream.
 type MsgHeader struct {

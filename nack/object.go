@@ -33,6 +33,7 @@ type slot struct {
 	k     int // source symbols in the block
 	count int // distinct symbols received, source and parity
 	src   int // source symbols received
+	from  int // source symbols below this are given up: not asked for (GiveUp)
 	mask  Bitmask
 }
 
@@ -318,7 +319,7 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 		if s = o.pool.get(); s == nil {
 			return NoRoom
 		}
-		s.block, s.k, s.count, s.src = block, k, 0, 0
+		s.block, s.k, s.count, s.src, s.from = block, k, 0, 0, 0
 		s.mask.Resize(k + o.layout.Parity)
 		o.active = append(o.active, nil)
 		copy(o.active[i+1:], o.active[i:])
@@ -380,6 +381,18 @@ func (o *Object) SkipTo(block uint32) {
 	o.ndone += uint32(n)
 	o.steps += uint64(words)
 	o.slide()
+}
+
+// GiveUp stops asking for source symbols below symbol of block: a
+// deadline-bounded stream that gave up its data before a segment in the
+// middle of a block still wants the block's later symbols, not the
+// earlier ones. Requests for such a block name its missing source symbols
+// from symbol on, no parity. A block with nothing received yet, or
+// complete, is left alone.
+func (o *Object) GiveUp(block uint32, symbol int) {
+	if _, s := o.find(block); s != nil && symbol > s.from {
+		s.from = min(symbol, s.k)
+	}
 }
 
 // Needed returns how many more symbols block needs before it is complete
@@ -579,6 +592,19 @@ func (o *Object) wanted(n need, w *Bitmask) (needed int, parityOnly bool) {
 	k, p := s.k, o.layout.Parity
 	w.Resize(k + p)
 	needed = s.k - s.count
+	if s.from > 0 {
+		// Some were given up (GiveUp): exactly the later missing ones.
+		end := k
+		if n.limit >= 0 {
+			end = min(end, n.limit)
+		}
+		needed = 0
+		for i := s.mask.NextClear(s.from); i >= 0 && i < end; i = s.mask.NextClear(i + 1) {
+			w.Set(i)
+			needed++
+		}
+		return needed, false
+	}
 	if n.limit >= 0 {
 		for i := s.mask.NextClear(0); i >= 0 && i < n.limit; i = s.mask.NextClear(i + 1) {
 			w.Set(i)

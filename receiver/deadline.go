@@ -128,6 +128,8 @@ func (r *Receiver) expireTo(s *remote, o *rxObject, pos uint64) {
 	r.stats.StreamExpired += pos - st.next
 	s.markLost(o.id)
 	o.track.SkipTo(b)
+	// Nor are the symbols given up before pos in its block asked for.
+	o.track.GiveUp(b, int(pos%uint64(st.k)))
 	st.next, st.started, st.holeAt = pos, false, time.Time{}
 	st.gap, st.gapErr = true, ErrExpired
 	r.deliverStream(s, o)

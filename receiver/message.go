@@ -17,6 +17,10 @@ type Message struct {
 	// returned (or the stream's start), were lost for good: never
 	// delivered, not even in part.
 	Lost uint32
+	// End says this is not a message but the stream's end of messages
+	// (framing.MsgEndLen): Seq is the number of messages the stream
+	// carried, Lost those missing at its very end, and there is no Data.
+	End bool
 }
 
 // MessageReader reassembles the whole messages of a message-mode stream
@@ -91,6 +95,13 @@ func (m *MessageReader) Feed(d []byte, msgStart int) (n int, msg Message, ok boo
 				continue
 			}
 			h, _ := framing.ParseMsgHeader(m.hdr[:])
+			if h.Len == framing.MsgEndLen {
+				m.cur = h.Seq
+				msg := m.complete(nil)
+				msg.End, msg.Seq = true, h.Seq
+				m.synced = false // nothing is framed after it
+				return n, msg, true
+			}
 			if int64(h.Len) > int64(m.max) {
 				m.bad++
 				m.synced, m.hn = false, 0

@@ -100,3 +100,25 @@ func TestMessageReaderBadFraming(t *testing.T) {
 		t.Fatalf("%d framing errors, messages %s", m.FramingErrors(), fmt.Sprint(got))
 	}
 }
+
+// TestMessageReaderEnd: the sender's end of messages reports the
+// messages lost at the very end of a stream (here 2 and 3, after a gap),
+// and is no message itself; one with nothing lost says so too.
+func TestMessageReaderEnd(t *testing.T) {
+	end := func(n uint32) []byte {
+		return framing.AppendMsgHeader(nil, framing.MsgHeader{Seq: n, Len: framing.MsgEndLen})
+	}
+	m := NewMessageReader(0)
+	var got []Message
+	feedAll(m, frame(0, []byte("zero"), []byte("one")), 0, &got)
+	m.Gap()
+	feedAll(m, end(4), 0, &got)
+	if len(got) != 3 || !got[2].End || got[2].Lost != 2 || got[2].Seq != 4 || got[2].Data != nil || got[1].End {
+		t.Fatalf("got %+v, want two messages and the end with 2 lost", got)
+	}
+	m, got = NewMessageReader(0), nil
+	feedAll(m, append(frame(0, []byte("zero")), end(1)...), 0, &got)
+	if len(got) != 2 || !got[1].End || got[1].Lost != 0 || m.FramingErrors() != 0 {
+		t.Fatalf("got %+v, %d framing errors; want a message and the end, nothing lost", got, m.FramingErrors())
+	}
+}

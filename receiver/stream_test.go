@@ -120,3 +120,39 @@ func TestHoldStream(t *testing.T) {
 		t.Fatalf("%d acknowledgements once it caught up, want 1", n)
 	}
 }
+
+// TestExpiredSymbolsNotNacked: a deadline-bounded stream that gives up a
+// segment in the middle of a block asks only for the block's later
+// missing segments, not for the one given up.
+func TestExpiredSymbolsNotNacked(t *testing.T) {
+	r := newRx(t, Config{StreamMaxAge: 100 * time.Millisecond})
+	p := &peer{id: senderID, inst: 1, flag: framing.FlagStream,
+		fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 100, MaxBlockLen: 4}}
+	// Block 0: segments 1 and 3 lost; segment 4 (block 1) comes later.
+	handle(t, r, t0, p.pkt(t, 1, 0, 0, seg100(0, 0)))
+	handle(t, r, t0, p.pkt(t, 1, 0, 2, seg100(2, 0)))
+	handle(t, r, t0.Add(50*time.Millisecond), p.pkt(t, 1, 1, 0, seg100(4, 0)))
+	asked := func() map[uint16]bool {
+		syms := map[uint16]bool{}
+		c := r.buildNack(r.remote(senderID), false)
+		for req, off, ok := framing.NextRepairRequest(c, 0); ok; req, off, ok = framing.NextRepairRequest(c, off) {
+			for it, i, ok := req.Item(0, 0); ok; it, i, ok = req.Item(i, 0) {
+				if it.PayloadID.Block == 0 {
+					syms[it.PayloadID.Symbol] = true
+				}
+			}
+		}
+		return syms
+	}
+	if a := asked(); !a[1] || !a[3] {
+		t.Fatalf("before the deadline: block 0 symbols asked for %v, want 1 and 3", a)
+	}
+	// Segment 1 is given up at t0+100ms (segment 3 not before t0+150ms).
+	poll(r, t0.Add(50*time.Millisecond), t0.Add(110*time.Millisecond))
+	if r.Stats().StreamExpired != 1 {
+		t.Fatalf("%d segments expired, want 1", r.Stats().StreamExpired)
+	}
+	if a := asked(); a[1] || !a[3] {
+		t.Fatalf("after segment 1 was given up: block 0 symbols asked for %v, want 3 only", a)
+	}
+}

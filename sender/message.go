@@ -50,6 +50,7 @@ func (s *Sender) WriteMessage(id uint16, msg []byte) error {
 		return ErrCacheFull
 	}
 	st.msgSeq++
+	st.msgMode = true
 	s.stats.Messages++
 	s.noteBlocked(st, false)
 	return nil

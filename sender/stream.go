@@ -59,6 +59,8 @@ type txStream struct {
 	closing    bool // CloseStream called; the end marker is sealed
 
 	msgSeq    uint32        // next message number of a message-mode stream (message.go)
+	msgMode   bool          // written with WriteMessage: closed with an end-of-messages header
+	msgEnded  bool          // that header is written
 	blockTime time.Duration // close a block this long after it opened (blocktime.go)
 	blockOpen time.Time     // when the current block's first segment was sealed
 	age       *streamAge    // deadline-bounded reliability, nil if off (message.go)
@@ -191,6 +193,19 @@ func (s *Sender) CloseStream(id uint16) error {
 	o, st, err := s.stream(id)
 	if err != nil {
 		return err
+	}
+	if st.msgMode && !st.msgEnded {
+		// The end of messages and the marker after it must both fit.
+		if s.streamRoom(st) < framing.MsgHeaderLen+s.cfg.SegmentSize {
+			return ErrCacheFull
+		}
+		st.startNext = true
+		var h [framing.MsgHeaderLen]byte
+		framing.AppendMsgHeader(h[:0], framing.MsgHeader{Seq: st.msgSeq, Len: framing.MsgEndLen})
+		if n, _ := s.writeStream(o, st, h[:], true); n < len(h) {
+			return ErrCacheFull // not reached: streamRoom said it fits
+		}
+		st.msgEnded = true
 	}
 	s.seal(o)
 	if !s.canSeal(st) {

@@ -93,7 +93,9 @@ func (o *Object) msgMark(msgStart int) {
 // ReadMessage returns the next whole message of a stream written in
 // message mode (Stream.WriteMessage). Where messages were lost it first
 // returns a *MessagesLostError saying how many, then the message after
-// them; io.EOF after the sender closed the stream. Messages larger than
+// them (or, for messages lost at the very end, io.EOF: the sender's
+// end of messages says how many it wrote); io.EOF after the sender closed
+// the stream. Messages larger than
 // 16 MiB are taken as broken framing and skipped. Do not mix ReadMessage
 // and Read on one stream.
 func (o *Object) ReadMessage(ctx context.Context) ([]byte, error) {
@@ -104,7 +106,7 @@ func (o *Object) ReadMessage(ctx context.Context) ([]byte, error) {
 			return nil, fmt.Errorf("session: ReadMessage on a %v object", o.info.Kind)
 		}
 		if o.pendingMsg != nil {
-			m := o.pendingMsg
+			m := *o.pendingMsg
 			o.pendingMsg = nil
 			o.mu.Unlock()
 			return m, nil
@@ -137,7 +139,9 @@ func (o *Object) ReadMessage(ctx context.Context) ([]byte, error) {
 		switch {
 		case ok && lost > 0:
 			o.mu.Lock()
-			o.pendingMsg = msg
+			if msg != nil {
+				o.pendingMsg = &msg
+			}
 			o.mu.Unlock()
 			return nil, &MessagesLostError{Lost: lost}
 		case ok:
@@ -156,6 +160,7 @@ func (o *Object) ReadMessage(ctx context.Context) ([]byte, error) {
 
 // parseLocked feeds the buffered stream data to the message reader until
 // a message completes (ok) or the buffer is empty, consuming what it took.
+// With ok, a nil msg is the end of messages reporting lost ones.
 func (o *Object) parseLocked() (msg []byte, lost uint32, ok bool) {
 	for {
 		if len(o.gaps) > 0 && o.gaps[0].at == o.read {
@@ -186,8 +191,13 @@ func (o *Object) parseLocked() (msg []byte, lost uint32, ok bool) {
 		n, m, done := o.mr.Feed(b, start)
 		o.buf = o.buf[n:]
 		o.read += int64(n)
-		if done {
-			return append([]byte(nil), m.Data...), m.Lost, true
+		switch {
+		case done && m.End && m.Lost > 0:
+			// Messages lost at the very end: reported, with no message
+			// after them.
+			return nil, m.Lost, true
+		case done && !m.End:
+			return append([]byte{}, m.Data...), m.Lost, true
 		}
 	}
 }

@@ -18,7 +18,8 @@ func framed(seq uint32, msg string) []byte {
 
 // TestReadMessage: ReadMessage returns each message whole, however the
 // stream data was cut; where a gap cut messages it reports how many were
-// lost (never a part of one) and resumes at the next message start.
+// lost (never a part of one) and resumes at the next message start; the
+// sender's end of messages reports those lost at the very end.
 func TestReadMessage(t *testing.T) {
 	o := newObject(nil, ObjectInfo{Kind: KindStream})
 	deliver := func(d []byte, msgStart int) {
@@ -36,6 +37,12 @@ func TestReadMessage(t *testing.T) {
 	o.streamGap(100)
 	tail := framed(5, "lost")[6:]
 	deliver(slices.Concat(tail, framed(6, "six")), len(tail))
+	// 7 is lost, 8 is empty; 9 and 10 are lost at the very end, which
+	// only the sender's end of messages (its count, 11) can tell.
+	o.streamGap(100)
+	deliver(framed(8, ""), 0)
+	o.streamGap(100)
+	deliver(framing.AppendMsgHeader(nil, framing.MsgHeader{Seq: 11, Len: framing.MsgEndLen}), 0)
 	close(o.done)
 
 	var got []string
@@ -59,7 +66,7 @@ func TestReadMessage(t *testing.T) {
 		}
 		break
 	}
-	if want := []string{"one", "", "three", "four, over two", "lost 2", "six", "EOF"}; !slices.Equal(got, want) {
+	if want := []string{"one", "", "three", "four, over two", "lost 2", "six", "lost 1", "", "lost 2", "EOF"}; !slices.Equal(got, want) {
 		t.Fatalf("messages %q, want %q", got, want)
 	}
 }

@@ -108,7 +108,7 @@ type Object struct {
 	// Message mode (message.go).
 	starts     []int64 // message starts to resume reading at, by position
 	mr         *receiver.MessageReader
-	pendingMsg []byte // a message to return after the loss before it
+	pendingMsg *[]byte // a message to return after the loss before it
 
 	// Owned by the session (s.mu): the bytes this object counts in
 	// s.appBytes while it waits for Accept.

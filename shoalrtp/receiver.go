@@ -20,7 +20,10 @@ type ReceiverConfig struct {
 	// 200 ms.
 	Latency time.Duration
 	// OnRTCP, if set, gets each RTCP packet as sent (otherwise they are
-	// dropped), when it arrives.
+	// dropped). It is called from ReadPacket, in the packet's place in the
+	// stream and at its playout time like RTP, so that a BYE reaches the
+	// player after the media sent before it, not ahead of the jitter
+	// buffer. RTCP that comes before any RTP is passed on when it arrives.
 	OnRTCP func([]byte)
 	// Session, if set, is the session the stream is received on: its FEC
 	// figures go into Stats.
@@ -54,10 +57,26 @@ type Stats struct {
 
 type entry struct {
 	epoch  uint64
-	ext    int64 // extended sequence number within the epoch
+	ext    int64  // extended sequence number within the epoch
+	sub    uint64 // 0 for RTP; RTCP: after the RTP packet at ext, by arrival
 	due    time.Time
 	pkt    *rtp.Packet
+	rtcp   []byte
 	isLate bool
+}
+
+func (a entry) cmp(b entry) int {
+	switch {
+	case a.epoch != b.epoch:
+		return int(a.epoch) - int(b.epoch)
+	case a.ext != b.ext:
+		return int(a.ext - b.ext)
+	case a.sub < b.sub:
+		return -1
+	case a.sub > b.sub:
+		return 1
+	}
+	return 0
 }
 
 // Receiver reads RTP packets from a Shoal stream sent by a Sender.
@@ -77,6 +96,7 @@ type Receiver struct {
 	relEp   uint64
 	relExt  int64 // last released
 	relSet  bool
+	rtcpSub uint64 // RTCP packets buffered so far, their order
 	stats   Stats
 	hist    [2048]uint64 // added latency, 1 ms buckets (last: more)
 	histN   uint64
@@ -137,12 +157,7 @@ func (r *Receiver) add(m []byte, now time.Time) {
 	sent := int64(binary.BigEndian.Uint64(m))
 	b := m[headerLen:]
 	if IsRTCP(b) {
-		r.mu.Lock()
-		r.stats.RTCP++
-		r.mu.Unlock()
-		if r.cfg.OnRTCP != nil {
-			r.cfg.OnRTCP(b)
-		}
+		r.addRTCP(b, sent)
 		return
 	}
 	p := &rtp.Packet{}
@@ -181,15 +196,38 @@ func (r *Receiver) add(m []byte, now time.Time) {
 		r.stats.Late++
 		e.isLate = true
 	}
-	i, found := slices.BinarySearchFunc(r.buf, e, func(a, b entry) int {
-		if a.epoch != b.epoch {
-			return int(a.epoch) - int(b.epoch)
-		}
-		return int(a.ext - b.ext)
-	})
+	i, found := slices.BinarySearchFunc(r.buf, e, entry.cmp)
 	if found {
 		return // a duplicate
 	}
+	r.buf = slices.Insert(r.buf, i, e)
+	r.signalLocked()
+}
+
+// addRTCP buffers an RTCP packet behind the last RTP packet that arrived
+// before it, due when that would be played out.
+func (r *Receiver) addRTCP(b []byte, sent int64) {
+	r.mu.Lock()
+	r.stats.RTCP++
+	if r.cfg.OnRTCP == nil {
+		r.mu.Unlock()
+		return
+	}
+	if r.histN == 0 {
+		r.mu.Unlock()
+		r.cfg.OnRTCP(b)
+		return
+	}
+	defer r.mu.Unlock()
+	r.rtcpSub++
+	e := entry{epoch: r.epoch, ext: r.lastExt, sub: r.rtcpSub, rtcp: slices.Clone(b),
+		due: time.Unix(0, sent+r.offset).Add(r.cfg.Latency)}
+	if r.relSet && (e.epoch < r.relEp || e.epoch == r.relEp && e.ext < r.relExt) {
+		// Its place was played out already (a packet reordered behind
+		// it): it goes out next.
+		e.epoch, e.ext = r.relEp, r.relExt
+	}
+	i, _ := slices.BinarySearchFunc(r.buf, e, entry.cmp)
 	r.buf = slices.Insert(r.buf, i, e)
 	r.signalLocked()
 }
@@ -207,6 +245,11 @@ func (r *Receiver) ReadPacket(ctx context.Context) (*rtp.Packet, error) {
 			e := r.buf[0]
 			if !now.Before(e.due) || r.err != nil {
 				r.buf = r.buf[1:]
+				if e.rtcp != nil {
+					r.mu.Unlock()
+					r.cfg.OnRTCP(e.rtcp)
+					continue
+				}
 				if r.relSet && e.epoch == r.relEp && e.ext > r.relExt+1 {
 					r.stats.Lost += uint64(e.ext - r.relExt - 1)
 				}

@@ -24,7 +24,8 @@ func message(t *testing.T, sent time.Time, ssrc uint32, seq uint16) []byte {
 // 16-bit wrap, not before their playout time; a packet missing when a
 // later one is due is skipped and counted lost; one arriving after its
 // place was given up is counted late and dropped; a new SSRC plays after
-// the old one; RTCP passes through untouched.
+// the old one; RTCP passes through untouched, in its place in the stream
+// (behind the RTP that came before it, not ahead of the jitter buffer).
 func TestJitterBuffer(t *testing.T) {
 	base := time.Unix(1000, 0)
 	clock := base
@@ -61,16 +62,22 @@ func TestJitterBuffer(t *testing.T) {
 	if want := []uint16{65534, 65535, 0, 2}; !equal(got, want) {
 		t.Fatalf("released %v, want %v", got, want)
 	}
+	if len(rtcp) != 0 {
+		t.Fatal("RTCP passed on ahead of the RTP packet sent before it")
+	}
 	// 1 arrives now: its place is gone.
 	r.add(message(t, ms(30), 7, 1), ms(200))
 	// The source restarts with a new SSRC and sequence numbers.
 	r.add(message(t, ms(300), 9, 500), ms(305))
 	r.add(message(t, ms(310), 9, 501), ms(315))
+	bye := []byte{0x81, 203, 0, 1, 0, 0, 0, 9}
+	r.add(append(binary.BigEndian.AppendUint64(nil, uint64(ms(320).UnixNano())), bye...), ms(325))
 	r.mu.Lock()
 	r.err = io.EOF
 	r.mu.Unlock()
 	clock = ms(1000)
 	got = got[:0]
+	var rtcpSeen []uint16 // RTCP packets passed on before each RTP packet
 	for {
 		p, err := r.ReadPacket(context.Background())
 		if err == io.EOF {
@@ -80,12 +87,16 @@ func TestJitterBuffer(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = append(got, p.SequenceNumber)
+		rtcpSeen = append(rtcpSeen, uint16(len(rtcp)))
 	}
 	if want := []uint16{3, 500, 501}; !equal(got, want) {
 		t.Fatalf("then released %v, want %v", got, want)
 	}
+	if want := []uint16{0, 1, 1}; !equal(rtcpSeen, want) {
+		t.Fatalf("RTCP packets passed on before 3, 500 and 501: %v, want %v", rtcpSeen, want)
+	}
 	st := r.Stats()
-	if st.Received != 7 || st.Lost != 1 || st.Late != 1 || st.RTCP != 1 || len(rtcp) != 1 || string(rtcp[0]) != string(sr) {
+	if st.Received != 7 || st.Lost != 1 || st.Late != 1 || st.RTCP != 2 || len(rtcp) != 2 || string(rtcp[0]) != string(sr) || string(rtcp[1]) != string(bye) {
 		t.Fatalf("stats %+v, rtcp %d", st, len(rtcp))
 	}
 	if st.AddedP99 < 30*time.Millisecond || st.AddedP50 > 5*time.Millisecond {

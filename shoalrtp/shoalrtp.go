@@ -6,7 +6,10 @@
 //
 // Shoal's NACK repair and FEC replace RTCP feedback on the multicast hop;
 // set the stream's budget (session.StreamOptions.MaxAge, BlockTime and
-// sender.Config.AutoParity) to fit the playout latency.
+// sender.Config.AutoParity) to fit the playout latency. With a 200 ms
+// latency, 5 parity packets to a block of 16 and no NACK back-off
+// (sender.Config.Backoff -1) keep 99.5 % of the packets on time at 10 %
+// loss and a 50 ms round trip (go run ./bench rtp).
 //
 // On the wire (inside the Shoal stream) each message is an 8-byte
 // big-endian send time, in nanoseconds since the Unix epoch on the

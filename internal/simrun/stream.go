@@ -196,6 +196,7 @@ type streamRx struct {
 	next      uint32 // the message expected next
 	delivered int
 	lost      int
+	ended     bool      // the end of messages came
 	now       time.Time // set by the receiver endpoint before its events
 }
 
@@ -273,6 +274,16 @@ func (r *streamRx) message(st *streamTx, d []byte, msgStart int) {
 		if !ok {
 			continue
 		}
+		if m.End {
+			// The sender's end of messages: its count of messages.
+			r.ended = true
+			if int(m.Seq) != len(st.msgs) || m.Seq != r.next+m.Lost {
+				r.fail("end of messages at %d after message %d with %d lost; %d written", m.Seq, int(r.next)-1, m.Lost, len(st.msgs))
+			}
+			r.lost += int(m.Lost)
+			r.next = m.Seq
+			continue
+		}
 		switch {
 		case m.Seq != r.next+m.Lost:
 			r.fail("message %d after message %d with %d lost", m.Seq, int(r.next)-1, m.Lost)
@@ -299,9 +310,12 @@ func (r *streamRx) message(st *streamTx, d []byte, msgStart int) {
 }
 
 func (r *streamRx) end(st *streamTx, mode sender.FlushMode) {
-	if st.framed && r.err == nil && r.gaps > 0 {
-		// Messages lost at the very end have no later one to report
-		// them (their count is not on the wire): count them here.
+	switch {
+	case st.framed && r.err == nil && !r.ended && r.gaps == 0:
+		r.fail("stream ended with no end of messages and no gap")
+	case st.framed && r.err == nil && !r.ended:
+		// The end of messages itself was lost (given up): count what
+		// it would have reported.
 		r.lost += len(st.msgs) - int(r.next)
 	}
 	st.rxDelivered += r.delivered
