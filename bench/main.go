@@ -42,7 +42,7 @@
 //
 // sim ends with exactly one line:
 //
-//	sim: receivers=N delivered=D/N nacks_per_lossy_block=X repair_overhead=Y virtual_s=T wall_s=W
+//	sim: receivers=N delivered=D/N nacks_per_lossy_block=X repair_overhead=Y virtual_s=T wall_s=W peak_rss_mb=M
 //
 // sim -cc ends instead with exactly one line:
 //
@@ -178,6 +178,8 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		groupSize    = fs.Float64("group-size", 0, "group size estimate the sender advertises (0: the number of receivers)")
 		backoff      = fs.Int("backoff", 0, "NACK back-off factor (0: 4, negative: none)")
 		adaptive     = fs.Bool("adaptive-backoff", false, "back-off factor follows the receivers heard (-backoff is its maximum)")
+		cpuProfile   = fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+		memProfile   = fs.String("memprofile", "", "write an allocation profile of the run to this file")
 	)
 	fs.Var(sizeFlag{&size}, "size", "object size, e.g. 16MiB")
 	fs.Var(pctFlag{&loss}, "loss", "independent loss on each receiver's link, e.g. 1%")
@@ -211,9 +213,17 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		Sender: sender.Config{Rate: *rate, Parity: *parity, AutoParity: *autoParity, BlockLen: *block, SegmentSize: *segment,
 			GroupSize: *groupSize, Backoff: *backoff, AdaptiveBackoff: *adaptive},
 	}
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench sim: %v\n", err)
+		return 1
+	}
 	start := time.Now()
 	res, err := simrun.Run(sc)
 	wall := time.Since(start)
+	if perr := stopProfiles(); perr != nil {
+		fmt.Fprintf(stderr, "bench sim: %v\n", perr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "bench sim: %v\n", err)
 		return 1
@@ -233,8 +243,8 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "bench sim: nacks_suppressed=%d\n", suppressed)
 	fmt.Fprintf(stderr, "bench sim: stop=%v lossy_blocks=%d nacks=%d repair_symbols=%d max_missed_sum=%d grtt=%v sender=%+v\n",
 		res.Stop, res.LossyBlocks, res.NacksSent, res.RepairSymbols, res.MaxMissedSum, res.Sender.GRTT, res.Sender)
-	fmt.Fprintf(stdout, "sim: receivers=%d delivered=%d/%d nacks_per_lossy_block=%.2f repair_overhead=%.2f virtual_s=%.2f wall_s=%.2f\n",
-		*receivers, res.Delivered, *receivers, x, y, res.Virtual.Seconds(), wall.Seconds())
+	fmt.Fprintf(stdout, "sim: receivers=%d delivered=%d/%d nacks_per_lossy_block=%.2f repair_overhead=%.2f virtual_s=%.2f wall_s=%.2f peak_rss_mb=%.0f\n",
+		*receivers, res.Delivered, *receivers, x, y, res.Virtual.Seconds(), wall.Seconds(), peakRSSMiB())
 	if res.Delivered != *receivers {
 		return 1
 	}

@@ -39,7 +39,22 @@ type blockBuf struct {
 	block    uint32
 	buf      []byte
 	syms     [][]byte // by encoding symbol id; len 0 = missing
+	size     int64    // bytes the block is charged: room for all its symbols
 	complete bool     // decoded, waiting to be stored in order (in-memory objects)
+}
+
+// room returns space for one symbol of symLen bytes (length 0, capacity
+// symLen) in the block's buffer, which with Config.SharedPayloads holds only
+// what cannot be kept by reference: short symbols padded to full length and
+// rebuilt ones. A full buffer is replaced by a larger one; the symbols in
+// the old one stay where they are.
+func (bb *blockBuf) room(symLen int) []byte {
+	if len(bb.buf)+symLen > cap(bb.buf) {
+		bb.buf = make([]byte, 0, max(2*cap(bb.buf), 4*symLen))
+	}
+	n := len(bb.buf)
+	bb.buf = bb.buf[:n+symLen]
+	return bb.buf[n : n : n+symLen]
 }
 
 func (r *Receiver) findBlock(o *rxObject, b uint32) *blockBuf {
@@ -76,11 +91,11 @@ type bufPool struct {
 // 16 MiB ones.
 const maxSpareBytes = 8 << 20
 
-func (p *bufPool) get(block uint32, n, symLen int, work *uint64) *blockBuf {
+func (p *bufPool) get(block uint32, n, symLen int, shared bool, work *uint64) *blockBuf {
 	var bb *blockBuf
 	for i := len(p.free) - 1; i >= 0; i-- {
 		*work++
-		if cap(p.free[i].buf) >= n*symLen && cap(p.free[i].syms) >= n {
+		if (shared || cap(p.free[i].buf) >= n*symLen) && cap(p.free[i].syms) >= n {
 			bb = p.free[i]
 			p.free[i] = p.free[len(p.free)-1]
 			p.free = p.free[:len(p.free)-1]
@@ -89,18 +104,36 @@ func (p *bufPool) get(block uint32, n, symLen int, work *uint64) *blockBuf {
 		}
 	}
 	if bb == nil {
-		bb = &blockBuf{buf: make([]byte, n*symLen), syms: make([][]byte, n)}
+		bb = &blockBuf{syms: make([][]byte, n)}
+		if !shared {
+			bb.buf = make([]byte, n*symLen)
+		}
 	}
-	bb.block, bb.complete = block, false
-	bb.buf = bb.buf[:n*symLen]
+	bb.block, bb.complete, bb.size = block, false, int64(n*symLen)
 	bb.syms = bb.syms[:n]
+	if shared {
+		// Symbols are kept by reference; the buffer takes only what must
+		// be copied, from its start.
+		bb.buf = bb.buf[:0]
+		clear(bb.syms)
+		return bb
+	}
+	bb.buf = bb.buf[:n*symLen]
 	for i := range bb.syms {
 		bb.syms[i] = bb.buf[i*symLen : i*symLen : (i+1)*symLen]
 	}
 	return bb
 }
 
-func (p *bufPool) put(bb *blockBuf) {
+func (p *bufPool) put(bb *blockBuf, shared bool) {
+	if shared {
+		// Many simulated receivers share one process: spares keep at most
+		// one buffer, and no references to packets.
+		clear(bb.syms)
+		if p.bytes > 0 {
+			bb.buf = nil
+		}
+	}
 	// A few spares cover the blocks in flight.
 	if len(p.free) < 4 && p.bytes+cap(bb.buf) <= maxSpareBytes {
 		p.free = append(p.free, bb)

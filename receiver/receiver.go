@@ -736,7 +736,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		return nil
 	}
 	if bb == nil {
-		bb = r.bufs.get(b, n, o.symLen, &r.work)
+		bb = r.bufs.get(b, n, o.symLen, r.cfg.SharedPayloads, &r.work)
 		o.blocks = append(o.blocks, bb)
 		r.charge(s, o, need)
 		s.blocks++
@@ -748,10 +748,18 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	advanced := b > o.hiBlock || !o.seen
 	o.seen = true
 	o.hiBlock = max(o.hiBlock, b)
-	dst := bb.syms[sym][:o.symLen]
-	nc := copy(dst, m.Payload)
-	clear(dst[nc:])
-	bb.syms[sym] = dst
+	if r.cfg.SharedPayloads && len(m.Payload) == o.symLen {
+		bb.syms[sym] = m.Payload[:o.symLen:o.symLen]
+	} else {
+		dst := bb.syms[sym]
+		if r.cfg.SharedPayloads {
+			dst = bb.room(o.symLen)
+		}
+		dst = dst[:o.symLen]
+		nc := copy(dst, m.Payload)
+		clear(dst[nc:])
+		bb.syms[sym] = dst
+	}
 	o.moved = true
 	if sym < k {
 		r.stats.DataSymbols++
@@ -915,6 +923,15 @@ func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 			return fmt.Errorf("receiver: object %d block %d: %d symbols missing and no FEC", o.id, bb.block, missing)
 		}
 		r.work += uint64(o.maxK)
+		if r.cfg.SharedPayloads {
+			// Rebuilt symbols go into the block's own buffer, not into
+			// the packets kept by reference.
+			for i := 0; i < k; i++ {
+				if len(bb.syms[i]) == 0 {
+					bb.syms[i] = bb.room(o.symLen)
+				}
+			}
+		}
 		if err := o.codec.Reconstruct(bb.syms, k); err != nil {
 			return err
 		}
@@ -924,10 +941,10 @@ func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 }
 
 func (r *Receiver) releaseBlock(s *remote, o *rxObject, bb *blockBuf) {
-	r.charge(s, o, -int64(len(bb.buf)))
+	r.charge(s, o, -bb.size)
 	s.blocks--
 	r.blocks--
-	r.bufs.put(bb)
+	r.bufs.put(bb, r.cfg.SharedPayloads)
 }
 
 // charge accounts n bytes (negative to give back) to o, its sender and the

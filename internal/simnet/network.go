@@ -20,6 +20,12 @@ type Config struct {
 	// zero value means the Unix epoch in UTC, so that no simulated time is
 	// the zero time.Time, which engines commonly use for "no timer".
 	Start time.Time
+	// KeepPayloads gives every sent packet bytes of its own that are never
+	// reused, so an endpoint may keep Packet.Payload after Handle returns,
+	// read-only: every copy of a multicast packet shares them. Simulations
+	// of many receivers use it to hold each packet once rather than once
+	// per receiver that stores it.
+	KeepPayloads bool
 }
 
 // NodeConfig configures a node.
@@ -41,7 +47,7 @@ type Packet struct {
 	From    NodeID         // sender
 	To      NodeID         // receiver
 	Dst     netip.AddrPort // the group, or To's address for unicast
-	Payload []byte         // valid only until the callback returns
+	Payload []byte         // valid only until the callback returns, unless Config.KeepPayloads
 }
 
 // Network is a simulated network in virtual time. Create one with New.
@@ -62,6 +68,8 @@ type Network struct {
 	events eventHeap
 	bufs   []pbuf
 	free   []int32
+	keep   bool
+	slab   []byte // with keep, where new payloads are carved from
 
 	delivering bool
 }
@@ -89,6 +97,7 @@ func New(c Config) *Network {
 	return &Network{
 		seed:     c.Seed,
 		start:    start,
+		keep:     c.KeepPayloads,
 		byName:   map[string]NodeID{},
 		byAddr:   map[netip.AddrPort]NodeID{},
 		groupIdx: map[netip.AddrPort]int32{},

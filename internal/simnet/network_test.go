@@ -607,3 +607,30 @@ func TestFarFutureDoesNotWrap(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 }
+
+// TestKeepPayloads: with KeepPayloads, a payload kept after its delivery
+// still holds what was sent once many later packets have gone through, and
+// both receivers of a multicast share the same bytes.
+func TestKeepPayloads(t *testing.T) {
+	n := New(Config{Seed: 1, KeepPayloads: true})
+	s := n.AddNode("s", NodeConfig{})
+	a := n.AddNode("a", NodeConfig{Down: LinkConfig{Delay: ms}})
+	b := n.AddNode("b", NodeConfig{Down: LinkConfig{Delay: ms}})
+	n.Join(a, grp)
+	n.Join(b, grp)
+	var kept [2][][]byte
+	buf := make([]byte, 1000)
+	for i := range 600 { // more than a slab
+		for j := range buf {
+			buf[j] = byte(i + j)
+		}
+		n.Send(n.Now(), s, grp, buf)
+		n.DeliverUntil(n.Now().Add(2*ms), func(p Packet) { kept[p.To-a] = append(kept[p.To-a], p.Payload) })
+	}
+	for i := range 600 {
+		pa, pb := kept[0][i], kept[1][i]
+		if len(pa) != 1000 || pa[0] != byte(i) || pa[999] != byte(i+999) || &pa[0] != &pb[0] {
+			t.Fatalf("packet %d: kept payload changed or not shared", i)
+		}
+	}
+}

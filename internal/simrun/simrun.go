@@ -164,6 +164,7 @@ type verifySink struct {
 	written int64
 	err     error
 	scratch []byte
+	want    []byte // if not nil, the whole object's content, shared by receivers
 }
 
 func (v *verifySink) WriteAt(b []byte, off int64) (int, error) {
@@ -171,11 +172,16 @@ func (v *verifySink) WriteAt(b []byte, off int64) (int, error) {
 		v.err = fmt.Errorf("write [%d,%d) outside object of %d bytes", off, off+int64(len(b)), v.size)
 		return 0, v.err
 	}
-	if cap(v.scratch) < len(b) {
-		v.scratch = make([]byte, len(b))
+	var want []byte
+	if v.want != nil {
+		want = v.want[off : off+int64(len(b))]
+	} else {
+		if cap(v.scratch) < len(b) {
+			v.scratch = make([]byte, len(b))
+		}
+		want = v.scratch[:len(b)]
+		fillPattern(want, v.seed, v.obj, off)
 	}
-	want := v.scratch[:len(b)]
-	fillPattern(want, v.seed, v.obj, off)
 	if !bytes.Equal(b, want) {
 		v.err = fmt.Errorf("object %d: bytes at [%d,%d) differ", v.obj, off, off+int64(len(b)))
 		return 0, v.err
