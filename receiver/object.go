@@ -24,8 +24,9 @@ type rxObject struct {
 	data    []byte // in-memory destination when sink is nil, grown as blocks arrive
 	stored  uint64 // in memory: bytes of data copied in
 	blocks  []*blockBuf
-	held    int64  // bytes of r.buffer accounted to this object
-	hiBlock uint32 // newest block a symbol arrived for
+	last    *blockBuf // the block found last, in blocks: symbols come in runs
+	held    int64     // bytes of r.buffer accounted to this object
+	hiBlock uint32    // newest block a symbol arrived for
 	seen    bool
 	stalled int // NACK cycles without progress
 	stream  *rxStream
@@ -48,7 +49,10 @@ type blockBuf struct {
 // what cannot be kept by reference: short symbols padded to full length and
 // rebuilt ones. A full buffer is replaced by a larger one; the symbols in
 // the old one stay where they are.
-func (bb *blockBuf) room(symLen int) []byte {
+func (bb *blockBuf) room(symLen int, p *bufPool) []byte {
+	if cap(bb.buf) == 0 && p.spare != nil {
+		bb.buf, p.spare = p.spare[:0], nil
+	}
 	if len(bb.buf)+symLen > cap(bb.buf) {
 		bb.buf = make([]byte, 0, max(2*cap(bb.buf), 4*symLen))
 	}
@@ -58,9 +62,13 @@ func (bb *blockBuf) room(symLen int) []byte {
 }
 
 func (r *Receiver) findBlock(o *rxObject, b uint32) *blockBuf {
+	if o.last != nil && o.last.block == b {
+		return o.last
+	}
 	for _, bb := range o.blocks {
 		r.work++
 		if bb.block == b {
+			o.last = bb
 			return bb
 		}
 	}
@@ -68,6 +76,9 @@ func (r *Receiver) findBlock(o *rxObject, b uint32) *blockBuf {
 }
 
 func (o *rxObject) dropBlock(bb *blockBuf) {
+	if o.last == bb {
+		o.last = nil
+	}
 	for i, x := range o.blocks {
 		if x == bb {
 			o.blocks[i] = o.blocks[len(o.blocks)-1]
@@ -84,6 +95,10 @@ func (o *rxObject) dropBlock(bb *blockBuf) {
 type bufPool struct {
 	free  []*blockBuf
 	bytes int // held by free
+	// spare is, with Config.SharedPayloads, the one buffer kept for
+	// whichever block next needs to copy a symbol; spares in free hold
+	// none, so a receiver keeps one buffer beyond its blocks' needs.
+	spare []byte
 }
 
 // maxSpareBytes bounds the memory bufPool keeps for reuse, which is outside
@@ -127,12 +142,13 @@ func (p *bufPool) get(block uint32, n, symLen int, shared bool, work *uint64) *b
 
 func (p *bufPool) put(bb *blockBuf, shared bool) {
 	if shared {
-		// Many simulated receivers share one process: spares keep at most
-		// one buffer, and no references to packets.
+		// Many simulated receivers share one process: spares keep no
+		// references to packets, and at most one buffer.
 		clear(bb.syms)
-		if p.bytes > 0 {
-			bb.buf = nil
+		if cap(bb.buf) > cap(p.spare) {
+			p.spare = bb.buf[:0]
 		}
+		bb.buf = nil
 	}
 	// A few spares cover the blocks in flight.
 	if len(p.free) < 4 && p.bytes+cap(bb.buf) <= maxSpareBytes {

@@ -156,7 +156,6 @@ func New(cfg Config) (*Receiver, error) {
 		cfg:      cfg,
 		rejected: map[uint32]bool{},
 		pool:     nack.NewPool(cfg.MaxBlocks, fec.MaxSymbols+1),
-		waiting:  make([]*blockBuf, 0, min(cfg.MaxBlocks, 1<<16)),
 		builder:  b,
 	}, nil
 }
@@ -753,7 +752,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	} else {
 		dst := bb.syms[sym]
 		if r.cfg.SharedPayloads {
-			dst = bb.room(o.symLen)
+			dst = bb.room(o.symLen, &r.bufs)
 		}
 		dst = dst[:o.symLen]
 		nc := copy(dst, m.Payload)
@@ -928,7 +927,7 @@ func (r *Receiver) decodeBlock(o *rxObject, bb *blockBuf, k int) error {
 			// the packets kept by reference.
 			for i := 0; i < k; i++ {
 				if len(bb.syms[i]) == 0 {
-					bb.syms[i] = bb.room(o.symLen)
+					bb.syms[i] = bb.room(o.symLen, &r.bufs)
 				}
 			}
 		}
@@ -1043,6 +1042,7 @@ func (r *Receiver) complete(s *remote, o *rxObject) {
 // release gives back every buffer o holds: block buffers (a finished
 // stream's last block among them), its data and its bitmap.
 func (r *Receiver) release(s *remote, o *rxObject) {
+	o.last = nil
 	for len(o.blocks) > 0 {
 		r.work++
 		bb := o.blocks[len(o.blocks)-1]

@@ -634,3 +634,36 @@ func TestKeepPayloads(t *testing.T) {
 		}
 	}
 }
+
+// TestFanInFlight: copies of one multicast that arrive together are held
+// as one fan, yet counted, delivered and stopped between one by one.
+func TestFanInFlight(t *testing.T) {
+	n := New(Config{Seed: 1})
+	s := n.AddNode("s", NodeConfig{})
+	for i := range 5 {
+		n.Join(n.AddNode(fmt.Sprint("r", i), NodeConfig{Down: LinkConfig{Delay: ms}}), grp)
+	}
+	n.Send(n.Now(), s, grp, make([]byte, 10))
+	n.DeliverUntil(n.Now(), nil) // the hop: five copies onto their links
+	if got := n.Stats().InFlight; got != 5 {
+		t.Fatalf("InFlight = %d after the hop, want 5", got)
+	}
+	var eps []Endpoint
+	got := 0
+	for range 6 {
+		eps = append(eps, countEP{&got})
+	}
+	res := Run(n, eps, Limits{Done: func() bool { return got == 3 }})
+	if res.Reason != StopDone || n.Stats().InFlight != 2 {
+		t.Fatalf("stopped %v with %d in flight, want done with 2", res.Reason, n.Stats().InFlight)
+	}
+	Run(n, eps, Limits{})
+	if got != 5 || n.Stats().InFlight != 0 {
+		t.Fatalf("%d delivered, %d in flight; want 5 and 0", got, n.Stats().InFlight)
+	}
+}
+
+type countEP struct{ n *int }
+
+func (c countEP) Handle(Packet) time.Time { *c.n++; return time.Time{} }
+func (c countEP) Poll(time.Time) time.Time { return time.Time{} }
