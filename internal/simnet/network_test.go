@@ -665,5 +665,5 @@ func TestFanInFlight(t *testing.T) {
 
 type countEP struct{ n *int }
 
-func (c countEP) Handle(Packet) time.Time { *c.n++; return time.Time{} }
+func (c countEP) Handle(Packet) time.Time  { *c.n++; return time.Time{} }
 func (c countEP) Poll(time.Time) time.Time { return time.Time{} }
