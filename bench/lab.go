@@ -38,6 +38,7 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	)
 	fs.Var(sizeFlag{&size}, "size", "file size, e.g. 64MiB")
 	fs.Var(pctFlag{&loss}, "loss", "random loss on every receiver's link (nftables), e.g. 1%")
+	burst := fs.Float64("burst", 0, "with -loss: lose packets in bursts of this mean length (Gilbert-Elliott), not independently")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -51,9 +52,8 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench lab: %v\n", err)
 		return 1
 	}
-	pct := int(loss*100 + 0.5)
 	for _, h := range l.Hosts[1:] {
-		if err := h.SetLoss(pct); err != nil {
+		if err := h.SetBurstLoss(loss*100, *burst); err != nil {
 			fmt.Fprintf(stderr, "bench lab: %v\n", err)
 			return 1
 		}

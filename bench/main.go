@@ -18,7 +18,7 @@
 //
 // filecast ends with exactly one line:
 //
-//	filecast: receivers=N size=S loss=P [cc=on] goodput_mbps=G uftp_mbps=U libnorm_mbps=L ratio=R sender_exit_after_s=X rx_cpu_s_per_gib=C uftp_rx_cpu_s_per_gib=D
+//	filecast: receivers=N size=S loss=P [burst=B] [cc=on] goodput_mbps=G uftp_mbps=U libnorm_mbps=L ratio=R sender_exit_after_s=X rx_cpu_s_per_gib=C uftp_rx_cpu_s_per_gib=D
 //
 // It sends one random file of S bytes from one host to N with each of
 // filecast (examples/filecast, send --ack auto), UFTP (uftp/uftpd: 4 MiB
@@ -57,7 +57,10 @@
 // where a lossy block is a block that at least one receiver missed a symbol
 // of, X = NACK messages sent by all receivers / lossy blocks, and Y = repair
 // symbols sent / Σ over lossy blocks of the largest number of symbols any one
-// receiver missed in it.
+// receiver missed in it, and M the process's peak resident memory in MiB.
+// With -burst B, each receiver's link loses -loss of its packets in bursts of
+// mean length B (Gilbert-Elliott); bench lab and bench filecast take -burst
+// too, and drop in bursts with nftables (see internal/lab SetBurstLoss).
 package main
 
 import (
@@ -69,6 +72,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shoalnet/shoal/internal/simnet"
 	"github.com/shoalnet/shoal/internal/simrun"
 	"github.com/shoalnet/shoal/receiver"
 	"github.com/shoalnet/shoal/sender"
@@ -184,6 +188,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	fs.Var(sizeFlag{&size}, "size", "object size, e.g. 16MiB")
 	fs.Var(pctFlag{&loss}, "loss", "independent loss on each receiver's link, e.g. 1%")
 	fs.Var(pctFlag{&shared}, "shared-loss", "loss on the sender's link, seen by every receiver, e.g. 0.5%")
+	burst := fs.Float64("burst", 0, "with -loss: each receiver's link loses packets in bursts of this mean length (Gilbert-Elliott), not independently")
 	var bottleneck int64 = 50e6
 	cc := fs.Bool("cc", false, "congestion control run: flows through a bottleneck (see -bottleneck, -rtt, -flows)")
 	flows := fs.Int("flows", 1, "with -cc: competing senders, each sending -size to every receiver")
@@ -207,6 +212,10 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	if *groupSize == 0 {
 		*groupSize = float64(*receivers)
 	}
+	if *burst < 0 || *burst > 0 && *burst < 1 {
+		fmt.Fprintln(stderr, "bench sim: -burst is a mean burst length of at least 1 packet")
+		return 2
+	}
 	sc := simrun.Scenario{
 		Seed: *seed, Receivers: *receivers, Loss: loss, Shared: shared, Delay: *delay, Limit: *limit,
 		Objects: []simrun.Object{{Size: size, File: true, Info: []byte("bench.bin")}},
@@ -217,6 +226,10 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "bench sim: %v\n", err)
 		return 1
+	}
+	if *burst > 1 && loss > 0 {
+		ge := simnet.Bursty(loss, *burst)
+		sc.Burst = &ge
 	}
 	start := time.Now()
 	res, err := simrun.Run(sc)

@@ -667,3 +667,32 @@ type countEP struct{ n *int }
 
 func (c countEP) Handle(Packet) time.Time  { *c.n++; return time.Time{} }
 func (c countEP) Poll(time.Time) time.Time { return time.Time{} }
+
+// TestBursty: the model Bursty builds loses the fraction asked for, in
+// bursts of the mean length asked for.
+func TestBursty(t *testing.T) {
+	m := Bursty(0.05, 4)
+	if math.Abs(m.MeanLoss()-0.05) > 1e-12 || m.PBadToGood != 0.25 {
+		t.Fatalf("Bursty(5%%, 4) = %+v, mean loss %v", m, m.MeanLoss())
+	}
+	l := m.NewLoss(linkRNG(1, "x", dirDown, streamLoss))
+	const n = 200_000
+	lost, bursts, prev := 0, 0, false
+	for range n {
+		x := l.Lost(t0, 100)
+		if x {
+			lost++
+			if !prev {
+				bursts++
+			}
+		}
+		prev = x
+	}
+	rate, mean := float64(lost)/n, float64(lost)/float64(bursts)
+	if rate < 0.045 || rate > 0.055 || mean < 3.7 || mean > 4.3 {
+		t.Errorf("loss %.4f in bursts of mean %.2f, want 0.05 and 4", rate, mean)
+	}
+	if b := Bursty(0.05, 0.5); b.PBadToGood != 1 {
+		t.Errorf("a burst under one packet is not clamped to 1: %+v", b)
+	}
+}
