@@ -5,6 +5,7 @@
 //	bench filecast [flags]  filecast against UFTP and libnorm in the same namespaces (root; peers optional)
 //	bench cclab [flags]  one NORM-CC transfer through a tc tbf bottleneck in the namespaces (root)
 //	bench stream [flags] one stream written with io.Copy through the namespaces (root)
+//	bench sweep -out DIR [-quick] [-lab]  a grid of sim (and lab) runs: DIR/sweep.csv and plots
 //
 // stream ends with exactly one line, and exits non-zero if a byte was lost:
 //
@@ -98,6 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCCLab(args[1:], stdout, stderr)
 	case "stream":
 		return runStream(args[1:], stdout, stderr)
+	case "sweep":
+		return runSweep(args[1:], stdout, stderr)
 	case "lab-rx": // helpers run by "bench lab" inside its hosts
 		return labRx(args[1:], stdout)
 	case "lab-rawrx":

@@ -112,6 +112,12 @@ type Config struct {
 	// RepairCycles is how many NACK cycles an object may go without
 	// progress before it is aborted with ErrRepairTimeout. 0 means 20.
 	RepairCycles int
+	// UniformBackoff draws NACK back-off delays uniformly over the window
+	// instead of from RFC 5740's truncated exponential distribution. It
+	// exists to show, in simulations, what the exponential timers save: a
+	// uniform draw lets many more receivers fire before the first NACK
+	// reaches them.
+	UniformBackoff bool
 	// SharedPayloads promises that a packet passed to HandlePacket is
 	// never modified afterwards, so the receiver may keep its symbols by
 	// reference instead of copying them: memory per partially received

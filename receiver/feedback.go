@@ -310,6 +310,14 @@ func (r *Receiver) finishContent() []byte {
 	return c
 }
 
+// nackDelay draws a NACK back-off delay within maxDelay.
+func (r *Receiver) nackDelay(maxDelay time.Duration, gsize float64) time.Duration {
+	if r.cfg.UniformBackoff {
+		return r.uniform(maxDelay)
+	}
+	return nack.BackoffDelay(r.cfg.Rand.Float64(), maxDelay, gsize)
+}
+
 // maybeNack starts a NACK back-off if s has something to ask for, and marks
 // how far the sender had got.
 func (r *Receiver) maybeNack(now time.Time, s *remote) {
@@ -321,7 +329,7 @@ func (r *Receiver) maybeNack(now time.Time, s *remote) {
 	}
 	s.nack = nackBackoff
 	maxDelay := s.grtt * time.Duration(s.backoff)
-	delay := nack.BackoffDelay(r.cfg.Rand.Float64(), maxDelay, s.gsize)
+	delay := r.nackDelay(maxDelay, s.gsize)
 	s.nackStart, s.nackAt, s.backoffFrac = now, now.Add(delay), 0
 	if maxDelay > 0 {
 		s.backoffFrac = float64(delay) / float64(maxDelay)
@@ -469,7 +477,7 @@ func (r *Receiver) retime(now time.Time, s *remote) {
 		window := s.grtt * time.Duration(s.backoff)
 		end = s.nackStart.Add(time.Duration(s.backoffFrac * float64(window)))
 		if end.Before(s.nackAt) && !end.After(now) && now.Before(s.nackAt) && window > 0 {
-			delay := nack.BackoffDelay(r.cfg.Rand.Float64(), window, s.gsize)
+			delay := r.nackDelay(window, s.gsize)
 			s.nackStart, s.backoffFrac = now, float64(delay)/float64(window)
 			end = now.Add(delay)
 		}

@@ -540,6 +540,7 @@ func Run(sc Scenario) (Result, error) {
 		rcfg := sc.Receiver
 		rcfg.NodeID = rxNodeID(i)
 		rcfg.SharedPayloads = true
+		rcfg.UniformBackoff = rcfg.UniformBackoff || sc.UniformTimers
 		rcfg.Rand = rand.New(rand.NewPCG(sc.Seed, uint64(i)+2))
 		rcfg.Sink = func(info receiver.ObjectInfo) (io.WriterAt, error) {
 			idx, ok := st.objIDs[info.Object]

@@ -85,6 +85,11 @@ type Scenario struct {
 	SlowRxRate   float64
 	SlowRxBuffer int
 
+	// UniformTimers makes every receiver draw its NACK back-off uniformly
+	// (receiver.Config.UniformBackoff), for comparison with the default
+	// exponential timers.
+	UniformTimers bool
+
 	// Limit bounds virtual time; 0 means 10 minutes.
 	Limit time.Duration
 	// Tap, if set, sees every packet delivered to a receiver.
