@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"time"
+
 	"github.com/shoalnet/shoal/fec"
 )
 
@@ -55,6 +57,31 @@ func TestSharedPayloads(t *testing.T) {
 		}
 		if st := r.Stats(); st.FECRecovered != 2 {
 			t.Errorf("shared=%v: recovered %d symbols, want 2", shared, st.FECRecovered)
+		}
+	}
+}
+
+// TestUniformBackoff: UniformBackoff spreads NACK back-offs evenly over the
+// window, where the default piles them up near its end.
+func TestUniformBackoff(t *testing.T) {
+	const window = 100 * time.Millisecond
+	for _, uniform := range []bool{false, true} {
+		r := newRx(t, Config{UniformBackoff: uniform})
+		var sum time.Duration
+		const n = 4000
+		for range n {
+			d := r.nackDelay(window, 1000)
+			if d < 0 || d > window {
+				t.Fatalf("delay %v outside [0, %v]", d, window)
+			}
+			sum += d
+		}
+		mean := sum / n
+		if uniform && (mean < 46*time.Millisecond || mean > 54*time.Millisecond) {
+			t.Errorf("uniform: mean delay %v, want about half of %v", mean, window)
+		}
+		if !uniform && mean < 80*time.Millisecond {
+			t.Errorf("exponential: mean delay %v, want most of %v", mean, window)
 		}
 	}
 }
