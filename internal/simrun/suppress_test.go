@@ -151,4 +151,3 @@ func TestSmallGroupRepairCycle(t *testing.T) {
 		t.Errorf("mean repair delay %v with adaptive timers, %v without: want a fifth shorter at least", dAdaptive, dFixed)
 	}
 }
-
