@@ -112,18 +112,26 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 		default:
 			window := s.grtt * time.Duration(s.backoff)
 			if !limited {
-				// No receiver limits the sender yet (it just started, or
-				// lost its CLR): it goes blind until someone answers, so
-				// answer within a round trip (at most 100 ms: a new
-				// session's GRTT is a guess, and a conservative one) rather
-				// than a full back-off.
-				window = min(window, s.grtt, 100*time.Millisecond)
+				// No receiver limits the sender yet (it just started, lost
+				// its CLR, or runs no congestion control and probes only
+				// for the GRTT): it goes blind until someone answers, so
+				// answer within at most 100 ms (a new session's GRTT is a
+				// guess, and a conservative one). Not within one GRTT:
+				// answers then reach the other receivers after half the
+				// window and suppress almost none, and ten thousand
+				// receivers answered every probe, each answer multicast to
+				// all of them.
+				window = min(window, 100*time.Millisecond)
 			}
-			if mine, _ := s.calcRate(float64(s.segment())); mine < s.ccRate && s.ccRate > 0 {
+			if mine, _ := s.calcRate(float64(s.segment())); limited && mine < s.ccRate && s.ccRate > 0 {
 				// A receiver that would slow the sender down answers
 				// sooner, in proportion, so its report tends to come first
 				// and suppress those of faster receivers (TFMCC's biased
-				// feedback timers).
+				// feedback timers). Only once a receiver limits the
+				// sender: before that the advertised rate is not a
+				// congestion-controlled one, every lossy receiver's rate
+				// is far below it, and all of them answering within a
+				// tenth of the window suppressed none.
 				window = time.Duration(float64(window) * max(mine/s.ccRate, 0.1))
 			}
 			at = now.Add(nack.BackoffDelay(r.cfg.Rand.Float64(), window, s.gsize))
