@@ -7,6 +7,24 @@
 //	bench stream [flags] one stream written with io.Copy through the namespaces (root)
 //	bench sweep -out DIR [-quick] [-lab]  a grid of sim (and lab) runs: DIR/sweep.csv and plots
 //
+// sweep ends with exactly one line:
+//
+//	sweep: runs=N csv=DIR/sweep.csv plots=nacks_vs_receivers,goodput_vs_loss,time_vs_receivers[,lab_goodput_vs_loss]
+//
+// It runs a grid of bench sim transfers (seed -seed, default 1) and writes
+// every run as a row of DIR/sweep.csv and the plots as DIR/NAME.png and
+// DIR/NAME.svg, each titled with the command that made it:
+// NACKs per lossy block against receivers (10 to 10,000; 1% loss and 0.5%
+// shared loss, 4 MiB) with Shoal's exponential timers and, up to 1,000
+// receivers, uniform ones, next to the theory's expected NACKs for one loss
+// event (back-off window 4 GRTT, NACKs reaching the others in 1/8 of it);
+// goodput against loss (0 to 30 %, 100 receivers, 4 MiB), independent and
+// in bursts of 4; and time to complete against receivers. -quick stops at
+// 1,000 receivers (uniform timers at 300) and 1 MiB files, with 20
+// receivers for goodput. -lab adds goodput against loss for filecast, UFTP
+// and libnorm from bench filecast runs (root). On a terminal a progress
+// bar shows the grid's progress; otherwise a line per run.
+//
 // stream ends with exactly one line, and exits non-zero if a byte was lost:
 //
 //	stream: receivers=N size=S loss=P goodput_mbps=G lost_bytes=L writer_blocked_s=B
