@@ -86,8 +86,12 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench lab: no transfer completed")
 		return 1
 	}
-	fmt.Fprintf(stdout, "lab: receivers=%d size=%s loss=%s goodput_mbps=%.0f raw_udp_mbps=%.0f ratio=%.2f sender_cpu_s_per_gib=%.2f\n",
-		*receivers, sizeName(size), pctName(loss), best, raw, best/raw, bestCPU)
+	bursts := ""
+	if *burst > 1 {
+		bursts = fmt.Sprintf(" burst=%g", *burst)
+	}
+	fmt.Fprintf(stdout, "lab: receivers=%d size=%s loss=%s%s goodput_mbps=%.0f raw_udp_mbps=%.0f ratio=%.2f sender_cpu_s_per_gib=%.2f\n",
+		*receivers, sizeName(size), pctName(loss), bursts, best, raw, best/raw, bestCPU)
 	return 0
 }
 

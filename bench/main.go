@@ -57,7 +57,7 @@
 //
 // lab ends with exactly one line:
 //
-//	lab: receivers=N size=S loss=P goodput_mbps=G raw_udp_mbps=R ratio=G/R sender_cpu_s_per_gib=C
+//	lab: receivers=N size=S loss=P [burst=B] goodput_mbps=G raw_udp_mbps=R ratio=G/R sender_cpu_s_per_gib=C
 //
 // sim ends with exactly one line:
 //
