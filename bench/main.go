@@ -275,8 +275,11 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		suppressed += r.NacksSuppressed
 	}
 	fmt.Fprintf(stderr, "bench sim: nacks_suppressed=%d\n", suppressed)
-	fmt.Fprintf(stderr, "bench sim: stop=%v lossy_blocks=%d nacks=%d repair_symbols=%d max_missed_sum=%d grtt=%v sender=%+v\n",
-		res.Stop, res.LossyBlocks, res.NacksSent, res.RepairSymbols, res.MaxMissedSum, res.Sender.GRTT, res.Sender)
+	fmt.Fprintf(stderr, "bench sim: stop=%v lossy_blocks=%d nacks=%d repair_symbols=%d max_missed_sum=%d repair_rounds=%d grtt=%v sender=%+v\n",
+		res.Stop, res.LossyBlocks, res.NacksSent, res.RepairSymbols, res.MaxMissedSum, res.RepairRounds, res.Sender.GRTT, res.Sender)
+	if res.LossyBlocks > 0 {
+		fmt.Fprintf(stderr, "bench sim: repair_rounds_per_lossy_block=%.2f\n", float64(res.RepairRounds)/float64(res.LossyBlocks))
+	}
 	fmt.Fprintf(stdout, "sim: receivers=%d delivered=%d/%d nacks_per_lossy_block=%.2f repair_overhead=%.2f virtual_s=%.2f wall_s=%.2f peak_rss_mb=%.0f\n",
 		*receivers, res.Delivered, *receivers, x, y, res.Virtual.Seconds(), wall.Seconds(), peakRSSMiB())
 	if res.Delivered != *receivers {

@@ -74,6 +74,7 @@ func transmit(net *simnet.Network, id simnet.NodeID, now time.Time, out *framing
 func (e *txEndpoint) pollOnce(now time.Time) time.Time {
 	e.out.Reset()
 	wake := e.s.Poll(now, &e.out)
+	e.run.now = now
 	transmit(e.net, e.id, now, &e.out, e.run.sent)
 	for _, ev := range e.s.Events() {
 		e.run.senderEvents = append(e.run.senderEvents, ev)
@@ -279,9 +280,12 @@ type runState struct {
 	seqBlock     []int32
 	seen         map[[3]uint32]bool
 	blockIdx     map[[2]uint32]int32
-	blockFirst   []int      // first-pass symbols sent, per block
-	got          [][]uint16 // per receiver, first-pass symbols delivered per block
-	expect       [][]byte   // per object, its content if small enough to share
+	blockFirst   []int       // first-pass symbols sent, per block
+	lastRepair   []time.Time // per block, when a repair symbol was last sent
+	rounds       []int       // per block, repair rounds: bursts of repair symbols
+	now          time.Time   // when the sender's packets being recorded leave
+	got          [][]uint16  // per receiver, first-pass symbols delivered per block
+	expect       [][]byte    // per object, its content if small enough to share
 	nacks        int
 	finished     int
 	last         time.Time
@@ -327,18 +331,41 @@ func (st *runState) sent(b []byte) {
 	}
 	key := [3]uint32{uint32(st.d.ObjectID), st.d.PayloadID.Block, uint32(st.d.PayloadID.Symbol)}
 	if st.seen[key] || !st.firstPassSymbol() {
+		st.repaired([2]uint32{key[0], key[1]})
 		return
 	}
 	st.seen[key] = true
 	bk := [2]uint32{key[0], key[1]}
+	bi := st.block(bk)
+	st.blockFirst[bi]++
+	st.seqBlock[st.seq64] = bi
+}
+
+// block returns the index of block bk in the accounting, adding it.
+func (st *runState) block(bk [2]uint32) int32 {
 	bi, ok := st.blockIdx[bk]
 	if !ok {
 		bi = int32(len(st.blockFirst))
 		st.blockIdx[bk] = bi
 		st.blockFirst = append(st.blockFirst, 0)
+		st.lastRepair = append(st.lastRepair, time.Time{})
+		st.rounds = append(st.rounds, 0)
 	}
-	st.blockFirst[bi]++
-	st.seqBlock[st.seq64] = bi
+	return bi
+}
+
+// roundGap separates repair rounds: a sender answers a round's NACKs with
+// one burst of repairs, and the next round starts a hold-off (several
+// GRTTs) later.
+const roundGap = 5 * time.Millisecond
+
+// repaired records a repair symbol of block bk sent now.
+func (st *runState) repaired(bk [2]uint32) {
+	bi := st.block(bk)
+	if last := st.lastRepair[bi]; last.IsZero() || st.now.Sub(last) > roundGap {
+		st.rounds[bi]++
+	}
+	st.lastRepair[bi] = st.now
 }
 
 // firstPassSymbol reports whether st.d is part of the sender's first pass
@@ -611,6 +638,7 @@ func Run(sc Scenario) (Result, error) {
 		if worst > 0 {
 			out.LossyBlocks++
 			out.MaxMissedSum += worst
+			out.RepairRounds += st.rounds[blk]
 		}
 	}
 	return out, nil

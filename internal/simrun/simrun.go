@@ -110,12 +110,15 @@ type Result struct {
 	LossyBlocks   int
 	MaxMissedSum  int // Σ over lossy blocks of the largest number of symbols one receiver missed
 	RepairSymbols int // data symbols sent after their first transmission
-	NacksSent     int
-	StreamGaps    int           // stream gaps reported by receivers
-	SocketDrops   int           // packets that found a slow receiver's socket buffer full
-	MaxBacklog    time.Duration // the longest a packet waited in a slow receiver's socket
-	Stop          simnet.StopReason
-	Errors        []string // content or protocol errors seen
+	// RepairRounds is Σ over lossy blocks of the bursts of repair symbols
+	// the sender sent for the block (bursts more than 5 ms apart).
+	RepairRounds int
+	NacksSent    int
+	StreamGaps   int           // stream gaps reported by receivers
+	SocketDrops  int           // packets that found a slow receiver's socket buffer full
+	MaxBacklog   time.Duration // the longest a packet waited in a slow receiver's socket
+	Stop         simnet.StopReason
+	Errors       []string // content or protocol errors seen
 }
 
 // Pattern is the content of object obj at offset off: cheap to compute
