@@ -40,19 +40,20 @@ type sweepPoint struct {
 	Delivered int     // receivers that got everything
 	Nacks     float64 // NACKs per lossy block
 	Overhead  float64 // repair overhead
+	Rounds    float64 // repair rounds per lossy block
 	Complete  float64 // seconds (virtual in the simulation) until the last receiver had everything
 	Goodput   float64 // Mbit/s: file bits over Complete
 	Wall      float64 // seconds of wall time the run took
 }
 
 var sweepHeader = []string{"plot", "impl", "receivers", "loss", "shared_loss", "burst", "size", "seed",
-	"delivered", "nacks_per_lossy_block", "repair_overhead", "complete_s", "goodput_mbps", "wall_s"}
+	"delivered", "nacks_per_lossy_block", "repair_overhead", "repair_rounds_per_lossy_block", "complete_s", "goodput_mbps", "wall_s"}
 
 func (p sweepPoint) record() []string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 	return []string{p.Plot, p.Impl, strconv.Itoa(p.Receivers), f(p.Loss), f(p.Shared), f(p.Burst),
 		strconv.FormatInt(p.Size, 10), strconv.FormatUint(p.Seed, 10), strconv.Itoa(p.Delivered),
-		f(p.Nacks), f(p.Overhead), f(p.Complete), f(p.Goodput), f(p.Wall)}
+		f(p.Nacks), f(p.Overhead), f(p.Rounds), f(p.Complete), f(p.Goodput), f(p.Wall)}
 }
 
 // sweepGrid is the set of runs a sweep makes.
@@ -238,6 +239,7 @@ func (j simJob) run() (sweepPoint, error) {
 	if res.LossyBlocks > 0 {
 		p.Nacks = float64(res.NacksSent) / float64(res.LossyBlocks)
 		p.Overhead = float64(res.RepairSymbols) / float64(res.MaxMissedSum)
+		p.Rounds = float64(res.RepairRounds) / float64(res.LossyBlocks)
 	}
 	if res.Delivered == j.sc.Receivers && res.Virtual > 0 {
 		p.Goodput = float64(p.Size) * 8 / res.Virtual.Seconds() / 1e6
