@@ -87,6 +87,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -242,6 +243,12 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		Objects: []simrun.Object{{Size: size, File: true, Info: []byte("bench.bin")}},
 		Sender: sender.Config{Rate: *rate, Parity: *parity, AutoParity: *autoParity, BlockLen: *block, SegmentSize: *segment,
 			GroupSize: *groupSize, Backoff: *backoff, AdaptiveBackoff: *adaptive},
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Ten thousand receivers hold about 2 GB; the garbage collector's
+		// default doubling of the live heap would take the process past
+		// 4 GiB. A soft limit makes it collect more often instead.
+		debug.SetMemoryLimit(3 << 30)
 	}
 	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
 	if err != nil {
