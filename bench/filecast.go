@@ -85,6 +85,7 @@ func runFilecast(args []string, stdout, stderr io.Writer) int {
 	fs.Var(sizeFlag{&size}, "size", "file size, e.g. 64MiB")
 	fs.Var(pctFlag{&loss}, "loss", "random loss of every UDP datagram a receiver host takes in (nftables), e.g. 1%")
 	fs.Var(bitsFlag{&rate}, "rate", "without --cc: the fixed send rate of every implementation, e.g. 1Gbit")
+	burst := fs.Float64("burst", 0, "with -loss: lose datagrams in bursts of this mean length (Gilbert-Elliott), not independently")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -161,9 +162,8 @@ func runFilecast(args []string, stdout, stderr io.Writer) int {
 	e.lab = l
 	// SetLoss also cuts GSO batches on every link once there is loss, so
 	// that the loss is per datagram.
-	pct := int(loss*100 + 0.5)
 	for _, h := range l.Hosts[1:] {
-		if err := h.SetLoss(pct); err != nil {
+		if err := h.SetBurstLoss(loss*100, *burst); err != nil {
 			fmt.Fprintf(stderr, "bench filecast: %v\n", err)
 			return 1
 		}
@@ -199,7 +199,7 @@ func runFilecast(args []string, stdout, stderr io.Writer) int {
 	if la := loadAvg(); la != "" {
 		fmt.Fprintf(stderr, "bench filecast: done%s\n", la)
 	}
-	line := castLine{Receivers: *receivers, Size: size, Loss: loss, CC: *cc}
+	line := castLine{Receivers: *receivers, Size: size, Loss: loss, Burst: *burst, CC: *cc}
 	for _, im := range impls {
 		g, cpu, exit := math.NaN(), math.NaN(), math.NaN()
 		if im.skip == "" {
@@ -310,6 +310,7 @@ type castLine struct {
 	Receivers int
 	Size      int64
 	Loss      float64
+	Burst     float64 // mean burst length; 1 or less: independent losses
 	CC        bool
 	Goodput   float64 // filecast, Mbit/s (0: the median run failed)
 	UFTP      float64 // Mbit/s
@@ -331,8 +332,11 @@ func (c castLine) String() string {
 		ratio = c.Goodput / best
 	}
 	cc := ""
+	if c.Burst > 1 {
+		cc = fmt.Sprintf(" burst=%g", c.Burst)
+	}
 	if c.CC {
-		cc = " cc=on"
+		cc += " cc=on"
 	}
 	return fmt.Sprintf("filecast: receivers=%d size=%s loss=%s%s goodput_mbps=%s uftp_mbps=%s libnorm_mbps=%s ratio=%s sender_exit_after_s=%s rx_cpu_s_per_gib=%s uftp_rx_cpu_s_per_gib=%s",
 		c.Receivers, sizeName(c.Size), pctName(c.Loss), cc, fig(c.Goodput, 0), fig(c.UFTP, 0), fig(c.Libnorm, 0),

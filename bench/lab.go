@@ -42,6 +42,7 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	encrypt := fs.Bool("encrypt", false, "authenticate and encrypt every packet (AES-256-GCM)")
 	sign := fs.Bool("sign", false, "also sign every packet (Ed25519 over batches of 16; implies --auth); receivers trust only the sender's key")
 	signAlg := fs.String("sign-alg", "ed25519", "with --sign: ed25519 or p256 (ECDSA P-256)")
+	burst := fs.Float64("burst", 0, "with -loss: lose packets in bursts of this mean length (Gilbert-Elliott), not independently")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -61,9 +62,8 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench lab: %v\n", err)
 		return 1
 	}
-	pct := int(loss*100 + 0.5)
 	for _, h := range l.Hosts[1:] {
-		if err := h.SetLoss(pct); err != nil {
+		if err := h.SetBurstLoss(loss*100, *burst); err != nil {
 			fmt.Fprintf(stderr, "bench lab: %v\n", err)
 			return 1
 		}
@@ -96,8 +96,12 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench lab: no transfer completed")
 		return 1
 	}
-	fmt.Fprintf(stdout, "lab: receivers=%d size=%s loss=%s goodput_mbps=%.0f raw_udp_mbps=%.0f ratio=%.2f sender_cpu_s_per_gib=%.2f\n",
-		*receivers, sizeName(size), pctName(loss), best, raw, best/raw, bestCPU)
+	bursts := ""
+	if *burst > 1 {
+		bursts = fmt.Sprintf(" burst=%g", *burst)
+	}
+	fmt.Fprintf(stdout, "lab: receivers=%d size=%s loss=%s%s goodput_mbps=%.0f raw_udp_mbps=%.0f ratio=%.2f sender_cpu_s_per_gib=%.2f\n",
+		*receivers, sizeName(size), pctName(loss), bursts, best, raw, best/raw, bestCPU)
 	return 0
 }
 

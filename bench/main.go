@@ -5,6 +5,25 @@
 //	bench filecast [flags]  filecast against UFTP and libnorm in the same namespaces (root; peers optional)
 //	bench cclab [flags]  one NORM-CC transfer through a tc tbf bottleneck in the namespaces (root)
 //	bench stream [flags] one stream written with io.Copy through the namespaces (root)
+//	bench sweep -out DIR [-quick] [-lab]  a grid of sim (and lab) runs: DIR/sweep.csv and plots
+//
+// sweep ends with exactly one line:
+//
+//	sweep: runs=N csv=DIR/sweep.csv plots=nacks_vs_receivers,goodput_vs_loss,time_vs_receivers[,lab_goodput_vs_loss]
+//
+// It runs a grid of bench sim transfers (seed -seed, default 1) and writes
+// every run as a row of DIR/sweep.csv and the plots as DIR/NAME.png and
+// DIR/NAME.svg, each titled with the command that made it:
+// NACKs per lossy block against receivers (10 to 10,000; 1% loss and 0.5%
+// shared loss, 4 MiB) with Shoal's exponential timers and, up to 1,000
+// receivers, uniform ones, next to the theory's expected NACKs for one loss
+// event (back-off window 4 GRTT, NACKs reaching the others in 1/8 of it);
+// goodput against loss (0 to 30 %, 100 receivers, 4 MiB), independent and
+// in bursts of 4; and time to complete against receivers. -quick stops at
+// 1,000 receivers (uniform timers at 300) and 1 MiB files, with 20
+// receivers for goodput. -lab adds goodput against loss for filecast, UFTP
+// and libnorm from bench filecast runs (root). On a terminal a progress
+// bar shows the grid's progress; otherwise a line per run.
 //
 // stream ends with exactly one line, and exits non-zero if a byte was lost:
 //
@@ -18,7 +37,7 @@
 //
 // filecast ends with exactly one line:
 //
-//	filecast: receivers=N size=S loss=P [cc=on] goodput_mbps=G uftp_mbps=U libnorm_mbps=L ratio=R sender_exit_after_s=X rx_cpu_s_per_gib=C uftp_rx_cpu_s_per_gib=D
+//	filecast: receivers=N size=S loss=P [burst=B] [cc=on] goodput_mbps=G uftp_mbps=U libnorm_mbps=L ratio=R sender_exit_after_s=X rx_cpu_s_per_gib=C uftp_rx_cpu_s_per_gib=D
 //
 // It sends one random file of S bytes from one host to N with each of
 // filecast (examples/filecast, send --ack auto), UFTP (uftp/uftpd: 4 MiB
@@ -38,11 +57,11 @@
 //
 // lab ends with exactly one line:
 //
-//	lab: receivers=N size=S loss=P goodput_mbps=G raw_udp_mbps=R ratio=G/R sender_cpu_s_per_gib=C
+//	lab: receivers=N size=S loss=P [burst=B] goodput_mbps=G raw_udp_mbps=R ratio=G/R sender_cpu_s_per_gib=C
 //
 // sim ends with exactly one line:
 //
-//	sim: receivers=N delivered=D/N nacks_per_lossy_block=X repair_overhead=Y virtual_s=T wall_s=W
+//	sim: receivers=N delivered=D/N nacks_per_lossy_block=X repair_overhead=Y virtual_s=T wall_s=W peak_rss_mb=M
 //
 // sim -hostile KIND ends instead with the line of runSimHostile (hostile.go).
 //
@@ -59,7 +78,10 @@
 // where a lossy block is a block that at least one receiver missed a symbol
 // of, X = NACK messages sent by all receivers / lossy blocks, and Y = repair
 // symbols sent / Σ over lossy blocks of the largest number of symbols any one
-// receiver missed in it.
+// receiver missed in it, and M the process's peak resident memory in MiB.
+// With -burst B, each receiver's link loses -loss of its packets in bursts of
+// mean length B (Gilbert-Elliott); bench lab and bench filecast take -burst
+// too, and drop in bursts with nftables (see internal/lab SetBurstLoss).
 package main
 
 import (
@@ -67,10 +89,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/shoalnet/shoal/internal/simnet"
 	"github.com/shoalnet/shoal/internal/simrun"
 	"github.com/shoalnet/shoal/receiver"
 	"github.com/shoalnet/shoal/sender"
@@ -98,6 +122,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runStream(args[1:], stdout, stderr)
 	case "rtp":
 		return runRTP(args[1:], stdout, stderr)
+	case "sweep":
+		return runSweep(args[1:], stdout, stderr)
 	case "lab-rx": // helpers run by "bench lab" inside its hosts
 		return labRx(args[1:], stdout)
 	case "lab-rawrx":
@@ -182,10 +208,13 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		groupSize    = fs.Float64("group-size", 0, "group size estimate the sender advertises (0: the number of receivers)")
 		backoff      = fs.Int("backoff", 0, "NACK back-off factor (0: 4, negative: none)")
 		adaptive     = fs.Bool("adaptive-backoff", false, "back-off factor follows the receivers heard (-backoff is its maximum)")
+		cpuProfile   = fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+		memProfile   = fs.String("memprofile", "", "write an allocation profile of the run to this file")
 	)
 	fs.Var(sizeFlag{&size}, "size", "object size, e.g. 16MiB")
 	fs.Var(pctFlag{&loss}, "loss", "independent loss on each receiver's link, e.g. 1%")
 	fs.Var(pctFlag{&shared}, "shared-loss", "loss on the sender's link, seen by every receiver, e.g. 0.5%")
+	burst := fs.Float64("burst", 0, "with -loss: each receiver's link loses packets in bursts of this mean length (Gilbert-Elliott), not independently")
 	var bottleneck int64 = 50e6
 	cc := fs.Bool("cc", false, "congestion control run: flows through a bottleneck (see -bottleneck, -rtt, -flows)")
 	flows := fs.Int("flows", 1, "with -cc: competing senders, each sending -size to every receiver")
@@ -210,11 +239,30 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	if *groupSize == 0 {
 		*groupSize = float64(*receivers)
 	}
+	if *burst < 0 || *burst > 0 && *burst < 1 {
+		fmt.Fprintln(stderr, "bench sim: -burst is a mean burst length of at least 1 packet")
+		return 2
+	}
 	sc := simrun.Scenario{
 		Seed: *seed, Receivers: *receivers, Loss: loss, Shared: shared, Delay: *delay, Limit: *limit,
 		Objects: []simrun.Object{{Size: size, File: true, Info: []byte("bench.bin")}},
 		Sender: sender.Config{Rate: *rate, Parity: *parity, AutoParity: *autoParity, BlockLen: *block, SegmentSize: *segment,
 			GroupSize: *groupSize, Backoff: *backoff, AdaptiveBackoff: *adaptive},
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Ten thousand receivers hold about 2 GB; the garbage collector's
+		// default doubling of the live heap would take the process past
+		// 4 GiB. A soft limit makes it collect more often instead.
+		debug.SetMemoryLimit(3 << 30)
+	}
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench sim: %v\n", err)
+		return 1
+	}
+	if *burst > 1 && loss > 0 {
+		ge := simnet.Bursty(loss, *burst)
+		sc.Burst = &ge
 	}
 	if *hostile != "" {
 		sc.Hostile = simrun.HostileKind(*hostile)
@@ -223,6 +271,9 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	start := time.Now()
 	res, err := simrun.Run(sc)
 	wall := time.Since(start)
+	if perr := stopProfiles(); perr != nil {
+		fmt.Fprintf(stderr, "bench sim: %v\n", perr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "bench sim: %v\n", err)
 		return 1
@@ -240,10 +291,13 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		suppressed += r.NacksSuppressed
 	}
 	fmt.Fprintf(stderr, "bench sim: nacks_suppressed=%d\n", suppressed)
-	fmt.Fprintf(stderr, "bench sim: stop=%v lossy_blocks=%d nacks=%d repair_symbols=%d max_missed_sum=%d grtt=%v sender=%+v\n",
-		res.Stop, res.LossyBlocks, res.NacksSent, res.RepairSymbols, res.MaxMissedSum, res.Sender.GRTT, res.Sender)
-	fmt.Fprintf(stdout, "sim: receivers=%d delivered=%d/%d nacks_per_lossy_block=%.2f repair_overhead=%.2f virtual_s=%.2f wall_s=%.2f\n",
-		*receivers, res.Delivered, *receivers, x, y, res.Virtual.Seconds(), wall.Seconds())
+	fmt.Fprintf(stderr, "bench sim: stop=%v lossy_blocks=%d nacks=%d repair_symbols=%d max_missed_sum=%d repair_rounds=%d grtt=%v sender=%+v\n",
+		res.Stop, res.LossyBlocks, res.NacksSent, res.RepairSymbols, res.MaxMissedSum, res.RepairRounds, res.Sender.GRTT, res.Sender)
+	if res.LossyBlocks > 0 {
+		fmt.Fprintf(stderr, "bench sim: repair_rounds_per_lossy_block=%.2f\n", float64(res.RepairRounds)/float64(res.LossyBlocks))
+	}
+	fmt.Fprintf(stdout, "sim: receivers=%d delivered=%d/%d nacks_per_lossy_block=%.2f repair_overhead=%.2f virtual_s=%.2f wall_s=%.2f peak_rss_mb=%.0f\n",
+		*receivers, res.Delivered, *receivers, x, y, res.Virtual.Seconds(), wall.Seconds(), peakRSSMiB())
 	if res.Delivered != *receivers {
 		return 1
 	}

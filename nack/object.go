@@ -15,16 +15,23 @@ var ErrLayout = errors.New("nack: object layout out of range")
 
 // Pool holds the per-block receive state of every partially received block
 // of a receiver's objects: a fixed number of slots, each with a bitmask as
-// wide as the largest block (source plus parity symbols), allocated once.
-// An Object takes a slot when the first symbol of a block arrives and
-// returns it when the block completes or the object is released, so a
-// receiver with many objects and blocks does no allocation per packet and
-// its memory is bounded by the pool, however many blocks its objects have.
+// wide as the largest block (source plus parity symbols). An Object takes a
+// slot when the first symbol of a block arrives and returns it when the
+// block completes or the object is released, so a receiver with many
+// objects and blocks has its memory bounded by the pool, however many
+// blocks its objects have.
+//
+// Slots are made in chunks as they are first needed, so an engine that
+// never has more than a few blocks in flight (the usual case, and what lets
+// a process simulate ten thousand receivers) holds memory for those few;
+// once made, slots are reused and a steady flow of packets allocates
+// nothing.
 //
 // A Pool is not safe for concurrent use; one engine owns it.
 type Pool struct {
-	slots   []slot
 	free    []*slot
+	made    int // slots made so far
+	limit   int // slots the pool may make
 	symbols int
 }
 
@@ -37,23 +44,18 @@ type slot struct {
 	mask  Bitmask
 }
 
+// poolChunk is how many slots a Pool makes at a time.
+const poolChunk = 32
+
 // NewPool returns a pool of blocks slots, each able to track symbols
 // encoding symbol ids (source and parity: at most 256 for FEC id 5).
 func NewPool(blocks, symbols int) *Pool {
 	blocks, symbols = max(blocks, 0), max(symbols, 1)
-	words := (symbols + 63) / 64
-	store := make([]uint64, blocks*words)
-	p := &Pool{slots: make([]slot, blocks), free: make([]*slot, 0, blocks), symbols: symbols}
-	for i := range p.slots {
-		s := &p.slots[i]
-		s.mask = newBitmaskIn(store[i*words : (i+1)*words : (i+1)*words])
-		p.free = append(p.free, s)
-	}
-	return p
+	return &Pool{limit: blocks, symbols: symbols}
 }
 
 // Free returns the number of slots not in use.
-func (p *Pool) Free() int { return len(p.free) }
+func (p *Pool) Free() int { return len(p.free) + p.limit - p.made }
 
 // Symbols returns the number of encoding symbol ids each slot can track.
 func (p *Pool) Symbols() int { return p.symbols }
@@ -61,11 +63,34 @@ func (p *Pool) Symbols() int { return p.symbols }
 func (p *Pool) get() *slot {
 	n := len(p.free)
 	if n == 0 {
-		return nil
+		if p.made == p.limit {
+			return nil
+		}
+		p.grow()
+		n = len(p.free)
 	}
 	s := p.free[n-1]
 	p.free = p.free[:n-1]
 	return s
+}
+
+// grow makes the next chunk of slots, with their bitmasks in one array.
+func (p *Pool) grow() {
+	c := min(poolChunk, p.limit-p.made)
+	words := (p.symbols + 63) / 64
+	store := make([]uint64, c*words)
+	slots := make([]slot, c)
+	if cap(p.free) < p.made+c {
+		free := make([]*slot, len(p.free), min(max(2*cap(p.free), p.made+c), p.limit))
+		copy(free, p.free)
+		p.free = free
+	}
+	for i := range slots {
+		s := &slots[i]
+		s.mask = newBitmaskIn(store[i*words : (i+1)*words : (i+1)*words])
+		p.free = append(p.free, s)
+	}
+	p.made += c
 }
 
 func (p *Pool) put(s *slot) { p.free = append(p.free, s) }
@@ -186,7 +211,7 @@ func (o *Object) Init(p *Pool, id uint16, l Layout) error {
 	o.done.Resize(bits)
 	// Room for as many partial blocks as the object can hold slots, so
 	// that Receive never grows it.
-	if n := min(int(l.Blocks), len(p.slots)); cap(o.active) < n {
+	if n := min(int(l.Blocks), p.limit); cap(o.active) < n {
 		o.active = make([]*slot, 0, n)
 	}
 	return nil

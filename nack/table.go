@@ -18,7 +18,8 @@ type table struct {
 	base    uint16
 	objects Bitmask // object offsets requested whole
 	info    Bitmask // object offsets whose NORM_INFO was requested
-	entries []entry // storage; the first used are in use
+	entries []entry // storage, made in chunks as needed; the first used are in use
+	limit   int     // entries the table may make
 	used    int
 	index   []int32 // used entries, by key
 	spans   []span  // blocks requested whole, by (object, first); disjoint, not adjacent
@@ -47,22 +48,37 @@ const objectIDs = 1 << 16
 
 func newTable(blocks, symbols int, widen bool) table {
 	blocks, symbols = max(blocks, 1), max(symbols, 1)
-	words := (symbols + 63) / 64
-	store := make([]uint64, blocks*words)
-	t := table{
+	return table{
 		objects: *NewBitmask(objectIDs),
 		info:    *NewBitmask(objectIDs),
-		entries: make([]entry, blocks),
-		index:   make([]int32, 0, blocks),
-		spans:   make([]span, 0, blocks),
+		limit:   blocks,
 		symbols: symbols,
 		widen:   widen,
 		last:    -1,
 	}
-	for i := range t.entries {
-		t.entries[i].syms = newBitmaskIn(store[i*words : (i+1)*words : (i+1)*words])
+}
+
+// tableChunk is how many entries a table makes at a time: a receiver's
+// suppressor mostly holds a few blocks, and thousands of simulated
+// receivers should not each carry room for hundreds.
+const tableChunk = 16
+
+// grow makes room for more entries, if the table may have more.
+func (t *table) grow() bool {
+	n := len(t.entries)
+	if n == t.limit {
+		return false
 	}
-	return t
+	c := min(tableChunk, t.limit-n)
+	words := (t.symbols + 63) / 64
+	store := make([]uint64, c*words)
+	entries := make([]entry, n+c)
+	copy(entries, t.entries) // their bitmasks keep their own storage
+	for i := range c {
+		entries[n+i].syms = newBitmaskIn(store[i*words : (i+1)*words : (i+1)*words])
+	}
+	t.entries = entries
+	return true
 }
 
 func (t *table) reset(base uint16) {
@@ -240,7 +256,7 @@ func (t *table) entry(off uint16, block uint32) *entry {
 		t.last = t.index[lo]
 		return &t.entries[t.last]
 	}
-	if t.used == len(t.entries) {
+	if t.used == len(t.entries) && !t.grow() {
 		if t.widen {
 			t.widened++
 			t.addSpan(off, block, block)
@@ -284,7 +300,7 @@ func (t *table) addSpan(off uint16, first, last uint32) {
 		t.spans = append(s[:i+1], s[j:]...)
 		return
 	}
-	if len(s) == cap(s) {
+	if len(s) == t.limit {
 		if t.widen {
 			t.widened++
 			t.objects.Set(int(off))

@@ -134,6 +134,21 @@ type Config struct {
 	// RepairCycles is how many NACK cycles an object may go without
 	// progress before it is aborted with ErrRepairTimeout. 0 means 20.
 	RepairCycles int
+	// UniformBackoff draws NACK back-off delays uniformly over the window
+	// instead of from RFC 5740's truncated exponential distribution. It
+	// exists to show, in simulations, what the exponential timers save: a
+	// uniform draw lets many more receivers fire before the first NACK
+	// reaches them.
+	UniformBackoff bool
+	// SharedPayloads promises that a packet passed to HandlePacket is
+	// never modified afterwards, so the receiver may keep its symbols by
+	// reference instead of copying them: memory per partially received
+	// block drops from the block's size to what is missing or short. It is
+	// for simulations that hand one packet to thousands of receivers in
+	// one process; a program reusing its receive buffers must leave it
+	// false. With it, the slices a Sink is given may be packets other
+	// receivers also hold, and must not be modified.
+	SharedPayloads bool
 	// ConfirmHeld makes a watermark acknowledgement wait until the
 	// application has confirmed, with Held, every object completed so
 	// far: an acknowledgement then says the application has the data, not

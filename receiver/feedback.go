@@ -112,18 +112,26 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 		default:
 			window := s.grtt * time.Duration(s.backoff)
 			if !limited {
-				// No receiver limits the sender yet (it just started, or
-				// lost its CLR): it goes blind until someone answers, so
-				// answer within a round trip (at most 100 ms: a new
-				// session's GRTT is a guess, and a conservative one) rather
-				// than a full back-off.
-				window = min(window, s.grtt, 100*time.Millisecond)
+				// No receiver limits the sender yet (it just started, lost
+				// its CLR, or runs no congestion control and probes only
+				// for the GRTT): it goes blind until someone answers, so
+				// answer within at most 100 ms (a new session's GRTT is a
+				// guess, and a conservative one). Not within one GRTT:
+				// answers then reach the other receivers after half the
+				// window and suppress almost none, and ten thousand
+				// receivers answered every probe, each answer multicast to
+				// all of them.
+				window = min(window, 100*time.Millisecond)
 			}
-			if mine, _ := s.calcRate(float64(s.segment())); mine < s.ccRate && s.ccRate > 0 {
+			if mine, _ := s.calcRate(float64(s.segment())); limited && mine < s.ccRate && s.ccRate > 0 {
 				// A receiver that would slow the sender down answers
 				// sooner, in proportion, so its report tends to come first
 				// and suppress those of faster receivers (TFMCC's biased
-				// feedback timers).
+				// feedback timers). Only once a receiver limits the
+				// sender: before that the advertised rate is not a
+				// congestion-controlled one, every lossy receiver's rate
+				// is far below it, and all of them answering within a
+				// tenth of the window suppressed none.
 				window = time.Duration(float64(window) * max(mine/s.ccRate, 0.1))
 			}
 			at = now.Add(nack.BackoffDelay(r.cfg.Rand.Float64(), window, s.gsize))
@@ -314,6 +322,14 @@ func (r *Receiver) finishContent() []byte {
 	return c
 }
 
+// nackDelay draws a NACK back-off delay within maxDelay.
+func (r *Receiver) nackDelay(maxDelay time.Duration, gsize float64) time.Duration {
+	if r.cfg.UniformBackoff {
+		return r.uniform(maxDelay)
+	}
+	return nack.BackoffDelay(r.cfg.Rand.Float64(), maxDelay, gsize)
+}
+
 // maybeNack starts a NACK back-off if s has something to ask for, and marks
 // how far the sender had got.
 func (r *Receiver) maybeNack(now time.Time, s *remote) {
@@ -325,7 +341,7 @@ func (r *Receiver) maybeNack(now time.Time, s *remote) {
 	}
 	s.nack = nackBackoff
 	maxDelay := s.grtt * time.Duration(s.backoff)
-	delay := nack.BackoffDelay(r.cfg.Rand.Float64(), maxDelay, s.gsize)
+	delay := r.nackDelay(maxDelay, s.gsize)
 	s.nackStart, s.nackAt, s.backoffFrac = now, now.Add(delay), 0
 	if maxDelay > 0 {
 		s.backoffFrac = float64(delay) / float64(maxDelay)
@@ -474,7 +490,7 @@ func (r *Receiver) retime(now time.Time, s *remote) {
 		window := s.grtt * time.Duration(s.backoff)
 		end = s.nackStart.Add(time.Duration(s.backoffFrac * float64(window)))
 		if end.Before(s.nackAt) && !end.After(now) && now.Before(s.nackAt) && window > 0 {
-			delay := nack.BackoffDelay(r.cfg.Rand.Float64(), window, s.gsize)
+			delay := r.nackDelay(window, s.gsize)
 			s.nackStart, s.backoffFrac = now, float64(delay)/float64(window)
 			end = now.Add(delay)
 		}

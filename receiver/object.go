@@ -26,8 +26,9 @@ type rxObject struct {
 	data    []byte // in-memory destination when sink is nil, grown as blocks arrive
 	stored  uint64 // in memory: bytes of data copied in
 	blocks  []*blockBuf
-	held    int64  // bytes of r.buffer accounted to this object
-	hiBlock uint32 // newest block a symbol arrived for
+	last    *blockBuf // the block found last, in blocks: symbols come in runs
+	held    int64     // bytes of r.buffer accounted to this object
+	hiBlock uint32    // newest block a symbol arrived for
 	seen    bool
 	stalled int // NACK cycles without progress
 	stream  *rxStream
@@ -46,6 +47,7 @@ type blockBuf struct {
 	syms     [][]byte    // by encoding symbol id; len 0 = missing, cap 0 = no slot yet
 	complete bool        // decoded, waiting to be stored in order (in-memory objects)
 	ats      []time.Time // when each symbol arrived (deadline-bounded streams)
+	refs     []bool      // with Config.SharedPayloads: the symbol is the packet's own bytes, not in buf
 }
 
 // room returns a slot for symbol sym, symLen bytes long. The buffer grows
@@ -73,7 +75,7 @@ func (bb *blockBuf) grow() {
 	nb := make([]byte, slots*bb.symLen)
 	k := 0
 	for j, s := range bb.syms {
-		if cap(s) == 0 {
+		if cap(s) == 0 || bb.refs[j] {
 			continue
 		}
 		off := k * bb.symLen
@@ -85,9 +87,13 @@ func (bb *blockBuf) grow() {
 }
 
 func (r *Receiver) findBlock(o *rxObject, b uint32) *blockBuf {
+	if o.last != nil && o.last.block == b {
+		return o.last
+	}
 	for _, bb := range o.blocks {
 		r.work++
 		if bb.block == b {
+			o.last = bb
 			return bb
 		}
 	}
@@ -95,6 +101,9 @@ func (r *Receiver) findBlock(o *rxObject, b uint32) *blockBuf {
 }
 
 func (o *rxObject) dropBlock(bb *blockBuf) {
+	if o.last == bb {
+		o.last = nil
+	}
 	for i, x := range o.blocks {
 		if x == bb {
 			o.blocks[i] = o.blocks[len(o.blocks)-1]
@@ -121,7 +130,7 @@ const maxSpareBytes = 8 << 20
 // maxSpares bounds the spares get searches.
 const maxSpares = 64
 
-func (p *bufPool) get(block uint32, n, symLen int, work *uint64) *blockBuf {
+func (p *bufPool) get(block uint32, n, symLen int, shared bool, work *uint64) *blockBuf {
 	// A spare big enough for the whole block, else any with symbol room
 	// (its buffer then grows as symbols arrive).
 	pick := -1
@@ -154,7 +163,14 @@ func (p *bufPool) get(block uint32, n, symLen int, work *uint64) *blockBuf {
 		bb.ats = make([]time.Time, n)
 	}
 	bb.ats = bb.ats[:n]
-	if whole := cap(bb.buf) >= n*symLen; whole {
+	if cap(bb.refs) < n {
+		bb.refs = make([]bool, n)
+	}
+	bb.refs = bb.refs[:n]
+	clear(bb.refs)
+	// With shared payloads most symbols are kept by reference: the buffer
+	// only takes what must be copied, and grows for it.
+	if whole := !shared && cap(bb.buf) >= n*symLen; whole {
 		for i := range bb.syms {
 			bb.syms[i] = bb.buf[i*symLen : i*symLen : (i+1)*symLen]
 		}
@@ -165,7 +181,13 @@ func (p *bufPool) get(block uint32, n, symLen int, work *uint64) *blockBuf {
 	return bb
 }
 
-func (p *bufPool) put(bb *blockBuf) {
+func (p *bufPool) put(bb *blockBuf, shared bool) {
+	if shared {
+		// Many simulated receivers share one process: spares keep no
+		// references to packets, and no buffer.
+		clear(bb.syms)
+		bb.buf = nil
+	}
 	// Spares cover the blocks in flight. Under loss, dozens of blocks wait
 	// for repair at once and are freed together when it comes; keeping
 	// only a few made the receiver allocate (and fault in) fresh buffers

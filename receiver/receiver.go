@@ -160,7 +160,6 @@ func New(cfg Config) (*Receiver, error) {
 		cfg:      cfg,
 		rejected: map[uint32]bool{},
 		pool:     nack.NewPool(cfg.MaxBlocks, fec.MaxSymbols+1),
-		waiting:  make([]*blockBuf, 0, min(cfg.MaxBlocks, 1<<16)),
 		builder:  b,
 	}, nil
 }
@@ -795,7 +794,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		return nil
 	}
 	if bb == nil {
-		bb = r.bufs.get(b, n, o.symLen, &r.work)
+		bb = r.bufs.get(b, n, o.symLen, r.cfg.SharedPayloads, &r.work)
 		o.blocks = append(o.blocks, bb)
 		s.blocks++
 		r.blocks++
@@ -811,10 +810,15 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	o.hiBlock = max(o.hiBlock, b)
 	bb.charged += need
 	r.charge(s, o, need)
-	dst := bb.room(sym)
-	nc := copy(dst, m.Payload)
-	clear(dst[nc:])
-	bb.syms[sym] = dst
+	if r.cfg.SharedPayloads && len(m.Payload) == o.symLen {
+		// Kept by reference: the packet's bytes are the symbol.
+		bb.syms[sym], bb.refs[sym] = m.Payload[:o.symLen:o.symLen], true
+	} else {
+		dst := bb.room(sym)
+		nc := copy(dst, m.Payload)
+		clear(dst[nc:])
+		bb.syms[sym] = dst
+	}
 	o.moved = true
 	if sym < k {
 		r.stats.DataSymbols++
@@ -1025,7 +1029,7 @@ func (r *Receiver) releaseBlock(s *remote, o *rxObject, bb *blockBuf) {
 	r.charge(s, o, -bb.charged)
 	s.blocks--
 	r.blocks--
-	r.bufs.put(bb)
+	r.bufs.put(bb, r.cfg.SharedPayloads)
 }
 
 // charge accounts n bytes (negative to give back) to o, its sender and the
@@ -1128,6 +1132,7 @@ func (r *Receiver) complete(s *remote, o *rxObject) {
 // release gives back every buffer o holds: block buffers (a finished
 // stream's last block among them), its data and its bitmap.
 func (r *Receiver) release(s *remote, o *rxObject) {
+	o.last = nil
 	for len(o.blocks) > 0 {
 		r.work++
 		bb := o.blocks[len(o.blocks)-1]

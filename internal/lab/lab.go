@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/shoalnet/shoal/internal/simnet"
 )
 
 // Iface is the name of every host's interface.
@@ -165,7 +167,18 @@ func (h *Host) Exec(name string, args ...string) (string, error) {
 // SetLoss makes pct percent of the UDP packets on their way to the host
 // from the network get lost, at random and per datagram, with nftables on
 // the bridge (traffic over the host's loopback is spared).
-func (h *Host) SetLoss(pct int) error {
+func (h *Host) SetLoss(pct int) error { return h.SetBurstLoss(float64(pct), 0) }
+
+// SetBurstLoss is SetLoss for pct percent (fractions allowed), at random
+// if burst is 1 or less, otherwise in bursts of mean length burst
+// packets, by the two-state Gilbert model (as simnet.Bursty). nftables
+// holds the state in a set: "udp" is in it while the link is in its bad
+// state, where every datagram is dropped and the state turns good with
+// probability 1/burst after each; in the good state each datagram turns
+// it bad with the probability that makes the long-run loss pct. Datagrams
+// handled at once on several CPUs share the state, so bursts come out a
+// little longer than the model's when the host is busy.
+func (h *Host) SetBurstLoss(pct, burst float64) error {
 	if _, err := exec.LookPath("nft"); err != nil {
 		return fmt.Errorf("lab: nft (nftables) is not installed: %w", err)
 	}
@@ -173,6 +186,9 @@ func (h *Host) SetLoss(pct int) error {
 	_, _ = run("netns", "exec", h.lab.bridge, "nft", "delete", "table", "bridge", table)
 	if pct <= 0 {
 		return nil
+	}
+	if pct >= 100 {
+		return fmt.Errorf("lab: loss of %v%% leaves nothing to measure", pct)
 	}
 	// A veth carries a UDP GSO batch as one buffer, so nftables would drop
 	// or pass whole batches: a burst loss no real network shows. Once any
@@ -186,14 +202,41 @@ func (h *Host) SetLoss(pct int) error {
 	}
 	// The drop happens on the bridge, as the frame leaves for the host:
 	// on the host's own input hook it would come after the host's GRO has
-	// merged runs of datagrams, and drop whole runs.
-	script := fmt.Sprintf(`table bridge %s {
+	// merged runs of datagrams, and drop whole runs. numgen draws below a
+	// threshold out of a million.
+	const scale = 1_000_000
+	var script string
+	if burst <= 1 {
+		script = fmt.Sprintf(`table bridge %s {
 	chain loss {
 		type filter hook forward priority 0; policy accept;
-		oifname %q meta l4proto udp numgen random mod 100 < %d drop
+		oifname %q meta l4proto udp numgen random mod %d < %d drop
 	}
 }
-`, table, h.Name, pct)
+`, table, h.Name, scale, int(pct/100*scale+0.5))
+	} else {
+		// No size on the set: elements deleted from the packet path keep
+		// their place until the set's garbage collection, and a full set
+		// would refuse the next burst.
+		m := simnet.Bursty(pct/100, burst)
+		script = fmt.Sprintf(`table bridge %s {
+	set bad { type inet_proto; flags dynamic; }
+	chain bad {
+		numgen random mod %d < %d delete @bad { meta l4proto }
+		drop
+	}
+	chain lossy {
+		meta l4proto != udp accept
+		meta l4proto @bad jump bad
+		numgen random mod %d < %d add @bad { meta l4proto }
+	}
+	chain loss {
+		type filter hook forward priority 0; policy accept;
+		oifname %q jump lossy
+	}
+}
+`, table, scale, int(m.PBadToGood*scale+0.5), scale, max(int(m.PGoodToBad*scale+0.5), 1), h.Name)
+	}
 	cmd := exec.Command("ip", "netns", "exec", h.lab.bridge, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {

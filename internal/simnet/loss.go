@@ -81,6 +81,20 @@ func (g GilbertElliott) MeanLoss() float64 {
 	return (1-bad)*g.LossGood + bad*g.LossBad
 }
 
+// Bursty returns the Gilbert-Elliott model that loses packets in bursts of
+// mean length burst (at least 1) at the long-run rate loss (in [0, 1)):
+// everything in the bad state and nothing in the good one. Burst 1 gives
+// independent losses only in the limit; use Bernoulli for those.
+func Bursty(loss, burst float64) GilbertElliott {
+	burst = max(burst, 1)
+	r := 1 / burst
+	var p float64
+	if loss > 0 && loss < 1 {
+		p = min(loss*r/(1-loss), 1) // loss = p / (p + r)
+	}
+	return GilbertElliott{PGoodToBad: p, PBadToGood: r, LossGood: 0, LossBad: 1}
+}
+
 type gilbertElliott struct {
 	m   GilbertElliott
 	bad bool

@@ -20,6 +20,12 @@ type Config struct {
 	// zero value means the Unix epoch in UTC, so that no simulated time is
 	// the zero time.Time, which engines commonly use for "no timer".
 	Start time.Time
+	// KeepPayloads gives every sent packet bytes of its own that are never
+	// reused, so an endpoint may keep Packet.Payload after Handle returns,
+	// read-only: every copy of a multicast packet shares them. Simulations
+	// of many receivers use it to hold each packet once rather than once
+	// per receiver that stores it.
+	KeepPayloads bool
 }
 
 // NodeConfig configures a node.
@@ -41,7 +47,7 @@ type Packet struct {
 	From    NodeID         // sender
 	To      NodeID         // receiver
 	Dst     netip.AddrPort // the group, or To's address for unicast
-	Payload []byte         // valid only until the callback returns
+	Payload []byte         // valid only until the callback returns, unless Config.KeepPayloads
 }
 
 // Network is a simulated network in virtual time. Create one with New.
@@ -62,6 +68,17 @@ type Network struct {
 	events eventHeap
 	bufs   []pbuf
 	free   []int32
+	keep   bool
+	slab   []byte // with keep, where new payloads are carved from
+
+	// A multicast copied to many members that all arrive at the same time
+	// is one fan event rather than one event per member, which keeps the
+	// heap as small as the packets in flight rather than that times the
+	// members. cur is the fan being delivered, one member per step, or -1.
+	fans     []fan
+	freeFans []int32
+	cur      int32
+	pending  int // packets in flight: hops plus deliveries still to make
 
 	delivering bool
 }
@@ -89,9 +106,11 @@ func New(c Config) *Network {
 	return &Network{
 		seed:     c.Seed,
 		start:    start,
+		keep:     c.KeepPayloads,
 		byName:   map[string]NodeID{},
 		byAddr:   map[netip.AddrPort]NodeID{},
 		groupIdx: map[netip.AddrPort]int32{},
+		cur:      -1,
 	}
 }
 
@@ -280,12 +299,34 @@ func (n *Network) Send(now time.Time, from NodeID, dst netip.AddrPort, payload [
 }
 
 func (n *Network) schedule(at int64, hop bool, from, to NodeID, dst, buf int32) {
+	n.scheduleSeq(at, n.nextSeq(hop), from, to, dst, buf)
+}
+
+// nextSeq takes the next place in the order of events due at the same time.
+func (n *Network) nextSeq(hop bool) uint64 {
 	seq := n.seq << 1
 	if hop {
 		seq |= 1
 	}
 	n.seq++
+	return seq
+}
+
+func (n *Network) scheduleSeq(at int64, seq uint64, from, to NodeID, dst, buf int32) {
+	n.pending++
 	n.events.push(event{at: at, seq: seq, buf: buf, from: from, to: to, dst: dst})
+}
+
+// nextAt returns the time of the earliest event: the fan being delivered,
+// or the top of the heap.
+func (n *Network) nextAt() (int64, bool) {
+	if n.cur >= 0 {
+		return n.fans[n.cur].at, true
+	}
+	if len(n.events) == 0 {
+		return 0, false
+	}
+	return n.events[0].at, true
 }
 
 // Next returns the time of the earliest scheduled event, or false if
@@ -294,10 +335,11 @@ func (n *Network) schedule(at int64, hop bool, from, to NodeID, dst, buf int32) 
 // members; so DeliverUntil(t) may deliver nothing, but the loop "t := Next;
 // DeliverUntil(t)" always makes progress.
 func (n *Network) Next() (time.Time, bool) {
-	if len(n.events) == 0 {
+	at, ok := n.nextAt()
+	if !ok {
 		return time.Time{}, false
 	}
-	return n.start.Add(time.Duration(n.events[0].at)), true
+	return n.start.Add(time.Duration(at)), true
 }
 
 // DeliverUntil processes, in time order, every event due at or before t,
@@ -314,7 +356,11 @@ func (n *Network) DeliverUntil(t time.Time, fn func(Packet)) {
 	n.delivering = true
 	defer func() { n.delivering = false }()
 	limit := int64(t.Sub(n.start))
-	for len(n.events) > 0 && n.events[0].at <= limit {
+	for {
+		at, ok := n.nextAt()
+		if !ok || at > limit {
+			break
+		}
 		n.step(fn)
 	}
 	if limit > n.now {
@@ -324,8 +370,18 @@ func (n *Network) DeliverUntil(t time.Time, fn func(Packet)) {
 
 // step processes the earliest event.
 func (n *Network) step(fn func(Packet)) {
+	if n.cur >= 0 {
+		n.stepFan(fn)
+		return
+	}
 	e := n.events.pop()
 	n.now = e.at
+	if !e.hop() && e.to < 0 {
+		n.cur = int32(-e.to - 1)
+		n.stepFan(fn)
+		return
+	}
+	n.pending--
 	size := len(n.bufs[e.buf].data)
 	if e.hop() {
 		up := &n.nodes[e.from].up.stats
@@ -334,38 +390,45 @@ func (n *Network) step(fn func(Packet)) {
 		if e.dst < 0 {
 			n.downlink(&e, e.to, size)
 		} else {
+			f := int32(-1)
 			for _, m := range n.groups[e.dst].members {
 				if m != e.from {
-					n.downlink(&e, m, size)
+					f = n.fanout(&e, m, size, f)
 				}
 			}
+			n.closeFan(f)
 		}
 		n.release(e.buf)
 		return
 	}
-	nd := &n.nodes[e.to]
-	if e.from != e.to {
+	n.arrive(e.at, e.from, e.to, e.dst, e.buf, size, fn)
+}
+
+// arrive delivers a copy of packet buf to node to.
+func (n *Network) arrive(at int64, from, to NodeID, dst, buf int32, size int, fn func(Packet)) {
+	nd := &n.nodes[to]
+	if from != to {
 		nd.down.stats.Delivered++
 		nd.down.stats.DeliveredBytes += uint64(size)
 	}
 	nd.received++
 	nd.receivedBytes += uint64(size)
 	if fn != nil {
-		var dst netip.AddrPort
-		if e.dst >= 0 {
-			dst = n.groups[e.dst].addr
+		var d netip.AddrPort
+		if dst >= 0 {
+			d = n.groups[dst].addr
 		} else {
-			dst = nd.addr
+			d = nd.addr
 		}
 		fn(Packet{
-			At:      n.start.Add(time.Duration(e.at)),
-			From:    e.from,
-			To:      e.to,
-			Dst:     dst,
-			Payload: n.bufs[e.buf].data,
+			At:      n.start.Add(time.Duration(at)),
+			From:    from,
+			To:      to,
+			Dst:     d,
+			Payload: n.bufs[buf].data,
 		})
 	}
-	n.release(e.buf)
+	n.release(buf)
 }
 
 // downlink puts the copy of hop h for node to onto that node's downlink.
@@ -379,4 +442,89 @@ func (n *Network) downlink(h *event, to NodeID, size int) {
 	if k > 1 {
 		n.schedule(b, false, h.from, to, h.dst, h.buf)
 	}
+}
+
+// fan is a run of copies of one multicast packet that arrive at their
+// members at the same time, one after another in member order: exactly the
+// deliveries, in exactly the order, that one event per member with
+// consecutive places in the order would make.
+type fan struct {
+	at      int64
+	seq     uint64
+	from    NodeID
+	dst     int32
+	buf     int32
+	members []NodeID
+	next    int // members[next] is the next to deliver to
+}
+
+// fanout puts the copy of multicast hop h for member to onto its downlink,
+// adding it to the open fan f (-1 if none) when it arrives at the fan's
+// time, and returns the fan now open. A copy that arrives at another time,
+// or is duplicated, closes f, so a fan only ever holds consecutive events.
+func (n *Network) fanout(h *event, to NodeID, size int, f int32) int32 {
+	a, b, k := n.nodes[to].down.cross(h.at, size, n.start)
+	if k == 0 {
+		return f
+	}
+	n.bufs[h.buf].refs += int32(k)
+	if k == 1 && f >= 0 && n.fans[f].at == a {
+		n.fans[f].members = append(n.fans[f].members, to)
+		n.pending++
+		return f
+	}
+	n.closeFan(f)
+	if k > 1 {
+		n.schedule(a, false, h.from, to, h.dst, h.buf)
+		n.schedule(b, false, h.from, to, h.dst, h.buf)
+		return -1
+	}
+	f = n.newFan()
+	n.fans[f] = fan{at: a, seq: n.nextSeq(false), from: h.from, dst: h.dst, buf: h.buf,
+		members: append(n.fans[f].members[:0], to)}
+	n.pending++
+	return f
+}
+
+func (n *Network) newFan() int32 {
+	if k := len(n.freeFans); k > 0 {
+		f := n.freeFans[k-1]
+		n.freeFans = n.freeFans[:k-1]
+		return f
+	}
+	n.fans = append(n.fans, fan{})
+	return int32(len(n.fans) - 1)
+}
+
+// closeFan schedules fan f (if f >= 0) in the place it took when opened:
+// as a plain event if it has one member, else as a fan event.
+func (n *Network) closeFan(f int32) {
+	if f < 0 {
+		return
+	}
+	fn := &n.fans[f]
+	if len(fn.members) == 1 {
+		n.pending--
+		n.scheduleSeq(fn.at, fn.seq, fn.from, fn.members[0], fn.dst, fn.buf)
+		n.freeFans = append(n.freeFans, f)
+		return
+	}
+	n.events.push(event{at: fn.at, seq: fn.seq, buf: fn.buf, from: fn.from, to: NodeID(-f - 1), dst: fn.dst})
+}
+
+// stepFan delivers the next copy of the fan being delivered.
+func (n *Network) stepFan(fn func(Packet)) {
+	f := &n.fans[n.cur]
+	to := f.members[f.next]
+	f.next++
+	if f.next == len(f.members) {
+		f.next = 0
+		f.members = f.members[:0]
+		n.freeFans = append(n.freeFans, n.cur)
+		n.cur = -1
+	}
+	n.pending--
+	// The callback may open and close fans, growing n.fans: f is not used
+	// after this point.
+	n.arrive(f.at, f.from, to, f.dst, f.buf, len(n.bufs[f.buf].data), fn)
 }

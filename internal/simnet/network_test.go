@@ -607,3 +607,92 @@ func TestFarFutureDoesNotWrap(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 }
+
+// TestKeepPayloads: with KeepPayloads, a payload kept after its delivery
+// still holds what was sent once many later packets have gone through, and
+// both receivers of a multicast share the same bytes.
+func TestKeepPayloads(t *testing.T) {
+	n := New(Config{Seed: 1, KeepPayloads: true})
+	s := n.AddNode("s", NodeConfig{})
+	a := n.AddNode("a", NodeConfig{Down: LinkConfig{Delay: ms}})
+	b := n.AddNode("b", NodeConfig{Down: LinkConfig{Delay: ms}})
+	n.Join(a, grp)
+	n.Join(b, grp)
+	var kept [2][][]byte
+	buf := make([]byte, 1000)
+	for i := range 600 { // more than a slab
+		for j := range buf {
+			buf[j] = byte(i + j)
+		}
+		n.Send(n.Now(), s, grp, buf)
+		n.DeliverUntil(n.Now().Add(2*ms), func(p Packet) { kept[p.To-a] = append(kept[p.To-a], p.Payload) })
+	}
+	for i := range 600 {
+		pa, pb := kept[0][i], kept[1][i]
+		if len(pa) != 1000 || pa[0] != byte(i) || pa[999] != byte(i+999) || &pa[0] != &pb[0] {
+			t.Fatalf("packet %d: kept payload changed or not shared", i)
+		}
+	}
+}
+
+// TestFanInFlight: copies of one multicast that arrive together are held
+// as one fan, yet counted, delivered and stopped between one by one.
+func TestFanInFlight(t *testing.T) {
+	n := New(Config{Seed: 1})
+	s := n.AddNode("s", NodeConfig{})
+	for i := range 5 {
+		n.Join(n.AddNode(fmt.Sprint("r", i), NodeConfig{Down: LinkConfig{Delay: ms}}), grp)
+	}
+	n.Send(n.Now(), s, grp, make([]byte, 10))
+	n.DeliverUntil(n.Now(), nil) // the hop: five copies onto their links
+	if got := n.Stats().InFlight; got != 5 {
+		t.Fatalf("InFlight = %d after the hop, want 5", got)
+	}
+	var eps []Endpoint
+	got := 0
+	for range 6 {
+		eps = append(eps, countEP{&got})
+	}
+	res := Run(n, eps, Limits{Done: func() bool { return got == 3 }})
+	if res.Reason != StopDone || n.Stats().InFlight != 2 {
+		t.Fatalf("stopped %v with %d in flight, want done with 2", res.Reason, n.Stats().InFlight)
+	}
+	Run(n, eps, Limits{})
+	if got != 5 || n.Stats().InFlight != 0 {
+		t.Fatalf("%d delivered, %d in flight; want 5 and 0", got, n.Stats().InFlight)
+	}
+}
+
+type countEP struct{ n *int }
+
+func (c countEP) Handle(Packet) time.Time  { *c.n++; return time.Time{} }
+func (c countEP) Poll(time.Time) time.Time { return time.Time{} }
+
+// TestBursty: the model Bursty builds loses the fraction asked for, in
+// bursts of the mean length asked for.
+func TestBursty(t *testing.T) {
+	m := Bursty(0.05, 4)
+	if math.Abs(m.MeanLoss()-0.05) > 1e-12 || m.PBadToGood != 0.25 {
+		t.Fatalf("Bursty(5%%, 4) = %+v, mean loss %v", m, m.MeanLoss())
+	}
+	l := m.NewLoss(linkRNG(1, "x", dirDown, streamLoss))
+	const n = 200_000
+	lost, bursts, prev := 0, 0, false
+	for range n {
+		x := l.Lost(t0, 100)
+		if x {
+			lost++
+			if !prev {
+				bursts++
+			}
+		}
+		prev = x
+	}
+	rate, mean := float64(lost)/n, float64(lost)/float64(bursts)
+	if rate < 0.045 || rate > 0.055 || mean < 3.7 || mean > 4.3 {
+		t.Errorf("loss %.4f in bursts of mean %.2f, want 0.05 and 4", rate, mean)
+	}
+	if b := Bursty(0.05, 0.5); b.PBadToGood != 1 {
+		t.Errorf("a burst under one packet is not clamped to 1: %+v", b)
+	}
+}

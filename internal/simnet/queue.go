@@ -88,10 +88,24 @@ func (n *Network) newBuf(p []byte, refs int32) int32 {
 		n.bufs = append(n.bufs, pbuf{})
 	}
 	b := &n.bufs[i]
-	b.data = append(b.data[:0], p...)
+	if n.keep {
+		// Endpoints may hold on to earlier payloads: carve a fresh one
+		// from a slab, a few hundred packets to an allocation.
+		if len(p) > cap(n.slab)-len(n.slab) {
+			n.slab = make([]byte, 0, max(slabBytes, len(p)))
+		}
+		k := len(n.slab)
+		n.slab = append(n.slab, p...)
+		b.data = n.slab[k : k+len(p) : k+len(p)]
+	} else {
+		b.data = append(b.data[:0], p...)
+	}
 	b.refs = refs
 	return i
 }
+
+// slabBytes is the size of the arrays KeepPayloads carves payloads from.
+const slabBytes = 256 << 10
 
 func (n *Network) release(i int32) {
 	b := &n.bufs[i]

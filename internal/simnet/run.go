@@ -140,13 +140,14 @@ func Run(n *Network, eps []Endpoint, lim Limits) Result {
 			reason = StopMaxEvents
 			break
 		}
-		haveEvent, haveWake := len(n.events) > 0, len(w.h) > 0
+		evAt, haveEvent := n.nextAt()
+		haveWake := len(w.h) > 0
 		if !haveEvent && !haveWake {
 			reason = StopIdle
 			break
 		}
-		if haveEvent && (!haveWake || n.events[0].at <= w.h[0].at) {
-			if n.events[0].at > until {
+		if haveEvent && (!haveWake || evAt <= w.h[0].at) {
+			if evAt > until {
 				reason = StopUntil
 				break
 			}

@@ -75,7 +75,7 @@ func (n *Network) NodeStats(id NodeID) NodeStats {
 func (n *Network) Stats() Stats {
 	s := Stats{
 		Now:      n.Now(),
-		InFlight: len(n.events),
+		InFlight: n.pending,
 		Nodes:    make([]NodeStats, len(n.nodes)),
 	}
 	for i := range n.nodes {

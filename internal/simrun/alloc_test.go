@@ -17,7 +17,7 @@ func (discard) WriteAt(b []byte, _ int64) (int, error) { return len(b), nil }
 // steadyState returns a sender with a large object half sent and a
 // receiver that has taken everything so far, and the packets of the next
 // poll.
-func steadyState(t testing.TB, parity int) (*sender.Sender, *receiver.Receiver, time.Time) {
+func steadyState(t testing.TB, parity int, shared bool) (*sender.Sender, *receiver.Receiver, time.Time) {
 	now := time.Unix(0, 0)
 	s, err := sender.New(sender.Config{NodeID: 1, Rate: 1e9, Parity: parity, AutoParity: parity / 2}, now)
 	if err != nil {
@@ -26,7 +26,7 @@ func steadyState(t testing.TB, parity int) (*sender.Sender, *receiver.Receiver, 
 	if _, err := s.SendFile(patternReader{size: 1 << 30}, 1<<30, []byte("big")); err != nil {
 		t.Fatal(err)
 	}
-	r, err := receiver.New(receiver.Config{NodeID: 2, Sink: func(receiver.ObjectInfo) (io.WriterAt, error) { return discard{}, nil }})
+	r, err := receiver.New(receiver.Config{NodeID: 2, SharedPayloads: shared, Sink: func(receiver.ObjectInfo) (io.WriterAt, error) { return discard{}, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +36,9 @@ func steadyState(t testing.TB, parity int) (*sender.Sender, *receiver.Receiver, 
 		now = s.Poll(now, &out)
 		for i := range out.Len() {
 			b, _ := out.Packet(i)
+			if shared {
+				b = arena.keep(b)
+			}
 			_ = r.HandlePacket(now, Group, b)
 		}
 		r.Events()
@@ -44,11 +47,39 @@ func steadyState(t testing.TB, parity int) (*sender.Sender, *receiver.Receiver, 
 	return s, r, now
 }
 
+// packetArena hands out copies of packets that stay unchanged for a while
+// (the last 64 MiB of them), as receiver.Config.SharedPayloads needs,
+// without allocating.
+type packetArena struct {
+	buf []byte
+	off int
+}
+
+var arena packetArena
+
+func (a *packetArena) keep(b []byte) []byte {
+	if a.buf == nil {
+		a.buf = make([]byte, 64<<20)
+	}
+	if a.off+len(b) > len(a.buf) {
+		a.off = 0
+	}
+	c := a.buf[a.off : a.off+len(b) : a.off+len(b)]
+	copy(c, b)
+	a.off += len(b)
+	return c
+}
+
 // TestEngineAllocs: in the steady state of a transfer, neither engine
-// allocates per packet.
+// allocates per packet, whether the receiver copies symbols or keeps them
+// by reference.
 func TestEngineAllocs(t *testing.T) {
-	for _, parity := range []int{0, 8} {
-		s, r, now := steadyState(t, parity)
+	for _, c := range []struct {
+		parity int
+		shared bool
+	}{{0, false}, {8, false}, {8, true}} {
+		parity := c.parity
+		s, r, now := steadyState(t, parity, c.shared)
 		var out framing.Outbox
 		pkts := 0
 		allocs := testing.AllocsPerRun(200, func() {
@@ -56,6 +87,9 @@ func TestEngineAllocs(t *testing.T) {
 			now = s.Poll(now, &out)
 			for i := range out.Len() {
 				b, _ := out.Packet(i)
+				if c.shared {
+					b = arena.keep(b)
+				}
 				if err := r.HandlePacket(now, Group, b); err != nil {
 					t.Fatal(err)
 				}
@@ -69,7 +103,7 @@ func TestEngineAllocs(t *testing.T) {
 			t.Fatalf("only %d packets in 200 polls", pkts)
 		}
 		if allocs != 0 {
-			t.Errorf("parity %d: %v allocations per poll (%d packets)", parity, allocs, pkts)
+			t.Errorf("parity %d, shared %v: %v allocations per poll (%d packets)", parity, c.shared, allocs, pkts)
 		}
 	}
 }
@@ -77,7 +111,7 @@ func TestEngineAllocs(t *testing.T) {
 // BenchmarkEnginePacket measures one packet through sender and receiver
 // engines (no network), with -benchmem showing allocations per packet.
 func BenchmarkEnginePacket(b *testing.B) {
-	s, r, now := steadyState(b, 8)
+	s, r, now := steadyState(b, 8, false)
 	var out framing.Outbox
 	b.ReportAllocs()
 	b.SetBytes(1400)

@@ -132,6 +132,11 @@ func TestRepairEfficiency(t *testing.T) {
 	if x > 10 {
 		t.Errorf("%.2f NACKs per lossy block from 100 receivers: suppression is not working", x)
 	}
+	// Without proactive parity every lossy block takes a repair round,
+	// and a few more at most: a symbol lost twice, a repair lost.
+	if r := float64(res.RepairRounds) / float64(res.LossyBlocks); r < 1 || r > 4 {
+		t.Errorf("%.2f repair rounds per lossy block, want 1 to 4", r)
+	}
 }
 
 func TestLateJoiner(t *testing.T) {

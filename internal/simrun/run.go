@@ -80,6 +80,7 @@ func transmit(net *simnet.Network, id simnet.NodeID, now time.Time, out *framing
 func (e *txEndpoint) pollOnce(now time.Time) time.Time {
 	e.out.Reset()
 	wake := e.s.Poll(now, &e.out)
+	e.run.now = now
 	transmit(e.net, e.id, now, &e.out, e.run.sent)
 	for _, ev := range e.s.Events() {
 		e.run.senderEvents = append(e.run.senderEvents, ev)
@@ -294,13 +295,21 @@ func countNacks(b []byte) int {
 
 // runState collects the block accounting shared by the endpoints.
 type runState struct {
-	sc           *Scenario
-	objIDs       map[uint16]int // sender object id -> index in sc.Objects
-	seq64        uint64         // extended sequence of the last sender packet
-	firstPass    map[uint64]bool
+	sc     *Scenario
+	objIDs map[uint16]int // sender object id -> index in sc.Objects
+	seq64  uint64         // extended sequence of the last sender packet
+	// seqBlock maps the extended sequence of every sender packet to the
+	// block (an index into blockFirst) whose first-pass symbol it carried,
+	// or -1: a slice, since every delivery to every receiver looks it up.
+	seqBlock     []int32
 	seen         map[[3]uint32]bool
-	blockFirst   map[[2]uint32]int
-	got          []map[[2]uint32]int
+	blockIdx     map[[2]uint32]int32
+	blockFirst   []int       // first-pass symbols sent, per block
+	lastRepair   []time.Time // per block, when a repair symbol was last sent
+	rounds       []int       // per block, repair rounds: bursts of repair symbols
+	now          time.Time   // when the sender's packets being recorded leave
+	got          [][]uint16  // per receiver, first-pass symbols delivered per block
+	expect       [][]byte    // per object, its content if small enough to share
 	nacks        int
 	finished     int
 	last         time.Time
@@ -314,6 +323,24 @@ type runState struct {
 	d            framing.Data
 }
 
+// maxExpect bounds the object content a run keeps for receivers to compare
+// against; larger objects are generated piece by piece as they are checked.
+const maxExpect = 1 << 30
+
+// expected returns the content of object idx, made once and shared by every
+// receiver's sink, or nil if it is too large to keep.
+func (st *runState) expected(idx int) []byte {
+	if st.expect == nil {
+		st.expect = make([][]byte, len(st.sc.Objects))
+	}
+	size := st.sc.Objects[idx].Size
+	if st.expect[idx] == nil && size > 0 && size <= maxExpect {
+		st.expect[idx] = make([]byte, size)
+		fillPattern(st.expect[idx], st.sc.Seed, idx, 0)
+	}
+	return st.expect[idx]
+}
+
 // sent records a sender packet: which symbols go out for the first time.
 func (st *runState) sent(b []byte) {
 	h, _, err := framing.Peek(b)
@@ -321,16 +348,49 @@ func (st *runState) sent(b []byte) {
 		return
 	}
 	st.seq64 += uint64(uint16(h.Sequence - uint16(st.seq64)))
+	for uint64(len(st.seqBlock)) <= st.seq64 {
+		st.seqBlock = append(st.seqBlock, -1)
+	}
 	if h.Type != framing.TypeData || st.d.Unmarshal(b) != nil {
 		return
 	}
 	key := [3]uint32{uint32(st.d.ObjectID), st.d.PayloadID.Block, uint32(st.d.PayloadID.Symbol)}
 	if st.seen[key] || !st.firstPassSymbol() {
+		st.repaired([2]uint32{key[0], key[1]})
 		return
 	}
 	st.seen[key] = true
-	st.firstPass[st.seq64] = true
-	st.blockFirst[[2]uint32{key[0], key[1]}]++
+	bk := [2]uint32{key[0], key[1]}
+	bi := st.block(bk)
+	st.blockFirst[bi]++
+	st.seqBlock[st.seq64] = bi
+}
+
+// block returns the index of block bk in the accounting, adding it.
+func (st *runState) block(bk [2]uint32) int32 {
+	bi, ok := st.blockIdx[bk]
+	if !ok {
+		bi = int32(len(st.blockFirst))
+		st.blockIdx[bk] = bi
+		st.blockFirst = append(st.blockFirst, 0)
+		st.lastRepair = append(st.lastRepair, time.Time{})
+		st.rounds = append(st.rounds, 0)
+	}
+	return bi
+}
+
+// roundGap separates repair rounds: a sender answers a round's NACKs with
+// one burst of repairs, and the next round starts a hold-off (several
+// GRTTs) later.
+const roundGap = 5 * time.Millisecond
+
+// repaired records a repair symbol of block bk sent now.
+func (st *runState) repaired(bk [2]uint32) {
+	bi := st.block(bk)
+	if last := st.lastRepair[bi]; last.IsZero() || st.now.Sub(last) > roundGap {
+		st.rounds[bi]++
+	}
+	st.lastRepair[bi] = st.now
 }
 
 // firstPassSymbol reports whether st.d is part of the sender's first pass
@@ -359,10 +419,31 @@ func (st *runState) delivered(rx int, p simnet.Packet) {
 	// Extend the 16-bit sequence by the nearest value not after the last
 	// one sent: deliveries trail sends by far less than 65536 packets.
 	seq := st.seq64 - uint64(uint16(uint16(st.seq64)-h.Sequence))
-	if !st.firstPass[seq] || st.d.Unmarshal(p.Payload) != nil {
+	if seq >= uint64(len(st.seqBlock)) {
 		return
 	}
-	st.got[rx][[2]uint32{uint32(st.d.ObjectID), st.d.PayloadID.Block}]++
+	bi := st.seqBlock[seq]
+	if bi < 0 {
+		return
+	}
+	g := st.got[rx]
+	for int(bi) >= len(g) {
+		g = append(g, 0)
+	}
+	g[bi]++
+	st.got[rx] = g
+}
+
+// eventBudget is the step limit of a run: simnet's default, or for many
+// receivers enough for each of them to get every packet several times over,
+// so that only a livelock reaches it.
+func eventBudget(sc *Scenario) int64 {
+	var bytes int64
+	for _, o := range sc.Objects {
+		bytes += o.Size
+	}
+	packets := bytes/1000 + 10_000
+	return max(simnet.DefaultMaxEvents, 8*packets*int64(sc.Receivers+1))
 }
 
 func rxNodeID(i int) uint32 { return 0x0b000000 + uint32(i) + 1 }
@@ -434,11 +515,13 @@ func Run(sc Scenario) (Result, error) {
 	if sc.Limit == 0 {
 		sc.Limit = 10 * time.Minute
 	}
-	net := simnet.New(simnet.Config{Seed: sc.Seed})
+	// Receivers keep the symbols of the packets they are handed by
+	// reference (receiver.Config.SharedPayloads), so every packet is held
+	// once however many receivers store it.
+	net := simnet.New(simnet.Config{Seed: sc.Seed, KeepPayloads: true})
 	start := net.Now()
-	st := &runState{sc: &sc, objIDs: map[uint16]int{}, firstPass: map[uint64]bool{}, seen: map[[3]uint32]bool{},
-		blockFirst: map[[2]uint32]int{}, got: make([]map[[2]uint32]int, sc.Receivers)}
-	st.seq64 = 0
+	st := &runState{sc: &sc, objIDs: map[uint16]int{}, seen: map[[3]uint32]bool{},
+		blockIdx: map[[2]uint32]int32{}, got: make([][]uint16, sc.Receivers)}
 
 	link := func(loss float64) simnet.LinkConfig {
 		l := simnet.LinkConfig{Delay: sc.Delay, Jitter: sc.Jitter, Duplicate: sc.Duplicate}
@@ -509,6 +592,8 @@ func Run(sc Scenario) (Result, error) {
 		}
 		rcfg := sc.Receiver
 		rcfg.NodeID = rxNodeID(i)
+		rcfg.SharedPayloads = true
+		rcfg.UniformBackoff = rcfg.UniformBackoff || sc.UniformTimers
 		rcfg.Rand = rand.New(rand.NewPCG(sc.Seed, uint64(i)+2))
 		rcfg.Sink = func(info receiver.ObjectInfo) (io.WriterAt, error) {
 			if info.Sender != st.txNode {
@@ -518,7 +603,7 @@ func Run(sc Scenario) (Result, error) {
 			if !ok {
 				return nil, fmt.Errorf("simrun: unknown object %d", info.Object)
 			}
-			v := &verifySink{seed: sc.Seed, obj: idx, size: sc.Objects[idx].Size}
+			v := &verifySink{seed: sc.Seed, obj: idx, size: sc.Objects[idx].Size, want: st.expected(idx)}
 			e.sinks[info.Object] = v
 			return v, nil
 		}
@@ -546,7 +631,6 @@ func Run(sc Scenario) (Result, error) {
 			}
 			e.cpu.stallFrom, e.cpu.stallTo = start.Add(sc.StallFrom), start.Add(sc.StallTo)
 		}
-		st.got[i] = map[[2]uint32]int{}
 		rxs[i] = e
 		eps = append(eps, e)
 	}
@@ -561,8 +645,9 @@ func Run(sc Scenario) (Result, error) {
 		eps = append(eps, hn)
 	}
 	res := simnet.Run(net, eps, simnet.Limits{
-		Until: start.Add(sc.Limit),
-		Done:  func() bool { return st.finished == sc.Receivers && (!sc.WaitSender || st.senderDone) },
+		Until:     start.Add(sc.Limit),
+		MaxEvents: eventBudget(&sc),
+		Done:      func() bool { return st.finished == sc.Receivers && (!sc.WaitSender || st.senderDone) },
 	})
 	out := Result{Stop: res.Reason, Sender: s.Stats(), SenderEvts: st.senderEvents, NacksSent: st.nacks}
 	out.RepairSymbols = int(out.Sender.RepairSource + out.Sender.RepairParity)
@@ -600,13 +685,18 @@ func Run(sc Scenario) (Result, error) {
 	for blk, first := range st.blockFirst {
 		worst := 0
 		for i := range rxs {
-			if m := first - min(st.got[i][blk], first); m > worst {
+			got := 0
+			if blk < len(st.got[i]) {
+				got = int(st.got[i][blk])
+			}
+			if m := first - min(got, first); m > worst {
 				worst = m
 			}
 		}
 		if worst > 0 {
 			out.LossyBlocks++
 			out.MaxMissedSum += worst
+			out.RepairRounds += st.rounds[blk]
 		}
 	}
 	return out, nil

@@ -95,6 +95,11 @@ type Scenario struct {
 	// handled at once when the stall ends.
 	StallFrom, StallTo time.Duration
 
+	// UniformTimers makes every receiver draw its NACK back-off uniformly
+	// (receiver.Config.UniformBackoff), for comparison with the default
+	// exponential timers.
+	UniformTimers bool
+
 	// Limit bounds virtual time; 0 means 10 minutes.
 	Limit time.Duration
 	// Tap, if set, sees every packet delivered to a receiver.
@@ -115,8 +120,11 @@ type Result struct {
 	LossyBlocks   int
 	MaxMissedSum  int // Σ over lossy blocks of the largest number of symbols one receiver missed
 	RepairSymbols int // data symbols sent after their first transmission
-	NacksSent     int
-	StreamGaps    int // stream gaps reported by receivers
+	// RepairRounds is Σ over lossy blocks of the bursts of repair symbols
+	// the sender sent for the block (bursts more than 5 ms apart).
+	RepairRounds int
+	NacksSent    int
+	StreamGaps   int // stream gaps reported by receivers
 	// Framed streams: messages delivered and reported lost, summed over
 	// the receivers, and the most a paced writer was late (held back).
 	Messages, MessagesLost int
@@ -184,6 +192,7 @@ type verifySink struct {
 	written int64
 	err     error
 	scratch []byte
+	want    []byte // if not nil, the whole object's content, shared by receivers
 }
 
 func (v *verifySink) WriteAt(b []byte, off int64) (int, error) {
@@ -191,11 +200,16 @@ func (v *verifySink) WriteAt(b []byte, off int64) (int, error) {
 		v.err = fmt.Errorf("write [%d,%d) outside object of %d bytes", off, off+int64(len(b)), v.size)
 		return 0, v.err
 	}
-	if cap(v.scratch) < len(b) {
-		v.scratch = make([]byte, len(b))
+	var want []byte
+	if v.want != nil {
+		want = v.want[off : off+int64(len(b))]
+	} else {
+		if cap(v.scratch) < len(b) {
+			v.scratch = make([]byte, len(b))
+		}
+		want = v.scratch[:len(b)]
+		fillPattern(want, v.seed, v.obj, off)
 	}
-	want := v.scratch[:len(b)]
-	fillPattern(want, v.seed, v.obj, off)
 	if !bytes.Equal(b, want) {
 		v.err = fmt.Errorf("object %d: bytes at [%d,%d) differ", v.obj, off, off+int64(len(b)))
 		return 0, v.err

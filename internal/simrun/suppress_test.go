@@ -43,7 +43,7 @@ func nackBurst(t *testing.T, sc Scenario, w time.Duration) (Result, int) {
 // most 5 NACKs per lossy block and 1.1 repair symbols per symbol the worst
 // receiver missed.
 func TestSuppressionThroughGRTTDrop(t *testing.T) {
-	receivers, size := 200, int64(1<<20)
+	receivers, size := 200, int64(2<<20)
 	if raceEnabled || testing.Short() {
 		receivers, size = 60, 256<<10
 	}
@@ -149,5 +149,20 @@ func TestSmallGroupRepairCycle(t *testing.T) {
 		dAdaptive, adaptive.Virtual, adaptive.NacksSent, dFixed, fixed.Virtual, fixed.NacksSent)
 	if dAdaptive >= dFixed*4/5 {
 		t.Errorf("mean repair delay %v with adaptive timers, %v without: want a fifth shorter at least", dAdaptive, dFixed)
+	}
+}
+
+// TestProbeAnswersSuppressed: a sender without congestion control probes
+// only for the GRTT, and answers to its probes suppress each other like
+// NACKs. Every receiver used to answer every probe (each within a tenth of
+// a round trip, as the rate bias for a limiting receiver would have it), a
+// load growing with the square of the group, since answers are multicast.
+func TestProbeAnswersSuppressed(t *testing.T) {
+	const receivers = 150
+	res := run(t, Scenario{Seed: 2, Receivers: receivers, Loss: 0.01, Shared: 0.005,
+		Objects: []Object{{Size: 1 << 20, File: true}}, Sender: sender.Config{Rate: 100e6, Parity: 16, GroupSize: receivers}})
+	t.Logf("%d receivers: %d ACKs, %d probes", receivers, res.Sender.AcksReceived, res.Sender.Probes)
+	if res.Sender.AcksReceived > receivers {
+		t.Errorf("%d ACKs from %d receivers: probe answers are not suppressed", res.Sender.AcksReceived, receivers)
 	}
 }
