@@ -100,8 +100,8 @@ func (r *Receiver) nextHeld(o *rxObject) (pos uint64, since time.Time, ok bool) 
 			if p <= st.next || len(bb.syms[i]) == 0 {
 				continue
 			}
-			if at := bb.ats[i]; !at.IsZero() && (since.IsZero() || at.Before(since)) {
-				since = at
+			if i < len(bb.ats) && !bb.ats[i].IsZero() && (since.IsZero() || bb.ats[i].Before(since)) {
+				since = bb.ats[i]
 			}
 			if i < st.k && (!ok || p < pos) {
 				pos, ok = p, true

@@ -48,6 +48,19 @@ type blockBuf struct {
 	complete bool        // decoded, waiting to be stored in order (in-memory objects)
 	ats      []time.Time // when each symbol arrived (deadline-bounded streams)
 	refs     []bool      // with Config.SharedPayloads: the symbol is the packet's own bytes, not in buf
+	shared   bool        // Config.SharedPayloads: buf takes only short and rebuilt symbols
+}
+
+// stamp notes when symbol sym arrived, for deadline-bounded streams.
+func (bb *blockBuf) stamp(sym int, now time.Time) {
+	if n := len(bb.syms); len(bb.ats) != n {
+		if cap(bb.ats) < n {
+			bb.ats = make([]time.Time, n)
+		}
+		bb.ats = bb.ats[:n]
+		clear(bb.ats)
+	}
+	bb.ats[sym] = now
 }
 
 // room returns a slot for symbol sym, symLen bytes long. The buffer grows
@@ -71,7 +84,11 @@ func (bb *blockBuf) room(sym int) []byte {
 // symbol) and moves
 // the symbols held into the new buffer.
 func (bb *blockBuf) grow() {
-	slots := min(max(2*(cap(bb.buf)/bb.symLen), bb.used+1, 16<<10/bb.symLen), len(bb.syms))
+	first := 16 << 10 / bb.symLen
+	if bb.shared {
+		first = 2 // most symbols are kept by reference
+	}
+	slots := min(max(2*(cap(bb.buf)/bb.symLen), bb.used+1, first), len(bb.syms))
 	nb := make([]byte, slots*bb.symLen)
 	k := 0
 	for j, s := range bb.syms {
@@ -159,15 +176,13 @@ func (p *bufPool) get(block uint32, n, symLen int, shared bool, work *uint64) *b
 	bb.block, bb.complete, bb.symLen, bb.used, bb.charged = block, false, symLen, 0, 0
 	bb.buf = bb.buf[:cap(bb.buf)]
 	bb.syms = bb.syms[:n]
-	if cap(bb.ats) < n {
-		bb.ats = make([]time.Time, n)
-	}
-	bb.ats = bb.ats[:n]
+	bb.ats = bb.ats[:0] // taken up by streams only (see stamp)
 	if cap(bb.refs) < n {
 		bb.refs = make([]bool, n)
 	}
 	bb.refs = bb.refs[:n]
 	clear(bb.refs)
+	bb.shared = shared
 	// With shared payloads most symbols are kept by reference: the buffer
 	// only takes what must be copied, and grows for it.
 	if whole := !shared && cap(bb.buf) >= n*symLen; whole {
@@ -192,7 +207,11 @@ func (p *bufPool) put(bb *blockBuf, shared bool) {
 	// for repair at once and are freed together when it comes; keeping
 	// only a few made the receiver allocate (and fault in) fresh buffers
 	// at the packet rate for the blocks after them.
-	if len(p.free) < maxSpares && p.bytes+cap(bb.buf) <= maxSpareBytes {
+	spares := maxSpares
+	if shared {
+		spares = 4 // thousands of simulated receivers each keep their own
+	}
+	if len(p.free) < spares && p.bytes+cap(bb.buf) <= maxSpareBytes {
 		p.free = append(p.free, bb)
 		p.bytes += cap(bb.buf)
 	}

@@ -832,7 +832,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 				return nil
 			}
 		}
-		bb.ats[sym] = now
+		bb.stamp(sym, now)
 		r.deliverStream(s, o)
 		r.noteHole(now, o, b, sym)
 		if advanced {
