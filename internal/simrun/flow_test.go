@@ -98,8 +98,19 @@ func TestStreamStallBurst(t *testing.T) {
 	if dropped == 0 {
 		t.Fatal("no EventSlowReceiver for the stalled receiver")
 	}
+	// The margin: once its stall ends, the dropped receiver NACKs what
+	// it missed, and those repairs go to the group at the rate the others
+	// share, so when the others finish depends on how much of that falls
+	// before their end. Over seeds 1-12 they finished from 0.3 s before to
+	// 0.47 s after the clean run plus the timeout (0.03 s after on
+	// average); seed 7 is 0.39 s after since the sender sends watermark
+	// requests ahead of a backlog of repairs (which moved the whole run's
+	// random draws: with them the average over the seeds went down from
+	// 0.19 s). A receiver held back for the whole stall finishes about
+	// 1.7 s after the clean run, which the margin still catches.
+	const margin = 600 * time.Millisecond
 	for i := 1; i < 3; i++ {
-		if limit := clean.Finished[i] + stalled.Sender.StreamTimeout + 300*time.Millisecond; res.Finished[i] > limit {
+		if limit := clean.Finished[i] + stalled.Sender.StreamTimeout + margin; res.Finished[i] > limit {
 			t.Errorf("receiver %d finished at %v, %v without the stall: held back by the stalled one past the timeout", i, res.Finished[i], clean.Finished[i])
 		}
 	}
