@@ -129,8 +129,8 @@ func TestStallBacklogBytes(t *testing.T) {
 	}
 	ge := simnet.GilbertElliott{PGoodToBad: 0.1, PBadToGood: 0.25, LossGood: 0.1, LossBad: 0.8}
 	sc := Scenario{Seed: 9, Receivers: 3, Burst: &ge, Delay: time.Millisecond, Jitter: time.Millisecond,
-		Stream: &Stream{Messages: 4000, MaxLen: 8000, Mode: sender.FlushNone, Buffer: 4 << 20},
-		Sender: sender.Config{Rate: 25e6, GRTT: 10 * time.Millisecond, StreamTimeout: time.Second},
+		Stream:    &Stream{Messages: 4000, MaxLen: 8000, Mode: sender.FlushNone, Buffer: 4 << 20},
+		Sender:    sender.Config{Rate: 25e6, GRTT: 10 * time.Millisecond, StreamTimeout: time.Second},
 		StallFrom: 500 * time.Millisecond, StallTo: 2500 * time.Millisecond, Limit: 2 * time.Minute}
 	res := run(t, sc) // fails on any byte that differs
 	if res.StreamGaps == 0 {
