@@ -243,7 +243,7 @@ func (e *rxEndpoint) takeEvents(now time.Time) {
 			continue
 		}
 		if ev.Kind == receiver.EventStreamGap {
-			e.stream.gap()
+			e.stream.gap(ev.Lost)
 			continue
 		}
 		if ev.Kind == receiver.EventCompleted && e.run.stream != nil && e.run.stream.open && ev.Object == e.run.stream.id {
