@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/bits"
@@ -826,6 +827,11 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		r.stats.ParitySymbols++
 	}
 	if o.stream != nil {
+		if p := m.Payload; sym < k && len(p) >= framing.StreamHeaderLen {
+			if n, ms := binary.BigEndian.Uint16(p), binary.BigEndian.Uint16(p[2:]); ms != 0 && ms != framing.StreamPadding && int(ms) <= int(n) {
+				o.stream.sawStart(binary.BigEndian.Uint32(p[4:]) + uint32(ms) - 1)
+			}
+		}
 		if st == nack.BlockComplete {
 			if err := r.decodeBlock(s, o, bb, k); err != nil {
 				r.finishObject(s, o, err)

@@ -25,7 +25,8 @@ type rxStream struct {
 	started bool   // delivering; false after a gap until delivery resumes
 	flush   nack.Mark
 	offset  uint32 // stream offset of the next byte to deliver (mod 2^32)
-	msgs    int    // message starts seen, up to 2
+	msgs    int    // distinct message starts seen, up to 2 (sawStart)
+	msgAt   uint32 // stream offset of the first one
 	gapErr  error  // why the pending gap happened (nil on joining)
 	gap     bool   // a gap is to be reported when delivery resumes
 	appHold bool   // the application is behind: confirm nothing (HoldStream)
@@ -112,8 +113,8 @@ func (r *Receiver) deliverStream(s *remote, o *rxObject) {
 		}
 		data := p[framing.StreamHeaderLen : framing.StreamHeaderLen+n]
 		off := binary.BigEndian.Uint32(p[4:])
-		if msg >= 0 && st.msgs < 2 {
-			st.msgs++
+		if msg >= 0 {
+			st.sawStart(off + uint32(msg))
 		}
 		if !st.started {
 			// Resume at a message start, or at once in a byte stream.
@@ -135,6 +136,22 @@ func (r *Receiver) deliverStream(s *remote, o *rxObject) {
 			st.offset = off + uint32(len(data))
 		}
 		r.streamPassed(s, o, bb, b, i)
+	}
+}
+
+// sawStart notes a message start at stream offset at, in a segment
+// received or delivered. Whether a stream is a byte stream (one start,
+// its first byte) decides where delivery resumes after a gap, so starts
+// are counted as they arrive, not only as delivered: a receiver stalled
+// behind its first segment had delivered one start, took a message stream
+// for a byte stream and resumed mid-message. A start is counted once
+// however often its segment comes.
+func (st *rxStream) sawStart(at uint32) {
+	switch {
+	case st.msgs == 0:
+		st.msgs, st.msgAt = 1, at
+	case st.msgs == 1 && at != st.msgAt:
+		st.msgs = 2
 	}
 }
 

@@ -23,7 +23,7 @@ func seg100(n int, msg int) []byte {
 // right after the gap in a byte stream, at the next message start in a
 // message stream.
 func TestStreamGapResume(t *testing.T) {
-	run := func(msgStarts map[int]int) (delivered []byte, gaps []int64) {
+	run := func(arrive []int, msgStarts map[int]int) (delivered []byte, gaps []int64) {
 		r := newRx(t, Config{})
 		p := &peer{id: senderID, inst: 1, flag: framing.FlagStream,
 			fti: framing.FTI{TransferLength: 1 << 20, SymbolLength: 100, MaxBlockLen: 4}}
@@ -45,8 +45,7 @@ func TestStreamGapResume(t *testing.T) {
 				}
 			}
 		}
-		// Block 0 arrives, block 1 (segments 4-7) is lost, block 2 arrives.
-		for _, n := range []int{0, 1, 2, 3, 8, 9, 10, 11} {
+		for _, n := range arrive {
 			handle(t, r, t0, p.pkt(t, 1, uint32(n/4), uint16(n%4), seg100(n, msg(n))))
 			take()
 		}
@@ -66,8 +65,10 @@ func TestStreamGapResume(t *testing.T) {
 		}
 		return b
 	}
+	// Block 0 arrives, block 1 (segments 4-7) is lost, block 2 arrives.
+	blocks02 := []int{0, 1, 2, 3, 8, 9, 10, 11}
 	// A byte stream: one message start, at its first byte.
-	got, gaps := run(map[int]int{0: 0})
+	got, gaps := run(blocks02, map[int]int{0: 0})
 	if !bytes.Equal(got, want(0, 1, 2, 3, -1, 8, 9, 10, 11)) || len(gaps) != 1 || gaps[0] != 400 {
 		var firsts []byte
 		for i := 0; i < len(got); i += 100 {
@@ -80,10 +81,19 @@ func TestStreamGapResume(t *testing.T) {
 	}
 	// A message stream: messages start in segments 0 and 2, and at byte 1
 	// of segment 10.
-	got, gaps = run(map[int]int{0: 0, 2: 0, 10: 1})
+	got, gaps = run(blocks02, map[int]int{0: 0, 2: 0, 10: 1})
 	wantMsg := append(want(0, 1, 2, 3, -1), want(10, 11)[1:]...)
 	if !bytes.Equal(got, wantMsg) || len(gaps) != 1 || gaps[0] != 601 {
 		t.Fatalf("message stream: delivered %d bytes, gaps %v; want a 601-byte gap, then from the message start in segment 10", len(got), gaps)
+	}
+	// A message stream whose segment 1 is lost too: only segment 0, with
+	// one message start, was delivered before the gap, but segment 2,
+	// received and waiting, holds another. It is a message stream all the
+	// same: delivery resumes at segment 9's message start, not at once
+	// mid-message in segment 8.
+	got, gaps = run([]int{0, 2, 3, 8, 9, 10, 11}, map[int]int{0: 0, 2: 0, 9: 0})
+	if !bytes.Equal(got, want(0, -1, 9, 10, 11)) || len(gaps) != 1 || gaps[0] != 800 {
+		t.Fatalf("message stream, one start delivered: delivered %d bytes, gaps %v; want segment 0, an 800-byte gap, then segments 9-11", len(got), gaps)
 	}
 }
 

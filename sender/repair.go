@@ -288,9 +288,9 @@ func (s *Sender) sendSquelch(out *framing.Outbox) {
 	if len(s.objs) > 0 {
 		o := s.objs[0]
 		ref.ObjectID = o.id
-		if st := o.stream; st != nil && st.sealed > uint64(st.ringSegs) {
+		if st := o.stream; st != nil {
 			// The oldest whole block still in the ring.
-			ref.PayloadID.Block = uint32((st.sealed - uint64(st.ringSegs) + uint64(st.k) - 1) / uint64(st.k))
+			ref.PayloadID.Block = uint32((ringFloor(st) + uint64(st.k) - 1) / uint64(st.k))
 		}
 		if st := o.stream; st != nil && st.age != nil {
 			ref.PayloadID.Block = max(ref.PayloadID.Block, uint32(s.agedFloorBlock(o)))

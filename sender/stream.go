@@ -314,10 +314,25 @@ func (s *Sender) sendNewStream(o *txObject, out *framing.Outbox) {
 // in the ring (0 if none): a block may be short while it is being written.
 func streamBlockLen(st *txStream, b int) int {
 	first := uint64(b) * uint64(st.k)
-	if first >= st.sealed || st.sealed-first > uint64(st.ringSegs) {
+	if first >= st.sealed || first < ringFloor(st) {
 		return 0
 	}
 	return int(min(uint64(st.k), st.sealed-first))
+}
+
+// ringFloor returns the oldest segment still intact in st's ring. The
+// segment being filled takes the slot of the segment a ring before it as
+// soon as its first byte is written, not when it is sealed: that segment
+// is gone from then on. (Repairs of it sent its old header over the new
+// bytes, and parity of its block was computed from them: wrong data for a
+// receiver that asks late for the oldest block, as one without flow
+// control or dropped by StreamTimeout can.)
+func ringFloor(st *txStream) uint64 {
+	live := st.sealed
+	if st.fill > 0 {
+		live++
+	}
+	return live - min(live, uint64(st.ringSegs))
 }
 
 // streamSymbol returns the payload of source segment sym of block b:

@@ -98,10 +98,43 @@ func TestStreamStallBurst(t *testing.T) {
 	if dropped == 0 {
 		t.Fatal("no EventSlowReceiver for the stalled receiver")
 	}
+	// The margin: once its stall ends, the dropped receiver NACKs what
+	// it missed, and those repairs go to the group at the rate the others
+	// share, so when the others finish depends on how much of that falls
+	// before their end. Over seeds 1-12 they finished from 0.3 s before to
+	// 0.47 s after the clean run plus the timeout (0.02 s after on
+	// average); seed 7 is 0.39 s after since the sender sends watermark
+	// requests ahead of a backlog of repairs (which moved the whole run's
+	// random draws: with them the average over the seeds went down from
+	// 0.19 s). A receiver held back for the whole stall finishes about
+	// 1.7 s after the clean run, which the margin still catches.
+	const margin = 600 * time.Millisecond
 	for i := 1; i < 3; i++ {
-		if limit := clean.Finished[i] + stalled.Sender.StreamTimeout + 300*time.Millisecond; res.Finished[i] > limit {
+		if limit := clean.Finished[i] + stalled.Sender.StreamTimeout + margin; res.Finished[i] > limit {
 			t.Errorf("receiver %d finished at %v, %v without the stall: held back by the stalled one past the timeout", i, res.Finished[i], clean.Finished[i])
 		}
+	}
+}
+
+// TestStallBacklogBytes: the stalled receiver of TestStreamStallBurst,
+// seed 9 without parity, handles 2 s of packets from its socket in a row
+// when the stall ends; every byte it hands over must be the stream's. The
+// simulation once fed it the whole backlog before looking at its events,
+// whose data is valid only until the next call into the engine: stream
+// blocks freed and reused meanwhile showed as wrong bytes at offset 25200
+// (and at seeds 2 and 3 with parity).
+func TestStallBacklogBytes(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a long simulation; minutes under the race detector")
+	}
+	ge := simnet.GilbertElliott{PGoodToBad: 0.1, PBadToGood: 0.25, LossGood: 0.1, LossBad: 0.8}
+	sc := Scenario{Seed: 9, Receivers: 3, Burst: &ge, Delay: time.Millisecond, Jitter: time.Millisecond,
+		Stream:    &Stream{Messages: 4000, MaxLen: 8000, Mode: sender.FlushNone, Buffer: 4 << 20},
+		Sender:    sender.Config{Rate: 25e6, GRTT: 10 * time.Millisecond, StreamTimeout: time.Second},
+		StallFrom: 500 * time.Millisecond, StallTo: 2500 * time.Millisecond, Limit: 2 * time.Minute}
+	res := run(t, sc) // fails on any byte that differs
+	if res.StreamGaps == 0 {
+		t.Fatal("no gap: the stalled receiver was not dropped, and the test lost its point")
 	}
 }
 

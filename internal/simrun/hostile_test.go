@@ -9,18 +9,33 @@ import (
 
 // TestHostile runs every attack of HostileKinds beside a real transfer to
 // 10 receivers: the transfer completes byte-exact within twice the time
-// the same transfer (same seed) takes without it, and the attack really
-// reached the engines. The transfer lasts over a second of virtual time:
-// in a much shorter one, the attack's packets change the receivers' random
-// NACK back-offs, and one unlucky repair round more can double it.
+// the same transfer (same seed) takes without it (four times under the
+// NACK attacks, see below), and the attack really reached the engines.
+//
+// The transfer lasts over a second of virtual time, most of it sending
+// data at the configured rate: in a much shorter one, the attack's packets
+// change the receivers' random NACK back-offs, and one unlucky repair round
+// more can double it. (It used to be 276 KB at 5 MB/s, which lasted 1.4 s
+// only while the sender waited out its initial 500 ms GRTT guess; once the
+// first measurement replaced the guess it took 0.25 s, and the hostile
+// node had sent 9 packets by then.)
+//
+// NACK attacks: yieldToData keeps them to half the rate while new data is
+// waiting, so the data goes out within about twice its clean time. After
+// the last data, though, repairs are served first come first served: a
+// real receiver's request waits behind the whole-object pass the attacker
+// asked for (and the next one, queued behind the pass under way), and over
+// seeds 1-4 and 18 the transfer took 2.6 to 3.4 times as long as clean.
+// The bound for them is four times, so that a storm which keeps the
+// sender from finishing still fails.
 func TestHostile(t *testing.T) {
 	receivers := 10
 	if raceEnabled {
 		receivers = 3 // the race detector slows the runs tenfold
 	}
 	base := Scenario{Seed: 18, Receivers: receivers, Loss: 0.01, Limit: time.Minute,
-		Objects: []Object{{Size: 256 << 10, File: true}, {Size: 20_000}},
-		Sender:  sender.Config{Rate: 5e6, Parity: 16}}
+		Objects: []Object{{Size: 1 << 20, File: true}, {Size: 20_000}},
+		Sender:  sender.Config{Rate: 1e6, Parity: 16}}
 	clean, err := Run(base)
 	if err != nil {
 		t.Fatal(err)
@@ -41,8 +56,15 @@ func TestHostile(t *testing.T) {
 			if len(res.Errors) > 0 || res.Delivered != sc.Receivers {
 				t.Fatalf("delivered to %d of %d, errors %v (stop %v)", res.Delivered, sc.Receivers, res.Errors, res.Stop)
 			}
-			if r.Hostile.Virtual > 2*r.Clean.Virtual {
-				t.Fatalf("transfer took %v under %s, %v clean: more than twice", r.Hostile.Virtual, k, r.Clean.Virtual)
+			if r.Clean.Virtual < time.Second {
+				t.Fatalf("clean transfer took %v: too short for the attack to matter", r.Clean.Virtual)
+			}
+			bound := time.Duration(2)
+			if k == HostileNackRange || k == HostileNackStorm {
+				bound = 4
+			}
+			if r.Hostile.Virtual > bound*r.Clean.Virtual {
+				t.Fatalf("transfer took %v under %s, %v clean: more than %d times", r.Hostile.Virtual, k, r.Clean.Virtual, bound)
 			}
 			if r.Hostile.HostileSent < 10 {
 				t.Fatalf("the hostile node sent only %d packets", r.Hostile.HostileSent)
@@ -68,7 +90,7 @@ func TestHostile(t *testing.T) {
 					t.Errorf("sender took %d NACKs of the storm's %d packets", tx.NacksReceived, r.Hostile.HostileSent)
 				}
 			default:
-				if rx.pkts < r.Clean.Receivers[0].Packets*10+uint64(r.Hostile.HostileSent) {
+				if rx.pkts < r.Clean.Receivers[0].Packets*uint64(sc.Receivers)+uint64(r.Hostile.HostileSent) {
 					t.Errorf("receivers handled %d packets, the forged ones did not reach them", rx.pkts)
 				}
 			}

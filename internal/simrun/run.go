@@ -181,6 +181,7 @@ func (e *rxEndpoint) handleQueued(now time.Time) time.Time {
 		c.maxBacklog = max(c.maxBacklog, t.Sub(p.At))
 		e.run.delivered(e.idx, p)
 		_ = e.r.HandlePacketAt(t, p.At, e.net.Addr(p.From), p.Payload)
+		e.takeEvents(t)
 	}
 	return time.Time{}
 }
@@ -222,6 +223,16 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 		wake = cpuAt
 	}
 	transmit(e.net, e.id, now, &e.out, func(b []byte) { e.run.nacks += countNacks(b) })
+	e.takeEvents(now)
+	return wake
+}
+
+// takeEvents checks the engine's events at now. It must run after every
+// call into the engine: an event's Data is valid only until the next one.
+// (Packets a stalled receiver's CPU handled in a row once were all fed
+// before their events were looked at, and a stream block freed by one
+// and reused by a later one showed as wrong bytes.)
+func (e *rxEndpoint) takeEvents(now time.Time) {
 	e.stream.now = now
 	for _, ev := range e.r.Events() {
 		if ev.Sender != 0 && ev.Sender != e.run.txNode {
@@ -233,7 +244,7 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 			continue
 		}
 		if ev.Kind == receiver.EventStreamGap {
-			e.stream.gap()
+			e.stream.gap(ev.Lost)
 			continue
 		}
 		if ev.Kind == receiver.EventCompleted && e.run.stream != nil && e.run.stream.open && ev.Object == e.run.stream.id {
@@ -261,7 +272,6 @@ func (e *rxEndpoint) Poll(now time.Time) time.Time {
 			}
 		}
 	}
-	return wake
 }
 
 // restartMarker is the event kind recorded when a receiver's engine was

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/shoalnet/shoal/receiver"
@@ -216,20 +217,20 @@ func (r *streamRx) data(st *streamTx, ev receiver.Event) {
 		return
 	}
 	if !r.began || r.resync {
-		// Delivery starts (or resumes) at a message start: find it.
+		// Delivery starts (or resumes) at a message start, where the gap
+		// events said: r.pos. (Finding it by the data alone matched a
+		// resumption with one byte left in its segment to a wrong
+		// message.)
 		if ev.MsgStart != 0 {
 			r.fail("stream data resumes without a message start")
 			return
 		}
-		j := r.msg
-		for j < len(st.msgs) && !bytes.HasPrefix(st.msgs[j], d[:min(len(d), len(st.msgs[j]))]) {
-			j++
-		}
-		if j == len(st.msgs) {
-			r.fail("stream data after a gap matches no message")
+		j, ok := slices.BinarySearch(st.offsets, r.pos)
+		if !ok {
+			r.fail("stream data resumes at offset %d, which is not a message start", r.pos)
 			return
 		}
-		r.msg, r.pos, r.began, r.resync = j, st.offsets[j], true, false
+		r.msg, r.began, r.resync = j, true, false
 	}
 	if r.pos+len(d) > len(st.all) || !bytes.Equal(d, st.all[r.pos:r.pos+len(d)]) {
 		r.fail("stream bytes at offset %d differ", r.pos)
@@ -249,8 +250,11 @@ func (r *streamRx) data(st *streamTx, ev receiver.Event) {
 	r.pos += len(d)
 }
 
-func (r *streamRx) gap() {
+// gap notes a stream gap of lost bytes (EventStreamGap.Lost): delivery
+// resumes that far on.
+func (r *streamRx) gap(lost int64) {
 	r.gaps++
+	r.pos += int(lost)
 	r.resync = true
 	if r.mr != nil {
 		r.mr.Gap()
