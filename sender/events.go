@@ -82,6 +82,10 @@ type Stats struct {
 	FlowNodesRefused uint64
 	FlowBlocked      time.Duration
 	FlowLimiter      uint32
+	// FlowWindow is the open stream's window: segments written and not
+	// yet confirmed by every receiver flow control waits for (what the
+	// writer may not overwrite).
+	FlowWindow uint64
 
 	// Signs of faulty or hostile receivers (any host on the group can send
 	// NACKs and ACKs). None of them costs the sender more than the state

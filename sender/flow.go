@@ -130,6 +130,7 @@ func (s *Sender) release(now time.Time, o *txObject) {
 	}
 	if known {
 		st.released = max(st.released, target)
+		s.stats.FlowWindow = st.next - st.released
 		return
 	}
 	// Nobody known: the time floor, whole blocks at a time, and none while

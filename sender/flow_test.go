@@ -26,6 +26,7 @@ func TestStreamTimeoutSparesCaughtUp(t *testing.T) {
 	var m framing.Message
 	dropped := map[uint32]int{}
 	written := 0
+	sawWindow := false // Stats named node 2 as the limiter, with data waiting for it
 	now := t0
 	for now.Before(t0.Add(600 * time.Millisecond)) {
 		n, err := s.WriteStream(id, chunk, false)
@@ -57,6 +58,9 @@ func TestStreamTimeoutSparesCaughtUp(t *testing.T) {
 				dropped[e.Node]++
 			}
 		}
+		if st := s.Stats(); now.After(t0.Add(timeout/2)) && now.Before(t0.Add(timeout)) && st.FlowLimiter == 2 && st.FlowWindow > 0 {
+			sawWindow = true
+		}
 		// Wake when the sender asks, but often enough to keep writing.
 		step := min(max(next.Sub(now), 50*time.Microsecond), time.Millisecond)
 		now = now.Add(step)
@@ -68,6 +72,9 @@ func TestStreamTimeoutSparesCaughtUp(t *testing.T) {
 	}
 	if dropped[3] != 0 {
 		t.Errorf("node 3, which confirmed every request, dropped %d times", dropped[3])
+	}
+	if !sawWindow {
+		t.Error("while node 2 held the writer back, Stats did not show it as FlowLimiter with a FlowWindow")
 	}
 	if st.FlowBlocked < timeout {
 		t.Errorf("writer held back only %v: it never waited for node 2", st.FlowBlocked)
