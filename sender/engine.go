@@ -54,6 +54,9 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 			// stay silent, not for a slow repair under heavy loss.
 			s.wm.tries = 0
 		}
+		if !s.nackAllowed(now, n.SourceID, n.Content, n.FECM) {
+			return nil
+		}
 		if s.aggEnd.IsZero() {
 			base := s.nextID
 			if len(s.objs) > 0 {

@@ -327,3 +327,56 @@ func TestObjectRangeNackBounded(t *testing.T) {
 		t.Errorf("%d symbols of the cached object repaired, want its 10", repaired)
 	}
 }
+
+// TestOneNodeRepairBudget: one node (never heard before) asking again and
+// again for every block of an object being sent must not make the sender
+// resend the object over and over while new data waits, nor take half the
+// rate from it: what one node may have resent ahead of new data is bounded
+// by its share of the rate. A real node asking once is still answered.
+func TestOneNodeRepairBudget(t *testing.T) {
+	const blocks = 200
+	cfg := Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 8, Rate: 1e6}
+	s := newSender(t, cfg)
+	id, err := s.SendData(make([]byte, blocks*8*100), nil) // 1,600 symbols, about 0.25 s at the rate
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	var pendingRepair, sourceSent int
+	for now.Before(t0.Add(2*time.Second)) && s.current() != nil {
+		// 50 NACKs a second from one fake node, each asking for the
+		// whole object (cut to the blocks sent).
+		feed(t, s, now, blockRangeNack(t, s, 0x7777, framing.FECRS8, id, 0, 0xFFFFFF))
+		before := s.Stats().RepairSource
+		for _, m := range drain(s, now, 20*time.Millisecond) {
+			if m.Type == framing.TypeData && m.Data.ObjectID == id {
+				sourceSent++
+			}
+		}
+		pendingRepair += int(s.Stats().RepairSource - before)
+		now = now.Add(20 * time.Millisecond)
+	}
+	if s.current() != nil {
+		t.Fatal("the object was not all sent within 2 s")
+	}
+	newData := sourceSent - pendingRepair
+	t.Logf("new data %d symbols, repairs while new data was pending %d", newData, pendingRepair)
+	if newData != blocks*8 {
+		t.Fatalf("%d new symbols sent, want %d", newData, blocks*8)
+	}
+	// Without a budget the node has about one repair per new symbol
+	// (half the rate); a quarter of the rate plus a burst is the bound.
+	if pendingRepair > newData/2 {
+		t.Errorf("one node had %d symbols resent while %d of new data went out", pendingRepair, newData)
+	}
+	if st := s.Stats(); st.NacksDeferred == 0 {
+		t.Error("no NACK deferred")
+	}
+	// Once the new data is out, the same node is answered again.
+	before := s.Stats().RepairSource
+	feed(t, s, now, blockRangeNack(t, s, 0x7777, framing.FECRS8, id, 3, 3))
+	drain(s, now, 100*time.Millisecond)
+	if got := s.Stats().RepairSource - before; got < 8 {
+		t.Errorf("block 3 asked after the data went out: %d symbols resent, want 8", got)
+	}
+}

@@ -131,6 +131,7 @@ type Sender struct {
 	// Repair (RFC 5740 §5.4): NACKs are aggregated for GRTT·(backoff+1),
 	// then answered ahead of new data.
 	agg        *nack.Aggregator
+	budget     []nodeBudget      // per-node repair budgets (see budget.go)
 	aggBase    uint16            // the oldest object id when the window opened
 	group      nack.GroupCounter // receivers heard, for adaptive timers
 	adaptBO    bool              // Backoff follows the group heard
@@ -216,12 +217,13 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 		return nil, err
 	}
 	s := &Sender{
-		cfg:   cfg,
-		inst:  cfg.InstanceID,
-		pacer: congestion.NewPacer(cfg.Rate, burstFor(cfg, cfg.Rate), cfg.SegmentSize+64+cfg.PacketOverhead),
-		epoch: now,
-		grtt:  cfg.GRTT,
-		agg:   nack.NewAggregator(1024, fec.MaxSymbols),
+		cfg:    cfg,
+		inst:   cfg.InstanceID,
+		pacer:  congestion.NewPacer(cfg.Rate, burstFor(cfg, cfg.Rate), cfg.SegmentSize+64+cfg.PacketOverhead),
+		epoch:  now,
+		grtt:   cfg.GRTT,
+		agg:    nack.NewAggregator(1024, fec.MaxSymbols),
+		budget: make([]nodeBudget, 0, budgetNodes),
 
 		adaptBO: adaptBO, backoff: cfg.Backoff,
 	}
