@@ -51,18 +51,38 @@ func (s *Sender) symbolRate() float64 {
 	return s.pacer.Rate() / float64(s.cfg.SegmentSize+48+s.cfg.PacketOverhead)
 }
 
-// nackAllowed reports whether a NACK from node with the given content is
-// acted on, and charges node for it if so.
-func (s *Sender) nackAllowed(now time.Time, node uint32, content []byte, fecM uint8) bool {
+// budgetNACK returns the part of a NACK from node that is acted on, and
+// charges node for it: all of content with no new data waiting; else as
+// much as the node's bucket holds (at least one block or symbol), in the
+// NACK's order, a block range or an object asked whole being cut to its
+// first blocks; nothing if the bucket is empty. The result may be in
+// scratch space of s, valid until the next call.
+func (s *Sender) budgetNACK(now time.Time, node uint32, content []byte, fecM uint8) []byte {
 	if s.current() == nil {
-		return true
+		return content
 	}
+	b := s.nodeBudget(now, node)
+	if b.tokens <= 0 {
+		s.stats.NacksDeferred++
+		return nil
+	}
+	out, cost, cut := s.trimNACK(content, fecM, b.tokens)
+	b.tokens -= float64(cost)
+	if cut {
+		s.stats.NacksCut++
+	}
+	return out
+}
+
+// nodeBudget returns node's bucket, refilled to now.
+func (s *Sender) nodeBudget(now time.Time, node uint32) *nodeBudget {
 	c := s.budgetCap()
+	fill := s.symbolRate() / repairShare
 	var b *nodeBudget
 	fullest := -1
 	for i := range s.budget {
 		e := &s.budget[i]
-		e.tokens = min(c, e.tokens+now.Sub(e.at).Seconds()*s.symbolRate()/repairShare)
+		e.tokens = min(c, e.tokens+now.Sub(e.at).Seconds()*fill)
 		e.at = now
 		if e.node == node {
 			b = e
@@ -79,33 +99,27 @@ func (s *Sender) nackAllowed(now time.Time, node uint32, content []byte, fecM ui
 		b = &s.budget[fullest]
 		*b = nodeBudget{node: node, tokens: c, at: now}
 	}
-	if b.tokens <= 0 {
-		s.stats.NacksDeferred++
-		return false
-	}
-	b.tokens -= float64(s.nackAsk(content, fecM))
-	return true
+	return b
 }
 
-// nackAsk returns how many symbols content asks for, cut to what has been
-// sent: an upper bound of the repair it can cause. Its work is bounded by
-// the content's size.
-func (s *Sender) nackAsk(content []byte, fecM uint8) int {
-	sentSyms := func(id uint16) int {
-		o := s.object(id)
-		if o == nil {
-			return 0
-		}
-		return int(lastSentBlock(o)+1) * s.cfg.BlockLen
-	}
-	n := 0
-	for off := 0; off < len(content); {
+// trimNACK returns the first part of content that costs about allow
+// symbols (cut to what has been sent), its cost, and whether anything was
+// left out. Its work is bounded by the content's size, and so is the
+// result's.
+func (s *Sender) trimNACK(content []byte, fecM uint8, allow float64) (out []byte, cost int, cut bool) {
+	left := allow
+	out = s.trimBuf[:0]
+	full := true // everything so far went in as it was
+	for off := 0; off < len(content) && left > 0; {
 		r, next, ok := framing.NextRepairRequest(content, off)
 		if !ok {
 			break
 		}
 		off = next
-		for i := 0; i < len(r.Items); {
+		refs := s.trimRefs[:0]
+		var extra [2]framing.SymbolRef // an object asked whole, cut to blocks
+		extraN := false
+		for i := 0; i < len(r.Items) && left > 0; {
 			first, j, ok := r.Item(i, fecM)
 			if !ok {
 				break
@@ -117,32 +131,100 @@ func (s *Sender) nackAsk(content []byte, fecM uint8) int {
 				}
 			}
 			i = j
+			c, blocks := s.itemCost(r, first, last)
 			switch {
-			case r.Flags&framing.RepairSegment != 0:
-				syms := 1
-				if r.Form == framing.FormRanges {
-					syms = int(last.PayloadID.Symbol) - int(first.PayloadID.Symbol) + 1
+			case c > int(left) && blocks > 0:
+				// Cut to the first blocks that fit (at least one).
+				n := min(blocks, max(1, int(left)/s.cfg.BlockLen))
+				end := first
+				if r.Flags&(framing.RepairSegment|framing.RepairBlock) == 0 {
+					// Objects asked whole: the first one's first blocks.
+					first.PayloadID = framing.PayloadID{}
+					end.PayloadID = framing.PayloadID{Block: uint32(n - 1)}
+					extra, extraN = [2]framing.SymbolRef{first, end}, true
+				} else {
+					end.PayloadID = framing.PayloadID{Block: first.PayloadID.Block + uint32(n-1)}
+					refs = append(refs, first, end)
 				}
-				n += max(1, min(syms, s.cfg.BlockLen+s.cfg.Parity))
-			case r.Flags&framing.RepairBlock != 0:
-				o := s.object(first.ObjectID)
-				if o == nil || last.PayloadID.Block < first.PayloadID.Block {
-					continue
-				}
-				lastB := min(int64(last.PayloadID.Block), lastSentBlock(o))
-				if lastB >= int64(first.PayloadID.Block) {
-					n += int(lastB-int64(first.PayloadID.Block)+1) * s.cfg.BlockLen
-				}
-			case r.Flags&framing.RepairObject != 0:
-				// A range of objects: the first few are counted one by one,
-				// the rest as the whole cache would be too much work.
-				for k := range min(int(last.ObjectID-first.ObjectID)+1, 8) {
-					n += sentSyms(first.ObjectID + uint16(k))
-				}
+				c, full, left = n*s.cfg.BlockLen, false, 0
+			case c > int(left) && r.Flags&framing.RepairSegment == 0:
+				full = false // left out: asked again later
+				continue
+			case r.Form == framing.FormRanges:
+				refs = append(refs, first, last)
 			default:
-				n++ // NORM_INFO
+				refs = append(refs, first)
+			}
+			cost += c
+			left -= float64(c)
+			if left <= 0 && (i < len(r.Items) || off < len(content)) {
+				full = false
 			}
 		}
+		s.trimRefs = refs
+		if len(refs) > 0 {
+			out, _ = framing.AppendRepairRequest(out, r.Form, r.Flags, fecM, refs)
+		}
+		if extraN {
+			out, _ = framing.AppendRepairRequest(out, framing.FormRanges,
+				framing.RepairBlock|r.Flags&framing.RepairInfo, fecM, extra[:])
+		}
 	}
-	return n
+	s.trimBuf = out
+	if full {
+		return content, cost, false
+	}
+	return out, cost, true
+}
+
+// itemCost returns how many symbols one repair item (or range) of r asks
+// for, cut to what has been sent, and, for a block range or a single object
+// asked whole, how many blocks of the (first) object it covers (0 for
+// anything that cannot be cut).
+func (s *Sender) itemCost(r framing.RepairRequest, first, last framing.SymbolRef) (cost, blocks int) {
+	k := s.cfg.BlockLen
+	switch {
+	case r.Flags&framing.RepairSegment != 0:
+		n := 1
+		switch r.Form {
+		case framing.FormRanges:
+			n = int(last.PayloadID.Symbol) - int(first.PayloadID.Symbol) + 1
+		case framing.FormErasures:
+			n = int(first.PayloadID.Symbol)
+		}
+		return max(1, min(n, k+s.cfg.Parity)), 0
+	case r.Flags&framing.RepairBlock != 0:
+		o := s.object(first.ObjectID)
+		if o == nil || last.ObjectID != first.ObjectID || last.PayloadID.Block < first.PayloadID.Block {
+			return 0, 0
+		}
+		end := min(int64(last.PayloadID.Block), lastSentBlock(o))
+		if end < int64(first.PayloadID.Block) {
+			return 0, 0
+		}
+		n := int(end - int64(first.PayloadID.Block) + 1)
+		return n * k, n
+	case r.Flags&framing.RepairObject != 0:
+		if last.ObjectID != first.ObjectID {
+			// A range of objects: the first few are counted; one that
+			// does not fit is cut to the first object's first blocks.
+			n, blocks := 0, 0
+			for i := range min(int(last.ObjectID-first.ObjectID)+1, 8) {
+				if o := s.object(first.ObjectID + uint16(i)); o != nil && o.stream == nil {
+					n += int(lastSentBlock(o)+1) * k
+					if i == 0 {
+						blocks = int(lastSentBlock(o) + 1)
+					}
+				}
+			}
+			return max(n, 1), blocks
+		}
+		o := s.object(first.ObjectID)
+		if o == nil || o.stream != nil {
+			return 1, 0
+		}
+		n := int(lastSentBlock(o) + 1)
+		return max(n*k, 1), n
+	}
+	return 1, 0 // NORM_INFO
 }

@@ -131,11 +131,13 @@ type Sender struct {
 	// Repair (RFC 5740 §5.4): NACKs are aggregated for GRTT·(backoff+1),
 	// then answered ahead of new data.
 	agg        *nack.Aggregator
-	budget     []nodeBudget      // per-node repair budgets (see budget.go)
-	aggBase    uint16            // the oldest object id when the window opened
-	group      nack.GroupCounter // receivers heard, for adaptive timers
-	adaptBO    bool              // Backoff follows the group heard
-	backoff    int               // back-off factor advertised now
+	budget     []nodeBudget        // per-node repair budgets (see budget.go)
+	trimBuf    []byte              // NACK content cut to a node's budget
+	trimRefs   []framing.SymbolRef // scratch for trimBuf
+	aggBase    uint16              // the oldest object id when the window opened
+	group      nack.GroupCounter   // receivers heard, for adaptive timers
+	adaptBO    bool                // Backoff follows the group heard
+	backoff    int                 // back-off factor advertised now
 	aggStart   time.Time
 	aggEnd     time.Time
 	cycleStart time.Time // when the current repair cycle's plan was made
