@@ -380,3 +380,98 @@ func TestOneNodeRepairBudget(t *testing.T) {
 		t.Errorf("block 3 asked after the data went out: %d symbols resent, want 8", got)
 	}
 }
+
+// TestLateJoinerRepaired: a receiver that joins while an object is being
+// sent and asks, every repair cycle, for the whole range of blocks it
+// missed gets them all, part by part while new data is still going out
+// (its share of the rate) and the rest once it is out.
+func TestLateJoinerRepaired(t *testing.T) {
+	const blocks = 200
+	cfg := Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 8, Rate: 1e6}
+	s := newSender(t, cfg)
+	id, err := s.SendData(make([]byte, blocks*8*100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]int, blocks)
+	now := t0
+	drain(s, now, 100*time.Millisecond) // sent before the receiver joined
+	now = now.Add(100 * time.Millisecond)
+	var duringData int
+	for range 200 {
+		first, last := -1, -1
+		for b, n := range got {
+			if n < 8 {
+				if first < 0 {
+					first = b
+				}
+				last = b
+			}
+		}
+		if first < 0 {
+			break
+		}
+		pending := s.current() != nil
+		if pending {
+			// Blocks not yet sent are not missed yet.
+			last = min(last, int(lastSentBlock(s.object(id))))
+		}
+		if last >= first {
+			feed(t, s, now, blockRangeNack(t, s, 42, framing.FECRS8, id, uint32(first), uint32(last)))
+		}
+		before := s.Stats().RepairSource
+		for _, m := range drain(s, now, 60*time.Millisecond) {
+			if m.Type == framing.TypeData && m.Data.ObjectID == id {
+				got[m.Data.PayloadID.Block]++
+			}
+		}
+		if pending {
+			duringData += int(s.Stats().RepairSource - before)
+		}
+		now = now.Add(60 * time.Millisecond)
+	}
+	for b, n := range got {
+		if n < 8 {
+			t.Fatalf("block %d: %d of 8 symbols reached the late joiner", b, n)
+		}
+	}
+	if duringData == 0 {
+		t.Error("no repairs while new data was going out")
+	}
+}
+
+// TestObjectNackCut: an object asked for whole by a node whose budget holds
+// less than the blocks sent is answered with its first blocks (the request
+// rewritten as a block range), not with nothing and not with everything.
+func TestObjectNackCut(t *testing.T) {
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 8, Rate: 1e6})
+	id, err := s.SendData(make([]byte, 200*8*100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(200 * time.Millisecond)
+	drain(s, t0, 200*time.Millisecond)
+	sent := int(lastSentBlock(s.object(id)) + 1)
+	c, err := framing.AppendRepairRequest(nil, framing.FormItems, framing.RepairObject, 0,
+		[]framing.SymbolRef{{FECID: framing.FECRS8, ObjectID: id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, s, now, &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: 9},
+		ServerID: s.cfg.NodeID, InstanceID: s.InstanceID(), Content: c})
+	before := s.Stats().RepairSource
+	repaired := map[uint32]int{}
+	pollFor(s, now, 100*time.Millisecond, func(_ time.Time, msgs []framing.Message) {
+		for _, m := range msgs {
+			if m.Type == framing.TypeData && m.Data.ObjectID == id &&
+				int(m.Data.PayloadID.Block) < sent {
+				repaired[m.Data.PayloadID.Block]++
+			}
+		}
+	})
+	n := int(s.Stats().RepairSource - before)
+	if repaired[0] != 8 || n == 0 || n >= sent*8 || s.Stats().NacksCut != 1 {
+		t.Fatalf("%d symbols repaired of %d blocks sent (block 0: %d), %d NACKs cut; want block 0 whole and less than all",
+			n, sent, repaired[0], s.Stats().NacksCut)
+	}
+}
