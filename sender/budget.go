@@ -12,15 +12,21 @@ import (
 // repair queue full, and (see yieldToData) takes half the rate from new
 // data for as long as it goes on. So while new data waits, what a node asks
 // for is charged, in source symbols cut to what has been sent, to a bucket
-// of its own that refills at repairShare of the rate; a NACK from a node
-// whose bucket is empty is not acted on (Stats.NacksDeferred). The node's
-// receiver, if real, asks again after its repair timer, and is answered
-// once its bucket has refilled. One ask is answered whole while the bucket
-// holds anything, so a late joiner asking for a whole object gets it in one
-// go, then waits its turn. Nodes that share an aggregation window are each
-// charged in full, so a forged node cannot ride on another's budget. With
-// no new data waiting, repairs take nothing from anyone and every NACK is
-// acted on.
+// of its own that refills at 1/repairShare of the rate. A NACK asking for
+// more than the bucket holds is acted on only up to it (Stats.NacksCut): a
+// block range, or an object asked whole, is cut to its first blocks, and
+// the rest of the NACK is left out; with the bucket empty, the NACK is not
+// acted on at all (Stats.NacksDeferred). A real receiver asks again, after
+// its repair timer, for what it still lacks, so a late joiner or a
+// receiver with heavy loss gets its repairs part by part at its share of
+// the rate while new data goes out, and at the full rate after. Nodes that
+// share an aggregation window are each charged for what they asked, so a
+// forged node cannot ride on another's budget. With no new data waiting,
+// repairs take nothing from new data and every NACK is acted on whole.
+//
+// This bounds what one node id can cost. Many forged ids at once get a
+// bucket each (up to budgetNodes are remembered); the repair queue's bound
+// and its alternation with new data (yieldToData) cover that case.
 
 // repairShare is the share of the rate one node's repairs may take from
 // new data, over time: a receiver losing up to a fifth of the packets
