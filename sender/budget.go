@@ -142,14 +142,15 @@ func (s *Sender) trimNACK(content []byte, fecM uint8, allow float64) (out []byte
 			case c > int(left) && blocks > 0:
 				// Cut to the first blocks that fit (at least one).
 				n := min(blocks, max(1, int(left)/s.cfg.BlockLen))
-				end := first
 				if r.Flags&(framing.RepairSegment|framing.RepairBlock) == 0 {
 					// Objects asked whole: the first one's first blocks.
-					first.PayloadID = framing.PayloadID{}
-					end.PayloadID = framing.PayloadID{Block: uint32(n - 1)}
+					first.PayloadID.Block, first.PayloadID.Symbol = 0, 0
+					end := first
+					end.PayloadID.Block = uint32(n - 1)
 					extra, extraN = [2]framing.SymbolRef{first, end}, true
 				} else {
-					end.PayloadID = framing.PayloadID{Block: first.PayloadID.Block + uint32(n-1)}
+					end := first
+					end.PayloadID.Block += uint32(n - 1)
 					refs = append(refs, first, end)
 				}
 				c, full, left = n*s.cfg.BlockLen, false, 0
