@@ -2,6 +2,7 @@ package sender
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -473,5 +474,35 @@ func TestObjectNackCut(t *testing.T) {
 	if repaired[0] != 8 || n == 0 || n >= sent*8 || s.Stats().NacksCut != 1 {
 		t.Fatalf("%d symbols repaired of %d blocks sent (block 0: %d), %d NACKs cut; want block 0 whole and less than all",
 			n, sent, repaired[0], s.Stats().NacksCut)
+	}
+}
+
+// TestNackCutNoAlloc: cutting a NACK to its node's budget allocates
+// nothing per packet.
+func TestNackCutNoAlloc(t *testing.T) {
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 8, Rate: 1e6})
+	id, err := s.SendData(make([]byte, 200*8*100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(s, t0, 100*time.Millisecond)
+	now := t0.Add(100 * time.Millisecond)
+	b, err := blockRangeNack(t, s, 5, framing.FECSmallBlock, id, 0, 0xFFFFFFF0).Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(100, func() {
+		i++
+		now = now.Add(50 * time.Millisecond) // the bucket refills: every NACK is cut, none deferred
+		if err := s.HandlePacket(now, netip.AddrPort{}, b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per NACK", allocs)
+	}
+	if s.Stats().NacksCut < 100 {
+		t.Errorf("%d NACKs cut of %d", s.Stats().NacksCut, i)
 	}
 }

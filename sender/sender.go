@@ -219,13 +219,14 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 		return nil, err
 	}
 	s := &Sender{
-		cfg:    cfg,
-		inst:   cfg.InstanceID,
-		pacer:  congestion.NewPacer(cfg.Rate, burstFor(cfg, cfg.Rate), cfg.SegmentSize+64+cfg.PacketOverhead),
-		epoch:  now,
-		grtt:   cfg.GRTT,
-		agg:    nack.NewAggregator(1024, fec.MaxSymbols),
-		budget: make([]nodeBudget, 0, budgetNodes),
+		cfg:     cfg,
+		inst:    cfg.InstanceID,
+		pacer:   congestion.NewPacer(cfg.Rate, burstFor(cfg, cfg.Rate), cfg.SegmentSize+64+cfg.PacketOverhead),
+		epoch:   now,
+		grtt:    cfg.GRTT,
+		agg:     nack.NewAggregator(1024, fec.MaxSymbols),
+		budget:  make([]nodeBudget, 0, budgetNodes),
+		trimBuf: make([]byte, 0, cfg.SegmentSize+64), trimRefs: make([]framing.SymbolRef, 0, 64),
 
 		adaptBO: adaptBO, backoff: cfg.Backoff,
 	}
