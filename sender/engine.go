@@ -54,6 +54,10 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 			// stay silent, not for a slow repair under heavy loss.
 			s.wm.tries = 0
 		}
+		content := s.budgetNACK(now, n.SourceID, n.Content, n.FECM)
+		if len(content) == 0 {
+			return nil
+		}
 		if s.aggEnd.IsZero() {
 			base := s.nextID
 			if len(s.objs) > 0 {
@@ -66,7 +70,7 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 		}
 		// Malformed requests inside a well-formed NACK are skipped by the
 		// aggregator; the rest still count.
-		if s.agg.Add(n.Content, n.FECM) != nil {
+		if s.agg.Add(content, n.FECM) != nil {
 			s.stats.BadRequests++
 		}
 	case framing.TypeAck:

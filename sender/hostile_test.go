@@ -2,6 +2,7 @@ package sender
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -325,5 +326,183 @@ func TestObjectRangeNackBounded(t *testing.T) {
 	}
 	if repaired != 10 {
 		t.Errorf("%d symbols of the cached object repaired, want its 10", repaired)
+	}
+}
+
+// TestOneNodeRepairBudget: one node (never heard before) asking again and
+// again for every block of an object being sent must not make the sender
+// resend the object over and over while new data waits, nor take half the
+// rate from it: what one node may have resent ahead of new data is bounded
+// by its share of the rate. A real node asking once is still answered.
+func TestOneNodeRepairBudget(t *testing.T) {
+	const blocks = 200
+	cfg := Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 8, Rate: 1e6}
+	s := newSender(t, cfg)
+	id, err := s.SendData(make([]byte, blocks*8*100), nil) // 1,600 symbols, about 0.25 s at the rate
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	var pendingRepair, sourceSent int
+	for now.Before(t0.Add(2*time.Second)) && s.current() != nil {
+		// 50 NACKs a second from one fake node, each asking for the
+		// whole object (cut to the blocks sent).
+		feed(t, s, now, blockRangeNack(t, s, 0x7777, framing.FECRS8, id, 0, 0xFFFFFF))
+		before := s.Stats().RepairSource
+		for _, m := range drain(s, now, 20*time.Millisecond) {
+			if m.Type == framing.TypeData && m.Data.ObjectID == id {
+				sourceSent++
+			}
+		}
+		pendingRepair += int(s.Stats().RepairSource - before)
+		now = now.Add(20 * time.Millisecond)
+	}
+	if s.current() != nil {
+		t.Fatal("the object was not all sent within 2 s")
+	}
+	newData := sourceSent - pendingRepair
+	t.Logf("new data %d symbols, repairs while new data was pending %d", newData, pendingRepair)
+	if newData != blocks*8 {
+		t.Fatalf("%d new symbols sent, want %d", newData, blocks*8)
+	}
+	// Without a budget the node has about one repair per new symbol
+	// (half the rate); a quarter of the rate plus a burst is the bound.
+	if pendingRepair > newData/2 {
+		t.Errorf("one node had %d symbols resent while %d of new data went out", pendingRepair, newData)
+	}
+	if st := s.Stats(); st.NacksCut+st.NacksDeferred == 0 {
+		t.Error("no NACK cut or deferred")
+	}
+	// Once the new data is out, the same node is answered again.
+	before := s.Stats().RepairSource
+	feed(t, s, now, blockRangeNack(t, s, 0x7777, framing.FECRS8, id, 3, 3))
+	drain(s, now, 100*time.Millisecond)
+	if got := s.Stats().RepairSource - before; got < 8 {
+		t.Errorf("block 3 asked after the data went out: %d symbols resent, want 8", got)
+	}
+}
+
+// TestLateJoinerRepaired: a receiver that joins while an object is being
+// sent and asks, every repair cycle, for the whole range of blocks it
+// missed gets them all, part by part while new data is still going out
+// (its share of the rate) and the rest once it is out.
+func TestLateJoinerRepaired(t *testing.T) {
+	const blocks = 200
+	cfg := Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 8, Rate: 1e6}
+	s := newSender(t, cfg)
+	id, err := s.SendData(make([]byte, blocks*8*100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]int, blocks)
+	now := t0
+	drain(s, now, 100*time.Millisecond) // sent before the receiver joined
+	now = now.Add(100 * time.Millisecond)
+	var duringData int
+	for range 200 {
+		first, last := -1, -1
+		for b, n := range got {
+			if n < 8 {
+				if first < 0 {
+					first = b
+				}
+				last = b
+			}
+		}
+		if first < 0 {
+			break
+		}
+		pending := s.current() != nil
+		if pending {
+			// Blocks not yet sent are not missed yet.
+			last = min(last, int(lastSentBlock(s.object(id))))
+		}
+		if last >= first {
+			feed(t, s, now, blockRangeNack(t, s, 42, framing.FECRS8, id, uint32(first), uint32(last)))
+		}
+		before := s.Stats().RepairSource
+		for _, m := range drain(s, now, 60*time.Millisecond) {
+			if m.Type == framing.TypeData && m.Data.ObjectID == id {
+				got[m.Data.PayloadID.Block]++
+			}
+		}
+		if pending {
+			duringData += int(s.Stats().RepairSource - before)
+		}
+		now = now.Add(60 * time.Millisecond)
+	}
+	for b, n := range got {
+		if n < 8 {
+			t.Fatalf("block %d: %d of 8 symbols reached the late joiner", b, n)
+		}
+	}
+	if duringData == 0 {
+		t.Error("no repairs while new data was going out")
+	}
+}
+
+// TestObjectNackCut: an object asked for whole by a node whose budget holds
+// less than the blocks sent is answered with its first blocks (the request
+// rewritten as a block range), not with nothing and not with everything.
+func TestObjectNackCut(t *testing.T) {
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 8, Rate: 1e6})
+	id, err := s.SendData(make([]byte, 200*8*100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(200 * time.Millisecond)
+	drain(s, t0, 200*time.Millisecond)
+	sent := int(lastSentBlock(s.object(id)) + 1)
+	c, err := framing.AppendRepairRequest(nil, framing.FormItems, framing.RepairObject, 0,
+		[]framing.SymbolRef{{FECID: framing.FECRS8, ObjectID: id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, s, now, &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: 9},
+		ServerID: s.cfg.NodeID, InstanceID: s.InstanceID(), Content: c})
+	before := s.Stats().RepairSource
+	repaired := map[uint32]int{}
+	pollFor(s, now, 100*time.Millisecond, func(_ time.Time, msgs []framing.Message) {
+		for _, m := range msgs {
+			if m.Type == framing.TypeData && m.Data.ObjectID == id &&
+				int(m.Data.PayloadID.Block) < sent {
+				repaired[m.Data.PayloadID.Block]++
+			}
+		}
+	})
+	n := int(s.Stats().RepairSource - before)
+	if repaired[0] != 8 || n == 0 || n >= sent*8 || s.Stats().NacksCut != 1 {
+		t.Fatalf("%d symbols repaired of %d blocks sent (block 0: %d), %d NACKs cut; want block 0 whole and less than all",
+			n, sent, repaired[0], s.Stats().NacksCut)
+	}
+}
+
+// TestNackCutNoAlloc: cutting a NACK to its node's budget allocates
+// nothing per packet.
+func TestNackCutNoAlloc(t *testing.T) {
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 8, Rate: 1e6})
+	id, err := s.SendData(make([]byte, 200*8*100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(s, t0, 100*time.Millisecond)
+	now := t0.Add(100 * time.Millisecond)
+	b, err := blockRangeNack(t, s, 5, framing.FECSmallBlock, id, 0, 0xFFFFFFF0).Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(100, func() {
+		i++
+		now = now.Add(50 * time.Millisecond) // the bucket refills: every NACK is cut, none deferred
+		if err := s.HandlePacket(now, netip.AddrPort{}, b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per NACK", allocs)
+	}
+	if s.Stats().NacksCut < 100 {
+		t.Errorf("%d NACKs cut of %d", s.Stats().NacksCut, i)
 	}
 }

@@ -131,10 +131,13 @@ type Sender struct {
 	// Repair (RFC 5740 §5.4): NACKs are aggregated for GRTT·(backoff+1),
 	// then answered ahead of new data.
 	agg        *nack.Aggregator
-	aggBase    uint16            // the oldest object id when the window opened
-	group      nack.GroupCounter // receivers heard, for adaptive timers
-	adaptBO    bool              // Backoff follows the group heard
-	backoff    int               // back-off factor advertised now
+	budget     []nodeBudget        // per-node repair budgets (see budget.go)
+	trimBuf    []byte              // NACK content cut to a node's budget
+	trimRefs   []framing.SymbolRef // scratch for trimBuf
+	aggBase    uint16              // the oldest object id when the window opened
+	group      nack.GroupCounter   // receivers heard, for adaptive timers
+	adaptBO    bool                // Backoff follows the group heard
+	backoff    int                 // back-off factor advertised now
 	aggStart   time.Time
 	aggEnd     time.Time
 	cycleStart time.Time // when the current repair cycle's plan was made
@@ -216,12 +219,14 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 		return nil, err
 	}
 	s := &Sender{
-		cfg:   cfg,
-		inst:  cfg.InstanceID,
-		pacer: congestion.NewPacer(cfg.Rate, burstFor(cfg, cfg.Rate), cfg.SegmentSize+64+cfg.PacketOverhead),
-		epoch: now,
-		grtt:  cfg.GRTT,
-		agg:   nack.NewAggregator(1024, fec.MaxSymbols),
+		cfg:     cfg,
+		inst:    cfg.InstanceID,
+		pacer:   congestion.NewPacer(cfg.Rate, burstFor(cfg, cfg.Rate), cfg.SegmentSize+64+cfg.PacketOverhead),
+		epoch:   now,
+		grtt:    cfg.GRTT,
+		agg:     nack.NewAggregator(1024, fec.MaxSymbols),
+		budget:  make([]nodeBudget, 0, budgetNodes),
+		trimBuf: make([]byte, 0, cfg.SegmentSize+64), trimRefs: make([]framing.SymbolRef, 0, 64),
 
 		adaptBO: adaptBO, backoff: cfg.Backoff,
 	}
