@@ -51,6 +51,20 @@ type blockBuf struct {
 	shared   bool        // Config.SharedPayloads: buf takes only short and rebuilt symbols
 }
 
+// full returns the first n bytes of symbol i (n at most the symbol
+// length), the part that did not arrive as zeros: a symbol holds only the
+// bytes its packet carried (see handleData).
+func (bb *blockBuf) full(i, n int) []byte {
+	s := bb.syms[i]
+	if len(s) >= n {
+		return s[:n]
+	}
+	ext := s[:n]
+	clear(ext[len(s):])
+	bb.syms[i] = ext
+	return ext
+}
+
 // stamp notes when symbol sym arrived, for deadline-bounded streams.
 func (bb *blockBuf) stamp(sym int, now time.Time) {
 	if n := len(bb.syms); len(bb.ats) != n {
@@ -96,7 +110,7 @@ func (bb *blockBuf) grow() {
 			continue
 		}
 		off := k * bb.symLen
-		copy(nb[off:off+bb.symLen], s[:cap(s)])
+		copy(nb[off:off+bb.symLen], s)
 		bb.syms[j] = nb[off : off+len(s) : off+bb.symLen]
 		k++
 	}

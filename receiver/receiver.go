@@ -815,10 +815,16 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		// Kept by reference: the packet's bytes are the symbol.
 		bb.syms[sym], bb.refs[sym] = m.Payload[:o.symLen:o.symLen], true
 	} else {
+		// Only what arrived is kept: the zeros a short symbol stands for are
+		// filled in when the symbol is used (see blockBuf.full), so a
+		// forged tiny packet claiming 64 KiB symbols costs its own size,
+		// not a 64 KiB clear.
 		dst := bb.room(sym)
 		nc := copy(dst, m.Payload)
-		clear(dst[nc:])
-		bb.syms[sym] = dst
+		if nc == 0 {
+			dst[0], nc = 0, 1 // present, and all zeros
+		}
+		bb.syms[sym] = dst[:nc]
 	}
 	o.moved = true
 	if sym < k {
@@ -885,7 +891,7 @@ func (r *Receiver) deliverBlock(s *remote, o *rxObject, bb *blockBuf, k int, las
 	for i := 0; i < k; i++ {
 		r.work++
 		off, n := o.part.Segment(int(bb.block), i)
-		sym := bb.syms[i][:n]
+		sym := bb.full(i, n)
 		pos := i * o.symLen
 		inPlace := n > 0 && pos+n <= len(bb.buf) && &sym[0] == &bb.buf[pos]
 		if inPlace && end > start && end == pos && at+uint64(end-start) == off {
@@ -982,7 +988,7 @@ func (r *Receiver) storeBlock(s *remote, o *rxObject, bb *blockBuf, all bool) (b
 	for i := 0; i < k; i++ {
 		r.work++
 		_, n := o.part.Segment(b, i)
-		copy(o.data[off:], bb.syms[i][:n])
+		copy(o.data[off:], bb.full(i, n))
 		off += uint64(n)
 	}
 	o.stored += off - start
@@ -1016,6 +1022,11 @@ func (r *Receiver) decodeBlock(s *remote, o *rxObject, bb *blockBuf, k int) erro
 			return fmt.Errorf("receiver: object %d block %d: %d symbols missing and no FEC", o.id, bb.block, missing)
 		}
 		r.work += uint64(o.maxK)
+		for i, sym := range bb.syms {
+			if len(sym) > 0 && len(sym) < o.symLen {
+				bb.syms[i] = bb.full(i, o.symLen) // the code works on whole symbols
+			}
+		}
 		for i := 0; i < k; i++ {
 			if len(bb.syms[i]) == 0 {
 				bb.syms[i] = bb.room(i)[:0] // room to rebuild it in

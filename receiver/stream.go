@@ -90,7 +90,11 @@ func (r *Receiver) deliverStream(s *remote, o *rxObject) {
 		if bb == nil || len(bb.syms[i]) == 0 {
 			return
 		}
-		p := bb.syms[i]
+		p := bb.syms[i] // what the packet carried (see handleData)
+		if len(p) < framing.StreamHeaderLen {
+			r.finishObject(s, o, fmt.Errorf("%w: stream segment %d is shorter than its header", ErrBadObject, st.next))
+			return
+		}
 		n := int(binary.BigEndian.Uint16(p))
 		if n == 0 && binary.BigEndian.Uint16(p[2:]) == framing.StreamPadding {
 			// Padding that closed a FEC block early: nothing to deliver.
