@@ -586,14 +586,6 @@ func (o *Opener) open(b []byte, now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("%w: sent %v, now %v", ErrStale, sent.UTC(), now.UTC())
 	}
 	p := o.peers[src]
-	if p != nil {
-		if senderMessage(b) && p.hasInst && binary.BigEndian.Uint16(b[8:]) != p.instance && counter < p.top {
-			return nil, fmt.Errorf("%w: instance %d, current %d", ErrInstance, binary.BigEndian.Uint16(b[8:]), p.instance)
-		}
-		if err := p.check(counter); err != nil {
-			return nil, err
-		}
-	}
 
 	sigAt := x + fixedLen
 	tagAt := hdrLen - tagLen
@@ -638,6 +630,16 @@ func (o *Opener) open(b []byte, now time.Time) ([]byte, error) {
 			}
 		}
 		copy(b[tagAt:], o.tag[:])
+	}
+	// Replays after the group tag, so that a forgery is counted as one
+	// whatever counter it claims; before any public-key work.
+	if p != nil {
+		if senderMessage(b) && p.hasInst && binary.BigEndian.Uint16(b[8:]) != p.instance && counter < p.top {
+			return nil, fmt.Errorf("%w: instance %d, current %d", ErrInstance, binary.BigEndian.Uint16(b[8:]), p.instance)
+		}
+		if err := p.check(counter); err != nil {
+			return nil, err
+		}
 	}
 	if flags&FlagSig != 0 && len(o.cfg.Trusted) > 0 {
 		hint := 0
