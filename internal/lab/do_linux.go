@@ -5,7 +5,9 @@ package lab
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,4 +41,43 @@ func (h *Host) Do(fn func() error) error {
 	}
 	runtime.UnlockOSThread()
 	return ferr
+}
+
+// machineLock makes labs take turns across processes: go test runs
+// packages in parallel, and two labs pushing real traffic on a 2-core
+// machine starve each other's timing (receivers falling behind, peers
+// missing a stream). Labs within one process share the lock.
+var machineLock struct {
+	sync.Mutex
+	n int
+	f *os.File
+}
+
+func lockMachine() error {
+	machineLock.Lock()
+	defer machineLock.Unlock()
+	if machineLock.n == 0 {
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), "shoal-lab.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			f.Close()
+			return err
+		}
+		machineLock.f = f
+	}
+	machineLock.n++
+	return nil
+}
+
+func unlockMachine() {
+	machineLock.Lock()
+	defer machineLock.Unlock()
+	machineLock.n--
+	if machineLock.n == 0 {
+		_ = unix.Flock(int(machineLock.f.Fd()), unix.LOCK_UN)
+		machineLock.f.Close()
+		machineLock.f = nil
+	}
 }

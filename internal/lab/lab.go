@@ -31,6 +31,7 @@ const Iface = "lab0"
 type Lab struct {
 	prefix string
 	bridge string // namespace of the bridge
+	locked bool   // holds the machine's lab lock until Close
 	Hosts  []*Host
 }
 
@@ -83,7 +84,12 @@ func Build(n int) (*Lab, error) {
 	if why := Available(); why != "" {
 		return nil, fmt.Errorf("lab: %s", why)
 	}
-	l := &Lab{prefix: fmt.Sprintf("shoal%d-%d", os.Getpid(), labCount.Add(1))}
+	// One lab on the machine at a time (see lockMachine); Close lets the
+	// next one go.
+	if err := lockMachine(); err != nil {
+		return nil, fmt.Errorf("lab: taking the machine's lab lock: %w", err)
+	}
+	l := &Lab{prefix: fmt.Sprintf("shoal%d-%d", os.Getpid(), labCount.Add(1)), locked: true}
 	l.bridge = l.prefix + "-br"
 	var err error
 	must := func(args ...string) {
@@ -145,6 +151,10 @@ func (l *Lab) Close() {
 	}
 	l.Hosts = nil
 	_, _ = run("netns", "del", l.bridge)
+	if l.locked {
+		l.locked = false
+		unlockMachine()
+	}
 }
 
 func run(args ...string) (string, error) {
