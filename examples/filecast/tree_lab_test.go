@@ -59,13 +59,15 @@ func treeFiles(t *testing.T, def, raceDef int) int {
 }
 
 // TestLabManySmallFiles: a tree of 20,000 files of 0–8 KB in nested
-// directories (issue 16's figure; about 17 s, 34 s under the race
-// detector) goes to two receivers through 1 % loss, with
-// acknowledgement from every receiver heard. Every file arrives intact at
-// both (none dropped while the receiving application was busy), and the
-// sender exits 0 only then.
+// directories (issue 16's figure; about 17 s) goes to two receivers
+// through 1 % loss, with acknowledgement from every receiver heard. Every
+// file arrives intact at both (none dropped while the receiving
+// application was busy), and the sender exits 0 only then. Under the race
+// detector, 4,000 files: with other packages' tests beside it, receivers
+// ten times slower fell more than StreamTimeout behind on 20,000 and were
+// dropped by policy.
 func TestLabManySmallFiles(t *testing.T) {
-	n := treeFiles(t, 20000, 20000)
+	n := treeFiles(t, 20000, 4000)
 	l := lab.New(t, 3)
 	src := t.TempDir()
 	files := makeManyFiles(t, src, n)
