@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/shoalnet/shoal/framing"
@@ -28,24 +27,25 @@ func runRTP(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench rtp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		loss       = 0.05
-		receivers  = fs.Int("receivers", 10, "number of receivers")
-		seed       = fs.Uint64("seed", 1, "random seed (the same seed gives the same run)")
-		rtt        = fs.Duration("rtt", 20*time.Millisecond, "round-trip time between the sender and each receiver")
-		latency    = fs.Duration("latency", 200*time.Millisecond, "latency budget: maximum age and playout deadline")
-		rateS      = fs.String("rate", "4Mbit", "media bit rate, e.g. 4Mbit")
-		duration   = fs.Duration("duration", 60*time.Second, "media duration (virtual time)")
-		autoParity = fs.Int("auto-parity", 5, "proactive parity symbols per block of 16")
-		blockTime  = fs.Duration("block-time", 0, "close FEC blocks after this long (0: a tenth of the latency)")
-		backoff    = fs.Int("backoff", 0, "NACK back-off factor (RFC 5740; 4 is the file-transfer default, 0 NACKs at once)")
+		loss             = 0.05
+		rateBits   int64 = 4e6
+		receivers        = fs.Int("receivers", 10, "number of receivers")
+		seed             = fs.Uint64("seed", 1, "random seed (the same seed gives the same run)")
+		rtt              = fs.Duration("rtt", 20*time.Millisecond, "round-trip time between the sender and each receiver")
+		latency          = fs.Duration("latency", 200*time.Millisecond, "latency budget: maximum age and playout deadline")
+		duration         = fs.Duration("duration", 60*time.Second, "media duration (virtual time)")
+		autoParity       = fs.Int("auto-parity", 5, "proactive parity symbols per block of 16")
+		blockTime        = fs.Duration("block-time", 0, "close FEC blocks after this long (0: a tenth of the latency)")
+		backoff          = fs.Int("backoff", 0, "NACK back-off factor (RFC 5740; 4 is the file-transfer default, 0 NACKs at once)")
 	)
 	fs.Var(pctFlag{&loss}, "loss", "random loss on every receiver's link, e.g. 5%")
+	fs.Var(bitsFlag{&rateBits}, "rate", "media bit rate, e.g. 4Mbit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	rate, err := parseRate(*rateS)
-	if err != nil || *receivers < 1 || *latency <= 0 || *duration <= 0 || *autoParity < 0 || *autoParity > 16 {
-		fmt.Fprintf(stderr, "bench rtp: bad flags (rate %q: %v)\n", *rateS, err)
+	rate := float64(rateBits)
+	if *receivers < 1 || *latency <= 0 || *duration <= 0 || *autoParity < 0 || *autoParity > 16 {
+		fmt.Fprintln(stderr, "bench rtp: need receivers, a positive latency and duration, and auto parity of 0 to 16")
 		return 2
 	}
 	bo := *backoff
@@ -141,23 +141,4 @@ func runRTP(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "rtp: loss=%s rtt=%v latency=%v on_time=%.4f fec_recovered=%d nack_recovered=%d lost=%d p99_added_ms=%d repair_overhead=%.3f\n",
 		pctFlag{&loss}, *rtt, *latency, float64(onTime)/float64(total), fec, nackRecovered, total-delivered, max(p99-base, 0), overhead)
 	return 0
-}
-
-// parseRate reads a bit rate such as 4Mbit, 800kbit, 4M or 1e6 (bits/s).
-func parseRate(s string) (float64, error) {
-	t := strings.TrimSuffix(strings.TrimSuffix(s, "bit"), "bps")
-	mult := 1.0
-	switch {
-	case strings.HasSuffix(t, "k"), strings.HasSuffix(t, "K"):
-		mult, t = 1e3, t[:len(t)-1]
-	case strings.HasSuffix(t, "M"):
-		mult, t = 1e6, t[:len(t)-1]
-	case strings.HasSuffix(t, "G"):
-		mult, t = 1e9, t[:len(t)-1]
-	}
-	var v float64
-	if _, err := fmt.Sscanf(t, "%g", &v); err != nil || v <= 0 {
-		return 0, fmt.Errorf("bad rate %q", s)
-	}
-	return v * mult, nil
 }
