@@ -71,10 +71,16 @@ type diskWriter struct {
 	jobs    []diskJob
 	bytes   int64
 	running bool
-	closed  bool          // no more jobs: exit when the queue is empty
-	more    chan struct{} // closed and replaced when jobs are added
-	room    chan struct{} // closed and replaced when the queue shrinks
-	exited  chan struct{} // closed when the goroutine has exited (or never ran)
+	closed  bool // no more jobs: exit when the queue is empty
+	// more and room are closed and replaced only when someone waits on
+	// them, so that a write costs no channel: more when jobs are added
+	// while the goroutine is idle, room when the queue shrinks under a
+	// waitRoom.
+	more        chan struct{}
+	idle        bool
+	room        chan struct{}
+	roomWaiters int
+	exited      chan struct{} // closed when the goroutine has exited (or never ran)
 }
 
 func newDiskWriter(s *Session) *diskWriter {
@@ -95,8 +101,11 @@ func (d *diskWriter) put(j diskJob) {
 		d.running = true
 		go d.run()
 	}
-	close(d.more)
-	d.more = make(chan struct{})
+	if d.idle {
+		d.idle = false
+		close(d.more)
+		d.more = make(chan struct{})
+	}
 }
 
 // close lets the goroutine finish the queue and exit.
@@ -125,11 +134,19 @@ func (d *diskWriter) waitRoom(quit <-chan struct{}) {
 			return
 		}
 		ch := d.room
+		d.roomWaiters++
 		d.mu.Unlock()
 		select {
 		case <-ch:
 		case <-quit:
+		}
+		d.mu.Lock()
+		d.roomWaiters--
+		d.mu.Unlock()
+		select {
+		case <-quit:
 			return
+		default:
 		}
 	}
 }
@@ -144,6 +161,7 @@ func (d *diskWriter) run() {
 				return
 			}
 			ch := d.more
+			d.idle = true
 			d.mu.Unlock()
 			<-ch
 			d.mu.Lock()
@@ -159,8 +177,10 @@ func (d *diskWriter) run() {
 		if j.b != nil {
 			d.bytes -= int64(len(*j.b))
 			diskBufs.Put(j.b)
-			close(d.room)
-			d.room = make(chan struct{})
+			if d.roomWaiters > 0 {
+				close(d.room)
+				d.room = make(chan struct{})
+			}
 		}
 		d.mu.Unlock()
 	}
