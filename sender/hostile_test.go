@@ -506,3 +506,43 @@ func TestNackCutNoAlloc(t *testing.T) {
 		t.Errorf("%d NACKs cut of %d", s.Stats().NacksCut, i)
 	}
 }
+
+// TestInfoRequestCostsOnePacket: a NORM_INFO request for an object without
+// one (which real receivers send for objects they never heard of) is
+// answered with the object's first symbol, which announces it, and not
+// with the whole object: a storm of small forged NACKs carrying the INFO
+// flag, each from another node id, used to keep a pass over every object
+// going, taking two thirds of the rate from new data in the simulated
+// nack-storm. A receiver that really lacks the object asks for its blocks
+// once it has heard of it (TestInfoRequestWithoutInfo, simrun).
+func TestInfoRequestCostsOnePacket(t *testing.T) {
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 4, Rate: 1e7})
+	id, err := s.SendData(make([]byte, 5*4*100), nil) // 5 blocks, no NORM_INFO
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(50 * time.Millisecond)
+	drain(s, t0, 50*time.Millisecond)
+	// As the simulated storm sends them: a few symbols of a block, with
+	// the INFO flag.
+	c, err := framing.AppendRepairRequest(nil, framing.FormItems, framing.RepairSegment|framing.RepairInfo, 0, []framing.SymbolRef{
+		{FECID: framing.FECRS8, ObjectID: id, PayloadID: framing.PayloadID{Block: 2, Symbol: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		feed(t, s, now, &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: uint32(100 + i)},
+			ServerID: s.cfg.NodeID, InstanceID: s.InstanceID(), Content: c})
+	}
+	sent := map[[2]uint32]int{}
+	n := 0
+	for _, m := range drain(s, now, time.Second) {
+		if m.Type == framing.TypeData && m.Data.ObjectID == id {
+			sent[[2]uint32{m.Data.PayloadID.Block, uint32(m.Data.PayloadID.Symbol)}]++
+			n++
+		}
+	}
+	if n > 2 || sent[[2]uint32{0, 0}] != 1 || sent[[2]uint32{2, 1}] != 1 {
+		t.Fatalf("10 NACKs for a symbol and the NORM_INFO got %d data packets %v, want symbol 0/0 and 2/1 once each", n, sent)
+	}
+}

@@ -80,9 +80,12 @@ func (s *Sender) repairFor(o *txObject, r nack.Repair) (repairJob, bool) {
 			return j, false
 		}
 		// Receivers ask for the NORM_INFO of objects they never heard of
-		// (see receiver); without one, the object itself is the answer.
-		j.level = framing.RepairObject
-		j.block, j.lastBlock = 0, uint32(max(last, 0))
+		// (see receiver). Without one, the object's first symbol answers:
+		// its header announces the object as NORM_INFO would, and the
+		// receiver then asks for the blocks it lacks. (The whole object
+		// once answered, which let one small forged NACK, from any node
+		// id, cost a pass over the object.)
+		j.block, j.lastBlock = 0, 0
 	case framing.RepairObject:
 		j.block, j.lastBlock = 0, uint32(max(last, 0))
 	case framing.RepairBlock:
@@ -332,6 +335,14 @@ func (s *Sender) repairStep(o *txObject, j *repairJob, out *framing.Outbox) bool
 	switch j.level {
 	case framing.RepairInfo:
 		j.done = true
+		if len(o.info) == 0 {
+			// See repairFor: the first symbol announces the object.
+			if s.sendSymbol(o, 0, 0, out) {
+				s.stats.RepairSource++
+				return true
+			}
+			return false
+		}
 		s.sendInfo(o, out)
 		return true
 	case framing.RepairObject, framing.RepairBlock:

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/internal/simnet"
 	"github.com/shoalnet/shoal/sender"
 )
 
@@ -96,4 +98,39 @@ func TestHostile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMissedObjectWithoutInfo: receiver 0 hears nothing while a whole
+// small object without NORM_INFO goes out. It asks for the NORM_INFO of the
+// object it never heard of; the sender answers with the object's first
+// symbol (not the whole object, see sender.TestInfoRequestCostsOnePacket),
+// and the receiver then asks for the rest and gets it intact.
+func TestMissedObjectWithoutInfo(t *testing.T) {
+	sc := Scenario{Seed: 5, Receivers: 2, Limit: 30 * time.Second,
+		Objects:    []Object{{Size: 200_000}, {Size: 20_000}, {Size: 200_000}},
+		OutageFrom: 150 * time.Millisecond, OutageTo: 260 * time.Millisecond,
+		Sender: sender.Config{Rate: 1e6, Parity: 16}}
+	infoAsked := 0
+	var n framing.Nack
+	sc.Tap = func(rx int, p simnet.Packet) {
+		if rx != 1 || n.Unmarshal(p.Payload) != nil {
+			return
+		}
+		for r, off, ok := framing.NextRepairRequest(n.Content, 0); ok; r, off, ok = framing.NextRepairRequest(n.Content, off) {
+			if r.Flags == framing.RepairInfo {
+				infoAsked++
+			}
+		}
+	}
+	res := run(t, sc)
+	if res.Virtual < sc.OutageTo {
+		t.Fatalf("done at %v, before the outage ended", res.Virtual)
+	}
+	if infoAsked == 0 {
+		t.Fatal("no NORM_INFO asked for: the outage missed the whole object")
+	}
+	if res.Receivers[0].NacksSent == 0 || res.Sender.RepairSource == 0 {
+		t.Fatalf("receiver 0 sent %d NACKs, sender repaired %d source symbols: the outage cost nothing", res.Receivers[0].NacksSent, res.Sender.RepairSource)
+	}
+	t.Logf("done at %v; sender %+v", res.Virtual, res.Sender)
 }
