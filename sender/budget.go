@@ -21,8 +21,19 @@ import (
 // receiver with heavy loss gets its repairs part by part at its share of
 // the rate while new data goes out, and at the full rate after. Nodes that
 // share an aggregation window are each charged for what they asked, so a
-// forged node cannot ride on another's budget. With no new data waiting,
-// repairs take nothing from new data and every NACK is acted on whole.
+// forged node cannot ride on another's budget.
+//
+// With no new data waiting, repairs take nothing from new data and every
+// NACK is acted on whole, but not all in arrival order: a NACK asking for
+// more than its node's bucket holds goes to the bulk queue (Stats.NacksBulk),
+// whose repairs are sent only when nothing else is to send, not even a
+// flush (Stats.RepairsBulk). Once the data is out, one forged node asking
+// for every block of every object 50 times a second would otherwise keep
+// a pass over the objects going ahead of every real receiver's request
+// (the tail of the simulated nack-range attack: over a second, as long as
+// the data took). A late joiner asking for whole objects on an otherwise
+// idle link still gets them at the full rate, from the bulk queue, and
+// whatever a node asks within its bucket goes ahead of it.
 //
 // This bounds what one node id can cost. Many forged ids at once get a
 // bucket each (up to budgetNodes are remembered); the repair queue's bound
@@ -58,27 +69,41 @@ func (s *Sender) symbolRate() float64 {
 }
 
 // budgetNACK returns the part of a NACK from node that is acted on, and
-// charges node for it: all of content with no new data waiting; else as
-// much as the node's bucket holds (at least one block or symbol), in the
-// NACK's order, a block range or an object asked whole being cut to its
-// first blocks; nothing if the bucket is empty. The result may be in
-// scratch space of s, valid until the next call.
-func (s *Sender) budgetNACK(now time.Time, node uint32, content []byte, fecM uint8) []byte {
-	if s.current() == nil {
-		return content
-	}
+// charges node for it, and whether its repairs go to the bulk queue. With
+// no new data waiting that is all of content, to the bulk queue if it
+// costs more than the node's bucket holds. Else it is as much as the
+// bucket holds (at least one block or symbol), in the NACK's order, a
+// block range or an object asked whole being cut to its first blocks;
+// nothing if the bucket is empty. The result may be in scratch space of
+// s, valid until the next call.
+func (s *Sender) budgetNACK(now time.Time, node uint32, content []byte, fecM uint8) (acted []byte, bulk bool) {
 	b := s.nodeBudget(now, node)
+	if s.current() == nil {
+		_, cost, _ := s.trimNACK(content, fecM, wholeNACK)
+		bulk = float64(cost) > b.tokens
+		// Debt is bounded, so that a receiver that asked for much once
+		// (a late joiner) soon has its share again.
+		b.tokens = max(b.tokens-float64(cost), -s.budgetCap())
+		if bulk {
+			s.stats.NacksBulk++
+		}
+		return content, bulk
+	}
 	if b.tokens <= 0 {
 		s.stats.NacksDeferred++
-		return nil
+		return nil, false
 	}
 	out, cost, cut := s.trimNACK(content, fecM, b.tokens)
 	b.tokens -= float64(cost)
 	if cut {
 		s.stats.NacksCut++
 	}
-	return out
+	return out, false
 }
+
+// wholeNACK is a budget no NACK reaches: a NACK's cost is bounded by the
+// blocks the sender holds (itemCost), far below it.
+const wholeNACK = 1 << 40
 
 // nodeBudget returns node's bucket, refilled to now.
 func (s *Sender) nodeBudget(now time.Time, node uint32) *nodeBudget {

@@ -54,7 +54,7 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 			// stay silent, not for a slow repair under heavy loss.
 			s.wm.tries = 0
 		}
-		content := s.budgetNACK(now, n.SourceID, n.Content, n.FECM)
+		content, bulk := s.budgetNACK(now, n.SourceID, n.Content, n.FECM)
 		if len(content) == 0 {
 			return nil
 		}
@@ -68,9 +68,17 @@ func (s *Sender) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b [
 			s.aggStart = now
 			s.aggEnd = now.Add(nack.AggregationWindow(s.grtt, float64(s.backoff)))
 		}
+		agg := s.agg
+		if bulk {
+			if !s.bulkUsed {
+				s.bulkAgg.Reset(s.aggBase)
+				s.bulkUsed = true
+			}
+			agg = s.bulkAgg
+		}
 		// Malformed requests inside a well-formed NACK are skipped by the
 		// aggregator; the rest still count.
-		if s.agg.Add(content, n.FECM) != nil {
+		if agg.Add(content, n.FECM) != nil {
 			s.stats.BadRequests++
 		}
 	case framing.TypeAck:
@@ -190,7 +198,7 @@ func (s *Sender) followCC() {
 // active reports whether the sender has anything in flight worth probing
 // and flushing for.
 func (s *Sender) active() bool {
-	if s.rq.len() > 0 || !s.aggEnd.IsZero() || s.wm != nil || s.squelch {
+	if s.rq.len() > 0 || s.bq.len() > 0 || !s.aggEnd.IsZero() || s.wm != nil || s.squelch {
 		return true
 	}
 	s.advanceUnsent()
@@ -347,8 +355,8 @@ func (s *Sender) commit(out *framing.Outbox, m appender) {
 
 // sendNext sends the most urgent packet the pacer allows and reports
 // whether it sent one: squelch, then repairs, then watermark requests, then
-// new data, then end-of-transmission flushes; watermark requests go ahead
-// of a backlog of repairs.
+// new data, then end-of-transmission flushes, then bulk repairs; watermark
+// requests go ahead of a backlog of repairs.
 func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 	if s.pacer.Next(now, s.cfg.SegmentSize+48+s.cfg.PacketOverhead).After(now) {
 		return false
@@ -374,7 +382,7 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 		s.sendFlowWatermark(now, out)
 	case s.repairBacklog() && s.wm != nil && s.wmDue(now):
 		s.sendWatermarkFlush(now, out)
-	case s.rq.len() > 0 && !s.yieldToData() && s.sendRepair(out):
+	case s.rq.len() > 0 && !s.yieldToData() && s.sendRepair(&s.rq, out):
 		s.repairRun++
 	case s.flowDue:
 		s.flowDue = false
@@ -392,6 +400,8 @@ func (s *Sender) sendNext(now time.Time, out *framing.Outbox) bool {
 		s.sendNew(s.current(), out)
 	case s.flushDue(now):
 		s.sendFlush(now, out)
+	case s.bq.len() > 0 && s.sendRepair(&s.bq, out):
+		s.stats.RepairsBulk++
 	default:
 		if s.cc != nil {
 			s.cc.Idle()

@@ -95,6 +95,8 @@ type Stats struct {
 	RepairsMerged  uint64 // repair requests merged into an identical or wider repair still queued
 	RepairsDropped uint64 // repair requests dropped because the repair queue was full (receivers ask again)
 	RepairYields   uint64 // new data packets sent ahead of queued repairs (see Sender's repair share)
+	RepairsBulk    uint64 // repair packets sent for requests beyond their node's repair budget, when nothing else was to send
+	NacksBulk      uint64 // NACKs whose repairs were left for when nothing else is to send: their node asked for more than its budget
 	NacksDeferred  uint64 // NACKs not acted on because their node had used its share of repairs while new data waited
 	NacksCut       uint64 // NACKs acted on only in part, for the same reason (the rest is asked again later)
 	NodesRefused   uint64 // feedback packets from receivers left untracked because MaxNodes were tracked already

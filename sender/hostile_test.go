@@ -107,7 +107,8 @@ func TestRepairRequestsMerge(t *testing.T) {
 
 // TestRepairQueueBounded: a storm of distinct requests (every block of a big
 // object, window after window) fills the queue to its bound and no further;
-// the rest are dropped and counted.
+// the rest are dropped and counted. (The storm's node soon asks for more
+// than its budget: its requests then fill the bulk queue, bounded alike.)
 func TestRepairQueueBounded(t *testing.T) {
 	s := newSender(t, Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 64, BlockLen: 1, Rate: 1e9})
 	const blocks = 3 * maxRepairJobs
@@ -124,12 +125,12 @@ func TestRepairQueueBounded(t *testing.T) {
 		}
 		drain(s, now, window)
 		now = now.Add(window)
-		if n := s.rq.len(); n > maxRepairJobs {
+		if n := max(s.rq.len(), s.bq.len()); n > maxRepairJobs {
 			t.Fatalf("%d repair jobs queued, bound %d", n, maxRepairJobs)
 		}
 	}
-	if st := s.Stats(); s.rq.len() != maxRepairJobs || st.RepairsDropped == 0 {
-		t.Fatalf("queue %d, %d dropped: want a full queue and drops", s.rq.len(), st.RepairsDropped)
+	if st := s.Stats(); max(s.rq.len(), s.bq.len()) != maxRepairJobs || st.RepairsDropped == 0 {
+		t.Fatalf("queues %d and %d, %d dropped: want a full queue and drops", s.rq.len(), s.bq.len(), st.RepairsDropped)
 	}
 }
 
@@ -544,5 +545,50 @@ func TestInfoRequestCostsOnePacket(t *testing.T) {
 	}
 	if n > 2 || sent[[2]uint32{0, 0}] != 1 || sent[[2]uint32{2, 1}] != 1 {
 		t.Fatalf("10 NACKs for a symbol and the NORM_INFO got %d data packets %v, want symbol 0/0 and 2/1 once each", n, sent)
+	}
+}
+
+// TestBulkAfterData: once the data is out, a node asking for more than its
+// repair budget (a forged NACK for every block of the object, as the
+// simulated nack-range sends 50 times a second) is answered from the bulk
+// queue: a real receiver's request goes first, and the pass over the
+// object sends every block's parity before any source symbol. First come
+// first served, the receiver's repair waited for a source pass over the
+// whole object, and receivers that suppressed their own NACKs on hearing
+// the forged one were whole only at the end of that pass.
+func TestBulkAfterData(t *testing.T) {
+	const blocks = 60
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 4, Parity: 2, Rate: 1e6})
+	id, err := s.SendData(make([]byte, blocks*4*100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(s, t0, 500*time.Millisecond)
+	now := t0.Add(500 * time.Millisecond)
+	if s.current() != nil {
+		t.Fatal("data still going out")
+	}
+	feed(t, s, now, blockRangeNack(t, s, 99, framing.FECSmallBlock, id, 0, 0xFFFFFFF0))
+	feed(t, s, now.Add(time.Millisecond), segmentNack(t, s, 2, id, 17, 1))
+	var order [][2]int // block, symbol of each data packet
+	for _, m := range drain(s, now, 2*time.Second) {
+		if m.Type == framing.TypeData && m.Data.ObjectID == id {
+			order = append(order, [2]int{int(m.Data.PayloadID.Block), int(m.Data.PayloadID.Symbol)})
+		}
+	}
+	if len(order) < blocks*6 {
+		t.Fatalf("%d repairs sent, want the forged pass too (%d): %v %+v", len(order), blocks*6, order, s.Stats())
+	}
+	if order[0][0] != 17 {
+		t.Errorf("first repair %v, want block 17's (the real receiver's); order %v", order[0], order[:10])
+	}
+	// Then the pass: each block's 2 parity symbols, then the source.
+	for i, p := range order[1 : 1+2*blocks] {
+		if p[0] != i/2 || p[1] < 4 {
+			t.Fatalf("repair %d of the pass is %v, want parity of block %d; order %v", i, p, i/2, order[:2*blocks+1])
+		}
+	}
+	if st := s.Stats(); st.NacksBulk != 1 || st.RepairsBulk < blocks*6 {
+		t.Errorf("%d NACKs and %d repairs bulk, want 1 and %d", st.NacksBulk, st.RepairsBulk, blocks*6)
 	}
 }

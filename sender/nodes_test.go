@@ -96,7 +96,7 @@ func TestWatermarkUnderStorm(t *testing.T) {
 	if ref.ObjectID != id {
 		t.Fatalf("no watermark request in a second of storm; stats %+v", s.Stats())
 	}
-	if s.rq.len() == 0 {
+	if s.rq.len()+s.bq.len() == 0 {
 		t.Fatal("the storm left no repairs queued")
 	}
 	payload, err := framing.AppendSymbolRef(nil, ref, 0)

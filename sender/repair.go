@@ -19,9 +19,27 @@ func (s *Sender) planRepairs(now time.Time) {
 	// The plan lists objects in serial order from the window's base (the
 	// oldest object then cached). Offsets from end on are ids not yet
 	// used, or ids older than the base (they wrap to the top).
+	if s.plan(s.agg, queueRepairs) {
+		s.flushCount = 0 // flush again once the repairs are out
+	}
+	if s.bulkUsed {
+		s.bulkUsed = false
+		s.plan(s.bulkAgg, queueBulk)
+	}
+}
+
+// The queues of repair jobs: see queueRepair.
+const (
+	queueRepairs = iota // s.rq
+	queueBulk           // s.bq
+)
+
+// plan queues the repairs agg asks for in queue q and reports whether it
+// queued any.
+func (s *Sender) plan(agg *nack.Aggregator, q int) bool {
 	end := uint16(s.nextID - s.aggBase)
 	queued := false
-	for p := s.agg.Plan(); p.Next(); {
+	for p := agg.Plan(); p.Next(); {
 		s.work++
 		r := p.Repair()
 		if uint16(r.Object-s.aggBase) >= end {
@@ -37,13 +55,11 @@ func (s *Sender) planRepairs(now time.Time) {
 			s.addSquelch(r.Object)
 			continue
 		}
-		if j, ok := s.repairFor(o, r); ok && s.queueRepair(o, j) {
+		if j, ok := s.repairFor(o, r); ok && s.queueRepair(o, j, q) {
 			queued = true
 		}
 	}
-	if queued {
-		s.flushCount = 0 // flush again once the repairs are out
-	}
+	return queued
 }
 
 // repairFor makes the repair job that answers r for o, if any is due.
@@ -208,12 +224,17 @@ func (q *repairQueue) waiting(m uint64) *repairJob {
 	return j
 }
 
-// queueRepair queues job j for o, or merges it into a waiting job for the
-// same repair, and reports whether the repair is now queued.
-func (s *Sender) queueRepair(o *txObject, j repairJob) bool {
+// queueRepair queues job j for o in queue qi (queueRepairs or queueBulk),
+// or merges it into a job waiting there for the same repair, and reports
+// whether the repair is now queued.
+func (s *Sender) queueRepair(o *txObject, j repairJob, qi int) bool {
 	s.work++
+	rq, m := &s.rq, &o.marks[qi]
+	if qi == queueBulk {
+		rq = &s.bq
+	}
 	if j.level == framing.RepairBlock || j.level == framing.RepairSegment {
-		if s.rq.waiting(o.objJob) != nil {
+		if rq.waiting(m.obj) != nil {
 			s.stats.RepairsMerged++ // the whole object is about to go again
 			return true
 		}
@@ -221,18 +242,18 @@ func (s *Sender) queueRepair(o *txObject, j repairJob) bool {
 	var mark *uint64
 	switch j.level {
 	case framing.RepairInfo:
-		mark = &o.infoJob
+		mark = &m.info
 	case framing.RepairObject:
-		mark = &o.objJob
+		mark = &m.obj
 	case framing.RepairBlock:
-		mark = &o.blkJob
+		mark = &m.blk
 	default:
-		if o.segJob == nil {
-			o.segJob = make([]uint64, len(o.parityUsed))
+		if m.seg == nil {
+			m.seg = make([]uint64, len(o.parityUsed))
 		}
-		mark = &o.segJob[o.slot(int(j.block))]
+		mark = &m.seg[o.slot(int(j.block))]
 	}
-	if q := s.rq.waiting(*mark); q != nil && q.obj == j.obj && q.level == j.level {
+	if q := rq.waiting(*mark); q != nil && q.obj == j.obj && q.level == j.level {
 		switch j.level {
 		case framing.RepairObject, framing.RepairInfo:
 			q.lastBlock = max(q.lastBlock, j.lastBlock)
@@ -242,6 +263,7 @@ func (s *Sender) queueRepair(o *txObject, j repairJob) bool {
 			// Overlapping or adjacent ranges become one.
 			if uint64(j.block) <= uint64(q.lastBlock)+1 && uint64(q.block) <= uint64(j.lastBlock)+1 {
 				q.block, q.lastBlock = min(q.block, j.block), max(q.lastBlock, j.lastBlock)
+				q.pblock = q.block
 				s.stats.RepairsMerged++
 				return true
 			}
@@ -256,12 +278,15 @@ func (s *Sender) queueRepair(o *txObject, j repairJob) bool {
 			}
 		}
 	}
-	m := s.rq.push(j)
-	if m == 0 {
+	if qi == queueBulk && s.codec != nil && (j.level == framing.RepairObject || j.level == framing.RepairBlock) {
+		j.parityFirst, j.pblock = true, j.block
+	}
+	n := rq.push(j)
+	if n == 0 {
 		s.stats.RepairsDropped++
 		return false
 	}
-	*mark = m
+	*mark = n
 	return true
 }
 
@@ -310,22 +335,34 @@ func (s *Sender) sendSquelch(out *framing.Outbox) {
 	s.stats.Squelches++
 }
 
-// sendRepair sends the next packet of the first repair job and reports
+// sendRepair sends the next packet of the first job of q and reports
 // whether it sent one.
-func (s *Sender) sendRepair(out *framing.Outbox) bool {
-	for s.rq.len() > 0 {
+func (s *Sender) sendRepair(q *repairQueue, out *framing.Outbox) bool {
+	for q.len() > 0 {
 		s.work++
-		j := s.rq.front()
+		j := q.front()
 		o := s.object(j.obj)
 		if o == nil || o.failed != nil || j.done {
-			s.rq.pop()
+			q.pop()
 			continue
 		}
 		j.started = true // later requests queue anew rather than merge
 		if s.repairStep(o, j, out) {
 			return true
 		}
-		s.rq.pop()
+		if j.turn {
+			// A bulk pass sent its parity: its source symbols go behind
+			// the jobs waiting, whose parity then goes first (one more
+			// chance for a receiver that lost one of this pass's).
+			j.turn = false
+			if q.len() > 1 {
+				c := *j
+				q.pop()
+				q.push(c) // room: one was just popped
+			}
+			continue
+		}
+		q.pop()
 	}
 	return false
 }
@@ -346,6 +383,13 @@ func (s *Sender) repairStep(o *txObject, j *repairJob, out *framing.Outbox) bool
 		s.sendInfo(o, out)
 		return true
 	case framing.RepairObject, framing.RepairBlock:
+		if j.parityFirst {
+			if s.parityPass(o, j, out) {
+				return true
+			}
+			j.turn = true
+			return false
+		}
 		for int(j.block) <= int(j.lastBlock) && o.blockLen(int(j.block)) > 0 {
 			s.work++
 			if j.next < o.blockLen(int(j.block)) {
@@ -406,6 +450,44 @@ func (s *Sender) repairStep(o *txObject, j *repairJob, out *framing.Outbox) bool
 		}
 		return false
 	}
+	return false
+}
+
+// parityPass sends the next parity symbol of a bulk pass over blocks, or
+// reports false when it has sent all of them. A bulk pass (see budget.go)
+// answers a node that asked for more than its share, such as a forged
+// NACK for every block of every object; its NACKs, overheard, suppress
+// those of the real receivers, whose own losses are then repaired only by
+// that pass. With every block's parity first, a receiver that lost a few
+// symbols of each block is whole after a quarter of the pass (16 parity
+// symbols for 64 source), not after all of it. Source symbols follow, for
+// a receiver that needs whole blocks; it decodes from either.
+func (s *Sender) parityPass(o *txObject, j *repairJob, out *framing.Outbox) bool {
+	for j.parityFirst {
+		s.work++
+		b := int(j.pblock)
+		k := o.blockLen(b)
+		if k == 0 || j.pblock > j.lastBlock {
+			break
+		}
+		// Parity exists only for whole blocks (a stream's last block may
+		// still be filling).
+		if j.pnext < s.cfg.Parity && (o.stream == nil || k == o.stream.k) {
+			sym := k + j.pnext
+			j.pnext++
+			if s.sendSymbol(o, b, sym, out) {
+				s.stats.RepairParity++
+				return true
+			}
+			break
+		}
+		if j.pblock == j.lastBlock {
+			break
+		}
+		j.pblock++
+		j.pnext = 0
+	}
+	j.parityFirst = false
 	return false
 }
 
@@ -586,7 +668,7 @@ func (s *Sender) nextWake(now time.Time) time.Time {
 	if s.active() {
 		earlier(s.nextProbe)
 	}
-	if len(s.cmds) > 0 || s.squelch || s.rq.len() > 0 || s.current() != nil {
+	if len(s.cmds) > 0 || s.squelch || s.rq.len() > 0 || s.bq.len() > 0 || s.current() != nil {
 		paced(now)
 		if s.paceLimit > 0 {
 			earlier(s.paceGrowAt)

@@ -54,10 +54,17 @@ type txObject struct {
 	lastTx   time.Time // when a packet of it last went out
 
 	// Marks (see repairQueue) of this object's repair jobs still waiting,
-	// so that requests for the same repair merge: its NORM_INFO, the whole
-	// object, a block range, and per block (by slot) its symbols.
-	infoJob, objJob, blkJob uint64
-	segJob                  []uint64
+	// so that requests for the same repair merge, one set per queue (the
+	// repair queue and the bulk queue, see budget.go).
+	marks [2]jobMarks
+}
+
+// jobMarks are the marks of one object's waiting jobs in one queue: its
+// NORM_INFO, the whole object, a block range, and per block (by slot) its
+// symbols.
+type jobMarks struct {
+	info, obj, blk uint64
+	seg            []uint64
 }
 
 // repairJob is one entry of the repair queue, built from an aggregation
@@ -73,6 +80,12 @@ type repairJob struct {
 	next      int       // cursor: next symbol id / next block to send
 	done      bool
 	started   bool // sending began: requests no longer merge into it
+	// A bulk pass over blocks sends each block's parity first (see
+	// parityPass): parity block and symbol cursor.
+	parityFirst bool
+	pblock      uint32
+	pnext       int
+	turn        bool // the parity is out: the source goes behind the jobs waiting
 }
 
 func (j *repairJob) setWant(i int) { j.want[i>>6] |= 1 << (i & 63) }
@@ -131,6 +144,8 @@ type Sender struct {
 	// Repair (RFC 5740 §5.4): NACKs are aggregated for GRTT·(backoff+1),
 	// then answered ahead of new data.
 	agg        *nack.Aggregator
+	bulkAgg    *nack.Aggregator    // the window's requests beyond their nodes' budgets (see budget.go)
+	bulkUsed   bool                // bulkAgg holds this window's
 	budget     []nodeBudget        // per-node repair budgets (see budget.go)
 	trimBuf    []byte              // NACK content cut to a node's budget
 	trimRefs   []framing.SymbolRef // scratch for trimBuf
@@ -145,6 +160,7 @@ type Sender struct {
 	squelchID  [64]uint16
 	squelchN   int
 	rq         repairQueue
+	bq         repairQueue // bulk repairs: sent when nothing else is (see budget.go)
 	// Repair and new data packets sent since the repair queue was last
 	// empty (see yieldToData).
 	repairRun, dataRun int
@@ -225,6 +241,7 @@ func New(cfg Config, now time.Time) (*Sender, error) {
 		epoch:   now,
 		grtt:    cfg.GRTT,
 		agg:     nack.NewAggregator(1024, fec.MaxSymbols),
+		bulkAgg: nack.NewAggregator(1024, fec.MaxSymbols),
 		budget:  make([]nodeBudget, 0, budgetNodes),
 		trimBuf: make([]byte, 0, cfg.SegmentSize+64), trimRefs: make([]framing.SymbolRef, 0, 64),
 
