@@ -33,7 +33,9 @@ import (
 // (the tail of the simulated nack-range attack: over a second, as long as
 // the data took). A late joiner asking for whole objects on an otherwise
 // idle link still gets them at the full rate, from the bulk queue, and
-// whatever a node asks within its bucket goes ahead of it.
+// whatever a node asks within its bucket goes ahead of it. A bulk pass over
+// blocks sends half of each block's parity first (see parityPass), and a
+// closing sender's end of transmission waits until the bulk queue is empty.
 //
 // This bounds what one node id can cost. Many forged ids at once get a
 // bucket each (up to budgetNodes are remembered); the repair queue's bound

@@ -552,13 +552,13 @@ func TestInfoRequestCostsOnePacket(t *testing.T) {
 // repair budget (a forged NACK for every block of the object, as the
 // simulated nack-range sends 50 times a second) is answered from the bulk
 // queue: a real receiver's request goes first, and the pass over the
-// object sends every block's parity before any source symbol. First come
+// object sends half of every block's parity before any source symbol. First come
 // first served, the receiver's repair waited for a source pass over the
 // whole object, and receivers that suppressed their own NACKs on hearing
 // the forged one were whole only at the end of that pass.
 func TestBulkAfterData(t *testing.T) {
 	const blocks = 60
-	s := newSender(t, Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 4, Parity: 2, Rate: 1e6})
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 4, Parity: 4, Rate: 1e6})
 	id, err := s.SendData(make([]byte, blocks*4*100), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -590,5 +590,44 @@ func TestBulkAfterData(t *testing.T) {
 	}
 	if st := s.Stats(); st.NacksBulk != 1 || st.RepairsBulk < blocks*6 {
 		t.Errorf("%d NACKs and %d repairs bulk, want 1 and %d", st.NacksBulk, st.RepairsBulk, blocks*6)
+	}
+}
+
+// TestBulkBeforeClose: a closing sender does not end the transmission
+// while a bulk repair (a late joiner's request for the whole object) is
+// still going out: queueing bulk repairs restarts the flushes, as any
+// repair does.
+func TestBulkBeforeClose(t *testing.T) {
+	const blocks = 60
+	s := newSender(t, Config{GRTT: 10 * time.Millisecond, GRTTMax: 10 * time.Millisecond, SegmentSize: 100, BlockLen: 4, Parity: 4, Rate: 1e6})
+	id, err := s.SendData(make([]byte, blocks*4*100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	drain(s, t0, 100*time.Millisecond)
+	now := t0.Add(100 * time.Millisecond)
+	if s.current() != nil {
+		t.Fatal("data still going out")
+	}
+	s.SetRate(1e4) // the pass takes seconds, the flushes less
+	c, err := framing.AppendRepairRequest(nil, framing.FormItems, framing.RepairObject, 0,
+		[]framing.SymbolRef{{FECID: framing.FECRS8, ObjectID: id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, s, now, &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: 2},
+		ServerID: s.cfg.NodeID, InstanceID: s.InstanceID(), Content: c})
+	source := map[[2]uint32]bool{}
+	for _, m := range drain(s, now, 30*time.Second) {
+		switch {
+		case m.Type == framing.TypeData && m.Data.ObjectID == id && m.Data.PayloadID.Symbol < 4:
+			source[[2]uint32{m.Data.PayloadID.Block, uint32(m.Data.PayloadID.Symbol)}] = true
+		case m.Type == framing.TypeCmd && m.Cmd.Flavor == framing.FlavorEOT && len(source) < blocks*4:
+			t.Fatalf("end of transmission after %d of the %d source symbols asked for", len(source), blocks*4)
+		}
+	}
+	if st := s.Stats(); st.NacksBulk != 1 || len(source) != blocks*4 {
+		t.Fatalf("%d NACKs bulk, %d source symbols repaired, want 1 and %d", st.NacksBulk, len(source), blocks*4)
 	}
 }

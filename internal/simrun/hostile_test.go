@@ -29,8 +29,8 @@ import (
 // real receivers overhear and so suppress their own, were answered in
 // arrival order by one source pass over the objects after another, and a
 // receiver was whole only when a pass reached its last lost block. Such
-// NACKs now go to the sender's bulk queue, whose passes send every block's
-// parity first (see sender/budget.go): 1.0 and 1.5 times.
+// NACKs now go to the sender's bulk queue, whose passes send half of
+// every block's parity first (see sender/budget.go): 1.0 and 1.4 times.
 func TestHostile(t *testing.T) {
 	receivers := 10
 	if raceEnabled {
