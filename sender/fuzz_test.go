@@ -169,8 +169,8 @@ func fuzzRun(t *testing.T, prog []byte) uint64 {
 	var msg framing.Message
 
 	check := func(what string) {
-		if n := s.rq.len(); n > maxRepairJobs {
-			t.Fatalf("%s: %d repair jobs", what, n)
+		if n := max(s.rq.len(), s.bq.len()); n > maxRepairJobs {
+			t.Fatalf("%s: %d repair jobs in one queue", what, n)
 		}
 		if len(s.nodes) > s.cfg.MaxNodes || len(s.nodeSet) != len(s.nodes) || len(s.nodeSeen) != len(s.nodeSet) || !slices.IsSorted(s.nodeSet) {
 			t.Fatalf("%s: nodes %v, index %v", what, s.nodes, s.nodeSet)
@@ -197,14 +197,16 @@ func fuzzRun(t *testing.T, prog []byte) uint64 {
 		check("packet")
 	}
 	poll := func() time.Time {
-		w, queued := s.work, s.rq.len()
+		w, queued := s.work, s.rq.len()+s.bq.len()
 		out.Reset()
 		next := s.Poll(now, &out)
 		// A window's plan has at most one repair per object and its INFO,
 		// per block entry and per block range of the aggregator (1024
 		// each), and one more to find its end; each costs two steps to
-		// plan and one to leave the queue. Each packet costs at most four.
-		plan := 2*len(s.objs) + 2*1024 + 1
+		// plan and one to leave the queue (or to take its turn at the back
+		// of it). Each packet costs at most four. There are two plans:
+		// the repairs, and the bulk repairs.
+		plan := 2 * (2*len(s.objs) + 2*1024 + 1)
 		if d := s.work - w; d > uint64(3*plan+queued+4*(out.Len()+1)) {
 			t.Fatalf("Poll did %d steps of work for %d objects, %d jobs queued and %d packets", d, len(s.objs), queued, out.Len())
 		}
