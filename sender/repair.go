@@ -194,6 +194,9 @@ func (q *repairQueue) front() *repairJob { return &q.jobs[q.head%uint64(len(q.jo
 
 func (q *repairQueue) pop() { q.head++ }
 
+// next returns the job after the first; the queue holds two or more.
+func (q *repairQueue) next() *repairJob { return &q.jobs[(q.head+1)%uint64(len(q.jobs))] }
+
 // push queues j and returns its mark (number + 1), or 0 if the queue is
 // full.
 func (q *repairQueue) push(j repairJob) uint64 {
@@ -354,11 +357,13 @@ func (s *Sender) sendRepair(q *repairQueue, out *framing.Outbox) bool {
 			return true
 		}
 		if j.turn {
-			// A bulk pass sent its parity: its source symbols go behind
-			// the jobs waiting, whose parity then goes first (one more
-			// chance for a receiver that lost one of this pass's).
+			// A bulk pass sent its parity: when the next job is another
+			// object's (a forged NACK asks for every object), this one's
+			// source symbols go behind it, so that its parity goes first
+			// too. Not behind a later request for the same object (a late
+			// joiner asking again): its parity would only delay the source.
 			j.turn = false
-			if q.len() > 1 {
+			if q.len() > 1 && q.next().obj != j.obj {
 				c := *j
 				q.pop()
 				q.push(c) // room: one was just popped
@@ -463,7 +468,7 @@ func (s *Sender) repairStep(o *txObject, j *repairJob, out *framing.Outbox) bool
 // those of the real receivers, whose own losses are then repaired only by
 // that pass. With half of every block's parity first, a receiver that lost
 // a few symbols of each block (up to 8 of 64 with 16 parity) is whole after
-// an eighth of the pass, not after all of it. Source symbols follow, for a
+// the parity, a ninth of the pass, not after all of it. Source follows, for a
 // receiver that needs whole blocks (a late joiner); it decodes from either,
 // so the parity costs it a little time, not a second pass.
 func (s *Sender) parityPass(o *txObject, j *repairJob, out *framing.Outbox) bool {

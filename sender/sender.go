@@ -85,7 +85,7 @@ type repairJob struct {
 	parityFirst bool
 	pblock      uint32
 	pnext       int
-	turn        bool // the parity is out: the source goes behind the jobs waiting
+	turn        bool // the parity is out: the source may go behind the next job (see sendRepair)
 }
 
 func (j *repairJob) setWant(i int) { j.want[i>>6] |= 1 << (i & 63) }
