@@ -678,3 +678,65 @@ func TestBulkParityAcrossObjects(t *testing.T) {
 		t.Fatalf("%d repairs, parity %v: want 2 parity and 4 source symbols per block of both", n, parity)
 	}
 }
+
+// TestConfirmedCloseUnderBulk: a closing sender whose acking nodes have
+// confirmed everything ends at once, even while a node it does not answer
+// for (a forged one, asking for every block again and again) keeps the bulk
+// queue full; an unconfirmed one waits for the bulk repairs.
+func TestConfirmedCloseUnderBulk(t *testing.T) {
+	closeTime := func(ack bool) time.Duration {
+		s := newSender(t, Config{AckingNodes: []uint32{2}, GRTT: time.Millisecond, GRTTMax: time.Millisecond,
+			SegmentSize: 100, BlockLen: 4, Parity: 4, Rate: 1e6})
+		id, err := s.SendData(make([]byte, 200*4*100), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := t0
+		drain(s, now, 200*time.Millisecond)
+		now = now.Add(200 * time.Millisecond)
+		if err := s.SetWatermark(id); err != nil {
+			t.Fatal(err)
+		}
+		var ref framing.SymbolRef
+		for _, m := range drain(s, now, 5*time.Millisecond) {
+			if m.Type == framing.TypeCmd && m.Cmd.Flavor == framing.FlavorFlush && m.Cmd.NodeCount() > 0 {
+				ref = m.Cmd.Ref
+			}
+		}
+		now = now.Add(5 * time.Millisecond)
+		if ack {
+			payload, err := framing.AppendSymbolRef(nil, ref, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			feed(t, s, now, &framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: 2},
+				ServerID: 1, InstanceID: s.InstanceID(), AckType: framing.AckFlush, Payload: payload})
+		}
+		s.Close()
+		s.SetRate(1e4) // the forged passes outlast the test
+		closed := time.Duration(-1)
+		storm := blockRangeNack(t, s, 99, framing.FECRS8, id, 0, 199)
+		next := now
+		pollFor(s, now, 3*time.Second, func(at time.Time, _ []framing.Message) {
+			if !at.Before(next) {
+				feed(t, s, at, storm)
+				next = at.Add(20 * time.Millisecond)
+			}
+			for _, e := range s.Events() {
+				if e.Kind == EventClosed && closed < 0 {
+					closed = at.Sub(now)
+				}
+			}
+		})
+		if s.Stats().NacksBulk == 0 {
+			t.Fatal("no NACK went to the bulk queue")
+		}
+		return closed
+	}
+	if d := closeTime(true); d < 0 || d > 500*time.Millisecond {
+		t.Fatalf("confirmed sender closed after %v under a forged storm, want within 500 ms", d)
+	}
+	if d := closeTime(false); d >= 0 {
+		t.Fatalf("unconfirmed sender closed after %v with bulk repairs queued", d)
+	}
+}

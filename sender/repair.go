@@ -20,13 +20,17 @@ func (s *Sender) planRepairs(now time.Time) {
 	// oldest object then cached). Offsets from end on are ids not yet
 	// used, or ids older than the base (they wrap to the top).
 	queued := s.plan(s.agg, queueRepairs)
+	bulk := false
 	if s.bulkUsed {
 		s.bulkUsed = false
-		queued = s.plan(s.bulkAgg, queueBulk) || queued
+		bulk = s.plan(s.bulkAgg, queueBulk)
 	}
-	if queued {
+	if queued || bulk && s.flushCount <= s.cfg.RobustFactor {
 		// Flush again once the repairs are out, bulk ones too (a late
-		// joiner's, say): whoever lost some of them asks again.
+		// joiner's, say): whoever lost some of them asks again. Once the
+		// end of transmission has begun, though (see flushDue: a closing
+		// sender whose acking nodes confirmed all), bulk repairs are owed
+		// to nobody it answers for, and do not start it over.
 		s.flushCount = 0
 	}
 }
@@ -617,9 +621,12 @@ func (s *Sender) flushDue(now time.Time) bool {
 	if s.flushCount < s.cfg.RobustFactor {
 		return true
 	}
-	if s.bq.len() > 0 {
+	if s.bq.len() > 0 && !(s.closed && s.allConfirmed()) {
 		// Flushes go ahead of bulk repairs, and may all be out before
-		// them: the end (EventFlushed, a closing sender's EOT) waits.
+		// them: the end (EventFlushed, a closing sender's EOT) waits,
+		// unless every acking node has confirmed all: bulk repairs are
+		// then owed to nobody the sender answers for (perhaps a forged
+		// node that would keep it from closing).
 		return false
 	}
 	if s.flushCount == s.cfg.RobustFactor {
