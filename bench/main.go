@@ -75,6 +75,16 @@
 // 100 ms, and J Jain's index of the flows' throughputs while all were
 // sending (1 for one flow).
 //
+// sim -cc -sweep-rtt 10ms,40ms,80ms,200ms -sweep-bottleneck 10Mbit,1Gbit
+// runs that grid instead, one line per point (the cc: line prefixed with
+// rtt_ms= and size_mib=), and ends with
+//
+//	cc sweep: points=N min_utilization=U min_fairness=J
+//
+// -line-time D sizes each file to last D at the bottleneck rate, so that
+// slow start (some eight round trips from the 1 Mbit/s start rate) weighs
+// the same at every rate.
+//
 // where a lossy block is a block that at least one receiver missed a symbol
 // of, X = NACK messages sent by all receivers / lossy blocks, and Y = repair
 // symbols sent / Σ over lossy blocks of the largest number of symbols any one
@@ -88,6 +98,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -220,17 +231,31 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	flows := fs.Int("flows", 1, "with -cc: competing senders, each sending -size to every receiver")
 	rtt := fs.Duration("rtt", 20*time.Millisecond, "with -cc: base round-trip time")
 	queue := fs.Int("queue", 0, "with -cc: bottleneck queue in bytes (0: one bandwidth-delay product, at least 32 KiB)")
+	stagger := fs.Duration("stagger", 0, "with -cc: start flow i at i times this")
+	var startRate int64
+	fs.Var(bitsFlag{&startRate}, "start-rate", "with -cc: the rate before any feedback, e.g. 10Mbit (default: congestion.Config's, 1 Mbit/s)")
 	tolerate := fs.Bool("tolerate-loss", false, "with -cc: receivers treat isolated losses as random, not congestion")
 	hostile := fs.String("hostile", "", "run a hostile node beside the transfer and compare with a clean run: nack-range, nack-storm, fake-senders, big-objects, stream-leak or squelch")
 	fs.Var(bitsFlag{&bottleneck}, "bottleneck", "with -cc: bottleneck rate of each receiver's link, e.g. 50Mbit")
+	sweepRTTs := fs.String("sweep-rtt", "", "with -cc: run a grid over these round trips instead of -rtt, e.g. 10ms,40ms,80ms,200ms")
+	sweepRates := fs.String("sweep-bottleneck", "", "with -cc: run a grid over these bottlenecks instead of -bottleneck, e.g. 10Mbit,100Mbit,1Gbit")
+	lineTime := fs.Duration("line-time", 0, "with -cc: size each file to take this long at the bottleneck rate, overriding -size (so that slow start weighs the same at every rate)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *cc {
-		return runSimCC(simrun.CCScenario{Seed: *seed, Flows: *flows, Receivers: *receivers, Size: size,
+		sc := simrun.CCScenario{Seed: *seed, Flows: *flows, Stagger: *stagger, Receivers: *receivers, Size: size,
 			Bottleneck: bottleneck, RTT: *rtt, QueueBytes: *queue, Loss: loss, Limit: *limit,
-			Sender:   sender.Config{Parity: *parity, AutoParity: *autoParity, BlockLen: *block, SegmentSize: *segment},
-			Receiver: receiver.Config{TolerateLoss: *tolerate}}, stdout, stderr)
+			Sender: sender.Config{Rate: float64(startRate) / 8, Parity: *parity, AutoParity: *autoParity, BlockLen: *block,
+				SegmentSize: *segment},
+			Receiver: receiver.Config{TolerateLoss: *tolerate}}
+		if *sweepRTTs != "" || *sweepRates != "" {
+			return runSimCCSweep(sc, *sweepRTTs, *sweepRates, *lineTime, stdout, stderr)
+		}
+		if *lineTime > 0 {
+			sc.Size = int64(float64(sc.Bottleneck) / 8 * lineTime.Seconds())
+		}
+		return runSimCC(sc, stdout, stderr)
 	}
 	if *receivers < 1 || size < 0 {
 		fmt.Fprintln(stderr, "bench sim: need at least one receiver and a size >= 0")
@@ -333,17 +358,71 @@ func (f bitsFlag) Set(s string) error {
 	return nil
 }
 
+// runSimCCSweep runs sc over a grid of round trips and bottlenecks (either
+// list may be empty: then sc's value alone) and prints one cc: line per
+// point, prefixed with its round trip, and a last line with the worst
+// utilization and fairness.
+func runSimCCSweep(sc simrun.CCScenario, rtts, rates string, lineTime time.Duration, stdout, stderr io.Writer) int {
+	rttList := []time.Duration{sc.RTT}
+	if rtts != "" {
+		rttList = rttList[:0]
+		for _, f := range strings.Split(rtts, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(f))
+			if err != nil || d <= 0 {
+				fmt.Fprintf(stderr, "bench sim: bad round trip %q in -sweep-rtt\n", f)
+				return 2
+			}
+			rttList = append(rttList, d)
+		}
+	}
+	rateList := []int64{sc.Bottleneck}
+	if rates != "" {
+		rateList = rateList[:0]
+		for _, f := range strings.Split(rates, ",") {
+			var b int64
+			if err := (bitsFlag{&b}).Set(strings.TrimSpace(f)); err != nil {
+				fmt.Fprintf(stderr, "bench sim: %v in -sweep-bottleneck\n", err)
+				return 2
+			}
+			rateList = append(rateList, b)
+		}
+	}
+	worstU, worstJ, rc := math.Inf(1), math.Inf(1), 0
+	for _, b := range rateList {
+		for _, rtt := range rttList {
+			p := sc
+			p.Bottleneck, p.RTT, p.QueueBytes = b, rtt, sc.QueueBytes
+			if lineTime > 0 {
+				p.Size = int64(float64(b) / 8 * lineTime.Seconds())
+			}
+			fmt.Fprintf(stdout, "rtt_ms=%g size_mib=%.0f ", rtt.Seconds()*1000, float64(p.Size)/(1<<20))
+			u, j, code := simCC(p, stdout, io.Discard)
+			worstU, worstJ = min(worstU, u), min(worstJ, j)
+			rc = max(rc, code)
+		}
+	}
+	fmt.Fprintf(stdout, "cc sweep: points=%d min_utilization=%.3f min_fairness=%.3f\n", len(rateList)*len(rttList), worstU, worstJ)
+	return rc
+}
+
 func runSimCC(sc simrun.CCScenario, stdout, stderr io.Writer) int {
+	_, _, code := simCC(sc, stdout, stderr)
+	return code
+}
+
+// simCC runs one CC scenario, prints its cc: line and returns its
+// utilization, fairness and exit code.
+func simCC(sc simrun.CCScenario, stdout, stderr io.Writer) (float64, float64, int) {
 	if sc.Receivers < 1 || sc.Size < 1 || sc.Flows < 1 {
 		fmt.Fprintln(stderr, "bench sim -cc: need receivers, flows and a size")
-		return 2
+		return 0, 0, 2
 	}
 	start := time.Now()
 	res, err := simrun.RunCC(sc)
 	wall := time.Since(start)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench sim: %v\n", err)
-		return 1
+		return 0, 0, 1
 	}
 	for _, e := range res.Errors {
 		fmt.Fprintf(stderr, "bench sim: %s\n", e)
@@ -361,7 +440,7 @@ func runSimCC(sc simrun.CCScenario, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "cc: bottleneck_mbps=%.1f goodput_mbps=%.1f utilization=%.3f queue_loss=%.4f time_to_90pct_s=%.2f fairness=%.3f\n",
 		b/1e6, g/1e6, g/b, res.QueueLoss, res.TimeTo90.Seconds(), res.Fairness)
 	if res.Delivered != res.Pairs {
-		return 1
+		return g / b, res.Fairness, 1
 	}
-	return 0
+	return g / b, res.Fairness, 0
 }

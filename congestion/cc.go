@@ -69,9 +69,39 @@ type ccNode struct {
 	loss  float64
 	rtt   time.Duration
 	start bool
+	// pace: a slow-start report whose receive rate kept up with what the
+	// sender sent while the receiver measured it. The report's own rate
+	// lags the sender's by a round trip or two, so it says only that this
+	// receiver does not limit the sender yet; in the election it ranks
+	// above every rate (see key).
+	pace  bool
 	heard time.Time
 	below time.Time // first report below MinRate in a row, zero if none
 }
+
+// key is what the election compares: the rate, or +Inf for a receiver in
+// slow start that keeps pace. Comparing slow-start reports by their rates
+// would elect whichever answered longest ago, since each is twice a
+// receive rate measured a round trip or more back, while the rate doubles
+// every round trip: slow start would crawl at the pace of the stalest
+// report.
+func (n *ccNode) key() float64 {
+	if n.pace {
+		return math.Inf(1)
+	}
+	return n.rate
+}
+
+// rateStep is a rate the controller set, from when.
+type rateStep struct {
+	at   time.Time
+	rate float64
+}
+
+// histLen is how many rate changes the controller remembers: enough for
+// the few round trips a slow-start report looks back, even when several
+// receivers' reports change the rate within one.
+const histLen = 32
 
 // Controller is the sender side of NORM-CC (RFC 5740 §5.5): it elects the
 // current limiting receiver (CLR) from feedback, keeps a few candidates,
@@ -109,6 +139,7 @@ type Controller struct {
 	// sqrtRTT is the smoothed square root of the CLR's RTT samples, in
 	// seconds (RFC 5348 §4.5).
 	sqrtRTT float64
+	grtt    time.Duration // the group RTT at the last probe
 	dropped map[uint32]bool
 	// droppedFIFO holds the ids of dropped in the order dropped, as a ring
 	// from droppedHead once full, so that the oldest can be forgotten.
@@ -119,14 +150,34 @@ type Controller struct {
 	// the sender's own burst filled a queue.
 	rtts map[uint32]time.Duration
 
-	// Sending rate over about one round trip, to tell an application- or
+	// Bytes sent over about one round trip, to tell an application- or
 	// data-limited sender from a network-limited one.
 	sent      float64
 	sentSince time.Time
-	sentRate  float64
 	// idle is set when the sender last found nothing to send though its
 	// rate allowed a packet, and cleared by the next packet it sends.
 	idle bool
+	// allowed is the bytes the rate allowed since sentSince (up to
+	// acct): the sent bytes are compared with it, not with the current
+	// rate, which in slow start has doubled since the window began.
+	allowed  float64
+	acct     time.Time
+	sentFrac float64 // sent / allowed over the last closed window
+
+	// The rates set lately, a ring with hist[(histI-1)%histLen] newest:
+	// a slow-start report is judged against what the sender sent while
+	// the receiver measured.
+	hist  [histLen]rateStep
+	histN int
+	histI int
+	// raised is when slow start last doubled the rate.
+	raised time.Time
+	// Probing above the equation's rate (see probe): the gain, and the
+	// CLR and loss event rate it was last computed for.
+	probeGain float64
+	probeNode uint32
+	probeLoss float64
+	probeAt   time.Time
 }
 
 // NewController returns a controller at cfg.StartRate.
@@ -145,8 +196,9 @@ func NewController(cfg Config, now time.Time) *Controller {
 		cfg.Candidates = 4
 	}
 	c := &Controller{cfg: cfg, slowStart: true, nodes: make([]ccNode, 0, cfg.Candidates+1), sentSince: now,
-		rtts: map[uint32]time.Duration{}}
+		rtts: map[uint32]time.Duration{}, acct: now, sentFrac: 1, probeGain: 1}
 	c.rate = c.clamp(cfg.StartRate)
+	c.record(now)
 	c.confirmed = c.rate
 	return c
 }
@@ -196,13 +248,63 @@ func (c *Controller) measureSent(now time.Time, rtt time.Duration) {
 	if el < max(rtt, 10*time.Millisecond) {
 		return
 	}
-	c.sentRate = c.sent / el.Seconds()
-	c.sent, c.sentSince = 0, now
+	c.account(now)
+	if c.allowed > 0 {
+		c.sentFrac = c.sent / c.allowed
+	}
+	c.sent, c.sentSince, c.allowed = 0, now, 0
+}
+
+// account adds what the rate allowed up to now.
+func (c *Controller) account(now time.Time) {
+	if now.After(c.acct) {
+		c.allowed += c.rate * now.Sub(c.acct).Seconds()
+		c.acct = now
+	}
 }
 
 // limited reports whether the sender is idle now or used less than half
 // its rate lately.
-func (c *Controller) limited() bool { return c.idle || c.sentRate < 0.5*c.rate }
+func (c *Controller) limited() bool { return c.idle || c.sentFrac < 0.5 }
+
+// setRate changes the rate at now, within the configured bounds.
+func (c *Controller) setRate(now time.Time, r float64) {
+	r = c.clamp(r)
+	if r == c.rate {
+		return
+	}
+	c.account(now)
+	c.rate = r
+	c.record(now)
+}
+
+func (c *Controller) record(now time.Time) {
+	c.hist[c.histI] = rateStep{at: now, rate: c.rate}
+	c.histI = (c.histI + 1) % histLen
+	c.histN = min(c.histN+1, histLen)
+}
+
+// minRateOver returns the least rate in effect at any time in [from, to],
+// and false if the history does not reach back to from.
+func (c *Controller) minRateOver(from, to time.Time) (float64, bool) {
+	lo := math.Inf(1)
+	end := time.Time{} // when the step below ended; zero for the newest
+	for k := 1; k <= c.histN; k++ {
+		st := c.hist[(c.histI-k+histLen)%histLen]
+		if st.at.Before(to) || st.at.Equal(to) {
+			if end.IsZero() || end.After(from) {
+				lo = min(lo, st.rate)
+			}
+		}
+		if !st.at.After(from) {
+			return lo, true
+		}
+		end = st.at
+	}
+	// The oldest step is the start rate: before it the sender did not
+	// exist, let alone send.
+	return lo, c.histN < histLen && !math.IsInf(lo, 1)
+}
 
 // Feedback processes one receiver's report at now. It reports whether the
 // report made the receiver be dropped as too slow (see
@@ -218,6 +320,13 @@ func (c *Controller) Feedback(now time.Time, f Feedback) (dropped bool) {
 	switch {
 	case rtt <= 0:
 		rtt = old
+	case old > 0 && rtt < old:
+		// A queue draining: follow it within a few samples. Rate
+		// equations run on this RTT, and a queue the sender's own slow
+		// start filled would otherwise hold the rate at a fraction of
+		// the path's for dozens of round trips after it drained. (A
+		// queue filling is met by the square-root damping at once.)
+		rtt = (old + rtt) / 2
 	case old > 0:
 		rtt = (9*old + rtt) / 10
 	case c.clr && !isCLR && c.clrSample > c.nodes[0].rtt:
@@ -251,11 +360,26 @@ func (c *Controller) Feedback(now time.Time, f Feedback) (dropped bool) {
 		// report is bounded by twice its receive rate, which says nothing
 		// when the sender left its rate unused.
 		rate = Equation(float64(c.cfg.SegmentSize), rtt, f.Loss)
+	} else if !f.Start && rtt > 0 && f.Loss > 0 {
+		// The receiver computed its rate with the RTT listed for it,
+		// which the probe carries rounded up to the next step of 8 %
+		// (RFC 5740's logarithmic quantizer): its rate runs up to 8 %
+		// low, and a flow that holds itself that far under the path's
+		// rate leaves the link that idle. Recompute with the unrounded
+		// RTT, keeping the receiver's own bound (twice its receive rate)
+		// where that set its report (it is then below the equation's
+		// rate at the rounded RTT). Only upwards: a report above the
+		// equation's rate was made with a shorter RTT listed earlier,
+		// and is the receiver's word.
+		if seg := float64(c.cfg.SegmentSize); rate >= 0.99*Equation(seg, time.Duration(float64(rtt)*rttStep), f.Loss) {
+			rate = max(rate, min(Equation(seg, rtt, f.Loss), rate*rttStep))
+		}
 	}
 	if !(rate > 0) {
 		return false
 	}
-	n := ccNode{id: f.Node, rate: rate, loss: f.Loss, rtt: rtt, start: f.Start, heard: now}
+	n := ccNode{id: f.Node, rate: rate, loss: f.Loss, rtt: rtt, start: f.Start, heard: now,
+		pace: f.Start && c.keptPace(now, f, rtt, old)}
 	if i := c.find(f.Node); i >= 0 {
 		n.below = c.nodes[i].below
 	}
@@ -278,7 +402,7 @@ func (c *Controller) Feedback(now time.Time, f Feedback) (dropped bool) {
 		// A CLR whose rate rose above a candidate's hands over: candidates
 		// answer every probe, so their rates are as fresh as its own.
 		c.promote()
-	case !c.clr || rate < c.nodes[0].rate || (rate < 1.1*c.nodes[0].rate && rtt > c.nodes[0].rtt):
+	case !c.clr || n.key() < c.nodes[0].key() || (n.key() < 1.1*c.nodes[0].key() && rtt > c.nodes[0].rtt):
 		// A new CLR; the old one becomes a candidate.
 		if i > 0 {
 			c.remove(i)
@@ -308,6 +432,35 @@ func (c *Controller) Feedback(now time.Time, f Feedback) (dropped bool) {
 	return false
 }
 
+// keptPace reports whether a slow-start report shows the receiver got
+// what the sender sent: its receive rate (half the report) at least 85 %
+// of the least rate the sender had while the receiver measured. The
+// receiver measures over about its own RTT estimate (the one this sender
+// listed for it, old, or else the group RTT) and at least eight packets,
+// and its last closed window may end up to one window before it answered;
+// those packets left here a round trip before the answer arrived.
+func (c *Controller) keptPace(now time.Time, f Feedback, rtt, old time.Duration) bool {
+	if rtt <= 0 {
+		return false
+	}
+	w := c.grtt
+	if f.HasRTT && old > 0 {
+		w = old
+	}
+	w = min(max(w, 10*time.Millisecond), time.Second)
+	to := now.Add(-rtt)
+	lo, ok := c.minRateOver(to.Add(-2*w), to)
+	if !ok {
+		return false
+	}
+	if pkts := time.Duration(8 * float64(c.cfg.SegmentSize) / lo * float64(time.Second)); pkts > w {
+		if lo, ok = c.minRateOver(to.Add(-2*pkts), to); !ok {
+			return false
+		}
+	}
+	return f.Rate/2 >= 0.85*lo
+}
+
 // adjust sets the rate from the CLR's latest report, whose RTT sample was
 // sample (0 if none).
 func (c *Controller) adjust(now time.Time, sample time.Duration) {
@@ -322,18 +475,38 @@ func (c *Controller) adjust(now time.Time, sample time.Duration) {
 		// Go just under the rate that gets through (half the report) to
 		// drain it, and creep up from there (HyStart's idea, for NORM).
 		c.capped = true
-		// At most halve per report: one report from a receiver that was
-		// briefly starved of CPU must not send the rate to the floor.
-		target = max(min(0.95*clr.rate/2, c.rate), c.rate/2)
+		// At most quarter per report: one report from a receiver that was
+		// briefly starved of CPU must not send the rate to the floor. (A
+		// half is not enough: growing 2x per round trip, the rate is past
+		// twice the bottleneck's by the time the queue shows.)
+		target = max(min(0.95*clr.rate/2, c.rate), c.rate/4)
+	case clr.start && clr.pace:
+		// Every receiver heard kept pace: grow by a factor of two per
+		// round trip, as TCP's slow start does (an eighth after the
+		// queue showed), rather than wait for reports that lag the rate
+		// by a round trip or two to catch up. Probes go four times per
+		// round trip in slow start, and the rate grows in as many steps,
+		// so that a queue shows before the rate is far past the
+		// bottleneck.
+		f := 2.0
+		if c.capped {
+			f = 1.125
+		}
+		if rtt := clr.rtt.Seconds(); rtt > 0 {
+			target = c.rate * math.Pow(f, min(now.Sub(c.raised).Seconds()/rtt, 1))
+		}
 	case clr.start && c.capped:
 		target = max(min(target, 1.125*c.rate), c.rate)
-	case !clr.start && sample > 0 && c.sqrtRTT > 0:
-		// RFC 5348 §4.5: scale by the square root of the smoothed RTT
-		// over that of the latest sample, so that a filling queue slows
-		// the sender before loss does and a draining one lets it back up,
-		// damping the swing a single, coarse RTT estimate causes (bounded
-		// to a factor of two either way).
-		target *= min(max(c.sqrtRTT/math.Sqrt(sample.Seconds()), 0.5), 2)
+	case !clr.start:
+		if sample > 0 && c.sqrtRTT > 0 {
+			// RFC 5348 §4.5: scale by the square root of the smoothed
+			// RTT over that of the latest sample, so that a filling queue
+			// slows the sender before loss does and a draining one lets it
+			// back up, damping the swing a single, coarse RTT estimate
+			// causes (bounded to a factor of two either way).
+			target *= min(max(c.sqrtRTT/math.Sqrt(sample.Seconds()), 0.5), 2)
+		}
+		target *= c.probe(now, clr, sample)
 	case clr.start:
 		// In slow start the report is twice the receive rate: it may
 		// raise the rate, but a lower one only says that the sender sent
@@ -352,24 +525,89 @@ func (c *Controller) adjust(now time.Time, sample time.Duration) {
 			target = c.rate
 		}
 	}
-	c.rate = c.clamp(target)
+	if c.clamp(target) != c.rate && clr.start || !clr.start {
+		c.raised = now
+	}
+	c.setRate(now, target)
 	c.confirmed = c.rate
 	c.clrHeard = now
 	c.held = false
 	c.unanswered = 0
 }
 
+// probe returns the factor by which the rate may exceed the CLR's
+// TCP-friendly rate. The equation alone recovers from an undershoot only as
+// fast as the loss interval grows, which at a large bandwidth-delay product
+// takes thousands of round trips: a flow that came out of slow start below
+// the path's rate, or whose share grew when another flow left, would stay
+// there for the whole transfer. So while the CLR's round trips show no
+// queue (the path has room) and it reports no new loss event, the factor
+// grows by a sixteenth per round trip; a queue stops it, and the
+// square-root damping then holds the rate where the queue stays short. A
+// queue of more than a quarter of the least RTT that stands brings the
+// factor down by an eighth per round trip: holding it there, an incumbent
+// flow keeps the drop-tail queue nearly full, so that a flow starting
+// later loses packets within its first round trips, and a loss event rate
+// from so short an interval holds it at a small fraction of its share for
+// many seconds. It
+// must not probe on to the next loss as TCP does: at a large
+// bandwidth-delay product a loss every few seconds is far more than the
+// equation allows a TCP-friendly flow, whose rate it would then lower.
+func (c *Controller) probe(now time.Time, clr *ccNode, sample time.Duration) float64 {
+	switch {
+	case clr.id != c.probeNode:
+		// Receivers behind the same bottleneck take turns as the CLR;
+		// a hand-over says nothing about the path, and the new CLR's loss
+		// rate is the one to watch from here.
+	case clr.loss > c.probeLoss*1.0001:
+		// A new loss event lowers the equation's rate already; back off
+		// the gain as TCP CUBIC backs off its window, not to nothing:
+		// with a queue of a bandwidth-delay product, a window halved
+		// still fills the link, and a rate halved would not.
+		c.probeGain = max(1, 0.7*c.probeGain)
+	case !c.limited() && clr.rtt > 0 && c.roomy(sample):
+		el := now.Sub(c.probeAt).Seconds() / clr.rtt.Seconds()
+		c.probeGain = min(c.probeGain*(1+min(el, 1)/16), 2)
+	case clr.rtt > 0 && c.crowded(sample):
+		el := now.Sub(c.probeAt).Seconds() / clr.rtt.Seconds()
+		c.probeGain = max(1, c.probeGain*(1-min(el, 1)/8))
+	}
+	c.probeNode, c.probeLoss, c.probeAt = clr.id, clr.loss, now
+	return c.probeGain
+}
+
 // queueing reports whether an RTT sample shows a queue building: more
-// than an eighth of the least RTT (at least 2 ms, at most 16 ms) above it,
+// than a 64th of the least RTT (at least 2 ms, at most 16 ms) above it,
 // and more than the pacer's own bursts (up to 32 segments) queue at a slow
 // bottleneck.
 func (c *Controller) queueing(sample time.Duration) bool {
 	if sample <= 0 || c.minRTT <= 0 {
 		return false
 	}
-	th := min(max(c.minRTT/8, 2*time.Millisecond), 16*time.Millisecond)
+	return sample > c.minRTT+c.slack()
+}
+
+func (c *Controller) slack() time.Duration {
+	th := min(max(c.minRTT/64, 2*time.Millisecond), 16*time.Millisecond)
 	burst := time.Duration(32 * float64(c.cfg.SegmentSize) / c.rate * float64(time.Second))
-	return sample > c.minRTT+max(th, burst)
+	return max(th, burst)
+}
+
+// roomy reports whether an RTT sample shows the path's queues all but
+// empty: within the slack queueing allows, and within a quarter of the
+// least RTT, since at a slow bottleneck the pacer's bursts alone make the
+// slack as long as a small queue holds.
+func (c *Controller) roomy(sample time.Duration) bool {
+	if sample <= 0 || c.minRTT <= 0 {
+		return false
+	}
+	return sample <= c.minRTT+min(c.slack(), c.minRTT/4)
+}
+
+// crowded reports whether an RTT sample shows a standing queue of more
+// than a quarter of the least RTT: the probing gain then comes down.
+func (c *Controller) crowded(sample time.Duration) bool {
+	return sample > 0 && c.minRTT > 0 && sample > c.minRTT+c.minRTT/4
 }
 
 // candidate files n among the candidates, replacing the fastest one if the
@@ -381,11 +619,11 @@ func (c *Controller) candidate(n ccNode) {
 	}
 	worst := 1
 	for j := 2; j < len(c.nodes); j++ {
-		if c.nodes[j].rate > c.nodes[worst].rate {
+		if c.nodes[j].key() > c.nodes[worst].key() {
 			worst = j
 		}
 	}
-	if n.rate < c.nodes[worst].rate {
+	if n.key() < c.nodes[worst].key() || (n.pace && c.nodes[worst].pace) {
 		c.nodes[worst] = n
 	}
 }
@@ -414,7 +652,7 @@ func (c *Controller) promote() {
 	}
 	best := 0
 	for j := 1; j < len(c.nodes); j++ {
-		if c.nodes[j].rate < c.nodes[best].rate {
+		if c.nodes[j].key() < c.nodes[best].key() {
 			best = j
 		}
 	}
@@ -448,6 +686,10 @@ func (c *Controller) drop(id uint32) {
 // maxDropped bounds the list of receivers dropped as too slow.
 const maxDropped = 4096
 
+// rttStep is the ratio of two neighbouring values of the RTT quantizer
+// (e^(1/13)) that NORM_CMD(CC) node lists use above 33 µs.
+var rttStep = math.Exp(1.0 / 13)
+
 // maxRTTs bounds the RTT table; receivers beyond it are judged on single
 // samples.
 const maxRTTs = 4096
@@ -459,6 +701,7 @@ const maxRTTs = 4096
 // likewise, leave the list, and the slowest remaining candidate takes
 // over.
 func (c *Controller) Probe(now time.Time, grtt time.Duration) {
+	c.grtt = grtt
 	base := max(grtt, 10*time.Millisecond)
 	for i := len(c.nodes) - 1; i >= 0; i-- {
 		n := &c.nodes[i]
@@ -473,7 +716,7 @@ func (c *Controller) Probe(now time.Time, grtt time.Duration) {
 	// Silence is counted in probes as well as time: a CLR cannot answer
 	// probes that were not sent.
 	if c.unanswered++; !c.held && c.unanswered > 4 && now.Sub(c.clrHeard) > 4*max(base, clr.rtt) {
-		c.rate = c.clamp(math.Min(c.rate, c.confirmed/2))
+		c.setRate(now, math.Min(c.rate, c.confirmed/2))
 		c.held = true
 	}
 }
@@ -484,6 +727,9 @@ func (c *Controller) ProbeInterval(grtt time.Duration) time.Duration {
 	iv := grtt
 	if c.clr && c.nodes[0].rtt > 0 && c.nodes[0].rtt < iv {
 		iv = c.nodes[0].rtt
+	}
+	if c.slowStart {
+		iv /= 4
 	}
 	return max(iv, 5*time.Millisecond)
 }
