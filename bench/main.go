@@ -67,13 +67,19 @@
 //
 // sim -cc ends instead with exactly one line:
 //
-//	cc: bottleneck_mbps=B goodput_mbps=G utilization=G/B queue_loss=L time_to_90pct_s=T fairness=J
+//	cc: bottleneck_mbps=B goodput_mbps=G utilization=G/B queue_loss=L time_to_90pct_s=T fairness=J [ceiling=C]
 //
 // where G is the file bits of all flows over the time until the last
 // receiver had every file, L the fraction of packets the bottleneck queues
 // dropped, T the time until receiver 0's link first carried 90 % of B over
 // 100 ms, and J Jain's index of the flows' throughputs while all were
-// sending (1 for one flow).
+// sending (1 for one flow). C (one flow only) is the utilization of an
+// ideal sender of the same packets that slow-starts as TCP does: it sends
+// at the start rate for one round trip (there is no feedback before), then
+// doubles its rate every round trip until it is at B, without loss or
+// queue, and its last packet reaches the receivers half a round trip after
+// it left. No controller that starts at -start-rate and grows by at most a
+// factor of two per round trip does better on a file of that size.
 //
 // sim -cc -sweep-rtt 10ms,40ms,80ms,200ms -sweep-bottleneck 10Mbit,1Gbit
 // runs that grid instead, one line per point (the cc: line prefixed with
@@ -81,9 +87,11 @@
 //
 //	cc sweep: points=N min_utilization=U min_fairness=J
 //
-// -line-time D sizes each file to last D at the bottleneck rate, so that
-// slow start (some eight round trips from the 1 Mbit/s start rate) weighs
-// the same at every rate.
+// -line-time D sizes each file to last D at the bottleneck rate (overriding
+// -size), so that slow start weighs the same at every rate: from the
+// 1 Mbit/s default start rate it takes ten round trips to reach 1 Gbit/s,
+// which on a 64 MiB file at a 200 ms round trip is more than the file's
+// time at the link's rate.
 //
 // where a lossy block is a block that at least one receiver missed a symbol
 // of, X = NACK messages sent by all receivers / lossy blocks, and Y = repair
@@ -105,6 +113,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shoalnet/shoal/congestion"
 	"github.com/shoalnet/shoal/internal/simnet"
 	"github.com/shoalnet/shoal/internal/simrun"
 	"github.com/shoalnet/shoal/receiver"
@@ -437,10 +446,40 @@ func simCC(sc simrun.CCScenario, stdout, stderr io.Writer) (float64, float64, in
 		g = float64(int64(len(res.Goodput))*sc.Size*8) / res.Virtual.Seconds()
 	}
 	b := float64(sc.Bottleneck)
-	fmt.Fprintf(stdout, "cc: bottleneck_mbps=%.1f goodput_mbps=%.1f utilization=%.3f queue_loss=%.4f time_to_90pct_s=%.2f fairness=%.3f\n",
-		b/1e6, g/1e6, g/b, res.QueueLoss, res.TimeTo90.Seconds(), res.Fairness)
+	ceiling := ""
+	if st := res.Senders; len(st) == 1 && st[0].Packets > 0 && st[0].DataSymbols > 0 {
+		// The data packets' share of what crossed the link: their headers.
+		wire := float64(st[0].Bytes) / float64(st[0].Packets) * float64(st[0].DataSymbols) / float64(sc.Size)
+		start := sc.Sender.Rate
+		if start <= 0 {
+			start = congestion.DefaultStartRate
+		}
+		t := slowStartTime(float64(sc.Size)*wire, start, b/8, sc.RTT)
+		ceiling = fmt.Sprintf(" ceiling=%.3f", float64(sc.Size*8)/t.Seconds()/b)
+	}
+	fmt.Fprintf(stdout, "cc: bottleneck_mbps=%.1f goodput_mbps=%.1f utilization=%.3f queue_loss=%.4f time_to_90pct_s=%.2f fairness=%.3f%s\n",
+		b/1e6, g/1e6, g/b, res.QueueLoss, res.TimeTo90.Seconds(), res.Fairness, ceiling)
 	if res.Delivered != res.Pairs {
 		return g / b, res.Fairness, 1
 	}
 	return g / b, res.Fairness, 0
+}
+
+// slowStartTime is how long an ideal sender takes to deliver n bytes over a
+// link of link bytes per second with round trip rtt: at start bytes per
+// second for one round trip, then doubling every round trip up to link,
+// and the last byte arriving half a round trip after it left.
+func slowStartTime(n, start, link float64, rtt time.Duration) time.Duration {
+	r := rtt.Seconds()
+	start = min(start, link)
+	var t float64
+	switch first, ramp := start*r, (link-start)*r/math.Ln2; {
+	case n <= first:
+		t = n / start
+	case n <= first+ramp:
+		t = r + r*math.Log2(1+(n-first)*math.Ln2/(start*r))
+	default:
+		t = r + r*math.Log2(link/start) + (n-first-ramp)/link
+	}
+	return time.Duration((t + r/2) * float64(time.Second))
 }

@@ -109,7 +109,14 @@ const histLen = 32
 // from the reference implementation:
 //
 //   - it starts at StartRate, not one segment per second, and in slow start
-//     follows the CLR's doubling receive rate every round trip;
+//     doubles the rate every round trip while every receiver's receive
+//     rate keeps pace with what was sent, rather than wait for reports
+//     that lag the rate by a round trip or two; probes go four times per
+//     round trip then;
+//   - slow start ends when a round trip grows by a queue's worth (HyStart's
+//     idea), or at a loss: the rate drops to the lower of half its own and
+//     the receive rate, follows the receive rate while the queue stands,
+//     and grows by an eighth per round trip after;
 //   - a silence of the CLR (lost feedback) halves the rate once, to half
 //     the last rate the CLR confirmed, and holds it there, instead of
 //     halving on every probe towards nothing;
@@ -172,19 +179,17 @@ type Controller struct {
 	histI int
 	// raised is when slow start last doubled the rate.
 	raised time.Time
-	// Probing above the equation's rate (see probe): the gain, and the
-	// CLR and loss event rate it was last computed for.
-	probeGain float64
-	probeNode uint32
-	probeLoss float64
-	probeAt   time.Time
 }
+
+// DefaultStartRate is Config.StartRate's default, in bytes per second
+// (1 Mbit/s).
+const DefaultStartRate = 125000
 
 // NewController returns a controller at cfg.StartRate.
 func NewController(cfg Config, now time.Time) *Controller {
 	seg := float64(max(cfg.SegmentSize, 1))
 	if cfg.StartRate <= 0 {
-		cfg.StartRate = 125000
+		cfg.StartRate = DefaultStartRate
 	}
 	if cfg.MinRate <= 0 {
 		cfg.MinRate = 10 * seg
@@ -196,7 +201,7 @@ func NewController(cfg Config, now time.Time) *Controller {
 		cfg.Candidates = 4
 	}
 	c := &Controller{cfg: cfg, slowStart: true, nodes: make([]ccNode, 0, cfg.Candidates+1), sentSince: now,
-		rtts: map[uint32]time.Duration{}, acct: now, sentFrac: 1, probeGain: 1}
+		rtts: map[uint32]time.Duration{}, acct: now, sentFrac: 1}
 	c.rate = c.clamp(cfg.StartRate)
 	c.record(now)
 	c.confirmed = c.rate
@@ -320,13 +325,6 @@ func (c *Controller) Feedback(now time.Time, f Feedback) (dropped bool) {
 	switch {
 	case rtt <= 0:
 		rtt = old
-	case old > 0 && rtt < old:
-		// A queue draining: follow it within a few samples. Rate
-		// equations run on this RTT, and a queue the sender's own slow
-		// start filled would otherwise hold the rate at a fraction of
-		// the path's for dozens of round trips after it drained. (A
-		// queue filling is met by the square-root damping at once.)
-		rtt = (old + rtt) / 2
 	case old > 0:
 		rtt = (9*old + rtt) / 10
 	case c.clr && !isCLR && c.clrSample > c.nodes[0].rtt:
@@ -473,13 +471,30 @@ func (c *Controller) adjust(now time.Time, sample time.Duration) {
 		// queue is filling. Doubling on would overflow it by up to a
 		// whole bandwidth-delay product, all of which would need repair.
 		// Go just under the rate that gets through (half the report) to
-		// drain it, and creep up from there (HyStart's idea, for NORM).
+		// drain it, and follow that rate from here (HyStart's idea, for
+		// NORM).
+		//
+		// A queue shows a round trip after it began to fill, when the
+		// rate has doubled again, and the receive rate in the report was
+		// measured over a round trip in which it still climbed: it is
+		// below the bottleneck's, as the rate here is above it. Going too
+		// low costs the link a round trip at worst; going too high fills
+		// the queue on to loss, all of which must be repaired. So the
+		// first cut takes the lower of the two, half the rate and the
+		// receive rate; but at most a quarter, as one report from a
+		// receiver that was briefly starved of CPU must not send the rate
+		// to the floor.
+		target = min(0.95*clr.rate/2, c.rate/2)
+		if c.capped {
+			// While the queue stands, the bottleneck is busy, so what
+			// the receiver got is its rate: follow it, up or down.
+			target = 0.95 * clr.rate / 2
+		}
 		c.capped = true
-		// At most quarter per report: one report from a receiver that was
-		// briefly starved of CPU must not send the rate to the floor. (A
-		// half is not enough: growing 2x per round trip, the rate is past
-		// twice the bottleneck's by the time the queue shows.)
-		target = max(min(0.95*clr.rate/2, c.rate), c.rate/4)
+		target = max(target, c.rate/4)
+		// Growth resumes from here once the queue is gone, not with
+		// credit for the round trips it stood.
+		c.raised = now
 	case clr.start && clr.pace:
 		// Every receiver heard kept pace: grow by a factor of two per
 		// round trip, as TCP's slow start does (an eighth after the
@@ -492,11 +507,10 @@ func (c *Controller) adjust(now time.Time, sample time.Duration) {
 		if c.capped {
 			f = 1.125
 		}
-		if rtt := clr.rtt.Seconds(); rtt > 0 {
-			target = c.rate * math.Pow(f, min(now.Sub(c.raised).Seconds()/rtt, 1))
-		}
+		target = c.rate * c.growth(now, clr, f)
 	case clr.start && c.capped:
-		target = max(min(target, 1.125*c.rate), c.rate)
+		// An eighth per round trip, however many reports it brings.
+		target = max(min(target, c.rate*c.growth(now, clr, 1.125)), c.rate)
 	case !clr.start:
 		if sample > 0 && c.sqrtRTT > 0 {
 			// RFC 5348 §4.5: scale by the square root of the smoothed
@@ -506,7 +520,6 @@ func (c *Controller) adjust(now time.Time, sample time.Duration) {
 			// causes (bounded to a factor of two either way).
 			target *= min(max(c.sqrtRTT/math.Sqrt(sample.Seconds()), 0.5), 2)
 		}
-		target *= c.probe(now, clr, sample)
 	case clr.start:
 		// In slow start the report is twice the receive rate: it may
 		// raise the rate, but a lower one only says that the sender sent
@@ -535,45 +548,15 @@ func (c *Controller) adjust(now time.Time, sample time.Duration) {
 	c.unanswered = 0
 }
 
-// probe returns the factor by which the rate may exceed the CLR's
-// TCP-friendly rate. The equation alone recovers from an undershoot only as
-// fast as the loss interval grows, which at a large bandwidth-delay product
-// takes thousands of round trips: a flow that came out of slow start below
-// the path's rate, or whose share grew when another flow left, would stay
-// there for the whole transfer. So while the CLR's round trips show no
-// queue (the path has room) and it reports no new loss event, the factor
-// grows by a sixteenth per round trip; a queue stops it, and the
-// square-root damping then holds the rate where the queue stays short. A
-// queue of more than a quarter of the least RTT that stands brings the
-// factor down by an eighth per round trip: holding it there, an incumbent
-// flow keeps the drop-tail queue nearly full, so that a flow starting
-// later loses packets within its first round trips, and a loss event rate
-// from so short an interval holds it at a small fraction of its share for
-// many seconds. It
-// must not probe on to the next loss as TCP does: at a large
-// bandwidth-delay product a loss every few seconds is far more than the
-// equation allows a TCP-friendly flow, whose rate it would then lower.
-func (c *Controller) probe(now time.Time, clr *ccNode, sample time.Duration) float64 {
-	switch {
-	case clr.id != c.probeNode:
-		// Receivers behind the same bottleneck take turns as the CLR;
-		// a hand-over says nothing about the path, and the new CLR's loss
-		// rate is the one to watch from here.
-	case clr.loss > c.probeLoss*1.0001:
-		// A new loss event lowers the equation's rate already; back off
-		// the gain as TCP CUBIC backs off its window, not to nothing:
-		// with a queue of a bandwidth-delay product, a window halved
-		// still fills the link, and a rate halved would not.
-		c.probeGain = max(1, 0.7*c.probeGain)
-	case !c.limited() && clr.rtt > 0 && c.roomy(sample):
-		el := now.Sub(c.probeAt).Seconds() / clr.rtt.Seconds()
-		c.probeGain = min(c.probeGain*(1+min(el, 1)/16), 2)
-	case clr.rtt > 0 && c.crowded(sample):
-		el := now.Sub(c.probeAt).Seconds() / clr.rtt.Seconds()
-		c.probeGain = max(1, c.probeGain*(1-min(el, 1)/8))
+// growth is the factor by which slow start may raise the rate at now to
+// grow by f per round trip of the CLR's: reports come several times per
+// round trip, each raising by its share.
+func (c *Controller) growth(now time.Time, clr *ccNode, f float64) float64 {
+	rtt := clr.rtt.Seconds()
+	if rtt <= 0 {
+		return 1
 	}
-	c.probeNode, c.probeLoss, c.probeAt = clr.id, clr.loss, now
-	return c.probeGain
+	return math.Pow(f, min(now.Sub(c.raised).Seconds()/rtt, 1))
 }
 
 // queueing reports whether an RTT sample shows a queue building: more
@@ -591,23 +574,6 @@ func (c *Controller) slack() time.Duration {
 	th := min(max(c.minRTT/64, 2*time.Millisecond), 16*time.Millisecond)
 	burst := time.Duration(32 * float64(c.cfg.SegmentSize) / c.rate * float64(time.Second))
 	return max(th, burst)
-}
-
-// roomy reports whether an RTT sample shows the path's queues all but
-// empty: within the slack queueing allows, and within a quarter of the
-// least RTT, since at a slow bottleneck the pacer's bursts alone make the
-// slack as long as a small queue holds.
-func (c *Controller) roomy(sample time.Duration) bool {
-	if sample <= 0 || c.minRTT <= 0 {
-		return false
-	}
-	return sample <= c.minRTT+min(c.slack(), c.minRTT/4)
-}
-
-// crowded reports whether an RTT sample shows a standing queue of more
-// than a quarter of the least RTT: the probing gain then comes down.
-func (c *Controller) crowded(sample time.Duration) bool {
-	return sample > 0 && c.minRTT > 0 && sample > c.minRTT+c.minRTT/4
 }
 
 // candidate files n among the candidates, replacing the fastest one if the
