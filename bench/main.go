@@ -67,19 +67,22 @@
 //
 // sim -cc ends instead with exactly one line:
 //
-//	cc: bottleneck_mbps=B goodput_mbps=G utilization=G/B queue_loss=L time_to_90pct_s=T fairness=J [ceiling=C]
+//	cc: bottleneck_mbps=B goodput_mbps=G utilization=G/B queue_loss=L time_to_90pct_s=T fairness=J [reference=R]
 //
 // where G is the file bits of all flows over the time until the last
 // receiver had every file, L the fraction of packets the bottleneck queues
 // dropped, T the time until receiver 0's link first carried 90 % of B over
 // 100 ms, and J Jain's index of the flows' throughputs while all were
-// sending (1 for one flow). C (one flow only) is the utilization of an
-// ideal sender of the same packets that slow-starts as TCP does: it sends
-// at the start rate for one round trip (there is no feedback before), then
-// doubles its rate every round trip until it is at B, without loss or
-// queue, and its last packet reaches the receivers half a round trip after
-// it left. No controller that starts at -start-rate and grows by at most a
-// factor of two per round trip does better on a file of that size.
+// sending (1 for one flow). R (one flow only) is for reference the
+// utilization of an ideal sender that starts as TCP does: it sends the file
+// (headers not counted) at the start rate for one round trip, as there is
+// no feedback before, then doubles its rate every round trip until it is at
+// B, without loss or queue, and its last packet arrives half a round trip
+// after it left. Where G/B is far below R, the controller loses time after
+// its start; where R itself is low, the file is too short for a TCP-like
+// start from -start-rate to reach the link's rate in time. (G/B may pass R
+// a little: the controller's first reports can raise the rate faster than
+// twice per round trip.)
 //
 // sim -cc -sweep-rtt 10ms,40ms,80ms,200ms -sweep-bottleneck 10Mbit,1Gbit
 // runs that grid instead, one line per point (the cc: line prefixed with
@@ -446,19 +449,17 @@ func simCC(sc simrun.CCScenario, stdout, stderr io.Writer) (float64, float64, in
 		g = float64(int64(len(res.Goodput))*sc.Size*8) / res.Virtual.Seconds()
 	}
 	b := float64(sc.Bottleneck)
-	ceiling := ""
-	if st := res.Senders; len(st) == 1 && st[0].Packets > 0 && st[0].DataSymbols > 0 {
-		// The data packets' share of what crossed the link: their headers.
-		wire := float64(st[0].Bytes) / float64(st[0].Packets) * float64(st[0].DataSymbols) / float64(sc.Size)
+	ref := ""
+	if sc.Flows == 1 {
 		start := sc.Sender.Rate
 		if start <= 0 {
 			start = congestion.DefaultStartRate
 		}
-		t := slowStartTime(float64(sc.Size)*wire, start, b/8, sc.RTT)
-		ceiling = fmt.Sprintf(" ceiling=%.3f", float64(sc.Size*8)/t.Seconds()/b)
+		t := slowStartTime(float64(sc.Size), start, b/8, sc.RTT)
+		ref = fmt.Sprintf(" reference=%.3f", float64(sc.Size*8)/t.Seconds()/b)
 	}
 	fmt.Fprintf(stdout, "cc: bottleneck_mbps=%.1f goodput_mbps=%.1f utilization=%.3f queue_loss=%.4f time_to_90pct_s=%.2f fairness=%.3f%s\n",
-		b/1e6, g/1e6, g/b, res.QueueLoss, res.TimeTo90.Seconds(), res.Fairness, ceiling)
+		b/1e6, g/1e6, g/b, res.QueueLoss, res.TimeTo90.Seconds(), res.Fairness, ref)
 	if res.Delivered != res.Pairs {
 		return g / b, res.Fairness, 1
 	}
