@@ -67,13 +67,34 @@
 //
 // sim -cc ends instead with exactly one line:
 //
-//	cc: bottleneck_mbps=B goodput_mbps=G utilization=G/B queue_loss=L time_to_90pct_s=T fairness=J
+//	cc: bottleneck_mbps=B goodput_mbps=G utilization=G/B queue_loss=L time_to_90pct_s=T fairness=J [reference=R]
 //
 // where G is the file bits of all flows over the time until the last
 // receiver had every file, L the fraction of packets the bottleneck queues
 // dropped, T the time until receiver 0's link first carried 90 % of B over
 // 100 ms, and J Jain's index of the flows' throughputs while all were
-// sending (1 for one flow).
+// sending (1 for one flow). R (one flow only) is for reference the
+// utilization of an ideal sender that starts as TCP does: it sends the file
+// (headers not counted) at the start rate for one round trip, as there is
+// no feedback before, then doubles its rate every round trip until it is at
+// B, without loss or queue, and its last packet arrives half a round trip
+// after it left. Where G/B is far below R, the controller loses time after
+// its start; where R itself is low, the file is too short for a TCP-like
+// start from -start-rate to reach the link's rate in time. (G/B may pass R
+// a little: the controller's first reports can raise the rate faster than
+// twice per round trip.)
+//
+// sim -cc -sweep-rtt 10ms,40ms,80ms,200ms -sweep-bottleneck 10Mbit,1Gbit
+// runs that grid instead, one line per point (the cc: line prefixed with
+// rtt_ms= and size_mib=), and ends with
+//
+//	cc sweep: points=N min_utilization=U min_fairness=J
+//
+// -line-time D sizes each file to last D at the bottleneck rate (overriding
+// -size), so that slow start weighs the same at every rate: from the
+// 1 Mbit/s default start rate it takes ten round trips to reach 1 Gbit/s,
+// which on a 64 MiB file at a 200 ms round trip is more than the file's
+// time at the link's rate.
 //
 // where a lossy block is a block that at least one receiver missed a symbol
 // of, X = NACK messages sent by all receivers / lossy blocks, and Y = repair
@@ -88,12 +109,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/shoalnet/shoal/congestion"
 	"github.com/shoalnet/shoal/internal/simnet"
 	"github.com/shoalnet/shoal/internal/simrun"
 	"github.com/shoalnet/shoal/receiver"
@@ -220,17 +243,31 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	flows := fs.Int("flows", 1, "with -cc: competing senders, each sending -size to every receiver")
 	rtt := fs.Duration("rtt", 20*time.Millisecond, "with -cc: base round-trip time")
 	queue := fs.Int("queue", 0, "with -cc: bottleneck queue in bytes (0: one bandwidth-delay product, at least 32 KiB)")
+	stagger := fs.Duration("stagger", 0, "with -cc: start flow i at i times this")
+	var startRate int64
+	fs.Var(bitsFlag{&startRate}, "start-rate", "with -cc: the rate before any feedback, e.g. 10Mbit (default: congestion.Config's, 1 Mbit/s)")
 	tolerate := fs.Bool("tolerate-loss", false, "with -cc: receivers treat isolated losses as random, not congestion")
 	hostile := fs.String("hostile", "", "run a hostile node beside the transfer and compare with a clean run: nack-range, nack-storm, fake-senders, big-objects, stream-leak or squelch")
 	fs.Var(bitsFlag{&bottleneck}, "bottleneck", "with -cc: bottleneck rate of each receiver's link, e.g. 50Mbit")
+	sweepRTTs := fs.String("sweep-rtt", "", "with -cc: run a grid over these round trips instead of -rtt, e.g. 10ms,40ms,80ms,200ms")
+	sweepRates := fs.String("sweep-bottleneck", "", "with -cc: run a grid over these bottlenecks instead of -bottleneck, e.g. 10Mbit,100Mbit,1Gbit")
+	lineTime := fs.Duration("line-time", 0, "with -cc: size each file to take this long at the bottleneck rate, overriding -size (so that slow start weighs the same at every rate)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *cc {
-		return runSimCC(simrun.CCScenario{Seed: *seed, Flows: *flows, Receivers: *receivers, Size: size,
+		sc := simrun.CCScenario{Seed: *seed, Flows: *flows, Stagger: *stagger, Receivers: *receivers, Size: size,
 			Bottleneck: bottleneck, RTT: *rtt, QueueBytes: *queue, Loss: loss, Limit: *limit,
-			Sender:   sender.Config{Parity: *parity, AutoParity: *autoParity, BlockLen: *block, SegmentSize: *segment},
-			Receiver: receiver.Config{TolerateLoss: *tolerate}}, stdout, stderr)
+			Sender: sender.Config{Rate: float64(startRate) / 8, Parity: *parity, AutoParity: *autoParity, BlockLen: *block,
+				SegmentSize: *segment},
+			Receiver: receiver.Config{TolerateLoss: *tolerate}}
+		if *sweepRTTs != "" || *sweepRates != "" {
+			return runSimCCSweep(sc, *sweepRTTs, *sweepRates, *lineTime, stdout, stderr)
+		}
+		if *lineTime > 0 {
+			sc.Size = int64(float64(sc.Bottleneck) / 8 * lineTime.Seconds())
+		}
+		return runSimCC(sc, stdout, stderr)
 	}
 	if *receivers < 1 || size < 0 {
 		fmt.Fprintln(stderr, "bench sim: need at least one receiver and a size >= 0")
@@ -333,17 +370,71 @@ func (f bitsFlag) Set(s string) error {
 	return nil
 }
 
+// runSimCCSweep runs sc over a grid of round trips and bottlenecks (either
+// list may be empty: then sc's value alone) and prints one cc: line per
+// point, prefixed with its round trip, and a last line with the worst
+// utilization and fairness.
+func runSimCCSweep(sc simrun.CCScenario, rtts, rates string, lineTime time.Duration, stdout, stderr io.Writer) int {
+	rttList := []time.Duration{sc.RTT}
+	if rtts != "" {
+		rttList = rttList[:0]
+		for _, f := range strings.Split(rtts, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(f))
+			if err != nil || d <= 0 {
+				fmt.Fprintf(stderr, "bench sim: bad round trip %q in -sweep-rtt\n", f)
+				return 2
+			}
+			rttList = append(rttList, d)
+		}
+	}
+	rateList := []int64{sc.Bottleneck}
+	if rates != "" {
+		rateList = rateList[:0]
+		for _, f := range strings.Split(rates, ",") {
+			var b int64
+			if err := (bitsFlag{&b}).Set(strings.TrimSpace(f)); err != nil {
+				fmt.Fprintf(stderr, "bench sim: %v in -sweep-bottleneck\n", err)
+				return 2
+			}
+			rateList = append(rateList, b)
+		}
+	}
+	worstU, worstJ, rc := math.Inf(1), math.Inf(1), 0
+	for _, b := range rateList {
+		for _, rtt := range rttList {
+			p := sc
+			p.Bottleneck, p.RTT, p.QueueBytes = b, rtt, sc.QueueBytes
+			if lineTime > 0 {
+				p.Size = int64(float64(b) / 8 * lineTime.Seconds())
+			}
+			fmt.Fprintf(stdout, "rtt_ms=%g size_mib=%.0f ", rtt.Seconds()*1000, float64(p.Size)/(1<<20))
+			u, j, code := simCC(p, stdout, io.Discard)
+			worstU, worstJ = min(worstU, u), min(worstJ, j)
+			rc = max(rc, code)
+		}
+	}
+	fmt.Fprintf(stdout, "cc sweep: points=%d min_utilization=%.3f min_fairness=%.3f\n", len(rateList)*len(rttList), worstU, worstJ)
+	return rc
+}
+
 func runSimCC(sc simrun.CCScenario, stdout, stderr io.Writer) int {
+	_, _, code := simCC(sc, stdout, stderr)
+	return code
+}
+
+// simCC runs one CC scenario, prints its cc: line and returns its
+// utilization, fairness and exit code.
+func simCC(sc simrun.CCScenario, stdout, stderr io.Writer) (float64, float64, int) {
 	if sc.Receivers < 1 || sc.Size < 1 || sc.Flows < 1 {
 		fmt.Fprintln(stderr, "bench sim -cc: need receivers, flows and a size")
-		return 2
+		return 0, 0, 2
 	}
 	start := time.Now()
 	res, err := simrun.RunCC(sc)
 	wall := time.Since(start)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench sim: %v\n", err)
-		return 1
+		return 0, 0, 1
 	}
 	for _, e := range res.Errors {
 		fmt.Fprintf(stderr, "bench sim: %s\n", e)
@@ -358,10 +449,38 @@ func runSimCC(sc simrun.CCScenario, stdout, stderr io.Writer) int {
 		g = float64(int64(len(res.Goodput))*sc.Size*8) / res.Virtual.Seconds()
 	}
 	b := float64(sc.Bottleneck)
-	fmt.Fprintf(stdout, "cc: bottleneck_mbps=%.1f goodput_mbps=%.1f utilization=%.3f queue_loss=%.4f time_to_90pct_s=%.2f fairness=%.3f\n",
-		b/1e6, g/1e6, g/b, res.QueueLoss, res.TimeTo90.Seconds(), res.Fairness)
-	if res.Delivered != res.Pairs {
-		return 1
+	ref := ""
+	if sc.Flows == 1 {
+		start := sc.Sender.Rate
+		if start <= 0 {
+			start = congestion.DefaultStartRate
+		}
+		t := slowStartTime(float64(sc.Size), start, b/8, sc.RTT)
+		ref = fmt.Sprintf(" reference=%.3f", float64(sc.Size*8)/t.Seconds()/b)
 	}
-	return 0
+	fmt.Fprintf(stdout, "cc: bottleneck_mbps=%.1f goodput_mbps=%.1f utilization=%.3f queue_loss=%.4f time_to_90pct_s=%.2f fairness=%.3f%s\n",
+		b/1e6, g/1e6, g/b, res.QueueLoss, res.TimeTo90.Seconds(), res.Fairness, ref)
+	if res.Delivered != res.Pairs {
+		return g / b, res.Fairness, 1
+	}
+	return g / b, res.Fairness, 0
+}
+
+// slowStartTime is how long an ideal sender takes to deliver n bytes over a
+// link of link bytes per second with round trip rtt: at start bytes per
+// second for one round trip, then doubling every round trip up to link,
+// and the last byte arriving half a round trip after it left.
+func slowStartTime(n, start, link float64, rtt time.Duration) time.Duration {
+	r := rtt.Seconds()
+	start = min(start, link)
+	var t float64
+	switch first, ramp := start*r, (link-start)*r/math.Ln2; {
+	case n <= first:
+		t = n / start
+	case n <= first+ramp:
+		t = r + r*math.Log2(1+(n-first)*math.Ln2/(start*r))
+	default:
+		t = r + r*math.Log2(link/start) + (n-first-ramp)/link
+	}
+	return time.Duration((t + r/2) * float64(time.Second))
 }

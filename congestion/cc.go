@@ -69,9 +69,39 @@ type ccNode struct {
 	loss  float64
 	rtt   time.Duration
 	start bool
+	// pace: a slow-start report whose receive rate kept up with what the
+	// sender sent while the receiver measured it. The report's own rate
+	// lags the sender's by a round trip or two, so it says only that this
+	// receiver does not limit the sender yet; in the election it ranks
+	// above every rate (see key).
+	pace  bool
 	heard time.Time
 	below time.Time // first report below MinRate in a row, zero if none
 }
+
+// key is what the election compares: the rate, or +Inf for a receiver in
+// slow start that keeps pace. Comparing slow-start reports by their rates
+// would elect whichever answered longest ago, since each is twice a
+// receive rate measured a round trip or more back, while the rate doubles
+// every round trip: slow start would crawl at the pace of the stalest
+// report.
+func (n *ccNode) key() float64 {
+	if n.pace {
+		return math.Inf(1)
+	}
+	return n.rate
+}
+
+// rateStep is a rate the controller set, from when.
+type rateStep struct {
+	at   time.Time
+	rate float64
+}
+
+// histLen is how many rate changes the controller remembers: enough for
+// the few round trips a slow-start report looks back, even when several
+// receivers' reports change the rate within one.
+const histLen = 32
 
 // Controller is the sender side of NORM-CC (RFC 5740 §5.5): it elects the
 // current limiting receiver (CLR) from feedback, keeps a few candidates,
@@ -79,7 +109,14 @@ type ccNode struct {
 // from the reference implementation:
 //
 //   - it starts at StartRate, not one segment per second, and in slow start
-//     follows the CLR's doubling receive rate every round trip;
+//     doubles the rate every round trip while every receiver's receive
+//     rate keeps pace with what was sent, rather than wait for reports
+//     that lag the rate by a round trip or two; probes go four times per
+//     round trip then;
+//   - slow start ends when a round trip grows by a queue's worth (HyStart's
+//     idea), or at a loss: the rate drops to the lower of half its own and
+//     the receive rate, follows the receive rate while the queue stands,
+//     and grows by an eighth per round trip after;
 //   - a silence of the CLR (lost feedback) halves the rate once, to half
 //     the last rate the CLR confirmed, and holds it there, instead of
 //     halving on every probe towards nothing;
@@ -109,6 +146,7 @@ type Controller struct {
 	// sqrtRTT is the smoothed square root of the CLR's RTT samples, in
 	// seconds (RFC 5348 §4.5).
 	sqrtRTT float64
+	grtt    time.Duration // the group RTT at the last probe
 	dropped map[uint32]bool
 	// droppedFIFO holds the ids of dropped in the order dropped, as a ring
 	// from droppedHead once full, so that the oldest can be forgotten.
@@ -119,21 +157,39 @@ type Controller struct {
 	// the sender's own burst filled a queue.
 	rtts map[uint32]time.Duration
 
-	// Sending rate over about one round trip, to tell an application- or
+	// Bytes sent over about one round trip, to tell an application- or
 	// data-limited sender from a network-limited one.
 	sent      float64
 	sentSince time.Time
-	sentRate  float64
 	// idle is set when the sender last found nothing to send though its
 	// rate allowed a packet, and cleared by the next packet it sends.
 	idle bool
+	// allowed is the bytes the rate allowed since sentSince (up to
+	// acct): the sent bytes are compared with it, not with the current
+	// rate, which in slow start has doubled since the window began.
+	allowed  float64
+	acct     time.Time
+	sentFrac float64 // sent / allowed over the last closed window
+
+	// The rates set lately, a ring with hist[(histI-1)%histLen] newest:
+	// a slow-start report is judged against what the sender sent while
+	// the receiver measured.
+	hist  [histLen]rateStep
+	histN int
+	histI int
+	// raised is when slow start last doubled the rate.
+	raised time.Time
 }
+
+// DefaultStartRate is Config.StartRate's default, in bytes per second
+// (1 Mbit/s).
+const DefaultStartRate = 125000
 
 // NewController returns a controller at cfg.StartRate.
 func NewController(cfg Config, now time.Time) *Controller {
 	seg := float64(max(cfg.SegmentSize, 1))
 	if cfg.StartRate <= 0 {
-		cfg.StartRate = 125000
+		cfg.StartRate = DefaultStartRate
 	}
 	if cfg.MinRate <= 0 {
 		cfg.MinRate = 10 * seg
@@ -145,8 +201,9 @@ func NewController(cfg Config, now time.Time) *Controller {
 		cfg.Candidates = 4
 	}
 	c := &Controller{cfg: cfg, slowStart: true, nodes: make([]ccNode, 0, cfg.Candidates+1), sentSince: now,
-		rtts: map[uint32]time.Duration{}}
+		rtts: map[uint32]time.Duration{}, acct: now, sentFrac: 1}
 	c.rate = c.clamp(cfg.StartRate)
+	c.record(now)
 	c.confirmed = c.rate
 	return c
 }
@@ -196,13 +253,63 @@ func (c *Controller) measureSent(now time.Time, rtt time.Duration) {
 	if el < max(rtt, 10*time.Millisecond) {
 		return
 	}
-	c.sentRate = c.sent / el.Seconds()
-	c.sent, c.sentSince = 0, now
+	c.account(now)
+	if c.allowed > 0 {
+		c.sentFrac = c.sent / c.allowed
+	}
+	c.sent, c.sentSince, c.allowed = 0, now, 0
+}
+
+// account adds what the rate allowed up to now.
+func (c *Controller) account(now time.Time) {
+	if now.After(c.acct) {
+		c.allowed += c.rate * now.Sub(c.acct).Seconds()
+		c.acct = now
+	}
 }
 
 // limited reports whether the sender is idle now or used less than half
 // its rate lately.
-func (c *Controller) limited() bool { return c.idle || c.sentRate < 0.5*c.rate }
+func (c *Controller) limited() bool { return c.idle || c.sentFrac < 0.5 }
+
+// setRate changes the rate at now, within the configured bounds.
+func (c *Controller) setRate(now time.Time, r float64) {
+	r = c.clamp(r)
+	if r == c.rate {
+		return
+	}
+	c.account(now)
+	c.rate = r
+	c.record(now)
+}
+
+func (c *Controller) record(now time.Time) {
+	c.hist[c.histI] = rateStep{at: now, rate: c.rate}
+	c.histI = (c.histI + 1) % histLen
+	c.histN = min(c.histN+1, histLen)
+}
+
+// minRateOver returns the least rate in effect at any time in [from, to],
+// and false if the history does not reach back to from.
+func (c *Controller) minRateOver(from, to time.Time) (float64, bool) {
+	lo := math.Inf(1)
+	end := time.Time{} // when the step below ended; zero for the newest
+	for k := 1; k <= c.histN; k++ {
+		st := c.hist[(c.histI-k+histLen)%histLen]
+		if st.at.Before(to) || st.at.Equal(to) {
+			if end.IsZero() || end.After(from) {
+				lo = min(lo, st.rate)
+			}
+		}
+		if !st.at.After(from) {
+			return lo, true
+		}
+		end = st.at
+	}
+	// The oldest step is the start rate: before it the sender did not
+	// exist, let alone send.
+	return lo, c.histN < histLen && !math.IsInf(lo, 1)
+}
 
 // Feedback processes one receiver's report at now. It reports whether the
 // report made the receiver be dropped as too slow (see
@@ -251,11 +358,26 @@ func (c *Controller) Feedback(now time.Time, f Feedback) (dropped bool) {
 		// report is bounded by twice its receive rate, which says nothing
 		// when the sender left its rate unused.
 		rate = Equation(float64(c.cfg.SegmentSize), rtt, f.Loss)
+	} else if !f.Start && rtt > 0 && f.Loss > 0 {
+		// The receiver computed its rate with the RTT listed for it,
+		// which the probe carries rounded up to the next step of 8 %
+		// (RFC 5740's logarithmic quantizer): its rate runs up to 8 %
+		// low, and a flow that holds itself that far under the path's
+		// rate leaves the link that idle. Recompute with the unrounded
+		// RTT, keeping the receiver's own bound (twice its receive rate)
+		// where that set its report (it is then below the equation's
+		// rate at the rounded RTT). Only upwards: a report above the
+		// equation's rate was made with a shorter RTT listed earlier,
+		// and is the receiver's word.
+		if seg := float64(c.cfg.SegmentSize); rate >= 0.99*Equation(seg, time.Duration(float64(rtt)*rttStep), f.Loss) {
+			rate = max(rate, min(Equation(seg, rtt, f.Loss), rate*rttStep))
+		}
 	}
 	if !(rate > 0) {
 		return false
 	}
-	n := ccNode{id: f.Node, rate: rate, loss: f.Loss, rtt: rtt, start: f.Start, heard: now}
+	n := ccNode{id: f.Node, rate: rate, loss: f.Loss, rtt: rtt, start: f.Start, heard: now,
+		pace: f.Start && c.keptPace(now, f, rtt, old)}
 	if i := c.find(f.Node); i >= 0 {
 		n.below = c.nodes[i].below
 	}
@@ -278,7 +400,7 @@ func (c *Controller) Feedback(now time.Time, f Feedback) (dropped bool) {
 		// A CLR whose rate rose above a candidate's hands over: candidates
 		// answer every probe, so their rates are as fresh as its own.
 		c.promote()
-	case !c.clr || rate < c.nodes[0].rate || (rate < 1.1*c.nodes[0].rate && rtt > c.nodes[0].rtt):
+	case !c.clr || n.key() < c.nodes[0].key() || (n.key() < 1.1*c.nodes[0].key() && rtt > c.nodes[0].rtt):
 		// A new CLR; the old one becomes a candidate.
 		if i > 0 {
 			c.remove(i)
@@ -308,6 +430,35 @@ func (c *Controller) Feedback(now time.Time, f Feedback) (dropped bool) {
 	return false
 }
 
+// keptPace reports whether a slow-start report shows the receiver got
+// what the sender sent: its receive rate (half the report) at least 85 %
+// of the least rate the sender had while the receiver measured. The
+// receiver measures over about its own RTT estimate (the one this sender
+// listed for it, old, or else the group RTT) and at least eight packets,
+// and its last closed window may end up to one window before it answered;
+// those packets left here a round trip before the answer arrived.
+func (c *Controller) keptPace(now time.Time, f Feedback, rtt, old time.Duration) bool {
+	if rtt <= 0 {
+		return false
+	}
+	w := c.grtt
+	if f.HasRTT && old > 0 {
+		w = old
+	}
+	w = min(max(w, 10*time.Millisecond), time.Second)
+	to := now.Add(-rtt)
+	lo, ok := c.minRateOver(to.Add(-2*w), to)
+	if !ok {
+		return false
+	}
+	if pkts := time.Duration(8 * float64(c.cfg.SegmentSize) / lo * float64(time.Second)); pkts > w {
+		if lo, ok = c.minRateOver(to.Add(-2*pkts), to); !ok {
+			return false
+		}
+	}
+	return f.Rate/2 >= 0.85*lo
+}
+
 // adjust sets the rate from the CLR's latest report, whose RTT sample was
 // sample (0 if none).
 func (c *Controller) adjust(now time.Time, sample time.Duration) {
@@ -320,20 +471,55 @@ func (c *Controller) adjust(now time.Time, sample time.Duration) {
 		// queue is filling. Doubling on would overflow it by up to a
 		// whole bandwidth-delay product, all of which would need repair.
 		// Go just under the rate that gets through (half the report) to
-		// drain it, and creep up from there (HyStart's idea, for NORM).
+		// drain it, and follow that rate from here (HyStart's idea, for
+		// NORM).
+		//
+		// A queue shows a round trip after it began to fill, when the
+		// rate has doubled again, and the receive rate in the report was
+		// measured over a round trip in which it still climbed: it is
+		// below the bottleneck's, as the rate here is above it. Going too
+		// low costs the link a round trip at worst; going too high fills
+		// the queue on to loss, all of which must be repaired. So the
+		// first cut takes the lower of the two, half the rate and the
+		// receive rate; but at most a quarter, as one report from a
+		// receiver that was briefly starved of CPU must not send the rate
+		// to the floor.
+		target = min(0.95*clr.rate/2, c.rate/2)
+		if c.capped {
+			// While the queue stands, the bottleneck is busy, so what
+			// the receiver got is its rate: follow it, up or down.
+			target = 0.95 * clr.rate / 2
+		}
 		c.capped = true
-		// At most halve per report: one report from a receiver that was
-		// briefly starved of CPU must not send the rate to the floor.
-		target = max(min(0.95*clr.rate/2, c.rate), c.rate/2)
+		target = max(target, c.rate/4)
+		// Growth resumes from here once the queue is gone, not with
+		// credit for the round trips it stood.
+		c.raised = now
+	case clr.start && clr.pace:
+		// Every receiver heard kept pace: grow by a factor of two per
+		// round trip, as TCP's slow start does (an eighth after the
+		// queue showed), rather than wait for reports that lag the rate
+		// by a round trip or two to catch up. Probes go four times per
+		// round trip in slow start, and the rate grows in as many steps,
+		// so that a queue shows before the rate is far past the
+		// bottleneck.
+		f := 2.0
+		if c.capped {
+			f = 1.125
+		}
+		target = c.rate * c.growth(now, clr, f)
 	case clr.start && c.capped:
-		target = max(min(target, 1.125*c.rate), c.rate)
-	case !clr.start && sample > 0 && c.sqrtRTT > 0:
-		// RFC 5348 §4.5: scale by the square root of the smoothed RTT
-		// over that of the latest sample, so that a filling queue slows
-		// the sender before loss does and a draining one lets it back up,
-		// damping the swing a single, coarse RTT estimate causes (bounded
-		// to a factor of two either way).
-		target *= min(max(c.sqrtRTT/math.Sqrt(sample.Seconds()), 0.5), 2)
+		// An eighth per round trip, however many reports it brings.
+		target = max(min(target, c.rate*c.growth(now, clr, 1.125)), c.rate)
+	case !clr.start:
+		if sample > 0 && c.sqrtRTT > 0 {
+			// RFC 5348 §4.5: scale by the square root of the smoothed
+			// RTT over that of the latest sample, so that a filling queue
+			// slows the sender before loss does and a draining one lets it
+			// back up, damping the swing a single, coarse RTT estimate
+			// causes (bounded to a factor of two either way).
+			target *= min(max(c.sqrtRTT/math.Sqrt(sample.Seconds()), 0.5), 2)
+		}
 	case clr.start:
 		// In slow start the report is twice the receive rate: it may
 		// raise the rate, but a lower one only says that the sender sent
@@ -352,24 +538,42 @@ func (c *Controller) adjust(now time.Time, sample time.Duration) {
 			target = c.rate
 		}
 	}
-	c.rate = c.clamp(target)
+	if c.clamp(target) != c.rate && clr.start || !clr.start {
+		c.raised = now
+	}
+	c.setRate(now, target)
 	c.confirmed = c.rate
 	c.clrHeard = now
 	c.held = false
 	c.unanswered = 0
 }
 
+// growth is the factor by which slow start may raise the rate at now to
+// grow by f per round trip of the CLR's: reports come several times per
+// round trip, each raising by its share.
+func (c *Controller) growth(now time.Time, clr *ccNode, f float64) float64 {
+	rtt := clr.rtt.Seconds()
+	if rtt <= 0 {
+		return 1
+	}
+	return math.Pow(f, min(now.Sub(c.raised).Seconds()/rtt, 1))
+}
+
 // queueing reports whether an RTT sample shows a queue building: more
-// than an eighth of the least RTT (at least 2 ms, at most 16 ms) above it,
+// than a 64th of the least RTT (at least 2 ms, at most 16 ms) above it,
 // and more than the pacer's own bursts (up to 32 segments) queue at a slow
 // bottleneck.
 func (c *Controller) queueing(sample time.Duration) bool {
 	if sample <= 0 || c.minRTT <= 0 {
 		return false
 	}
-	th := min(max(c.minRTT/8, 2*time.Millisecond), 16*time.Millisecond)
+	return sample > c.minRTT+c.slack()
+}
+
+func (c *Controller) slack() time.Duration {
+	th := min(max(c.minRTT/64, 2*time.Millisecond), 16*time.Millisecond)
 	burst := time.Duration(32 * float64(c.cfg.SegmentSize) / c.rate * float64(time.Second))
-	return sample > c.minRTT+max(th, burst)
+	return max(th, burst)
 }
 
 // candidate files n among the candidates, replacing the fastest one if the
@@ -381,11 +585,11 @@ func (c *Controller) candidate(n ccNode) {
 	}
 	worst := 1
 	for j := 2; j < len(c.nodes); j++ {
-		if c.nodes[j].rate > c.nodes[worst].rate {
+		if c.nodes[j].key() > c.nodes[worst].key() {
 			worst = j
 		}
 	}
-	if n.rate < c.nodes[worst].rate {
+	if n.key() < c.nodes[worst].key() || (n.pace && c.nodes[worst].pace) {
 		c.nodes[worst] = n
 	}
 }
@@ -414,7 +618,7 @@ func (c *Controller) promote() {
 	}
 	best := 0
 	for j := 1; j < len(c.nodes); j++ {
-		if c.nodes[j].rate < c.nodes[best].rate {
+		if c.nodes[j].key() < c.nodes[best].key() {
 			best = j
 		}
 	}
@@ -448,6 +652,10 @@ func (c *Controller) drop(id uint32) {
 // maxDropped bounds the list of receivers dropped as too slow.
 const maxDropped = 4096
 
+// rttStep is the ratio of two neighbouring values of the RTT quantizer
+// (e^(1/13)) that NORM_CMD(CC) node lists use above 33 µs.
+var rttStep = math.Exp(1.0 / 13)
+
 // maxRTTs bounds the RTT table; receivers beyond it are judged on single
 // samples.
 const maxRTTs = 4096
@@ -459,6 +667,7 @@ const maxRTTs = 4096
 // likewise, leave the list, and the slowest remaining candidate takes
 // over.
 func (c *Controller) Probe(now time.Time, grtt time.Duration) {
+	c.grtt = grtt
 	base := max(grtt, 10*time.Millisecond)
 	for i := len(c.nodes) - 1; i >= 0; i-- {
 		n := &c.nodes[i]
@@ -473,7 +682,7 @@ func (c *Controller) Probe(now time.Time, grtt time.Duration) {
 	// Silence is counted in probes as well as time: a CLR cannot answer
 	// probes that were not sent.
 	if c.unanswered++; !c.held && c.unanswered > 4 && now.Sub(c.clrHeard) > 4*max(base, clr.rtt) {
-		c.rate = c.clamp(math.Min(c.rate, c.confirmed/2))
+		c.setRate(now, math.Min(c.rate, c.confirmed/2))
 		c.held = true
 	}
 }
@@ -484,6 +693,9 @@ func (c *Controller) ProbeInterval(grtt time.Duration) time.Duration {
 	iv := grtt
 	if c.clr && c.nodes[0].rtt > 0 && c.nodes[0].rtt < iv {
 		iv = c.nodes[0].rtt
+	}
+	if c.slowStart {
+		iv /= 4
 	}
 	return max(iv, 5*time.Millisecond)
 }

@@ -316,3 +316,91 @@ func TestDroppedBounded(t *testing.T) {
 		t.Fatal("a recently dropped node was dropped twice")
 	}
 }
+
+func TestControllerSlowStartLaggingReports(t *testing.T) {
+	c, now := newCtl(Config{StartRate: 1e5})
+	rtt := 40 * time.Millisecond
+	var past []float64 // the rate at each round trip
+	for i := range 10 {
+		past = append(past, c.Rate())
+		lag := past[max(0, len(past)-3)]
+		// Four probes per round trip; the CLR answers each, two
+		// candidates every other one, later in the round trip, with the
+		// same figure.
+		for j := range 4 {
+			now = sendFull(c, now, rtt/4)
+			c.Feedback(now, Feedback{Node: 1, Rate: 2 * lag, RTT: rtt, Start: true, HasRTT: i > 0})
+			if j%2 == 1 {
+				c.Feedback(now, Feedback{Node: uint32(2 + j/2), Rate: 2 * lag, RTT: rtt, Start: true, HasRTT: i > 0})
+			}
+		}
+	}
+	if got := c.Rate(); got < 1e5*256 {
+		t.Fatalf("after 10 round trips of slow start the rate is %v, want at least 2^8 times the start", got)
+	}
+	// A receiver whose receive rate falls short of what was sent limits
+	// the sender: it takes over as the CLR and the rate stops growing.
+	r := c.Rate()
+	for range 4 {
+		now = sendFull(c, now, rtt/4)
+		c.Feedback(now, Feedback{Node: 9, Rate: 2 * r / 8, RTT: rtt, Start: true, HasRTT: true})
+	}
+	if id, _ := c.CLR(); id != 9 || c.Rate() > r {
+		t.Fatalf("a receiver short of pace: CLR %x, rate %v (was %v); want node 9 and no growth", id, c.Rate(), r)
+	}
+}
+
+// TestControllerSlowStartExit: the round trip grows in slow start, a round
+// trip after the queue began, when the rate is past twice the bottleneck's
+// and the report's receive rate lags below it. The first cut takes the
+// lower of half the rate and the receive rate (at most a quarter off); while
+// the queue stands, the rate follows the receive rate, which is then the
+// bottleneck's; once it drained, it grows by no more than an eighth per
+// round trip.
+func TestControllerSlowStartExit(t *testing.T) {
+	const link = 25e6 // bytes/s
+	rtt := 80 * time.Millisecond
+	c, now := newCtl(Config{StartRate: 1e6})
+	for c.Rate() < 2.4*link {
+		now = sendFull(c, now, rtt/4)
+		c.Feedback(now, Feedback{Node: 1, Rate: 2 * c.Rate(), RTT: rtt, Start: true, HasRTT: true})
+	}
+	r := c.Rate()
+	// The queue shows; the receive rate is 80 % of the link's.
+	now = sendFull(c, now, rtt/4)
+	c.Feedback(now, Feedback{Node: 1, Rate: 2 * 0.8 * link, RTT: rtt + 5*time.Millisecond, Start: true, HasRTT: true})
+	if got, want := c.Rate(), 0.95*0.8*link; got != want {
+		t.Fatalf("first cut from %v: rate %v, want %v (95 %% of the receive rate)", r, got, want)
+	}
+	// A receive rate near nothing (a receiver starved of CPU) cuts at
+	// most to a quarter per report.
+	c2, now2 := newCtl(Config{StartRate: 1e6})
+	for c2.Rate() < 2*link {
+		now2 = sendFull(c2, now2, rtt/4)
+		c2.Feedback(now2, Feedback{Node: 1, Rate: 2 * c2.Rate(), RTT: rtt, Start: true, HasRTT: true})
+	}
+	r2 := c2.Rate()
+	now2 = sendFull(c2, now2, rtt/4)
+	c2.Feedback(now2, Feedback{Node: 1, Rate: 2e4, RTT: rtt + 5*time.Millisecond, Start: true, HasRTT: true})
+	if got := c2.Rate(); got != r2/4 {
+		t.Fatalf("a report of next to nothing cut %v to %v, want a quarter", r2, got)
+	}
+	// The queue stands: the receive rate is the link's, and the rate
+	// follows it up.
+	for range 4 {
+		now = sendFull(c, now, rtt/4)
+		c.Feedback(now, Feedback{Node: 1, Rate: 2 * link, RTT: rtt + 5*time.Millisecond, Start: true, HasRTT: true})
+	}
+	if got, want := c.Rate(), 0.95*link; got != want {
+		t.Fatalf("standing queue: rate %v, want %v (95 %% of the link's)", got, want)
+	}
+	// The queue drained: growth is an eighth per round trip at most.
+	r = c.Rate()
+	for range 8 {
+		now = sendFull(c, now, rtt/4)
+		c.Feedback(now, Feedback{Node: 1, Rate: 2 * c.Rate(), RTT: rtt, Start: true, HasRTT: true})
+	}
+	if got := c.Rate(); got > r*1.125*1.125*1.001 || got <= r {
+		t.Fatalf("after two round trips without a queue the rate went from %v to %v, want up to an eighth a round trip", r, got)
+	}
+}

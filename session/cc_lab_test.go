@@ -56,7 +56,8 @@ func qdiscStats(h *lab.Host) (sent, drops uint64, err error) {
 // twice above it. Every receiver must get the data intact; the goodput
 // must reach a good share of the link and cannot exceed it; the sender
 // must have heard feedback and elected a limiting receiver (CLR), and its
-// rate must end within a factor of two of the link's.
+// rate must end within a factor of two of the link's. The last run adds a
+// 40 ms round trip.
 func TestLabCCBottleneck(t *testing.T) {
 	l := lab.New(t, 3)
 	if _, err := exec.LookPath("tc"); err != nil {
@@ -68,19 +69,104 @@ func TestLabCCBottleneck(t *testing.T) {
 	}
 	for i, c := range []struct {
 		name  string
-		start float64 // sender.Config.Rate: the start rate, bytes/s
+		start float64       // sender.Config.Rate: the start rate, bytes/s
+		delay time.Duration // added to the receivers' feedback
 	}{
-		{"start=default", 0},
-		{"start=2x", 2 * linkRate / 8},
+		{"start=default", 0, 0},
+		{"start=2x", 2 * linkRate / 8, 0},
+		// A round trip of 40 ms, so that the bandwidth-delay product
+		// (250 KB, some 170 packets) is one at which slow start has to
+		// stop on a queue it sees a round trip late, as on a long path:
+		// the lab's own round trip is a fraction of a millisecond. The
+		// kernel has no netem here, so the receivers hold their feedback
+		// back themselves (delayConn); the data crosses the tbf as
+		// before.
+		{"start=default,rtt=40ms", 0, 40 * time.Millisecond},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ccBottleneck(t, l, linkRate, c.start, 7100+i)
+			ccBottleneck(t, l, linkRate, c.start, c.delay, 7100+i)
 		})
 	}
 }
 
-// ccBottleneck runs one transfer of TestLabCCBottleneck.
-func ccBottleneck(t *testing.T, l *lab.Lab, linkRate, start float64, port int) {
+// delayConn holds every datagram written for a fixed delay before it
+// sends it, in order, from a goroutine of its own that Close ends.
+type delayConn struct {
+	session.PacketConn
+	delay time.Duration
+	mu    sync.Mutex
+	queue []delayedMsg
+	wake  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+type delayedMsg struct {
+	due time.Time
+	buf []byte
+	dst netip.AddrPort
+}
+
+func newDelayConn(inner session.PacketConn, d time.Duration) *delayConn {
+	c := &delayConn{PacketConn: inner, delay: d, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+func (c *delayConn) WriteBatch(msgs []session.Message) (int, error) {
+	due := time.Now().Add(c.delay)
+	c.mu.Lock()
+	for _, m := range msgs {
+		c.queue = append(c.queue, delayedMsg{due: due, buf: append([]byte(nil), m.Buf...), dst: m.Addr})
+	}
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return len(msgs), nil
+}
+
+func (c *delayConn) run() {
+	for {
+		c.mu.Lock()
+		var next delayedMsg
+		ok := len(c.queue) > 0
+		if ok {
+			next = c.queue[0]
+		}
+		c.mu.Unlock()
+		wait := time.Hour
+		if ok {
+			wait = time.Until(next.due)
+		}
+		if wait > 0 {
+			timer := time.NewTimer(wait)
+			select {
+			case <-timer.C:
+			case <-c.wake:
+			case <-c.done:
+				timer.Stop()
+				return
+			}
+			timer.Stop()
+			continue
+		}
+		c.mu.Lock()
+		c.queue = c.queue[1:]
+		c.mu.Unlock()
+		_, _ = c.PacketConn.WriteBatch([]session.Message{{Buf: next.buf, Addr: next.dst}})
+	}
+}
+
+func (c *delayConn) Close() error {
+	c.once.Do(func() { close(c.done) })
+	return c.PacketConn.Close()
+}
+
+// ccBottleneck runs one transfer of TestLabCCBottleneck, with the
+// receivers' feedback delayed by delay.
+func ccBottleneck(t *testing.T, l *lab.Lab, linkRate, start float64, delay time.Duration, port int) {
 	const (
 		size = 16 << 20
 		// minShare is the goodput, as a share of the link, below which the
@@ -93,7 +179,21 @@ func ccBottleneck(t *testing.T, l *lab.Lab, linkRate, start float64, port int) {
 	group := netip.MustParseAddrPort(fmt.Sprintf("239.255.10.1:%d", port))
 	var rx []*session.Session
 	for i, h := range l.Hosts[1:] {
-		rx = append(rx, open(t, h, session.Config{Group: group, Seed: uint64(30 + i)}))
+		cfg := session.Config{Group: group, Seed: uint64(30 + i)}
+		if delay > 0 {
+			cfg.Interface = lab.Iface
+			if err := h.Do(func() error {
+				pc, err := session.Listen(cfg)
+				if err != nil {
+					return err
+				}
+				cfg.Conn = newDelayConn(pc, delay)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rx = append(rx, open(t, h, cfg))
 	}
 	tx := open(t, l.Hosts[0], session.Config{Group: group, Seed: 3, DisableLoopback: true,
 		Sender: sender.Config{Rate: start, CC: &congestion.Config{}}})
