@@ -29,6 +29,7 @@ func (r *Receiver) SetStreamMaxAge(now time.Time, sender uint32, id uint16, maxA
 		return
 	}
 	o.stream.maxAge = max(maxAge, 0)
+	s.touch()
 	if maxAge <= 0 {
 		o.stream.holeAt = time.Time{}
 	}

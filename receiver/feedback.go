@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/shoalnet/shoal/congestion"
 	"github.com/shoalnet/shoal/framing"
 	"github.com/shoalnet/shoal/nack"
 )
@@ -256,7 +257,12 @@ func (s *remote) passed(id uint16) bool {
 // cycle, so that receivers asking at different times ask for the same
 // things and suppress each other (RFC 5740 §5.3).
 func (r *Receiver) buildNack(s *remote, suppress bool) []byte {
-	r.builder.Reset(r.content[:0], s.segment())
+	return r.buildNackIn(s, suppress, s.segment())
+}
+
+// buildNackIn is buildNack with at most max bytes of content.
+func (r *Receiver) buildNackIn(s *remote, suppress bool, max int) []byte {
+	r.builder.Reset(r.content[:0], max)
 	if !s.synced || serialLess(s.maxObj, s.base) {
 		return r.builder.Content()
 	}
@@ -322,6 +328,29 @@ func (r *Receiver) finishContent() []byte {
 	return c
 }
 
+// wouldNack reports whether buildNack(s, false) would return content. It
+// stops at the first repair request instead of building them all: it runs
+// for every packet that moves a sender on while no repair cycle is under
+// way, and the full content costs a walk of every incomplete block, which
+// a forged sender opening a new block with every packet makes long.
+func (r *Receiver) wouldNack(s *remote) bool {
+	if s.segment() < nackProbeMin {
+		// Not even a few requests fit: the whole content is as cheap.
+		return len(r.buildNack(s, false)) > 0
+	}
+	// With room for no request, the first one found stops the build.
+	if len(r.buildNackIn(s, false, 1)) > 0 {
+		return true
+	}
+	_, stopped := r.builder.Stopped()
+	return stopped && r.builder.Err() == nil
+}
+
+// nackProbeMin is more than any one repair request costs (a header and two
+// items): from this segment size on, a request that stops a build with no
+// room (wouldNack) would have fitted into the content buildNack builds.
+const nackProbeMin = 64
+
 // nackDelay draws a NACK back-off delay within maxDelay.
 func (r *Receiver) nackDelay(maxDelay time.Duration, gsize float64) time.Duration {
 	if r.cfg.UniformBackoff {
@@ -336,7 +365,7 @@ func (r *Receiver) maybeNack(now time.Time, s *remote) {
 	if s.nack != nackIdle || r.cfg.Silent || s.ended {
 		return
 	}
-	if len(r.buildNack(s, false)) == 0 {
+	if !r.wouldNack(s) {
 		return
 	}
 	s.nack = nackBackoff
@@ -368,7 +397,11 @@ func (r *Receiver) Poll(now time.Time, out *framing.Outbox) time.Time {
 			next = t
 		}
 	}
+	// A receiver falling behind owes pace reports (paceDue) to every sender
+	// that asks for them, whatever their timers say.
+	behind := !r.cfg.Silent && r.queueDelay(now) > congestion.PaceTarget
 	for i := 0; i < len(r.remotes); {
+		r.work++
 		s := r.remotes[i]
 		if now.Sub(s.lastHeard) >= r.cfg.SenderTimeout {
 			r.abortAll(s, ErrSenderGone)
@@ -379,17 +412,28 @@ func (r *Receiver) Poll(now time.Time, out *framing.Outbox) time.Time {
 			continue
 		}
 		i++
-		earlier(r.expireStreams(now, s))
+		if !r.pollEvery && !s.due.IsZero() && now.Before(s.due) && !(behind && s.paceAsked && !now.Before(s.paceNext)) {
+			earlier(s.due)
+			continue
+		}
+		due := s.lastHeard.Add(r.cfg.SenderTimeout)
+		soonest := func(t time.Time) {
+			if !t.IsZero() && t.Before(due) {
+				due = t
+			}
+		}
+		soonest(r.expireStreams(now, s))
 		r.pollRemote(now, s, out)
 		if s.nack != nackIdle {
-			earlier(s.nackAt)
+			soonest(s.nackAt)
 		}
-		earlier(s.ackAt)
-		earlier(s.ccAt)
+		soonest(s.ackAt)
+		soonest(s.ccAt)
 		if s.appAck {
-			earlier(now)
+			soonest(now)
 		}
-		earlier(s.lastHeard.Add(r.cfg.SenderTimeout))
+		s.due = due
+		earlier(due)
 	}
 	if next.Before(now) {
 		next = now

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -170,6 +171,12 @@ func checkInvariants(t *testing.T, r *Receiver, what string, pktLen int, work ui
 // returns the receiver.
 func runFuzzProgram(t *testing.T, prog []byte) *Receiver {
 	r := newRx(t, fuzzConfig)
+	// The twin visits every sender on every Poll, as Poll did before due
+	// times (remote.due): what the two send and report must not differ,
+	// or a change to a sender's state failed to touch it.
+	twin := newRx(t, fuzzConfig)
+	twin.pollEvery = true
+	var twinOut framing.Outbox
 	p := &fuzzProg{b: prog}
 	now := t0
 	seqs := map[uint32]uint16{}
@@ -269,13 +276,33 @@ func runFuzzProgram(t *testing.T, prog []byte) *Receiver {
 			w := r.work
 			_ = r.HandlePacket(now, from, pkt)
 			checkInvariants(t, r, "HandlePacket", len(pkt), r.work-w, objs0, syms0)
+			_ = twin.HandlePacket(now, from, pkt)
 		}
 		objs0, syms0 := fuzzState(r)
 		w := r.work
 		out.Reset()
-		r.Poll(now, &out)
+		next := r.Poll(now, &out)
 		checkInvariants(t, r, "Poll", 0, r.work-w, objs0, syms0)
-		for _, e := range r.Events() {
+		twinOut.Reset()
+		twinNext := twin.Poll(now, &twinOut)
+		evs, twinEvs := r.Events(), twin.Events()
+		sameEvents := len(evs) == len(twinEvs)
+		for i := 0; sameEvents && i < len(evs); i++ {
+			a, b := evs[i], twinEvs[i]
+			sameEvents = a.Kind == b.Kind && a.Sender == b.Sender && a.Object == b.Object && a.Size == b.Size && fmt.Sprint(a.Err) == fmt.Sprint(b.Err)
+		}
+		if !next.Equal(twinNext) || out.Len() != twinOut.Len() || !sameEvents {
+			t.Fatalf("step %d: Poll by due times: next %v, %d packets, events %v; visiting every sender: %v, %d packets, events %v",
+				steps, next, out.Len(), evs, twinNext, twinOut.Len(), twinEvs)
+		}
+		for i := range out.Len() {
+			a, _ := out.Packet(i)
+			b, _ := twinOut.Packet(i)
+			if !bytes.Equal(a, b) {
+				t.Fatalf("step %d: Poll by due times sent packet %d %x; visiting every sender: %x", steps, i, a, b)
+			}
+		}
+		for _, e := range evs {
 			if e.Kind != EventCompleted || forged || e.Stream || e.Data == nil {
 				continue
 			}

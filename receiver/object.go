@@ -59,6 +59,14 @@ func (bb *blockBuf) full(i, n int) []byte {
 	if len(s) >= n {
 		return s[:n]
 	}
+	if cap(s) < n {
+		// A block's first symbol, kept at its own size (see room): moved
+		// into a slot of the buffer.
+		bb.syms[i] = nil
+		d := bb.room(i, n)
+		copy(d, s)
+		s = d[:len(s)]
+	}
 	ext := s[:n]
 	clear(ext[len(s):])
 	bb.syms[i] = ext
@@ -77,14 +85,27 @@ func (bb *blockBuf) stamp(sym int, now time.Time) {
 	bb.ats[sym] = now
 }
 
-// room returns a slot for symbol sym, symLen bytes long. The buffer grows
-// by doubling as symbols arrive: what a block costs in memory and in time
-// is paid for by the symbols received, not by the block size a packet
-// announces (a forged stream's 255 symbols of 65,535 bytes for one
-// packet would take 16.7 MB to allocate and clear).
-func (bb *blockBuf) room(sym int) []byte {
+// room returns a slot for symbol sym, to hold n bytes (at most symLen).
+// The buffer grows by doubling as symbols arrive: what a block costs in
+// memory and in time is paid for by the symbols received, not by the
+// block size a packet announces (a forged stream's 255 symbols of 65,535
+// bytes for one packet would take 16.7 MB to allocate and clear). A
+// block's first symbol gets a buffer of its own size, n bytes, which the
+// next symbol's growth (or blockBuf.full) moves into a slot: a forged
+// sender that opens a new block with every packet, as many at once do,
+// costs the receiver its packets' size, not 16 KiB or a 65,000-byte slot
+// per packet to allocate and clear.
+func (bb *blockBuf) room(sym, n int) []byte {
 	if cap(bb.syms[sym]) >= bb.symLen {
 		return bb.syms[sym][:bb.symLen]
+	}
+	if bb.used == 0 && cap(bb.buf) < bb.symLen {
+		n = max(n, 1)
+		if cap(bb.buf) < n {
+			bb.buf = make([]byte, n)
+		}
+		bb.used = 1
+		return bb.buf[:n:n]
 	}
 	if (bb.used+1)*bb.symLen > cap(bb.buf) {
 		bb.grow()

@@ -49,6 +49,10 @@ type Receiver struct {
 	arrived time.Time
 	backlog time.Duration
 	handled time.Time // when the last packet was handled
+
+	// pollEvery makes Poll visit every sender, due or not (tests compare
+	// the two).
+	pollEvery bool
 }
 
 // nackState is where a sender's repair cycle stands (RFC 5740 §5.3).
@@ -96,6 +100,14 @@ type remote struct {
 	unheld     int          // completed objects not yet confirmed by Held
 	unheldBits [1024]uint64 // their ids
 	unheldLow  uint16       // while unheld > 0, no unheld id is older
+
+	// due is when Poll must next look at this sender: its earliest timer.
+	// Zero means at the next Poll: whatever can change its state (its
+	// packets, others' feedback about it, the application's calls, another
+	// sender taking its buffers) zeroes it (see touch). Poll thus costs
+	// what is due, not a visit to every sender tracked, which matters when
+	// forged ids fill MaxSenders.
+	due time.Time
 
 	nack        nackState
 	nackAt      time.Time
@@ -194,7 +206,20 @@ func (r *Receiver) queueDelay(now time.Time) time.Duration {
 // application holds in memory, waiting to be taken: they count against
 // Config.MaxBufferBytes, so that a slow application holds the receiver
 // back (new objects are repaired later) instead of growing without bound.
-func (r *Receiver) SetAppBytes(n int64) { r.appBytes = max(n, 0) }
+func (r *Receiver) SetAppBytes(n int64) {
+	n = max(n, 0)
+	if n < r.appBytes {
+		// Room for what was deferred (ObjectsDeferred): every sender may
+		// have something to ask for again.
+		for _, s := range r.remotes {
+			s.touch()
+		}
+	}
+	r.appBytes = n
+}
+
+// touch makes the next Poll look at s (see remote.due).
+func (s *remote) touch() { s.due = time.Time{} }
 
 // Held confirms, with Config.ConfirmHeld, that the application took the
 // object of EventCompleted (held) or lost it after all (not held: then no
@@ -205,6 +230,7 @@ func (r *Receiver) Held(now time.Time, sender uint32, id uint16, held bool) {
 	if s == nil || !r.cfg.ConfirmHeld {
 		return
 	}
+	s.touch()
 	if s.unheld > 0 && s.unheldBits[id>>6]&(1<<(id&63)) != 0 {
 		s.unheldBits[id>>6] &^= 1 << (id & 63)
 		s.unheld--
@@ -298,6 +324,7 @@ func (r *Receiver) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b
 	case framing.TypeNack:
 		// Another receiver's NACK: suppression (RFC 5740 §5.3).
 		if s := r.remote(m.Nack.ServerID); s != nil && s.inst == m.Nack.InstanceID {
+			s.touch()
 			if s.hearing(now) {
 				_ = s.supp.Add(m.Nack.Content, m.Nack.FECM)
 			}
@@ -306,6 +333,7 @@ func (r *Receiver) HandlePacketAt(now, arrived time.Time, from netip.AddrPort, b
 		}
 	case framing.TypeAck:
 		if s := r.remote(m.Ack.ServerID); s != nil && s.inst == m.Ack.InstanceID {
+			s.touch()
 			r.overheardCC(s, m.Ack.Ext)
 			s.overheardPace(now, m.Ack.Ext)
 		}
@@ -341,6 +369,7 @@ func (r *Receiver) senderFor(now time.Time, from netip.AddrPort, h framing.Heade
 	case s.ended:
 		return nil
 	}
+	s.touch()
 	s.addr = from
 	s.lastHeard = now
 	s.bytes += uint64(size)
@@ -819,7 +848,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		// filled in when the symbol is used (see blockBuf.full), so a
 		// forged tiny packet claiming 64 KiB symbols costs its own size,
 		// not a 64 KiB clear.
-		dst := bb.room(sym)
+		dst := bb.room(sym, len(m.Payload))
 		nc := copy(dst, m.Payload)
 		if nc == 0 {
 			dst[0], nc = 0, 1 // present, and all zeros
@@ -1029,7 +1058,7 @@ func (r *Receiver) decodeBlock(s *remote, o *rxObject, bb *blockBuf, k int) erro
 		}
 		for i := 0; i < k; i++ {
 			if len(bb.syms[i]) == 0 {
-				bb.syms[i] = bb.room(i)[:0] // room to rebuild it in
+				bb.syms[i] = bb.room(i, o.symLen)[:0] // room to rebuild it in
 				bb.charged += int64(o.symLen)
 				r.charge(s, o, int64(o.symLen))
 			}
@@ -1178,6 +1207,7 @@ func (s *remote) markLost(id uint16) {
 }
 
 func (r *Receiver) removeObject(s *remote, o *rxObject, intact bool) {
+	s.touch() // also when another sender's packet took o's buffers (admit)
 	o.track.Release()
 	s.setFinished(o.id, true)
 	if !intact {

@@ -49,6 +49,7 @@ func (r *Receiver) HoldStream(now time.Time, sender uint32, id uint16, hold bool
 		return
 	}
 	o.stream.appHold = hold
+	s.touch()
 	if !hold {
 		r.maybeAck(now, s)
 		if _, ok := r.streamProgress(s, s.ackRef); ok && s.ackWanted && s.ackAt.IsZero() && !r.cfg.Silent {

@@ -53,6 +53,17 @@ type Config struct {
 	// otherwise uses where the kernel supports it (Linux), or where
 	// Config.Conn implements GSOWriter.
 	DisableGSO bool
+	// SendOnly makes a session that only sends. It takes from the group
+	// only the feedback senders get (NORM_NACK and NORM_ACK) and keeps no
+	// state for other senders: Accept and the receive side get nothing.
+	// On Linux, for a socket the session opens (not Config.Conn) and
+	// without Security, a socket filter drops the rest in the kernel,
+	// feedback to other senders and this session's own packets looped back
+	// included, so they do not even wake the session. Any host on the group can send
+	// under any sender id, and a session that also receives pays for each
+	// such packet (a forged sender's blocks and NACK cycles); one that
+	// only sends does not.
+	SendOnly bool
 
 	// Sender configures sending; see package sender for each field. Rate
 	// 0 means sender.DefaultRate (10 MB/s), or with CC set the congestion

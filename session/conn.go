@@ -187,6 +187,11 @@ func (c *udpConn) setup(cfg *Config) error {
 	_ = c.uc.SetWriteBuffer(wb)
 	c.rbuf, c.wbuf = socketBuffers(c.uc)
 	c.gsoOK = !cfg.DisableGSO && probeGSO(c.uc)
+	if cfg.SendOnly && cfg.Security == nil {
+		// Best effort: without the filter the session drops the same
+		// packets itself (Session.handle).
+		_ = feedbackOnly(c.uc, uint32(cfg.NodeID))
+	}
 	rd, err := newReader(c)
 	if err != nil {
 		return err

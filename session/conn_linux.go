@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shoalnet/shoal/framing"
 )
 
 // bindAddr binds the group address itself on Linux, so the socket gets
@@ -46,6 +48,47 @@ func controlSocket(network, address string, rc syscall.RawConn) error {
 		// instead of one per datagram. Where the kernel lacks it, nothing
 		// changes.
 		_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// feedbackOnly attaches a socket filter that keeps only NORM_NACK and
+// NORM_ACK datagrams, and with node set only those to node (their
+// server_id), for Config.SendOnly. The filter sees the UDP header (8
+// bytes) first: the message type is the low nibble of the payload's first
+// byte, and a NACK's or ACK's server_id is its payload's third word. UDP
+// GRO is turned off: the filter would judge a merged run of datagrams by
+// the first one.
+func feedbackOnly(uc *net.UDPConn, node uint32) error {
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	const drop, keep = 0, 0xffffffff
+	prog := []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: 8},
+		{Code: unix.BPF_ALU | unix.BPF_AND | unix.BPF_K, K: 0x0f},
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: uint32(framing.TypeNack), Jt: 1},
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: uint32(framing.TypeAck), Jf: 2},
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 8 + 8},
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: node, Jt: 1},
+		{Code: unix.BPF_RET | unix.BPF_K, K: drop},
+		{Code: unix.BPF_RET | unix.BPF_K, K: keep},
+	}
+	if node == 0 {
+		// Any server_id: a NACK or ACK goes straight to keep.
+		prog[4] = unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JA, K: 2}
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 0); serr != nil {
+			return
+		}
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
+			&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
 	})
 	if err != nil {
 		return err

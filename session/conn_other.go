@@ -26,6 +26,12 @@ func socketBuffers(uc *net.UDPConn) (r, w int) { return 0, 0 }
 
 func probeGSO(*net.UDPConn) bool { return false }
 
+// feedbackOnly is Linux-only: elsewhere the session drops what it does not
+// want itself.
+func feedbackOnly(*net.UDPConn, uint32) error {
+	return errors.New("session: socket filters are Linux-only")
+}
+
 type gsoWriter struct{}
 
 func (c *udpConn) writeGSO([]byte, int, netip.AddrPort) error {

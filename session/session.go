@@ -110,6 +110,11 @@ func New(cfg Config) (s *Session, err error) {
 	if err := checkEngineFields(&cfg); err != nil {
 		return nil, err
 	}
+	if cfg.NodeID == 0 {
+		// Drawn before the socket opens: a SendOnly socket's filter keeps
+		// only feedback to this id.
+		cfg.NodeID = NodeID(defaultNodeID())
+	}
 	c := cfg.Conn
 	if c == nil {
 		if c, err = Listen(cfg); err != nil {
@@ -149,9 +154,6 @@ func New(cfg Config) (s *Session, err error) {
 		s.seed = binary.LittleEndian.Uint64(b[:]) | 1
 	}
 	s.node = uint32(cfg.NodeID)
-	if s.node == 0 {
-		s.node = defaultNodeID()
-	}
 	if cfg.EventBuffer <= 0 {
 		cfg.EventBuffer = 1024
 	}
@@ -418,6 +420,9 @@ func (s *Session) handle(now, arrived time.Time, from netip.AddrPort, b []byte) 
 	if (h.Type == framing.TypeNack || h.Type == framing.TypeAck) && s.tx != nil {
 		_ = s.tx.HandlePacketAt(now, arrived, from, b)
 	}
+	if s.cfg.SendOnly {
+		return // no receiver state: others' feedback only serves suppression
+	}
 	if err := s.rx.HandlePacketAt(now, arrived, from, b); err != nil {
 		s.log.Debug("bad packet", "from", from, "err", err)
 	}
@@ -439,10 +444,12 @@ func (s *Session) poll(now time.Time) time.Time {
 		s.txEvents()
 		s.observeTx()
 	}
-	if t := s.rx.Poll(now, &s.out); t.Before(next) {
-		next = t
+	if !s.cfg.SendOnly {
+		if t := s.rx.Poll(now, &s.out); t.Before(next) {
+			next = t
+		}
+		s.rxEvents(now)
 	}
-	s.rxEvents(now)
 	// Waiters retry after every pass: room in the cache or a stream's
 	// buffer may come from an event, feedback, data sent or a timer. A
 	// pass has a cause of its own (a packet, a timer, a call that changed

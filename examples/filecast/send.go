@@ -148,6 +148,9 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "filecast send: %v\n", err)
 		return 2
 	}
+	// A sender takes only the feedback addressed to it: other senders'
+	// packets on the group, forged ones included, cost it nothing.
+	cfg.SendOnly = true
 	zl, log, err := newLogger(c.logLevel, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "filecast send: %v\n", err)

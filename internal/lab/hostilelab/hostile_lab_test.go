@@ -10,9 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +36,10 @@ const (
 	rxNode   = 0x0b630001
 	roleEnv  = "SHOAL_HOSTILE_LAB_SENDER"
 	groupEnv = "SHOAL_HOSTILE_LAB_GROUP"
+	// profEnv, if set in the test's environment, names a directory where
+	// each sender process writes a CPU profile (sender-PORT.pprof): where
+	// the attacks cost the sender its CPU.
+	profEnv = "SHOAL_HOSTILE_LAB_CPUPROFILE"
 )
 
 // TestMain runs the sender as a process of its own when roleEnv is set,
@@ -56,14 +63,37 @@ func pattern(n int) []byte {
 }
 
 // runSender sends one data object of size bytes and waits until the receiver
-// acknowledges it; it exits non-zero if it does not.
+// acknowledges it; it exits non-zero if it does not. It is a send-only
+// session (session.Config.SendOnly), as filecast send runs one. Before it
+// sends it writes the CPU time the process has used so far (making the
+// payload, mostly) to stderr, as "cpu before sending: NANOSECONDS".
 func runSender() int {
 	group, err := netip.ParseAddrPort(os.Getenv(groupEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	s, err := session.New(session.Config{Group: group, Interface: lab.Iface, NodeID: txNode,
+	if dir := os.Getenv(profEnv); dir != "" {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("sender-%d.pprof", group.Port())))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
+	data := pattern(size)
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	fmt.Fprintf(os.Stderr, "cpu before sending: %d\n", (time.Duration(ru.Utime.Nano()) + time.Duration(ru.Stime.Nano())).Nanoseconds())
+	s, err := session.New(session.Config{Group: group, Interface: lab.Iface, NodeID: txNode, SendOnly: true,
 		Sender: sender.Config{Rate: rate, AckingNodes: []uint32{rxNode}, FlushTime: 10 * time.Second}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -71,13 +101,13 @@ func runSender() int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	id, err := s.SendBytes(ctx, pattern(size), []byte("big"))
+	id, err := s.SendBytes(ctx, data, []byte("big"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	res, err := s.WaitAck(ctx, id)
-	fmt.Fprintf(os.Stderr, "sender stats: %+v\n", s.Stats().Sender)
+	fmt.Fprintf(os.Stderr, "sender stats: %+v\nsender rx: %+v\n", s.Stats().Sender, s.Stats().Receiver)
 	if err != nil || len(res) != 1 || res[0].Err != nil {
 		fmt.Fprintf(os.Stderr, "acknowledgement: %v %v\n", res, err)
 		return 1
@@ -184,11 +214,19 @@ func (hh *hostileHost) close() {
 	_ = hh.conn.Close()
 }
 
+// cpuFigures are a sender process's CPU times: in all, and from when it
+// began to send (without making the payload).
+type cpuFigures struct{ all, send time.Duration }
+
+func (c cpuFigures) String() string {
+	return fmt.Sprintf("CPU %v, %v of it sending", c.all.Round(time.Millisecond), c.send.Round(time.Millisecond))
+}
+
 // transfer runs one transfer of size bytes from host 0 (a sender process) to
 // host 1, with attacks from host 2 if any, and returns how long it took
 // until the receiver held the object intact, and the CPU time of the
 // sender process.
-func transfer(t *testing.T, l *lab.Lab, port int, kinds ...simrun.HostileKind) (took, cpu time.Duration) {
+func transfer(t *testing.T, l *lab.Lab, port int, kinds ...simrun.HostileKind) (took time.Duration, cpu cpuFigures) {
 	t.Helper()
 	group := netip.MustParseAddrPort("239.255.18.1:" + strconv.Itoa(port))
 	var rx *session.Session
@@ -257,14 +295,19 @@ func transfer(t *testing.T, l *lab.Lab, port int, kinds ...simrun.HostileKind) (
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%v: the sender did not end after the receiver completed", kinds)
 	}
-	cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	cpu.all = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	var before int64
+	if _, err := fmt.Sscanf(stderr.String(), "cpu before sending: %d", &before); err != nil {
+		t.Fatalf("%v: sender's output %q: %v", kinds, stderr.String(), err)
+	}
+	cpu.send = cpu.all - time.Duration(before)
 	sent := int64(0)
 	if hh != nil {
 		hh.close()
 		sent = hh.sent.Load()
 	}
-	t.Logf("%v: %v, sender CPU %v, %d hostile packets; receiver %+v; %s", kinds, took.Round(time.Millisecond),
-		cpu.Round(time.Millisecond), sent, rx.Stats().Receiver, stderr.String())
+	t.Logf("%v: %v, sender %v, %d hostile packets; receiver %+v; %s", kinds, took.Round(time.Millisecond),
+		cpu, sent, rx.Stats().Receiver, stderr.String())
 	return took, cpu
 }
 
@@ -273,15 +316,23 @@ func transfer(t *testing.T, l *lab.Lab, port int, kinds ...simrun.HostileKind) (
 // from 64 fake sender ids announcing 256 MiB in-memory objects and streams
 // of 65,000-byte symbols, while a real 32 MiB transfer goes on. It used
 // to take the sender 47 s of CPU and the transfer never ended. The
-// transfer completes intact within twice its clean time (issue 18's
-// bound), and the sender process uses at most three times its clean CPU
-// time. Issue 18 asks for twice; measured after the repair budget
-// (sender/budget.go) and symbols kept at the size that arrived, it is
-// 2.3–2.8 times: the forged senders' packets still cost the sending
-// session's receiver engine (new block buffers, a poll of every remote on
-// every pass), so the bound here is the one the code meets, and the issue
-// stays open for the rest. Timing on a shared machine is noisy: a pair of
-// runs over either bound is run once more.
+// transfer completes intact within twice its clean time, and the sender
+// process uses at most twice its clean CPU time (issue 18's bounds).
+//
+// The sender is a send-only session, as filecast send runs one: the
+// forged senders' packets, and its own looped back, are dropped by a
+// socket filter, so only the forged NACKs cost it (the repairs they get).
+// Measured on a loaded 2-core machine it uses 0.9-1.6 times its clean
+// CPU. A session that also receives pays for the 64 forged senders'
+// blocks and NACK cycles in its receiver engine as well: 2.0-2.5 times
+// the clean CPU before this bound was tightened, 1.7-2.2 times since Poll
+// skips senders with nothing due and a forged block's first symbol costs
+// its own size (BenchmarkForgedSenders in receiver), so this test does not
+// hold such a session to 2x. The CPU counts making the 32 MiB payload
+// (about 200 ms), the same in both runs; the log gives the CPU from the
+// start of sending as well, a noisier figure (its clean value is
+// 100-250 ms). Timing on a shared machine is noisy: a pair of runs over
+// either bound is run once more.
 func TestLabHostileHost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab transfers of 32 MiB")
@@ -298,12 +349,13 @@ func TestLabHostileHost(t *testing.T) {
 		port := 7180 + 2*try
 		clean, cleanCPU := transfer(t, l, port)
 		took, cpu := transfer(t, l, port+1, attacks...)
-		t.Logf("clean %v (CPU %v); under attack %v (CPU %v)", clean, cleanCPU, took, cpu)
-		if took <= 2*clean && cpu <= 3*cleanCPU {
+		t.Logf("clean %v (%v); under attack %v (%v): time %.2fx, CPU %.2fx, sending %.2fx", clean, cleanCPU, took, cpu,
+			took.Seconds()/clean.Seconds(), cpu.all.Seconds()/cleanCPU.all.Seconds(), cpu.send.Seconds()/cleanCPU.send.Seconds())
+		if took <= 2*clean && cpu.all <= 2*cleanCPU.all {
 			return
 		}
 		if try == 1 {
-			t.Fatalf("under attack the transfer took %v (clean %v) and the sender used %v of CPU (clean %v): want at most twice the time and three times the CPU",
+			t.Fatalf("under attack the transfer took %v (clean %v) and the sender used %v (clean %v): want at most twice the time and the CPU",
 				took, clean, cpu, cleanCPU)
 		}
 	}
