@@ -322,12 +322,92 @@ func (r *Receiver) finishContent() []byte {
 	return c
 }
 
-// nackDelay draws a NACK back-off delay within maxDelay.
-func (r *Receiver) nackDelay(maxDelay time.Duration, gsize float64) time.Duration {
+// backoffFraction is the share of the back-off window a receiver with
+// draw u waits, timed as one of group receivers.
+func (r *Receiver) backoffFraction(u, group float64) float64 {
 	if r.cfg.UniformBackoff {
-		return r.uniform(maxDelay)
+		return u
 	}
-	return nack.BackoffDelay(r.cfg.Rand.Float64(), maxDelay, gsize)
+	return nack.BackoffFraction(u, group)
+}
+
+// nackGroup returns the group size s's NACK back-off is timed for: about
+// how many receivers lack as much of some block as the most this one lacks
+// of a block that overheard requests do not cover (nack.BackoffGroup). It
+// walks what buildNack(s, true) would ask for.
+func (r *Receiver) nackGroup(s *remote) float64 {
+	most, symbols := 0, 0
+	if !s.synced || serialLess(s.maxObj, s.base) {
+		return s.gsize
+	}
+	i := 0
+	for id := s.base; ; id++ {
+		r.work++
+		if serialLess(s.markObj, id) {
+			break
+		}
+		var o *rxObject
+		if i < len(s.objs) && s.objs[i].id == id {
+			o = s.objs[i]
+			i++
+		}
+		n := 0
+		switch {
+		case o != nil && o.stream != nil:
+			m := o.track.Mark().Later(o.stream.flush)
+			if id == s.markObj {
+				m = s.mark
+			}
+			n = s.supp.UncoveredUpTo(&o.track, m)
+		case o != nil:
+			if p := s.passed(id); id == s.markObj && !p {
+				n = s.supp.UncoveredUpTo(&o.track, s.mark)
+			} else {
+				n = s.supp.Uncovered(&o.track, p)
+			}
+		case !s.isFinished(id) && s.passed(id) && !s.supp.CoversInfo(id) && !s.supp.CoversObject(id):
+			// A whole object missed is most likely missed by all: timed
+			// as one of the whole group.
+			return s.gsize
+		}
+		if n > most {
+			most, symbols = n, o.track.Layout().MaxBlockLen
+		}
+		if id == s.maxObj {
+			break
+		}
+	}
+	if most == 0 {
+		return s.gsize
+	}
+	return nack.BackoffGroup(s.gsize, symbols, s.packetLoss(), most)
+}
+
+// timeBackoff times s's back-off, started at nackStart with draw
+// backoffU, for the group it competes with now (nackGroup).
+func (r *Receiver) timeBackoff(s *remote) {
+	s.backoffFrac = r.backoffFraction(s.backoffU, r.nackGroup(s))
+	s.nackAt = s.nackStart.Add(time.Duration(s.backoffFrac * float64(s.grtt*time.Duration(s.backoff))))
+}
+
+// postpone is called when s's back-off ends. If overheard NACKs have since
+// covered the rarest of what it lacks, it is one of more receivers now and
+// would have been timed later: it moves the end there, keeping its draw,
+// and reports true. A back-off is never brought forward (by new losses, or
+// a flush that lets it ask for more): whatever made it rarer reached many
+// receivers at once, and all those would NACK in the same instant.
+func (r *Receiver) postpone(now time.Time, s *remote) bool {
+	f := r.backoffFraction(s.backoffU, r.nackGroup(s))
+	if f <= s.backoffFrac {
+		return false
+	}
+	s.backoffFrac = f
+	end := s.nackStart.Add(time.Duration(f * float64(s.grtt*time.Duration(s.backoff))))
+	if !end.After(now) {
+		return false
+	}
+	s.nackAt = end
+	return true
 }
 
 // maybeNack starts a NACK back-off if s has something to ask for, and marks
@@ -340,12 +420,7 @@ func (r *Receiver) maybeNack(now time.Time, s *remote) {
 		return
 	}
 	s.nack = nackBackoff
-	maxDelay := s.grtt * time.Duration(s.backoff)
-	delay := r.nackDelay(maxDelay, s.gsize)
-	s.nackStart, s.nackAt, s.backoffFrac = now, now.Add(delay), 0
-	if maxDelay > 0 {
-		s.backoffFrac = float64(delay) / float64(maxDelay)
-	}
+	s.nackStart, s.backoffU = now, r.cfg.Rand.Float64()
 	if !s.listening {
 		s.supp.Reset()
 	}
@@ -357,6 +432,7 @@ func (r *Receiver) maybeNack(now time.Time, s *remote) {
 			s.mark = s.mark.Later(o.stream.flush)
 		}
 	}
+	r.timeBackoff(s)
 }
 
 // Poll appends due feedback to out and returns when it wants to be called
@@ -399,7 +475,7 @@ func (r *Receiver) Poll(now time.Time, out *framing.Outbox) time.Time {
 
 func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 	r.retime(now, s)
-	if s.nack == nackBackoff && !now.Before(s.nackAt) {
+	if s.nack == nackBackoff && !now.Before(s.nackAt) && !r.postpone(now, s) {
 		content := r.buildNack(s, true)
 		if len(content) == 0 {
 			r.stats.NacksSuppressed++
@@ -490,9 +566,9 @@ func (r *Receiver) retime(now time.Time, s *remote) {
 		window := s.grtt * time.Duration(s.backoff)
 		end = s.nackStart.Add(time.Duration(s.backoffFrac * float64(window)))
 		if end.Before(s.nackAt) && !end.After(now) && now.Before(s.nackAt) && window > 0 {
-			delay := r.nackDelay(window, s.gsize)
-			s.nackStart, s.backoffFrac = now, float64(delay)/float64(window)
-			end = now.Add(delay)
+			s.nackStart, s.backoffU = now, r.cfg.Rand.Float64()
+			r.timeBackoff(s)
+			return
 		}
 	case nackHoldoff:
 		end = s.nackStart.Add(nack.NackHoldoff(s.grtt, float64(s.backoff)) + s.holdExtra)
