@@ -69,35 +69,89 @@ func (s *Suppressor) CoversUpTo(o *Object, m Mark) bool {
 }
 
 func (s *Suppressor) covers(o *Object, it needIter) bool {
+	return s.uncovered(o, it, false) == 0
+}
+
+// Uncovered returns the most symbols that one block of o, among those
+// Covers(o, flush) looks at, still needs and the requests heard do not
+// cover: 0 when they cover everything. A block nothing has arrived for
+// counts as its length, and a missing NORM_INFO as the object's longest
+// block. It is what a receiver's NACK back-off is timed by (see
+// BackoffGroup): the receivers that miss the most of some block are the
+// few whose NACK no other can stand in for.
+func (s *Suppressor) Uncovered(o *Object, flush bool) int {
+	return s.uncovered(o, o.needs(flush), true)
+}
+
+// UncoveredUpTo is Uncovered for what o was missing at Mark m (see
+// CoversUpTo).
+func (s *Suppressor) UncoveredUpTo(o *Object, m Mark) int {
+	return s.uncovered(o, o.needsTo(m), true)
+}
+
+// uncovered returns the most symbols a block of it needs that the table
+// does not cover, 0 if none; without all it stops at the first such block
+// (and returns at least 1).
+func (s *Suppressor) uncovered(o *Object, it needIter, all bool) int {
 	t := &s.t
 	off := t.off(o.id)
 	if t.objects.Test(int(off)) {
-		return true
+		return 0
 	}
+	most := 0
 	if o.info && !t.info.Test(int(off)) {
-		return false
+		if !all {
+			return 1
+		}
+		most = max(o.layout.MaxBlockLen, 1)
 	}
 	for n, ok := it.nextNeed(); ok; n, ok = it.nextNeed() {
 		if i := t.spanCovering(off, n.first); i >= 0 && t.spans[i].last >= n.last {
 			continue
 		}
 		if n.kind == needBlocks {
-			return false
-		}
-		needed, _ := o.wanted(n, &s.want)
-		if s.want.FirstSet() < 0 {
+			if !all {
+				return 1
+			}
+			most = max(most, o.layout.MaxBlockLen, 1)
 			continue
 		}
-		e := t.find(off, n.first)
-		if e == nil {
-			return false
-		}
-		if needed <= o.layout.Parity && e.erasures >= needed {
+		needed, parityOnly := o.wanted(n, &s.want)
+		if s.want.FirstSet() < 0 || needed <= most {
 			continue
 		}
-		if !s.want.subsetOf(&e.syms) {
-			return false
+		if e := t.find(off, n.first); e != nil {
+			if parityOnly && needed <= freshParity(n.s, o.layout.Parity) && max(e.erasures, e.counted) >= needed {
+				continue
+			}
+			if s.want.subsetOf(&e.syms) {
+				continue
+			}
 		}
+		if !all {
+			return 1
+		}
+		most = needed
 	}
-	return true
+	return most
+}
+
+// freshParity returns how many of a block's p parity symbols the sender can
+// still have unsent, as far as this receiver can tell: those above the
+// highest parity id that reached it. A sender answers a request for n
+// symbols of a block with n parity symbols it has not sent before, while it
+// has them, and any of those fill any receiver's erasures; so a receiver
+// that needs at most n, and at most what is fresh, is covered by that
+// request whichever ids it names. Receivers name the parity ids they lack,
+// which differ from receiver to receiver once repairs have been lost, so
+// comparing ids would cover almost no one after the first repair round.
+func freshParity(s *slot, p int) int {
+	hi := -1
+	for i := s.mask.NextSet(s.k); i >= 0 && i < s.k+p; i = s.mask.NextSet(i + 1) {
+		hi = i
+	}
+	if hi < 0 {
+		return p
+	}
+	return s.k + p - 1 - hi
 }

@@ -96,9 +96,17 @@ func TestSuppression(t *testing.T) {
 		{name: "parity ids asked", parity: 4, flush: true, covered: true, heard: [][]byte{content(t,
 			req{ranges, seg, [][3]int{{3, 1, 10}, {3, 1, 12}}},
 			req{ranges, blk, [][3]int{{3, 2, 0}, {3, 3, 0}}})}},
-		{name: "other parity ids asked", parity: 4, flush: true, covered: false, heard: [][]byte{content(t,
+		// A sender reads the number of ids as a count and sends that
+		// many fresh parity symbols, whichever ids were named.
+		{name: "as many other parity ids asked", parity: 4, flush: true, covered: true, heard: [][]byte{content(t,
 			req{items, seg, [][3]int{{3, 1, 12}, {3, 1, 13}}},
 			req{ranges, blk, [][3]int{{3, 2, 0}, {3, 3, 0}}})}},
+		{name: "fewer other parity ids asked", parity: 4, flush: true, covered: false, heard: [][]byte{content(t,
+			req{items, seg, [][3]int{{3, 1, 13}}},
+			req{ranges, blk, [][3]int{{3, 2, 0}, {3, 3, 0}}})}},
+		{name: "parity ids asked in two NACKs count apart", parity: 4, flush: true, covered: false, heard: [][]byte{
+			content(t, req{items, seg, [][3]int{{3, 1, 12}}}, req{ranges, blk, [][3]int{{3, 2, 0}, {3, 3, 0}}}),
+			content(t, req{items, seg, [][3]int{{3, 1, 13}}})}},
 		{name: "erasure count enough", parity: 4, flush: true, covered: true, heard: [][]byte{content(t,
 			req{erasures, seg, [][3]int{{3, 1, 3}}},
 			req{ranges, blk, [][3]int{{3, 2, 0}, {3, 3, 0}}})}},
@@ -145,6 +153,47 @@ func TestSuppression(t *testing.T) {
 			s.Add(b.Content(), 0)
 			if !s.Covers(o, tc.flush) {
 				t.Fatalf("own ERASURES NACK does not cover: %s", describe(t, b.Content(), 0))
+			}
+		})
+	}
+}
+
+// TestSuppressionFreshParity: a count of parity symbols covers a receiver
+// only while the sender can still have that many it has not sent, for the
+// sender resends named ids once its fresh parity is used up.
+func TestSuppressionFreshParity(t *testing.T) {
+	// Another receiver asked for two parity ids of block 0 (k 10, parity
+	// 4): the sender will send the next two it has not sent, or, once it
+	// has none left, resend these two.
+	heard := content(t, req{items, seg, [][3]int{{3, 0, 12}, {3, 0, 13}}})
+	for _, tc := range []struct {
+		name    string
+		parity  []int // parity ids this receiver got; it lost 3 source symbols
+		covered bool
+	}{
+		{"needs 3", nil, false},
+		{"needs 2, parity 10 seen", []int{10}, true},
+		{"needs 1, parity 11 and 12 seen", []int{11, 12}, true},
+		{"needs 2, parity 12 seen: one fresh left", []int{12}, false},
+		{"needs 2, parity 13 seen: none fresh", []int{13}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newObject(t, NewPool(2, 64), 3, Layout{Blocks: 1, MaxBlockLen: 10, Parity: 4})
+			recv(t, o, 0, 10, 10, 2, 5, 7)
+			for _, p := range tc.parity {
+				o.Receive(0, uint16(p), 10)
+			}
+			s := NewSuppressor(4, 64)
+			s.Add(heard, 0)
+			if got := s.Covers(o, true); got != tc.covered {
+				t.Fatalf("Covers = %v, want %v", got, tc.covered)
+			}
+			want := 0
+			if !tc.covered {
+				want = 3 - len(tc.parity)
+			}
+			if u := s.Uncovered(o, true); u != want {
+				t.Fatalf("Uncovered = %d, want %d", u, want)
 			}
 		})
 	}

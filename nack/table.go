@@ -18,6 +18,7 @@ type table struct {
 	base    uint16
 	objects Bitmask // object offsets requested whole
 	info    Bitmask // object offsets whose NORM_INFO was requested
+	objSet  bool    // objects or info may have bits set (both are sized on first use)
 	entries []entry // storage, made in chunks as needed; the first used are in use
 	limit   int     // entries the table may make
 	used    int
@@ -49,8 +50,6 @@ const objectIDs = 1 << 16
 func newTable(blocks, symbols int, widen bool) table {
 	blocks, symbols = max(blocks, 1), max(symbols, 1)
 	return table{
-		objects: *NewBitmask(objectIDs),
-		info:    *NewBitmask(objectIDs),
 		limit:   blocks,
 		symbols: symbols,
 		widen:   widen,
@@ -81,10 +80,24 @@ func (t *table) grow() bool {
 	return true
 }
 
+// objMasks makes the object-level bitmasks ready to set: 16 KiB that most
+// receivers' suppressors never need (only whole objects and NORM_INFO are
+// asked for at that level), made on first use and cleared only when used.
+func (t *table) objMasks() {
+	if t.objects.Len() == 0 {
+		t.objects.Resize(objectIDs)
+		t.info.Resize(objectIDs)
+	}
+	t.objSet = true
+}
+
 func (t *table) reset(base uint16) {
 	t.base = base
-	t.objects.Reset()
-	t.info.Reset()
+	if t.objSet {
+		t.objects.Reset()
+		t.info.Reset()
+		t.objSet = false
+	}
 	t.used = 0
 	t.index = t.index[:0]
 	t.spans = t.spans[:0]
@@ -181,6 +194,7 @@ func (t *table) addItem(level framing.RepairFlags, form framing.RepairForm, info
 	case framing.RepairObject, framing.RepairInfo:
 		// A range of objects is taken as written, wrapping if last comes
 		// before first, as the reference implementation does.
+		t.objMasks()
 		n := int(last.ObjectID-first.ObjectID) + 1
 		if level == framing.RepairObject {
 			t.setObjects(&t.objects, fo, n)
@@ -191,6 +205,7 @@ func (t *table) addItem(level framing.RepairFlags, form framing.RepairForm, info
 		return true
 	}
 	if info {
+		t.objMasks()
 		t.info.Set(int(fo))
 	}
 	if last.ObjectID != first.ObjectID {
@@ -303,6 +318,7 @@ func (t *table) addSpan(off uint16, first, last uint32) {
 	if len(s) == t.limit {
 		if t.widen {
 			t.widened++
+			t.objMasks()
 			t.objects.Set(int(off))
 		}
 		return

@@ -25,11 +25,20 @@ func BackoffDelay(u float64, maxDelay time.Duration, groupSize float64) time.Dur
 	if maxDelay <= 0 {
 		return 0
 	}
+	t := time.Duration(BackoffFraction(u, groupSize) * float64(maxDelay))
+	return min(max(t, 0), maxDelay)
+}
+
+// BackoffFraction is BackoffDelay as a fraction of maxDelay, in [0, 1]: for
+// a receiver that keeps its draw u and times its back-off again when the
+// group it competes with changes (see BackoffGroup). For a given u it
+// grows with groupSize.
+func BackoffFraction(u, groupSize float64) float64 {
 	if !(u > 0) { // also catches NaN
 		return 0
 	}
 	if u >= 1 {
-		return maxDelay
+		return 1
 	}
 	if !(groupSize > 1) { // also catches NaN
 		groupSize = 1
@@ -39,8 +48,60 @@ func BackoffDelay(u float64, maxDelay time.Duration, groupSize float64) time.Dur
 	// e^λ out of the logarithm gives T + T/λ · ln(u + (1-u)e^-λ), which
 	// does not.
 	x := 1 + math.Log(u+(1-u)*math.Exp(-lambda))/lambda
-	t := time.Duration(x * float64(maxDelay))
-	return min(max(t, 0), maxDelay)
+	return min(max(x, 0), 1)
+}
+
+// BackoffGroup returns the group size a receiver times its NACK back-off
+// for (BackoffDelay), when the sender advertises group and the receiver's
+// worst block still lacks erasures of its symbols, at its loss rate loss:
+// about how many receivers of the group lack as many in a block.
+//
+// A NACK is of use only if it asks for something no other receiver has
+// asked for, and with FEC what one receiver asks for a block (a number of
+// parity symbols) covers every receiver that lacks as many or fewer. So
+// when many blocks are in play, the receivers whose NACKs nobody else's
+// can stand in for are those with the most erasures in some block, and
+// they are few: timing each receiver as one of the many that lack as much
+// as it does lets those few speak first, and their NACKs suppress the
+// rest. Timed as one of the whole group, every receiver waits for the end
+// of the window, where the few are as late as everyone else and a record
+// count in any one block makes a receiver NACK.
+//
+// The count is taken as Poisson with mean symbols × loss. A count that
+// fewer than one receiver in the group should see by chance (symbols lost
+// on the way to everyone, a whole block missed) is more likely shared by
+// many, and the rarer it is the more: the group returned is then the
+// inverse of the expected number, up to group, rather than 1, which would
+// make every receiver that lost it NACK at once.
+func BackoffGroup(group float64, symbols int, loss float64, erasures int) float64 {
+	if !(group > 1) {
+		return 1
+	}
+	mu := float64(symbols) * loss
+	if erasures <= 0 || !(mu > 0) || float64(erasures) <= mu {
+		return group
+	}
+	// P(X >= erasures) for X ~ Poisson(mu), summed upward from the first
+	// term; past the mean the terms shrink at least geometrically.
+	term := math.Exp(-mu + float64(erasures)*math.Log(mu) - lgamma(erasures+1))
+	tail := 0.0
+	for i := erasures; i < erasures+256 && term > tail*1e-9; i++ {
+		tail += term
+		term *= mu / float64(i+1)
+	}
+	g := group * tail
+	if g < 1 {
+		if g <= 1/group {
+			return group
+		}
+		g = 1 / g
+	}
+	return min(max(g, 1), group)
+}
+
+func lgamma(n int) float64 {
+	v, _ := math.Lgamma(float64(n))
+	return v
 }
 
 // NackHoldoff returns how long a receiver waits after its NACK back-off

@@ -131,3 +131,64 @@ func TestHoldoffAndAggregation(t *testing.T) {
 		t.Error("hold-off is not aggregation window + GRTT")
 	}
 }
+
+// TestBackoffGroup: a receiver is timed as one of those that lack as much
+// of a block: about group × P(Poisson(64 × 1.5%) >= erasures).
+func TestBackoffGroup(t *testing.T) {
+	const group, k, p = 1000.0, 64, 0.015
+	mu := k * p
+	poissonTail := func(c int) float64 {
+		s, term := 0.0, math.Exp(-mu)
+		for i := 0; i < c; i++ {
+			s += term
+			term *= mu / float64(i+1)
+		}
+		return 1 - s
+	}
+	prev := group
+	for c := 1; c <= 5; c++ {
+		got, want := BackoffGroup(group, k, p, c), group*poissonTail(c)
+		if math.Abs(got-want) > 1e-6*want {
+			t.Errorf("%d erasures: group %.4g, want %.4g", c, got, want)
+		}
+		if got >= prev {
+			t.Errorf("%d erasures: group %.4g, not below %.4g for one fewer", c, got, prev)
+		}
+		prev = got
+	}
+	// Rarer than one receiver in the group by chance: shared by many, the
+	// more the rarer; a whole block missed counts as missed by all.
+	if g6, g8 := BackoffGroup(group, k, p, 6), BackoffGroup(group, k, p, 8); !(g6 < g8 && g8 < group) {
+		t.Errorf("6 and 8 erasures: groups %.4g and %.4g, want growing below %v", g6, g8, group)
+	}
+	for _, tc := range []struct {
+		name string
+		got  float64
+	}{
+		{"whole block", BackoffGroup(group, k, p, k)},
+		{"no erasures", BackoffGroup(group, k, p, 0)},
+		{"no loss seen", BackoffGroup(group, k, 0, 3)},
+		{"at most the mean", BackoffGroup(group, k, 0.5, 20)},
+		{"NaN loss", BackoffGroup(group, k, math.NaN(), 3)},
+	} {
+		if tc.got != group {
+			t.Errorf("%s: group %v, want %v", tc.name, tc.got, group)
+		}
+	}
+	if g := BackoffGroup(0.5, k, p, 3); g != 1 {
+		t.Errorf("group below 1: %v", g)
+	}
+	if g := BackoffGroup(group, 1<<16, 1e-9, 1<<16); g < 1 || g > group {
+		t.Errorf("huge block: group %v outside [1, %v]", g, group)
+	}
+	// BackoffDelay is BackoffFraction of the window.
+	for _, u := range []float64{0, 0.1, 0.5, 0.99, 1} {
+		d := BackoffDelay(u, time.Second, 300)
+		if f := BackoffFraction(u, 300); math.Abs(float64(d)-f*float64(time.Second)) > 1 {
+			t.Errorf("u=%v: delay %v, fraction %v", u, d, f)
+		}
+	}
+	if BackoffFraction(0.5, 10) >= BackoffFraction(0.5, 1000) {
+		t.Error("a larger group does not wait longer for the same draw")
+	}
+}

@@ -135,10 +135,11 @@ type Config struct {
 	// progress before it is aborted with ErrRepairTimeout. 0 means 20.
 	RepairCycles int
 	// UniformBackoff draws NACK back-off delays uniformly over the window
-	// instead of from RFC 5740's truncated exponential distribution. It
-	// exists to show, in simulations, what the exponential timers save: a
-	// uniform draw lets many more receivers fire before the first NACK
-	// reaches them.
+	// instead of from RFC 5740's truncated exponential distribution (timed,
+	// by default, for the receivers that lack as much of a block as this
+	// one does, see nack.BackoffGroup). It exists to show, in simulations,
+	// what the exponential timers save: a uniform draw lets many more
+	// receivers fire before the first NACK reaches them.
 	UniformBackoff bool
 	// SharedPayloads promises that a packet passed to HandlePacket is
 	// never modified afterwards, so the receiver may keep its symbols by

@@ -113,6 +113,7 @@ type remote struct {
 	nackAt      time.Time
 	nackStart   time.Time     // when the back-off or hold-off began
 	backoffFrac float64       // the back-off's share of its window, for retime
+	backoffU    float64       // the back-off's random draw, kept as its group changes
 	holdExtra   time.Duration // the receiver's own backlog added to the hold-off
 	supp        *nack.Suppressor
 	listenFrom  time.Time // in hold-off: when overheard NACKs start to count for the next cycle
@@ -154,6 +155,10 @@ type remote struct {
 
 	// Loss and receive-rate estimation from the sender's sequence numbers.
 	loss      congestion.LossHistory
+	seqNext   uint16 // the sequence number expected next
+	seqSeen   bool
+	pktsGot   uint32 // packets received and lost (by sequence gaps), for
+	pktsLost  uint32 // the loss rate NACK timing assumes (see nackGroup)
 	rateBytes int
 	ratePkts  int
 	rateStart time.Time
@@ -470,6 +475,7 @@ func (r *Receiver) countSeq(now time.Time, s *remote, seq uint16, size int) {
 		s.rateStart, s.rateBytes, s.ratePkts = now, 0, 0
 	}
 	s.loss.Packet(now, seq, s.rtt(), s.seedLoss)
+	s.countLoss(seq)
 	// The pace reported to the sender is measured over a longer window: a
 	// receiver that falls behind is usually short of CPU, and a window of
 	// a few milliseconds would measure the scheduler's time slices.
@@ -481,6 +487,36 @@ func (r *Receiver) countSeq(now time.Time, s *remote, seq uint16, size int) {
 		s.paceRate = float64(s.paceBytes) / el.Seconds()
 		s.paceStart, s.paceBytes = now, 0
 	}
+}
+
+// countLoss counts the packets received and lost from the sender's
+// sequence numbers: the raw packet loss rate, which NACK timing needs (the
+// loss event rate of congestion control counts a burst as one). Gaps of
+// more than a few thousand, or packets from before, are taken as a restart
+// or reordering rather than loss. Halving both counts now and then makes
+// the rate follow a path that changes.
+func (s *remote) countLoss(seq uint16) {
+	s.pktsGot++
+	if s.seqSeen {
+		if gap := seq - s.seqNext; gap < 4096 {
+			s.pktsLost += uint32(gap)
+		} else if gap < 1<<15 {
+			s.seqNext = seq + 1
+			return
+		} else {
+			return // late: reordered or duplicated
+		}
+	}
+	s.seqNext, s.seqSeen = seq+1, true
+	if s.pktsGot+s.pktsLost >= 1<<20 {
+		s.pktsGot, s.pktsLost = s.pktsGot/2, s.pktsLost/2
+	}
+}
+
+// packetLoss returns the packet loss rate counted by countLoss, with half
+// a loss added so that it is never 0 once a loss made a NACK due.
+func (s *remote) packetLoss() float64 {
+	return (float64(s.pktsLost) + 0.5) / (float64(s.pktsGot+s.pktsLost) + 1)
 }
 
 // seedLoss is the loss event rate at which the rate equation gives the

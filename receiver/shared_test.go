@@ -70,7 +70,7 @@ func TestUniformBackoff(t *testing.T) {
 		var sum time.Duration
 		const n = 4000
 		for range n {
-			d := r.nackDelay(window, 1000)
+			d := time.Duration(r.backoffFraction(r.cfg.Rand.Float64(), 1000) * float64(window))
 			if d < 0 || d > window {
 				t.Fatalf("delay %v outside [0, %v]", d, window)
 			}
