@@ -87,7 +87,8 @@ func quickGrid() sweepGrid {
 }
 
 // runSweep runs a grid of simulated (and with -lab, lab) transfers, writes
-// every run to DIR/sweep.csv and draws the plots into DIR as PNG and SVG.
+// every run to DIR/sweep.csv and draws the plots into DIR as PNG and SVG;
+// with -lab, bench filecast's line for each loss rate goes to DIR/filecast.txt.
 func runSweep(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench sweep", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -116,6 +117,13 @@ func runSweep(args []string, stdout, stderr io.Writer) int {
 	if *withLab {
 		total += len(g.labLosses)
 	}
+	if *withLab {
+		// filecast.txt gathers this sweep's bench filecast lines only.
+		if err := os.Remove(filepath.Join(*out, "filecast.txt")); err != nil && !os.IsNotExist(err) {
+			fmt.Fprintf(stderr, "bench sweep: %v\n", err)
+			return 1
+		}
+	}
 	bar := newProgress(stderr, total)
 	var points []sweepPoint
 	for _, j := range jobs {
@@ -133,7 +141,7 @@ func runSweep(args []string, stdout, stderr io.Writer) int {
 		for _, loss := range g.labLosses {
 			label := "lab filecast/uftp/libnorm loss=" + pctName(loss)
 			bar.start(label)
-			ps, err := labPoints(g, loss, stderr)
+			ps, err := labPoints(g, loss, filepath.Join(*out, "filecast.txt"))
 			if err != nil {
 				bar.done()
 				fmt.Fprintf(stderr, "bench sweep: %s: %v\n", label, err)
@@ -252,14 +260,26 @@ func (j simJob) run() (sweepPoint, error) {
 }
 
 // labPoints runs bench filecast at one loss rate and returns a point per
-// implementation that ran.
-func labPoints(g sweepGrid, loss float64, stderr io.Writer) ([]sweepPoint, error) {
+// implementation that ran. It appends bench filecast's line to lines, so
+// that the figures behind the plot can be quoted as printed.
+func labPoints(g sweepGrid, loss float64, lines string) ([]sweepPoint, error) {
 	var out bytes.Buffer
 	args := []string{"-size", strconv.FormatInt(g.labSize, 10), "-rounds", strconv.Itoa(g.labRounds),
 		"-loss", strconv.FormatFloat(loss, 'g', -1, 64)}
 	var log bytes.Buffer
 	if code := runFilecast(args, &out, &log); code != 0 {
 		return nil, fmt.Errorf("bench filecast %s failed:\n%s", strings.Join(args, " "), log.String())
+	}
+	f, err := os.OpenFile(lines, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	_, werr := f.Write(out.Bytes())
+	if err := f.Close(); werr == nil {
+		werr = err
+	}
+	if werr != nil {
+		return nil, werr
 	}
 	fields := map[string]string{}
 	for _, f := range strings.Fields(out.String()) {
