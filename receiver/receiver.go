@@ -796,7 +796,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		return nil
 	}
 	if bb == nil {
-		bb = r.bufs.get(b, n, o.symLen, r.cfg.SharedPayloads, &r.work)
+		bb = r.bufs.get(b, n, o.symLen, r.cfg.SharedPayloads, o.proven, &r.work)
 		o.blocks = append(o.blocks, bb)
 		s.blocks++
 		r.blocks++
@@ -934,6 +934,7 @@ func (r *Receiver) deliverBlock(s *remote, o *rxObject, bb *blockBuf, k int, las
 	if err != nil {
 		return err
 	}
+	o.proven = true
 	o.dropBlock(bb)
 	r.releaseBlock(s, o, bb)
 	return nil

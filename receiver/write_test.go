@@ -215,3 +215,37 @@ func TestBlockSinkTakesBuffer(t *testing.T) {
 		t.Fatalf("object taken wrong:\n got %x\nwant %x", got, want)
 	}
 }
+
+// TestProvenWholeBuffers: a block of an object that has written a block
+// gets its whole buffer at once; one of an object not proven yet starts
+// small and grows with the symbols that arrive (a forged packet costs its
+// own size), and so does one kept by reference.
+func TestProvenWholeBuffers(t *testing.T) {
+	const n, symLen = 6, 4000
+	var p bufPool
+	var work uint64
+	if bb := p.get(0, n, symLen, false, false, &work); bb.room(0) == nil || cap(bb.buf) >= n*symLen {
+		t.Fatalf("unproven block took %d bytes at its first symbol", cap(bb.buf))
+	}
+	if bb := p.get(1, n, symLen, false, true, &work); cap(bb.buf) != n*symLen {
+		t.Fatalf("proven block has %d bytes of buffer, want %d", cap(bb.buf), n*symLen)
+	}
+	if bb := p.get(2, n, symLen, true, true, &work); cap(bb.buf) != 0 {
+		t.Fatalf("shared-payload block has %d bytes of buffer", cap(bb.buf))
+	}
+	// Writing a block proves the object.
+	w := &recordWriter{b: make([]byte, 400)}
+	r := newRx(t, Config{Sink: func(ObjectInfo) (io.WriterAt, error) { return w, nil }})
+	pk := &pkt{inst: 1}
+	handle(t, r, t0, pk.data(t, 1, 800, 0, 0, make([]byte, 100)))
+	o := r.remotes[0].objs[0]
+	if o.proven {
+		t.Fatal("object proven before a block was written")
+	}
+	for i := 1; i < 4; i++ {
+		handle(t, r, t0, pk.data(t, 1, 800, 0, uint16(i), make([]byte, 100)))
+	}
+	if !o.proven {
+		t.Fatal("object not proven after a block was written")
+	}
+}
