@@ -289,6 +289,7 @@ func (s *Session) wakeWaiters() {
 // sent, read until the next deadline or packet, repeat.
 func (s *Session) run() {
 	defer close(s.done)
+	got := 0 // messages the last read returned
 	for {
 		now := nowFunc()
 		s.mu.Lock()
@@ -301,7 +302,14 @@ func (s *Session) run() {
 			return
 		}
 		s.disk.waitRoom(s.quit)
+		if d := s.cfg.ReadCoalesce; d > 0 && got > 0 && got < len(s.rmsgs) {
+			// Let packets gather rather than wake up for every few.
+			if w := min(d, next.Sub(nowFunc())); w > 0 {
+				time.Sleep(w)
+			}
+		}
 		n, err := s.c.ReadBatch(s.rmsgs, next)
+		got = n
 		if err != nil {
 			s.fail(err)
 			return
