@@ -161,11 +161,35 @@ func (d *diskWriter) putLocked(j diskJob) {
 		d.running = true
 		go d.run()
 	}
+	// Data waits for more, so that the goroutine wakes up once per
+	// diskWakeBytes rather than once per block (a wake-up costs the
+	// loop's thread a futex and a context switch); anything else, and
+	// kick, wakes it at once.
+	if j.op != diskWrite && j.op != diskBlock || d.bytes >= diskWakeBytes {
+		d.wakeLocked()
+	}
+}
+
+// diskWakeBytes is how much data the disk writer lets gather before it
+// wakes up for it.
+const diskWakeBytes = 1 << 20
+
+func (d *diskWriter) wakeLocked() {
 	if d.idle {
 		d.idle = false
 		close(d.more)
 		d.more = make(chan struct{})
 	}
+}
+
+// kick has the goroutine write what is queued. The session's loop calls
+// it when it finds no packets waiting: the data need not wait for more.
+func (d *diskWriter) kick() {
+	d.mu.Lock()
+	if len(d.jobs) > 0 {
+		d.wakeLocked()
+	}
+	d.mu.Unlock()
 }
 
 // close lets the goroutine finish the queue and exit.
@@ -193,6 +217,7 @@ func (d *diskWriter) waitRoom(quit <-chan struct{}) {
 			d.mu.Unlock()
 			return
 		}
+		d.wakeLocked()
 		ch := d.room
 		d.roomWaiters++
 		d.mu.Unlock()

@@ -55,3 +55,56 @@ func TestDiskBlockSpares(t *testing.T) {
 	s.disk.close()
 	<-s.disk.exited
 }
+
+// TestDiskWakeBatched: the disk writer wakes up for data only once a
+// batch has gathered (or when kicked), and at once for anything else.
+func TestDiskWakeBatched(t *testing.T) {
+	s := &Session{}
+	s.disk = newDiskWriter(s)
+	defer func() {
+		s.disk.close()
+		<-s.disk.exited
+	}()
+	w := &memAt{}
+	a := &asyncSink{s: s, w: w}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for i := 0; ; i++ {
+			s.disk.mu.Lock()
+			ok := cond()
+			s.disk.mu.Unlock()
+			if ok {
+				return
+			}
+			if i == 5000 {
+				t.Fatalf("waited 5 s for %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	idle := func() bool { return s.disk.idle && len(s.disk.jobs) == 0 }
+	a.WriteBlock([]byte("first"), []receiver.Piece{{Off: 0, B: []byte("first")}})
+	waitFor("the first block", idle)
+	small := []byte("small")
+	a.WriteBlock(small, []receiver.Piece{{Off: 100, B: small}})
+	time.Sleep(20 * time.Millisecond)
+	s.disk.mu.Lock()
+	queued := len(s.disk.jobs)
+	s.disk.mu.Unlock()
+	if queued != 1 || len(w.b) > 100 {
+		t.Fatalf("a small block did not wait for more: %d queued, %d bytes written", queued, len(w.b))
+	}
+	s.disk.kick()
+	waitFor("the kicked block", idle)
+	if string(w.b[100:]) != "small" {
+		t.Fatalf("written %q", w.b[100:])
+	}
+	big := make([]byte, diskWakeBytes)
+	a.WriteBlock(big, []receiver.Piece{{Off: 200, B: big}})
+	waitFor("a batch's worth", idle)
+	if len(w.b) != 200+diskWakeBytes {
+		t.Fatalf("%d bytes written", len(w.b))
+	}
+	s.disk.put(diskJob{op: diskAbort, sk: a})
+	waitFor("an abort", idle)
+}

@@ -315,7 +315,8 @@ func (s *Session) run() {
 			return
 		}
 		if n == 0 {
-			continue // deadline or wake-up
+			s.disk.kick() // nothing more is coming right now
+			continue      // deadline or wake-up
 		}
 		// A whole batch is handled under one lock, before the engines
 		// are polled again: polling per packet costs more than the
