@@ -34,10 +34,12 @@ type rxObject struct {
 	stream  *rxStream
 	moved   bool // a new symbol arrived since the last NACK cycle
 	waiting bool // a symbol was dropped for room the application holds
-	// proven: a block of the object was written, so its FTI is the one
-	// the sender uses, and its blocks get whole buffers at once (see
-	// bufPool.get).
-	proven bool
+	// proven: a block of the object was written, or as many symbols as a
+	// whole block has arrived, so the object is the sender's (a forger
+	// pays a block's worth of packets), and its blocks get whole buffers
+	// at once (see bufPool.get).
+	proven  bool
+	symbols int // symbols taken in, counted until proven
 }
 
 // blockBuf holds the symbols of one partially received block until any k of

@@ -810,6 +810,13 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	o.seen = true
 	o.hiBlock = max(o.hiBlock, b)
+	if !o.proven {
+		// As many symbols as a whole block has prove the object as well
+		// as a written block does: under heavy loss no block completes
+		// before the first repair.
+		o.symbols++
+		o.proven = o.symbols >= o.maxK+o.parity
+	}
 	bb.charged += need
 	r.charge(s, o, need)
 	if r.cfg.SharedPayloads && len(m.Payload) == o.symLen {

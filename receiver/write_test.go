@@ -216,8 +216,8 @@ func TestBlockSinkTakesBuffer(t *testing.T) {
 	}
 }
 
-// TestProvenWholeBuffers: a block of an object that has written a block
-// gets its whole buffer at once; one of an object not proven yet starts
+// TestProvenWholeBuffers: a block of an object that has written a block,
+// or taken in a block's worth of symbols, gets its whole buffer at once; one of an object not proven yet starts
 // small and grows with the symbols that arrive (a forged packet costs its
 // own size), and so does one kept by reference.
 func TestProvenWholeBuffers(t *testing.T) {
@@ -247,5 +247,14 @@ func TestProvenWholeBuffers(t *testing.T) {
 	}
 	if !o.proven {
 		t.Fatal("object not proven after a block was written")
+	}
+	// So do a whole block's worth of symbols (4+2) spread over blocks
+	// none of which is complete, as under heavy loss.
+	for b := range 6 {
+		handle(t, r, t0, pk.data(t, 2, 3200, uint32(b), 0, make([]byte, 100)))
+		o2 := r.remotes[0].objs[1]
+		if o2.proven != (b == 5) {
+			t.Fatalf("after %d symbols of object 2: proven %v", b+1, o2.proven)
+		}
 	}
 }
