@@ -34,6 +34,12 @@ type rxObject struct {
 	stream  *rxStream
 	moved   bool // a new symbol arrived since the last NACK cycle
 	waiting bool // a symbol was dropped for room the application holds
+	// proven: a block of the object was written, or as many symbols as a
+	// whole block has arrived, so the object is the sender's (a forger
+	// pays a block's worth of packets), and its blocks get whole buffers
+	// at once (see bufPool.get).
+	proven  bool
+	symbols int // symbols taken in, counted until proven
 }
 
 // blockBuf holds the symbols of one partially received block until any k of
@@ -182,9 +188,14 @@ const maxSpareBytes = 8 << 20
 // maxSpares bounds the spares get searches.
 const maxSpares = 64
 
-func (p *bufPool) get(block uint32, n, symLen int, shared bool, work *uint64) *blockBuf {
+func (p *bufPool) get(block uint32, n, symLen int, shared, proven bool, work *uint64) *blockBuf {
 	// A spare big enough for the whole block, else any with symbol room
-	// (its buffer then grows as symbols arrive).
+	// (its buffer then grows as symbols arrive). A block of a proven object
+	// that finds no whole spare gets a whole buffer at once: under loss
+	// more blocks wait for repair than there are spares, and growing a new
+	// buffer by doubling copies and allocates it twice over. A forged
+	// packet for such an object costs one buffer of the size the sender's
+	// own blocks have, within the blocks the receiver tracks.
 	pick := -1
 	for i := len(p.free) - 1; i >= 0; i-- {
 		*work++
@@ -207,6 +218,9 @@ func (p *bufPool) get(block uint32, n, symLen int, shared bool, work *uint64) *b
 		p.bytes -= cap(bb.buf)
 	} else {
 		bb = &blockBuf{syms: make([][]byte, n)}
+	}
+	if proven && !shared && cap(bb.buf) < n*symLen {
+		bb.buf = make([]byte, n*symLen)
 	}
 	bb.block, bb.complete, bb.symLen, bb.used, bb.charged = block, false, symLen, 0, 0
 	bb.buf = bb.buf[:cap(bb.buf)]

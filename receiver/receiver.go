@@ -25,6 +25,7 @@ type Receiver struct {
 	bufs     bufPool
 	builder  *nack.Builder
 	waiting  []*blockBuf // scratch for storeMemory
+	pieces   []Piece     // scratch for deliverBlock
 	buffer   int64       // bytes held in object and block buffers and bitmaps
 	blocks   int         // block buffers held, over all senders
 
@@ -860,7 +861,7 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		return nil
 	}
 	if bb == nil {
-		bb = r.bufs.get(b, n, o.symLen, r.cfg.SharedPayloads, &r.work)
+		bb = r.bufs.get(b, n, o.symLen, r.cfg.SharedPayloads, o.proven, &r.work)
 		o.blocks = append(o.blocks, bb)
 		s.blocks++
 		r.blocks++
@@ -874,6 +875,13 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	o.seen = true
 	o.hiBlock = max(o.hiBlock, b)
+	if !o.proven {
+		// As many symbols as a whole block has prove the object as well
+		// as a written block does: under heavy loss no block completes
+		// before the first repair.
+		o.symbols++
+		o.proven = o.symbols >= o.maxK+o.parity
+	}
 	bb.charged += need
 	r.charge(s, o, need)
 	if r.cfg.SharedPayloads && len(m.Payload) == o.symLen {
@@ -952,6 +960,7 @@ func (r *Receiver) deliverBlock(s *remote, o *rxObject, bb *blockBuf, k int, las
 	// Symbols that sit side by side in the block's buffer and in the object
 	// go down in one write: a syscall per packet would cost a file receiver
 	// a third of its CPU.
+	pieces := r.pieces[:0]
 	start, at, end := 0, uint64(0), 0 // run: bb.buf[start:end] belongs at offset at
 	for i := 0; i < k; i++ {
 		r.work++
@@ -964,24 +973,40 @@ func (r *Receiver) deliverBlock(s *remote, o *rxObject, bb *blockBuf, k int, las
 			continue
 		}
 		if end > start {
-			if _, err := o.sink.WriteAt(bb.buf[start:end], int64(at)); err != nil {
-				return err
-			}
+			pieces = append(pieces, Piece{int64(at), bb.buf[start:end]})
 			end = start
 		}
 		if inPlace {
 			start, at, end = pos, off, pos+n
 			continue
 		}
-		if _, err := o.sink.WriteAt(sym, int64(off)); err != nil {
-			return err
-		}
+		pieces = append(pieces, Piece{int64(off), sym})
 	}
 	if end > start {
-		if _, err := o.sink.WriteAt(bb.buf[start:end], int64(at)); err != nil {
-			return err
+		pieces = append(pieces, Piece{int64(at), bb.buf[start:end]})
+	}
+	var err error
+	if bs, ok := o.sink.(BlockSink); ok && !bb.shared {
+		// Every symbol is in bb.buf (only shared payloads are kept
+		// elsewhere): the sink takes the buffer, and the block goes on
+		// with the spare it gives back.
+		var spare []byte
+		spare, err = bs.WriteBlock(bb.buf, pieces)
+		bb.buf, bb.used = spare[:cap(spare)], 0
+		clear(bb.syms)
+	} else {
+		for _, p := range pieces {
+			if _, err = o.sink.WriteAt(p.B, p.Off); err != nil {
+				break
+			}
 		}
 	}
+	clear(pieces) // no references to a buffer the sink took
+	r.pieces = pieces[:0]
+	if err != nil {
+		return err
+	}
+	o.proven = true
 	o.dropBlock(bb)
 	r.releaseBlock(s, o, bb)
 	return nil

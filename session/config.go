@@ -64,6 +64,15 @@ type Config struct {
 	// such packet (a forged sender's blocks and NACK cycles); one that
 	// only sends does not.
 	SendOnly bool
+	// ReadCoalesce, if set, lets received packets gather in the socket
+	// for up to this long after a read that found some, so that a
+	// receiver at a high packet rate wakes up and reads once per batch
+	// rather than every few packets: each wake-up costs more CPU than the
+	// packets it reads. Packets wait that much longer (their kernel
+	// receive times still count for round-trip times), and so may a Send
+	// or Close. For bulk receivers (filecast recv uses 500µs); 0 reads as
+	// soon as a packet is there.
+	ReadCoalesce time.Duration
 
 	// Sender configures sending; see package sender for each field. Rate
 	// 0 means sender.DefaultRate (10 MB/s), or with CC set the congestion

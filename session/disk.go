@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shoalnet/shoal/receiver"
 )
 
 // The application's file destinations (Config.FileSink, and the files
@@ -27,6 +29,7 @@ const (
 	diskWrite                    // write b at off
 	diskCommit                   // all written: close, rename, finish the object
 	diskAbort                    // the object failed: drop the temporary file
+	diskBlock                    // write blk's pieces, then keep its buffer as a spare
 )
 
 type diskJob struct {
@@ -34,7 +37,8 @@ type diskJob struct {
 	sk  *asyncSink
 	off int64
 	b   *[]byte
-	o   *Object // diskCommit
+	blk *blockJob // diskBlock
+	o   *Object   // diskCommit
 	// diskCommit: the object's NORM_INFO, which may have arrived after
 	// the object started.
 	name []byte
@@ -64,6 +68,27 @@ func (a *asyncSink) WriteAt(b []byte, off int64) (int, error) {
 	return len(b), nil
 }
 
+// blockJob is a complete block the engine handed over with its buffer.
+type blockJob struct {
+	buf    []byte
+	pieces []receiver.Piece
+}
+
+var _ receiver.BlockSink = (*asyncSink)(nil)
+
+var blockJobs = sync.Pool{New: func() any { return new(blockJob) }}
+
+// WriteBlock queues a complete block without copying it: the queue keeps
+// the engine's buffer until the block is written, and the engine goes on
+// with a spare buffer from blocks written before. Called by the engine
+// with s.mu held.
+func (a *asyncSink) WriteBlock(buf []byte, pieces []receiver.Piece) ([]byte, error) {
+	j := blockJobs.Get().(*blockJob)
+	j.buf = buf
+	j.pieces = append(j.pieces[:0], pieces...)
+	return a.s.disk.putBlock(diskJob{op: diskBlock, sk: a, blk: j}), nil
+}
+
 // diskWriter is the queue and its goroutine.
 type diskWriter struct {
 	s       *Session
@@ -81,7 +106,14 @@ type diskWriter struct {
 	room        chan struct{}
 	roomWaiters int
 	exited      chan struct{} // closed when the goroutine has exited (or never ran)
+	// spares are the buffers of blocks written, for the engine to take
+	// for blocks to come in place of the ones it hands over.
+	spares     [][]byte
+	spareBytes int
 }
+
+// maxDiskSpareBytes bounds the memory the spares keep.
+const maxDiskSpareBytes = 8 << 20
 
 func newDiskWriter(s *Session) *diskWriter {
 	return &diskWriter{s: s, more: make(chan struct{}), room: make(chan struct{}), exited: make(chan struct{})}
@@ -90,6 +122,31 @@ func newDiskWriter(s *Session) *diskWriter {
 func (d *diskWriter) put(j diskJob) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.putLocked(j)
+}
+
+// putBlock queues a diskBlock job and returns a spare buffer for the
+// engine, as big as the one it hands over.
+func (d *diskWriter) putBlock(j diskJob) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	want := cap(j.blk.buf)
+	d.putLocked(j)
+	for n := len(d.spares); n > 0; n = len(d.spares) {
+		b := d.spares[n-1]
+		d.spares[n-1] = nil
+		d.spares = d.spares[:n-1]
+		d.spareBytes -= cap(b)
+		if cap(b) >= want {
+			return b
+		}
+	}
+	// The blocks under way hold every buffer: one more. In a steady
+	// stream they come back as fast as they go.
+	return make([]byte, want)
+}
+
+func (d *diskWriter) putLocked(j diskJob) {
 	if d.closed {
 		return
 	}
@@ -97,15 +154,42 @@ func (d *diskWriter) put(j diskJob) {
 	if j.b != nil {
 		d.bytes += int64(len(*j.b))
 	}
+	if j.blk != nil {
+		d.bytes += int64(cap(j.blk.buf))
+	}
 	if !d.running {
 		d.running = true
 		go d.run()
 	}
+	// Data waits for more, so that the goroutine wakes up once per
+	// diskWakeBytes rather than once per block (a wake-up costs the
+	// loop's thread a futex and a context switch); anything else, and
+	// kick, wakes it at once.
+	if j.op != diskWrite && j.op != diskBlock || d.bytes >= diskWakeBytes {
+		d.wakeLocked()
+	}
+}
+
+// diskWakeBytes is how much data the disk writer lets gather before it
+// wakes up for it.
+const diskWakeBytes = 1 << 20
+
+func (d *diskWriter) wakeLocked() {
 	if d.idle {
 		d.idle = false
 		close(d.more)
 		d.more = make(chan struct{})
 	}
+}
+
+// kick has the goroutine write what is queued. The session's loop calls
+// it when it finds no packets waiting: the data need not wait for more.
+func (d *diskWriter) kick() {
+	d.mu.Lock()
+	if len(d.jobs) > 0 {
+		d.wakeLocked()
+	}
+	d.mu.Unlock()
 }
 
 // close lets the goroutine finish the queue and exit.
@@ -133,6 +217,7 @@ func (d *diskWriter) waitRoom(quit <-chan struct{}) {
 			d.mu.Unlock()
 			return
 		}
+		d.wakeLocked()
 		ch := d.room
 		d.roomWaiters++
 		d.mu.Unlock()
@@ -177,10 +262,20 @@ func (d *diskWriter) run() {
 		if j.b != nil {
 			d.bytes -= int64(len(*j.b))
 			diskBufs.Put(j.b)
-			if d.roomWaiters > 0 {
-				close(d.room)
-				d.room = make(chan struct{})
+		}
+		if blk := j.blk; blk != nil {
+			d.bytes -= int64(cap(blk.buf))
+			if d.spareBytes+cap(blk.buf) <= maxDiskSpareBytes {
+				d.spares = append(d.spares, blk.buf)
+				d.spareBytes += cap(blk.buf)
 			}
+			clear(blk.pieces)
+			blk.buf, blk.pieces = nil, blk.pieces[:0]
+			blockJobs.Put(blk)
+		}
+		if (j.b != nil || j.blk != nil) && d.roomWaiters > 0 {
+			close(d.room)
+			d.room = make(chan struct{})
 		}
 		d.mu.Unlock()
 	}
@@ -209,18 +304,10 @@ func (d *diskWriter) do(j diskJob) {
 		a.file = &fileSink{f: f, dir: s.cfg.Dir}
 		a.w = a.file
 	case diskWrite:
-		if a.aborted.Load() || a.err != nil {
-			return
-		}
-		b := *j.b
-		switch {
-		case a.mem != nil:
-			if need := int(j.off) + len(b); need > a.mem.Len() {
-				a.mem.Write(make([]byte, need-a.mem.Len()))
-			}
-			copy(a.mem.Bytes()[j.off:], b)
-		case a.w != nil:
-			_, a.err = a.w.WriteAt(b, j.off)
+		a.write(*j.b, j.off)
+	case diskBlock:
+		for _, p := range j.blk.pieces {
+			a.write(p.B, p.Off)
 		}
 	case diskAbort:
 		if a.file != nil {
@@ -241,6 +328,23 @@ func (d *diskWriter) do(j diskJob) {
 			data = a.mem.Bytes()
 		}
 		s.committed(j.o, path, data, err)
+	}
+}
+
+// write writes b at off to the object's destination, unless the object
+// failed. Called by the disk writer.
+func (a *asyncSink) write(b []byte, off int64) {
+	if a.aborted.Load() || a.err != nil {
+		return
+	}
+	switch {
+	case a.mem != nil:
+		if need := int(off) + len(b); need > a.mem.Len() {
+			a.mem.Write(make([]byte, need-a.mem.Len()))
+		}
+		copy(a.mem.Bytes()[off:], b)
+	case a.w != nil:
+		_, a.err = a.w.WriteAt(b, off)
 	}
 }
 

@@ -291,6 +291,7 @@ func (s *Session) wakeWaiters() {
 // sent, read until the next deadline or packet, repeat.
 func (s *Session) run() {
 	defer close(s.done)
+	got := 0 // messages the last read returned
 	for {
 		now := nowFunc()
 		s.mu.Lock()
@@ -303,13 +304,21 @@ func (s *Session) run() {
 			return
 		}
 		s.disk.waitRoom(s.quit)
+		if d := s.cfg.ReadCoalesce; d > 0 && got > 0 && got < len(s.rmsgs) {
+			// Let packets gather rather than wake up for every few.
+			if w := min(d, next.Sub(nowFunc())); w > 0 {
+				time.Sleep(w)
+			}
+		}
 		n, err := s.c.ReadBatch(s.rmsgs, next)
+		got = n
 		if err != nil {
 			s.fail(err)
 			return
 		}
 		if n == 0 {
-			continue // deadline or wake-up
+			s.disk.kick() // nothing more is coming right now
+			continue      // deadline or wake-up
 		}
 		// A whole batch is handled under one lock, before the engines
 		// are polled again: polling per packet costs more than the

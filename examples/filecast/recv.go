@@ -27,8 +27,25 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	rxLoss := fs.String("rx-loss", "0", "drop this share of received packets (seeded), e.g. 1%")
 	tolerate := fs.Bool("tolerate-loss", false, "with a --cc sender: count a lost packet as congestion only if another is lost within the round trip (random loss on a radio link)")
 	linger := fs.Duration("linger", 5*time.Second, "with --count: after the last file, stay this long (or until the sender ends) to answer its acknowledgement requests")
+	coalesce := fs.Duration("read-coalesce", 500*time.Microsecond, "let packets gather in the socket this long between reads while data flows: fewer wake-ups, less CPU (0: read at once)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the receiver to this file (default: $FILECAST_CPUPROFILE.PID if that is set)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuProfile == "" {
+		// The environment reaches receivers that another program starts
+		// (bench filecast), one profile per process.
+		if p := os.Getenv("FILECAST_CPUPROFILE"); p != "" {
+			*cpuProfile = fmt.Sprintf("%s.%d", p, os.Getpid())
+		}
+	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "filecast recv: %v\n", err)
+			return 1
+		}
+		defer stopProfile()
 	}
 	if *dir == "" {
 		fmt.Fprintln(stderr, "filecast recv: --dir is required")
@@ -65,6 +82,7 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 		cfg.Conn = session.NewLossConn(pc, session.Loss{}, session.Loss{Rate: loss}, cfg.Seed)
 	}
 	cfg.Tracer = debugTracer(c.logLevel, log)
+	cfg.ReadCoalesce = *coalesce
 	cfg.Receiver.Silent = *silent
 	cfg.Receiver.TolerateLoss = *tolerate
 	// Interrupted or terminated, the receiver still closes its session and

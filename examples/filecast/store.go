@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -48,7 +47,7 @@ func digestOf(ext framing.Extensions) ([32]byte, bool) {
 type store struct {
 	dir string
 	mu  sync.Mutex
-	tmp map[objKey]*os.File
+	tmp map[objKey]*hashingFile
 	// finishing counts the finish calls under way, for cleanup to await.
 	finishing sync.WaitGroup
 }
@@ -66,7 +65,7 @@ func newStore(dir string) (*store, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	return &store{dir: dir, tmp: map[objKey]*os.File{}}, nil
+	return &store{dir: dir, tmp: map[objKey]*hashingFile{}}, nil
 }
 
 // sink is the session's FileSink: a temporary file per object.
@@ -75,10 +74,11 @@ func (s *store) sink(info session.ObjectInfo) (io.WriterAt, error) {
 	if err != nil {
 		return nil, err
 	}
+	hf := newHashingFile(f)
 	s.mu.Lock()
-	s.tmp[objKey{uint32(info.Sender), uint16(info.ID)}] = f
+	s.tmp[objKey{uint32(info.Sender), uint16(info.ID)}] = hf
 	s.mu.Unlock()
-	return f, nil
+	return hf, nil
 }
 
 // cleanup removes the temporary file of every object not finished: those
@@ -90,7 +90,8 @@ func (s *store) cleanup() {
 	s.finishing.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, f := range s.tmp {
+	for k, hf := range s.tmp {
+		f := hf.f
 		f.Close()
 		os.Remove(f.Name())
 		delete(s.tmp, k)
@@ -117,9 +118,13 @@ var errDigest = errors.New("SHA-256 differs from the sender's")
 func (s *store) finish(info session.ObjectInfo, werr error) result {
 	k := objKey{uint32(info.Sender), uint16(info.ID)}
 	s.mu.Lock()
-	f := s.tmp[k]
+	hf := s.tmp[k]
 	delete(s.tmp, k)
 	s.mu.Unlock()
+	var f *os.File
+	if hf != nil {
+		f = hf.f
+	}
 	r := result{Sender: nodeName(uint32(info.Sender)), Name: string(info.Info), Bytes: info.Size}
 	fail := func(err error) result {
 		if f != nil {
@@ -135,16 +140,11 @@ func (s *store) finish(info session.ObjectInfo, werr error) result {
 	if f == nil {
 		return fail(errors.New("no data was written"))
 	}
-	h := sha256.New()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fail(err)
-	}
-	n, err := io.Copy(h, f)
+	// Most of the file was hashed as it was written (see hashingFile).
+	sum, n, err := hf.sum()
 	if err != nil {
 		return fail(err)
 	}
-	var sum [32]byte
-	h.Sum(sum[:0])
 	r.SHA256, r.Bytes = hex.EncodeToString(sum[:]), uint64(n)
 	if want, ok := digestOf(info.InfoExt); ok {
 		if want != sum {
