@@ -521,9 +521,14 @@ func (s *remote) packetLoss() float64 {
 }
 
 // seedLoss is the loss event rate at which the rate equation gives the
-// current receive rate: the start of the loss history (RFC 5348 §6.3.1).
+// current receive rate, or half the sender's advertised rate if that is
+// more: the start of the loss history (RFC 5348 §6.3.1). The half is what
+// TCP keeps when a loss ends its slow start (it halves its window); a flow
+// that starts beside another gets a receive rate held down by the queue the
+// other keeps full, and seeded from that alone it would take many loss
+// events to claim its share.
 func (s *remote) seedLoss() float64 {
-	return congestion.LossForRate(float64(s.segment()), s.rtt(), s.recvRate)
+	return congestion.LossForRate(float64(s.segment()), s.rtt(), max(s.recvRate, s.ccRate/2))
 }
 
 func (s *remote) rtt() time.Duration {
