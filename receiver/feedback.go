@@ -96,6 +96,7 @@ func (r *Receiver) handleCmd(now time.Time, s *remote, c *framing.Cmd) {
 				}
 			}
 		}
+		s.ccLimited = limited
 		if r.cfg.Silent {
 			return
 		}

@@ -128,6 +128,7 @@ type remote struct {
 	probeValid bool
 	ccSeq      uint16
 	ccRate     float64 // sender's advertised rate, bytes/s
+	ccLimited  bool    // the sender's latest probe named a limiting receiver
 	ccRTT      time.Duration
 	ccFlags    framing.CCFlags
 	ccAt       time.Time // pending ACK(CC) time, zero if none
@@ -521,14 +522,22 @@ func (s *remote) packetLoss() float64 {
 }
 
 // seedLoss is the loss event rate at which the rate equation gives the
-// current receive rate, or half the sender's advertised rate if that is
-// more: the start of the loss history (RFC 5348 §6.3.1). The half is what
-// TCP keeps when a loss ends its slow start (it halves its window); a flow
-// that starts beside another gets a receive rate held down by the queue the
-// other keeps full, and seeded from that alone it would take many loss
-// events to claim its share.
+// current receive rate, or, under congestion control, half the sender's
+// advertised rate if that is more: the start of the loss history (RFC 5348
+// §6.3.1). The half is what TCP keeps when a loss ends its slow start (it
+// halves its window); a flow that starts beside another gets a receive rate
+// held down by the queue the other keeps full, and seeded from that alone
+// it would take many loss events to claim its share. A sender without a
+// limiting receiver (no congestion control) sends at a fixed rate the loss
+// says nothing about, and the rates its receivers report only decide which
+// probe answers suppress which: seeded from that rate they would all be
+// alike, and suppress few.
 func (s *remote) seedLoss() float64 {
-	return congestion.LossForRate(float64(s.segment()), s.rtt(), max(s.recvRate, s.ccRate/2))
+	rate := s.recvRate
+	if s.ccLimited {
+		rate = max(rate, s.ccRate/2)
+	}
+	return congestion.LossForRate(float64(s.segment()), s.rtt(), rate)
 }
 
 func (s *remote) rtt() time.Duration {
