@@ -206,8 +206,8 @@ func (p *bufPool) get(block uint32, n, symLen int, shared, proven bool, work *ui
 		if pick < 0 || cap(f.buf) >= n*symLen {
 			pick = i
 		}
-		if cap(f.buf) >= n*symLen {
-			break
+		if cap(f.buf) >= n*symLen || shared {
+			break // shared spares have no buffer: the first fit is as good
 		}
 	}
 	var bb *blockBuf
@@ -256,10 +256,11 @@ func (p *bufPool) put(bb *blockBuf, shared bool) {
 	// for repair at once and are freed together when it comes; keeping
 	// only a few made the receiver allocate (and fault in) fresh buffers
 	// at the packet rate for the blocks after them.
+	// Shared spares are only symbol tables, kept as for any receiver: a
+	// receiver holds no more of them than it had blocks waiting at once,
+	// while dropping them made a block's worth of garbage per block for
+	// the collector, which dominated simulations of ten thousand receivers.
 	spares := maxSpares
-	if shared {
-		spares = 4 // thousands of simulated receivers each keep their own
-	}
 	if len(p.free) < spares && p.bytes+cap(bb.buf) <= maxSpareBytes {
 		p.free = append(p.free, bb)
 		p.bytes += cap(bb.buf)

@@ -18,8 +18,18 @@ import (
 
 // Receiver is the receiver engine. It is not safe for concurrent use.
 type Receiver struct {
+	// The fields every packet and poll touch come first, on the same few
+	// cache lines: a simulation of thousands of receivers finds each
+	// receiver's state out of cache, and every line is a miss.
+	remotes []*remote
+	events  []Event
+	// arrived is when the packet being handled reached the host; backlog
+	// is how long it waited to be processed (see HandlePacketAt).
+	arrived time.Time
+	backlog time.Duration
+	handled time.Time // when the last packet was handled
+
 	cfg      Config
-	remotes  []*remote
 	rejected map[uint32]bool
 	pool     *nack.Pool
 	bufs     bufPool
@@ -42,14 +52,7 @@ type Receiver struct {
 	ext     framing.Extensions
 	seq     uint16
 
-	events []Event
-	stats  Stats
-
-	// arrived is when the packet being handled reached the host; backlog
-	// is how long it waited to be processed (see HandlePacketAt).
-	arrived time.Time
-	backlog time.Duration
-	handled time.Time // when the last packet was handled
+	stats Stats
 
 	// pollEvery makes Poll visit every sender, due or not (tests compare
 	// the two).
@@ -206,6 +209,9 @@ func (r *Receiver) Stats() Stats {
 // before this receiver handles it: the last packet's wait, less the time
 // since, during which the queue drained.
 func (r *Receiver) queueDelay(now time.Time) time.Duration {
+	if r.backlog <= 0 && !now.Before(r.handled) {
+		return 0 // the common case, without time.Time.Sub's cost per poll
+	}
 	return max(r.backlog-now.Sub(r.handled), 0)
 }
 
