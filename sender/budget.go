@@ -254,8 +254,15 @@ func (s *Sender) itemCost(r framing.RepairRequest, first, last framing.SymbolRef
 			return max(n, 1), blocks
 		}
 		o := s.object(first.ObjectID)
-		if o == nil || o.stream != nil {
+		if o == nil {
 			return 1, 0
+		}
+		if o.stream != nil {
+			// Answered with the blocks in the ring (see repairFor); not
+			// cut, as the cut starts at block 0, which a stream may have
+			// overwritten.
+			fb, lb := s.streamRepairSpan(o)
+			return int(max(lb-fb+1, 0))*k + 1, 0
 		}
 		n := int(lastSentBlock(o) + 1)
 		return max(n*k, 1), n

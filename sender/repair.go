@@ -62,6 +62,14 @@ func (s *Sender) plan(agg *nack.Aggregator, q int) bool {
 			s.addSquelch(r.Object)
 			continue
 		}
+		if o.stream != nil && r.Level == framing.RepairObject && len(o.info) > 0 {
+			// The stream asked for whole: its NORM_INFO first, which the
+			// receiver lost with the rest.
+			info := repairJob{obj: r.Object, level: framing.RepairInfo}
+			if s.queueRepair(o, info, q) {
+				queued = true
+			}
+		}
 		if j, ok := s.repairFor(o, r); ok && s.queueRepair(o, j, q) {
 			queued = true
 		}
@@ -77,8 +85,17 @@ func (s *Sender) repairFor(o *txObject, r nack.Repair) (repairJob, bool) {
 		// get the squelch that moves receivers past the gap.
 		switch {
 		case r.Level == framing.RepairObject:
-			s.squelch = true // the stream itself goes on: no listing
-			return j, false
+			// A receiver that lost all it was sent of the stream knows
+			// only its id and asks for it whole (libnorm does). A squelch
+			// would name the oldest cached object, which tells it
+			// nothing, and it would ask forever: it gets the blocks still
+			// in the ring instead (and the NORM_INFO, see plan).
+			first, last := s.streamRepairSpan(o)
+			if last < first {
+				return j, false
+			}
+			j.block, j.lastBlock = uint32(first), uint32(last)
+			return j, true
 		case r.Level == framing.RepairInfo:
 		case o.blockLen(int(r.Block)) == 0 && uint64(r.Block)*uint64(st.k) < st.sealed:
 			s.squelch = true
@@ -157,6 +174,19 @@ func (s *Sender) repairFor(o *txObject, r nack.Repair) (repairJob, bool) {
 		return j, false
 	}
 	return j, true
+}
+
+// streamRepairSpan returns the blocks of stream o that a request for it
+// whole is answered with: from the oldest block whole in the ring (and not
+// past the stream's maximum age) through the last one sent (last < first
+// if none).
+func (s *Sender) streamRepairSpan(o *txObject) (first, last int64) {
+	st := o.stream
+	f := (ringFloor(st) + uint64(st.k) - 1) / uint64(st.k)
+	if st.age != nil {
+		f = max(f, s.agedFloorBlock(o))
+	}
+	return int64(f), lastSentBlock(o)
 }
 
 // lastSentBlock returns the last block of o whose data has been sent (in
