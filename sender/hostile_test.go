@@ -697,20 +697,10 @@ func TestConfirmedCloseUnderBulk(t *testing.T) {
 		if err := s.SetWatermark(id); err != nil {
 			t.Fatal(err)
 		}
-		var ref framing.SymbolRef
-		for _, m := range drain(s, now, 5*time.Millisecond) {
-			if m.Type == framing.TypeCmd && m.Cmd.Flavor == framing.FlavorFlush && m.Cmd.NodeCount() > 0 {
-				ref = m.Cmd.Ref
-			}
-		}
+		ref := watermarkRef(s, now, 5*time.Millisecond)
 		now = now.Add(5 * time.Millisecond)
 		if ack {
-			payload, err := framing.AppendSymbolRef(nil, ref, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			feed(t, s, now, &framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: 2},
-				ServerID: 1, InstanceID: s.InstanceID(), AckType: framing.AckFlush, Payload: payload})
+			ackWatermark(t, s, now, 2, ref)
 		}
 		s.Close()
 		s.SetRate(1e4) // the forged passes outlast the test

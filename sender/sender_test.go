@@ -435,20 +435,10 @@ func TestQuickEndWhenConfirmed(t *testing.T) {
 		if err := s.SetWatermark(id); err != nil {
 			t.Fatal(err)
 		}
-		var ref framing.SymbolRef
-		for _, m := range drain(s, now, 5*time.Millisecond) {
-			if m.Type == framing.TypeCmd && m.Cmd.Flavor == framing.FlavorFlush && m.Cmd.NodeCount() > 0 {
-				ref = m.Cmd.Ref
-			}
-		}
+		ref := watermarkRef(s, now, 5*time.Millisecond)
 		now = now.Add(5 * time.Millisecond)
 		if ack {
-			payload, err := framing.AppendSymbolRef(nil, ref, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			feed(t, s, now, &framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: 2},
-				ServerID: 1, InstanceID: s.InstanceID(), AckType: framing.AckFlush, Payload: payload})
+			ackWatermark(t, s, now, 2, ref)
 		}
 		s.Close()
 		closed := time.Duration(-1)
@@ -537,4 +527,28 @@ func TestIdleStreamDropsSilentReceiver(t *testing.T) {
 	if more := s.Stats().FlowRequests - asked; more != 0 {
 		t.Fatalf("%d more watermark requests after dropping the only receiver", more)
 	}
+}
+
+// watermarkRef drains s for d from now and returns the position named by
+// the last flush that asks nodes to acknowledge it (a watermark).
+func watermarkRef(s *Sender, now time.Time, d time.Duration) framing.SymbolRef {
+	var ref framing.SymbolRef
+	for _, m := range drain(s, now, d) {
+		if m.Type == framing.TypeCmd && m.Cmd.Flavor == framing.FlavorFlush && m.Cmd.NodeCount() > 0 {
+			ref = m.Cmd.Ref
+		}
+	}
+	return ref
+}
+
+// ackWatermark feeds s node's positive acknowledgement of the watermark at
+// ref.
+func ackWatermark(t *testing.T, s *Sender, now time.Time, node uint32, ref framing.SymbolRef) {
+	t.Helper()
+	payload, err := framing.AppendSymbolRef(nil, ref, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, s, now, &framing.Ack{Header: framing.Header{Type: framing.TypeAck, SourceID: node},
+		ServerID: 1, InstanceID: s.InstanceID(), AckType: framing.AckFlush, Payload: payload})
 }
