@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoalnet/shoal/framing"
+	"github.com/shoalnet/shoal/internal/bitrate"
 	"github.com/shoalnet/shoal/internal/simnet"
 	"github.com/shoalnet/shoal/internal/simrun"
 	"github.com/shoalnet/shoal/receiver"
@@ -142,7 +143,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "filecast demo: %v\n", err)
 		return 2
 	}
-	bits, err := parseBits(*rateS)
+	bits, err := bitrate.Parse(*rateS)
 	if err != nil {
 		fmt.Fprintf(stderr, "filecast demo: %v\n", err)
 		return 2

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shoalnet/shoal/internal/bitrate"
 	"github.com/shoalnet/shoal/session"
 )
 
@@ -157,10 +158,10 @@ func TestCollectTree(t *testing.T) {
 }
 
 func TestFlagsParse(t *testing.T) {
-	if v, err := parseBits("1.5G"); err != nil || v != 1.5e9 {
+	if v, err := bitrate.Parse("1.5G"); err != nil || v != 1.5e9 {
 		t.Fatal(v, err)
 	}
-	if _, err := parseBits("fast"); err == nil {
+	if _, err := bitrate.Parse("fast"); err == nil {
 		t.Fatal("bad rate accepted")
 	}
 	if v, err := parsePct("5%"); err != nil || v != 0.05 {

@@ -77,24 +77,6 @@ func newLogger(level string, w io.Writer) (*zap.Logger, *slog.Logger, error) {
 	return zl, slog.New(zapslog.NewHandler(core)), nil
 }
 
-// parseBits reads a bit rate such as 100M, 1.5G or 800k (bits/s).
-func parseBits(s string) (float64, error) {
-	mult := 1.0
-	switch {
-	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
-		mult, s = 1e3, s[:len(s)-1]
-	case strings.HasSuffix(s, "M"):
-		mult, s = 1e6, s[:len(s)-1]
-	case strings.HasSuffix(s, "G"):
-		mult, s = 1e9, s[:len(s)-1]
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || !(v > 0) {
-		return 0, fmt.Errorf("bad rate %q (bits per second, e.g. 100M)", s)
-	}
-	return v * mult, nil
-}
-
 // parsePct reads a percentage such as 5% or 0.5.
 func parsePct(s string) (float64, error) {
 	p, pct := strings.CutSuffix(s, "%")

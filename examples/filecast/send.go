@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/shoalnet/shoal/congestion"
+	"github.com/shoalnet/shoal/internal/bitrate"
 	"github.com/shoalnet/shoal/sender"
 	"github.com/shoalnet/shoal/session"
 )
@@ -159,7 +160,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	defer zl.Sync()
 	var bits, maxBits float64 // 0: the default
 	if *rate != "" {
-		if bits, err = parseBits(*rate); err != nil {
+		if bits, err = bitrate.Parse(*rate); err != nil {
 			fmt.Fprintf(stderr, "filecast send: --rate: %v\n", err)
 			return 2
 		}
@@ -167,7 +168,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		bits = 100e6
 	}
 	if *maxRate != "" {
-		if maxBits, err = parseBits(*maxRate); err != nil {
+		if maxBits, err = bitrate.Parse(*maxRate); err != nil {
 			fmt.Fprintf(stderr, "filecast send: --max-rate: %v\n", err)
 			return 2
 		}

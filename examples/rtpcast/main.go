@@ -33,11 +33,10 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/shoalnet/shoal/internal/bitrate"
 	"github.com/shoalnet/shoal/sender"
 	"github.com/shoalnet/shoal/session"
 	"github.com/shoalnet/shoal/shoalrtp"
@@ -71,24 +70,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// parseRate reads a bit rate such as 8M, 1.5G or 800k (bits/s).
-func parseRate(s string) (float64, error) {
-	mult := 1.0
-	switch {
-	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
-		mult, s = 1e3, s[:len(s)-1]
-	case strings.HasSuffix(s, "M"):
-		mult, s = 1e6, s[:len(s)-1]
-	case strings.HasSuffix(s, "G"):
-		mult, s = 1e9, s[:len(s)-1]
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("bad rate %q", s)
-	}
-	return v * mult, nil
 }
 
 type common struct {
@@ -143,7 +124,7 @@ func runSend(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rate, err := parseRate(*rateS)
+	rate, err := bitrate.Parse(*rateS)
 	if err != nil {
 		return fmt.Errorf("--rate: %v", err)
 	}
