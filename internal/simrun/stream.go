@@ -125,15 +125,22 @@ func (st *streamTx) write(s *sender.Sender, sc *Scenario) error {
 		}
 		st.msg, st.off = st.msg+1, 0
 	}
-	if !st.closed {
-		switch err := s.CloseStream(st.id); {
-		case errors.Is(err, sender.ErrCacheFull):
-			return nil
-		case err != nil:
-			return err
-		}
-		st.closed = true
+	return st.close(s)
+}
+
+// close ends the stream once everything is written; a full cache makes it
+// try again at the next poll.
+func (st *streamTx) close(s *sender.Sender) error {
+	if st.closed {
+		return nil
 	}
+	switch err := s.CloseStream(st.id); {
+	case errors.Is(err, sender.ErrCacheFull):
+		return nil
+	case err != nil:
+		return err
+	}
+	st.closed = true
 	return nil
 }
 
@@ -167,16 +174,7 @@ func (st *streamTx) writeFramed(s *sender.Sender, sc *Scenario) error {
 		st.writtenAt = append(st.writtenAt, st.now)
 		st.msg++
 	}
-	if !st.closed {
-		switch err := s.CloseStream(st.id); {
-		case errors.Is(err, sender.ErrCacheFull):
-			return nil
-		case err != nil:
-			return err
-		}
-		st.closed = true
-	}
-	return nil
+	return st.close(s)
 }
 
 // streamRx checks what a receiver delivers of the stream: the bytes, in
