@@ -117,15 +117,7 @@ func (r *Receiver) nextHeld(o *rxObject) (pos uint64, since time.Time, ok bool) 
 func (r *Receiver) expireTo(s *remote, o *rxObject, pos uint64) {
 	st := o.stream
 	b := uint32(pos / uint64(st.k))
-	for i := 0; i < len(o.blocks); {
-		r.work++
-		if bb := o.blocks[i]; bb.block < b {
-			o.dropBlock(bb)
-			r.releaseBlock(s, o, bb)
-			continue
-		}
-		i++
-	}
+	r.dropBlocksBefore(s, o, b)
 	r.stats.StreamExpired += pos - st.next
 	s.markLost(o.id)
 	o.track.SkipTo(b)

@@ -176,12 +176,8 @@ func (r *Receiver) streamPassed(s *remote, o *rxObject, bb *blockBuf, b uint32, 
 	}
 }
 
-// skipStream moves a stream past data the sender no longer holds.
-func (r *Receiver) skipStream(s *remote, o *rxObject, block uint32) {
-	st := o.stream
-	if uint64(block)*uint64(st.k) <= st.next {
-		return
-	}
+// dropBlocksBefore releases o's buffered blocks numbered below block.
+func (r *Receiver) dropBlocksBefore(s *remote, o *rxObject, block uint32) {
 	for i := 0; i < len(o.blocks); {
 		r.work++
 		if bb := o.blocks[i]; bb.block < block {
@@ -191,6 +187,15 @@ func (r *Receiver) skipStream(s *remote, o *rxObject, block uint32) {
 		}
 		i++
 	}
+}
+
+// skipStream moves a stream past data the sender no longer holds.
+func (r *Receiver) skipStream(s *remote, o *rxObject, block uint32) {
+	st := o.stream
+	if uint64(block)*uint64(st.k) <= st.next {
+		return
+	}
+	r.dropBlocksBefore(s, o, block)
 	// Data was lost for good: the stream is no longer held intact.
 	s.markLost(o.id)
 	o.track.SkipTo(block)
