@@ -1038,7 +1038,8 @@ const minDataCap = 64 << 10
 
 // storeMemory copies the complete blocks of an object kept in memory into
 // its data, which grows as data arrives: to at most twice what is stored
-// (or minDataCap), however large the object says it is. A block beyond
+// (or minDataCap) plus the block at hand, however large the object says it
+// is. A block beyond
 // that waits in its block buffer, within the sender's share of blocks and
 // bytes, until the data before it is in, so that a packet for the end of
 // an announced 256 MiB object does not make the receiver allocate 256 MiB.
@@ -1076,7 +1077,11 @@ func (r *Receiver) storeBlock(s *remote, o *rxObject, bb *blockBuf, all bool) (b
 	lastOff, lastN := o.part.Segment(b, k-1)
 	end := lastOff + uint64(lastN)
 	if end > uint64(cap(o.data)) {
-		limit := max(2*o.stored, minDataCap)
+		// Plus the block itself, which is held already: a block may be
+		// larger than minDataCap (64 symbols of 1,400 bytes are), and
+		// without it the first block would never fit, leaving every block
+		// of the object in its buffer until the last packet came.
+		limit := max(2*o.stored, minDataCap) + (end - start)
 		if end > limit && !all {
 			return false, nil
 		}
