@@ -181,7 +181,18 @@ func (r *Receiver) overheardCC(s *remote, ext framing.Extensions) {
 		return
 	}
 	mine, _ := s.calcRate(float64(s.segment()))
-	if framing.UnquantizeRate(cc.Rate) <= mine || mine >= 0.9*s.ccRate {
+	heard := framing.UnquantizeRate(cc.Rate)
+	if !s.ccLimited {
+		// No receiver limits the sender (it runs no congestion control
+		// and probes only for the GRTT, or has no CLR yet): any answer
+		// gives it its RTT sample, and a rate within a tenth of the
+		// lowest heard would pick much the same CLR. Answering unless
+		// strictly lower let every receiver below the answers so far
+		// answer too: 15-332 answers from 150 receivers over 5-7 probes,
+		// where this gives 3-32 (TFMCC suppresses with the same margin).
+		heard *= 0.9
+	}
+	if heard <= mine || mine >= 0.9*s.ccRate {
 		s.ccAt = time.Time{}
 	}
 }

@@ -157,13 +157,20 @@ func TestSmallGroupRepairCycle(t *testing.T) {
 // NACKs. Every receiver used to answer every probe (each within a tenth of
 // a round trip, as the rate bias for a limiting receiver would have it), a
 // load growing with the square of the group, since answers are multicast.
+// Then an answer was suppressed only by one with a lower rate, so every
+// receiver below those heard so far answered too: 15-332 answers on seeds
+// 1-60 (113, 101 and 187 on seeds 2, 5 and 6), where one within a tenth of
+// the lowest now suppresses (3-32).
 func TestProbeAnswersSuppressed(t *testing.T) {
 	const receivers = 150
-	res := run(t, Scenario{Seed: 2, Receivers: receivers, Loss: 0.01, Shared: 0.005,
-		Objects: []Object{{Size: 1 << 20, File: true}}, Sender: sender.Config{Rate: 100e6, Parity: 16, GroupSize: receivers}})
-	t.Logf("%d receivers: %d ACKs, %d probes", receivers, res.Sender.AcksReceived, res.Sender.Probes)
-	if res.Sender.AcksReceived > receivers {
-		t.Errorf("%d ACKs from %d receivers: probe answers are not suppressed", res.Sender.AcksReceived, receivers)
+	for _, seed := range []uint64{2, 5, 6} {
+		res := run(t, Scenario{Seed: seed, Receivers: receivers, Loss: 0.01, Shared: 0.005,
+			Objects: []Object{{Size: 1 << 20, File: true}}, Sender: sender.Config{Rate: 100e6, Parity: 16, GroupSize: receivers}})
+		t.Logf("seed %d, %d receivers: %d ACKs, %d probes", seed, receivers, res.Sender.AcksReceived, res.Sender.Probes)
+		if res.Sender.AcksReceived > 8*res.Sender.Probes {
+			t.Errorf("seed %d: %d ACKs from %d receivers for %d probes: probe answers are not suppressed",
+				seed, res.Sender.AcksReceived, receivers, res.Sender.Probes)
+		}
 	}
 }
 
