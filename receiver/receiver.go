@@ -881,7 +881,8 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		return nil
 	}
 	if bb == nil {
-		bb = r.bufs.get(b, n, o.symLen, r.cfg.SharedPayloads, o.proven, &r.work)
+		arena := r.cfg.Arena != nil
+		bb = r.bufs.get(b, n, o.symLen, r.cfg.SharedPayloads, arena, arena && o.stream == nil, o.proven, &r.work)
 		o.blocks = append(o.blocks, bb)
 		s.blocks++
 		r.blocks++
@@ -904,7 +905,9 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	bb.charged += need
 	r.charge(s, o, need)
-	if r.cfg.SharedPayloads && len(m.Payload) == o.symLen {
+	if bb.detached && len(m.Payload) == o.symLen && r.keepPos(bb, sym, m.Payload) {
+		// Kept by position in the arena: the packet's bytes are the symbol.
+	} else if r.attach(bb); r.cfg.SharedPayloads && len(m.Payload) == o.symLen {
 		// Kept by reference: the packet's bytes are the symbol.
 		bb.syms[sym], bb.refs[sym] = m.Payload[:o.symLen:o.symLen], true
 	} else {
@@ -1110,6 +1113,7 @@ func (r *Receiver) storeBlock(s *remote, o *rxObject, bb *blockBuf, all bool) (b
 // decodeBlock rebuilds the missing source symbols of a block that has k
 // symbols in all.
 func (r *Receiver) decodeBlock(s *remote, o *rxObject, bb *blockBuf, k int) error {
+	r.attach(bb)
 	missing := 0
 	for i := 0; i < k; i++ {
 		r.work++
@@ -1156,7 +1160,35 @@ func (r *Receiver) releaseBlock(s *remote, o *rxObject, bb *blockBuf) {
 	r.charge(s, o, -bb.charged)
 	s.blocks--
 	r.blocks--
-	r.bufs.put(bb, r.cfg.SharedPayloads)
+	r.bufs.put(bb, r.cfg.SharedPayloads, r.cfg.Arena != nil)
+}
+
+// keepPos keeps symbol sym of a detached block by its position in
+// Config.Arena, and reports whether p lies there.
+func (r *Receiver) keepPos(bb *blockBuf, sym int, p []byte) bool {
+	pos, ok := r.cfg.Arena.Find(p)
+	if !ok || pos == math.MaxUint32 {
+		return false
+	}
+	bb.pos[sym] = pos + 1
+	return true
+}
+
+// attach gives a detached block its symbol table, with the symbols kept by
+// position resolved to the arena's bytes, for the code that works on
+// slices: decoding, delivery, and taking a symbol that must be copied.
+func (r *Receiver) attach(bb *blockBuf) {
+	if !bb.detached {
+		return
+	}
+	bb.detached = false
+	bb.syms, bb.refs = r.bufs.table(len(bb.pos))
+	for i, p := range bb.pos {
+		r.work++
+		if p != 0 {
+			bb.syms[i], bb.refs[i] = r.cfg.Arena.At(p-1, bb.symLen), true
+		}
+	}
 }
 
 // charge accounts n bytes (negative to give back) to o, its sender and the
