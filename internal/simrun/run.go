@@ -527,7 +527,9 @@ func Run(sc Scenario) (Result, error) {
 	}
 	// Receivers keep the symbols of the packets they are handed by
 	// reference (receiver.Config.SharedPayloads), so every packet is held
-	// once however many receivers store it.
+	// once however many receivers store it, and those of blocks waiting
+	// for repair by their 4-byte position in the network's arena
+	// (receiver.Config.Arena).
 	net := simnet.New(simnet.Config{Seed: sc.Seed, KeepPayloads: true})
 	start := net.Now()
 	st := &runState{sc: &sc, objIDs: map[uint16]int{}, seen: map[[3]uint32]bool{},
@@ -602,7 +604,7 @@ func Run(sc Scenario) (Result, error) {
 		}
 		rcfg := sc.Receiver
 		rcfg.NodeID = rxNodeID(i)
-		rcfg.SharedPayloads = true
+		rcfg.SharedPayloads, rcfg.Arena = true, net.Arena()
 		rcfg.UniformBackoff = rcfg.UniformBackoff || sc.UniformTimers
 		rcfg.Rand = rand.New(rand.NewPCG(sc.Seed, uint64(i)+2))
 		rcfg.Sink = func(info receiver.ObjectInfo) (io.WriterAt, error) {
