@@ -174,6 +174,11 @@ type Object struct {
 	done    Bitmask // complete blocks
 	ndone   uint32
 	active  []*slot // partially received blocks, by block number
+	// blocks holds active's block numbers, searched instead of active: a
+	// receiver looks a block up twice per packet, and reading the numbers
+	// side by side, rather than from each slot, spares simulations of
+	// thousands of receivers a cache miss per step.
+	blocks []uint32
 	info    bool    // NORM_INFO still missing
 	seen    bool    // some symbol has arrived
 	hiBlock uint32  // highest block a symbol arrived for
@@ -203,7 +208,7 @@ func (o *Object) Init(p *Pool, id uint16, l Layout) error {
 		return fmt.Errorf("%w: %d blocks of up to %d+%d symbols (pool slots hold %d)",
 			ErrLayout, l.Blocks, l.MaxBlockLen, l.Parity, p.symbols)
 	}
-	*o = Object{id: id, pool: p, layout: l, done: o.done, active: o.active[:0]}
+	*o = Object{id: id, pool: p, layout: l, done: o.done, active: o.active[:0], blocks: o.blocks[:0]}
 	bits := int(l.Blocks)
 	if l.Window > 0 && uint64(l.Window) < uint64(l.Blocks) {
 		bits, o.windowed = (min(l.Window, MaxBlocks)+63)&^63, true
@@ -213,6 +218,7 @@ func (o *Object) Init(p *Pool, id uint16, l Layout) error {
 	// that Receive never grows it.
 	if n := min(int(l.Blocks), p.limit); cap(o.active) < n {
 		o.active = make([]*slot, 0, n)
+		o.blocks = make([]uint32, 0, n)
 	}
 	return nil
 }
@@ -225,6 +231,7 @@ func (o *Object) Release() {
 	}
 	clear(o.active)
 	o.active = o.active[:0]
+	o.blocks = o.blocks[:0]
 	o.layout = Layout{}
 	o.done.Resize(0)
 	o.ndone, o.seen, o.info = 0, false, false
@@ -349,6 +356,9 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 		o.active = append(o.active, nil)
 		copy(o.active[i+1:], o.active[i:])
 		o.active[i] = s
+		o.blocks = append(o.blocks, 0)
+		copy(o.blocks[i+1:], o.blocks[i:])
+		o.blocks[i] = block
 	}
 	if s.mask.Test(sym) {
 		return Duplicate
@@ -362,9 +372,7 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 		return Stored
 	}
 	o.setDone(block)
-	copy(o.active[i:], o.active[i+1:])
-	o.active[len(o.active)-1] = nil
-	o.active = o.active[:len(o.active)-1]
+	o.remove(i)
 	o.pool.put(s)
 	if o.Complete() {
 		return ObjectComplete
@@ -381,9 +389,7 @@ func (o *Object) SkipTo(block uint32) {
 	for i := 0; i < len(o.active); {
 		if s := o.active[i]; s.block < block {
 			o.pool.put(s)
-			copy(o.active[i:], o.active[i+1:])
-			o.active[len(o.active)-1] = nil
-			o.active = o.active[:len(o.active)-1]
+			o.remove(i)
 			continue
 		}
 		i++
@@ -450,12 +456,21 @@ func (o *Object) Received(block uint32, symbol uint16) bool {
 // or its NORM_INFO.
 func (o *Object) Pending() bool { return o.info || !o.Complete() }
 
+// remove drops active slot i.
+func (o *Object) remove(i int) {
+	copy(o.active[i:], o.active[i+1:])
+	o.active[len(o.active)-1] = nil
+	o.active = o.active[:len(o.active)-1]
+	o.blocks = append(o.blocks[:i], o.blocks[i+1:]...)
+}
+
 // find returns the slot of block, or nil and the index where it belongs.
 func (o *Object) find(block uint32) (int, *slot) {
 	// Symbols mostly arrive for the newest block, so look there first.
-	n := len(o.active)
-	if n > 0 && o.active[n-1].block <= block {
-		if o.active[n-1].block == block {
+	bs := o.blocks
+	n := len(bs)
+	if n > 0 && bs[n-1] <= block {
+		if bs[n-1] == block {
 			return n - 1, o.active[n-1]
 		}
 		return n, nil
@@ -463,13 +478,13 @@ func (o *Object) find(block uint32) (int, *slot) {
 	lo, hi := 0, n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if o.active[m].block < block {
+		if bs[m] < block {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	if lo < n && o.active[lo].block == block {
+	if lo < n && bs[lo] == block {
 		return lo, o.active[lo]
 	}
 	return lo, nil
