@@ -35,13 +35,57 @@ type Pool struct {
 	symbols int
 }
 
+// slot is one block's state, laid out in 64 bytes: a receiver of a
+// simulation with thousands looks at it once per packet, and each cache
+// line it spans is a miss.
 type slot struct {
+	// bits are the symbols received, for blocks of up to slotSymbols
+	// symbols (FEC id 5 has at most 256); a pool of wider blocks keeps them
+	// in wide instead.
+	bits  [slotSymbols / 64]uint64
+	wide  *Bitmask
 	block uint32
-	k     int // source symbols in the block
-	count int // distinct symbols received, source and parity
-	src   int // source symbols received
-	from  int // source symbols below this are given up: not asked for (GiveUp)
-	mask  Bitmask
+	k     int32 // source symbols in the block
+	count int32 // distinct symbols received, source and parity
+	src   int32 // source symbols received
+	from  int32 // source symbols below this are given up: not asked for (GiveUp)
+}
+
+const slotSymbols = 256
+
+// test reports whether symbol i was received.
+func (s *slot) test(i int) bool {
+	if s.wide != nil {
+		return s.wide.Test(i)
+	}
+	return uint(i) < slotSymbols && s.bits[i>>6]&(1<<(uint(i)&63)) != 0
+}
+
+// set records symbol i, which is below the block's symbols.
+func (s *slot) set(i int) {
+	if s.wide != nil {
+		s.wide.Set(i)
+	} else if uint(i) < slotSymbols {
+		s.bits[i>>6] |= 1 << (uint(i) & 63)
+	}
+}
+
+// reset empties the slot for a block of n symbols.
+func (s *slot) reset(n int) {
+	if s.wide != nil {
+		s.wide.Resize(n)
+	} else {
+		s.bits = [slotSymbols / 64]uint64{}
+	}
+}
+
+// mask returns the symbols received as a Bitmask of the block's n symbols,
+// sharing the slot's storage.
+func (s *slot) mask(n int) Bitmask {
+	if s.wide != nil {
+		return Bitmask{w: s.wide.w, n: min(n, s.wide.n)}
+	}
+	return Bitmask{w: s.bits[:], n: min(n, slotSymbols)}
 }
 
 // poolChunk is how many slots a Pool makes at a time.
@@ -74,11 +118,16 @@ func (p *Pool) get() *slot {
 	return s
 }
 
-// grow makes the next chunk of slots, with their bitmasks in one array.
+// grow makes the next chunk of slots, and for wide blocks their bitmasks in
+// one array.
 func (p *Pool) grow() {
 	c := min(poolChunk, p.limit-p.made)
+	var store []uint64
+	var wide []Bitmask
 	words := (p.symbols + 63) / 64
-	store := make([]uint64, c*words)
+	if p.symbols > slotSymbols {
+		store, wide = make([]uint64, c*words), make([]Bitmask, c)
+	}
 	slots := make([]slot, c)
 	if cap(p.free) < p.made+c {
 		free := make([]*slot, len(p.free), min(max(2*cap(p.free), p.made+c), p.limit))
@@ -87,7 +136,10 @@ func (p *Pool) grow() {
 	}
 	for i := range slots {
 		s := &slots[i]
-		s.mask = newBitmaskIn(store[i*words : (i+1)*words : (i+1)*words])
+		if wide != nil {
+			wide[i] = newBitmaskIn(store[i*words : (i+1)*words : (i+1)*words])
+			s.wide = &wide[i]
+		}
 		p.free = append(p.free, s)
 	}
 	p.made += c
@@ -332,7 +384,7 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 		return Invalid
 	}
 	i, s := o.find(block)
-	if s != nil && s.k != k {
+	if s != nil && int(s.k) != k {
 		return Invalid
 	}
 	switch {
@@ -351,8 +403,8 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 		if s = o.pool.get(); s == nil {
 			return NoRoom
 		}
-		s.block, s.k, s.count, s.src, s.from = block, k, 0, 0, 0
-		s.mask.Resize(k + o.layout.Parity)
+		s.block, s.k, s.count, s.src, s.from = block, int32(k), 0, 0, 0
+		s.reset(k + o.layout.Parity)
 		o.active = append(o.active, nil)
 		copy(o.active[i+1:], o.active[i:])
 		o.active[i] = s
@@ -360,15 +412,15 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 		copy(o.blocks[i+1:], o.blocks[i:])
 		o.blocks[i] = block
 	}
-	if s.mask.Test(sym) {
+	if s.test(sym) {
 		return Duplicate
 	}
-	s.mask.Set(sym)
+	s.set(sym)
 	s.count++
 	if sym < k {
 		s.src++
 	}
-	if s.count < k {
+	if int(s.count) < k {
 		return Stored
 	}
 	o.setDone(block)
@@ -421,8 +473,8 @@ func (o *Object) SkipTo(block uint32) {
 // from symbol on, no parity. A block with nothing received yet, or
 // complete, is left alone.
 func (o *Object) GiveUp(block uint32, symbol int) {
-	if _, s := o.find(block); s != nil && symbol > s.from {
-		s.from = min(symbol, s.k)
+	if _, s := o.find(block); s != nil && symbol > int(s.from) {
+		s.from = int32(min(symbol, int(s.k)))
 	}
 }
 
@@ -434,7 +486,7 @@ func (o *Object) Needed(block uint32, k int) int {
 		return 0
 	}
 	if _, s := o.find(block); s != nil {
-		return s.k - s.count
+		return int(s.k - s.count)
 	}
 	return k
 }
@@ -449,7 +501,7 @@ func (o *Object) Received(block uint32, symbol uint16) bool {
 		return true
 	}
 	_, s := o.find(block)
-	return s != nil && s.mask.Test(int(symbol))
+	return s != nil && s.test(int(symbol))
 }
 
 // Pending reports whether the object needs anything: an incomplete block
@@ -595,7 +647,7 @@ func (it *needIter) nextNeed() (need, bool) {
 		it.next = b + 1
 		it.ok = b < it.end
 		limit := -1
-		if it.endSym >= 0 && b == it.end && it.endSym < s.k {
+		if it.endSym >= 0 && b == it.end && it.endSym < int(s.k) {
 			limit = it.endSym
 		}
 		return need{kind: needSymbols, first: b, last: b, s: s, limit: limit}, true
@@ -629,9 +681,10 @@ func (it *needIter) nextNeed() (need, bool) {
 // them plus every parity id not received.
 func (o *Object) wanted(n need, w *Bitmask) (needed int, parityOnly bool) {
 	s := n.s
-	k, p := s.k, o.layout.Parity
+	k, p := int(s.k), o.layout.Parity
 	w.Resize(k + p)
-	needed = s.k - s.count
+	mask := s.mask(k + p)
+	needed = int(s.k - s.count)
 	if s.from > 0 {
 		// Some were given up (GiveUp): exactly the later missing ones.
 		end := k
@@ -639,21 +692,21 @@ func (o *Object) wanted(n need, w *Bitmask) (needed int, parityOnly bool) {
 			end = min(end, n.limit)
 		}
 		needed = 0
-		for i := s.mask.NextClear(s.from); i >= 0 && i < end; i = s.mask.NextClear(i + 1) {
+		for i := mask.NextClear(int(s.from)); i >= 0 && i < end; i = mask.NextClear(i + 1) {
 			w.Set(i)
 			needed++
 		}
 		return needed, false
 	}
 	if n.limit >= 0 {
-		for i := s.mask.NextClear(0); i >= 0 && i < n.limit; i = s.mask.NextClear(i + 1) {
+		for i := mask.NextClear(0); i >= 0 && i < n.limit; i = mask.NextClear(i + 1) {
 			w.Set(i)
 		}
 		return needed, false
 	}
-	if missing := k - s.src; p > 0 && missing <= p {
+	if missing := k - int(s.src); p > 0 && missing <= p {
 		left := needed
-		for i := s.mask.NextClear(k); i >= 0 && left > 0; i = s.mask.NextClear(i + 1) {
+		for i := mask.NextClear(k); i >= 0 && left > 0; i = mask.NextClear(i + 1) {
 			w.Set(i)
 			left--
 		}
@@ -662,7 +715,7 @@ func (o *Object) wanted(n need, w *Bitmask) (needed int, parityOnly bool) {
 	// More than p source symbols are missing, so the first p missing ids
 	// are all source: those are the ones the parity will stand in for.
 	skip := p
-	for i := s.mask.NextClear(0); i >= 0; i = s.mask.NextClear(i + 1) {
+	for i := mask.NextClear(0); i >= 0; i = mask.NextClear(i + 1) {
 		if skip > 0 {
 			skip--
 			continue
