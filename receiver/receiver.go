@@ -92,18 +92,16 @@ type remote struct {
 	lostID    uint16
 	lostValid bool
 
-	base     uint16       // oldest object id of interest
-	maxObj   uint16       // newest object id heard
-	objs     []*rxObject  // pending objects, oldest first
-	finished [1024]uint64 // object ids completed or aborted, for ids >= base
+	base     uint16      // oldest object id of interest
+	maxObj   uint16      // newest object id heard
+	objs     []*rxObject // pending objects, oldest first
 	flushObj uint16
 	flushed  bool
 
 	// What may be acknowledged (holdsThrough): an object counts only once
 	// it is complete and, with Config.ConfirmHeld, the application has it.
-	unheld     int          // completed objects not yet confirmed by Held
-	unheldBits [1024]uint64 // their ids
-	unheldLow  uint16       // while unheld > 0, no unheld id is older
+	unheld    int    // completed objects not yet confirmed by Held
+	unheldLow uint16 // while unheld > 0, no unheld id is older
 
 	// due is when Poll must next look at this sender: its earliest timer.
 	// Zero means at the next Poll: whatever can change its state (its
@@ -168,6 +166,12 @@ type remote struct {
 	ratePkts  int
 	rateStart time.Time
 	recvRate  float64
+
+	// Last: 16 KiB that would put the fields after them on other pages
+	// than those before, a TLB and cache miss per packet for each of
+	// thousands of simulated receivers.
+	finished   [1024]uint64 // object ids completed or aborted, for ids >= base
+	unheldBits [1024]uint64 // ids of the unheld objects
 }
 
 // New returns a Receiver.
