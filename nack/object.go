@@ -220,22 +220,22 @@ func (s Status) String() string {
 // The zero Object is unusable; call Init. Objects are meant to be reused:
 // Init and Release keep their storage. Not safe for concurrent use.
 type Object struct {
-	id      uint16
-	pool    *Pool
-	layout  Layout
-	done    Bitmask // complete blocks
-	ndone   uint32
-	active  []*slot // partially received blocks, by block number
-	// blocks holds active's block numbers, searched instead of active: a
-	// receiver looks a block up twice per packet, and reading the numbers
-	// side by side, rather than from each slot, spares simulations of
-	// thousands of receivers a cache miss per step.
-	blocks []uint32
-	info    bool    // NORM_INFO still missing
-	seen    bool    // some symbol has arrived
-	hiBlock uint32  // highest block a symbol arrived for
-	hiSym   int     // one past the highest symbol id that arrived for hiBlock
-	steps   uint64  // loop iterations in SkipTo, for tests that bound work
+	id     uint16
+	pool   *Pool
+	layout Layout
+	done   Bitmask // complete blocks
+	ndone  uint32
+	// active are the partially received blocks, by block number. Each
+	// holds its number beside its slot: a receiver looks a block up twice
+	// per packet, and reading the number from the slot, or from an array
+	// of its own, costs simulations of thousands of receivers a cache miss
+	// per step.
+	active  []activeSlot
+	info    bool   // NORM_INFO still missing
+	seen    bool   // some symbol has arrived
+	hiBlock uint32 // highest block a symbol arrived for
+	hiSym   int    // one past the highest symbol id that arrived for hiBlock
+	steps   uint64 // loop iterations in SkipTo, for tests that bound work
 
 	// With a window (Layout.Window), bit i of done is block base+i and
 	// every block before base is complete; base is a multiple of 64.
@@ -260,7 +260,7 @@ func (o *Object) Init(p *Pool, id uint16, l Layout) error {
 		return fmt.Errorf("%w: %d blocks of up to %d+%d symbols (pool slots hold %d)",
 			ErrLayout, l.Blocks, l.MaxBlockLen, l.Parity, p.symbols)
 	}
-	*o = Object{id: id, pool: p, layout: l, done: o.done, active: o.active[:0], blocks: o.blocks[:0]}
+	*o = Object{id: id, pool: p, layout: l, done: o.done, active: o.active[:0]}
 	bits := int(l.Blocks)
 	if l.Window > 0 && uint64(l.Window) < uint64(l.Blocks) {
 		bits, o.windowed = (min(l.Window, MaxBlocks)+63)&^63, true
@@ -269,8 +269,7 @@ func (o *Object) Init(p *Pool, id uint16, l Layout) error {
 	// Room for as many partial blocks as the object can hold slots, so
 	// that Receive never grows it.
 	if n := min(int(l.Blocks), p.limit); cap(o.active) < n {
-		o.active = make([]*slot, 0, n)
-		o.blocks = make([]uint32, 0, n)
+		o.active = make([]activeSlot, 0, n)
 	}
 	return nil
 }
@@ -278,12 +277,11 @@ func (o *Object) Init(p *Pool, id uint16, l Layout) error {
 // Release returns the object's block slots to its pool. The object then
 // tracks nothing until the next Init.
 func (o *Object) Release() {
-	for _, s := range o.active {
-		o.pool.put(s)
+	for _, a := range o.active {
+		o.pool.put(a.s)
 	}
 	clear(o.active)
 	o.active = o.active[:0]
-	o.blocks = o.blocks[:0]
 	o.layout = Layout{}
 	o.done.Resize(0)
 	o.ndone, o.seen, o.info = 0, false, false
@@ -405,12 +403,9 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 		}
 		s.block, s.k, s.count, s.src, s.from = block, int32(k), 0, 0, 0
 		s.reset(k + o.layout.Parity)
-		o.active = append(o.active, nil)
+		o.active = append(o.active, activeSlot{})
 		copy(o.active[i+1:], o.active[i:])
-		o.active[i] = s
-		o.blocks = append(o.blocks, 0)
-		copy(o.blocks[i+1:], o.blocks[i:])
-		o.blocks[i] = block
+		o.active[i] = activeSlot{block, s}
 	}
 	if s.test(sym) {
 		return Duplicate
@@ -439,7 +434,7 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 func (o *Object) SkipTo(block uint32) {
 	block = min(block, o.layout.Blocks)
 	for i := 0; i < len(o.active); {
-		if s := o.active[i]; s.block < block {
+		if s := o.active[i].s; s.block < block {
 			o.pool.put(s)
 			o.remove(i)
 			continue
@@ -511,38 +506,42 @@ func (o *Object) Pending() bool { return o.info || !o.Complete() }
 // remove drops active slot i.
 func (o *Object) remove(i int) {
 	copy(o.active[i:], o.active[i+1:])
-	o.active[len(o.active)-1] = nil
+	o.active[len(o.active)-1] = activeSlot{}
 	o.active = o.active[:len(o.active)-1]
-	o.blocks = append(o.blocks[:i], o.blocks[i+1:]...)
 }
 
 // find returns the slot of block, or nil and the index where it belongs.
 func (o *Object) find(block uint32) (int, *slot) {
 	// Symbols mostly arrive for the newest block, so look there first.
-	bs := o.blocks
-	n := len(bs)
-	if n > 0 && bs[n-1] <= block {
-		if bs[n-1] == block {
-			return n - 1, o.active[n-1]
+	as := o.active
+	n := len(as)
+	if n > 0 && as[n-1].block <= block {
+		if as[n-1].block == block {
+			return n - 1, as[n-1].s
 		}
 		return n, nil
 	}
 	lo, hi := 0, n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if bs[m] < block {
+		if as[m].block < block {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	if lo < n && bs[lo] == block {
-		return lo, o.active[lo]
+	if lo < n && as[lo].block == block {
+		return lo, as[lo].s
 	}
 	return lo, nil
 }
 
 // Needs of an object, walked in block order by Builder and Suppressor.
+
+type activeSlot struct {
+	block uint32
+	s     *slot
+}
 
 type needKind uint8
 
@@ -643,7 +642,7 @@ func (it *needIter) nextNeed() (need, bool) {
 		it.si++
 	}
 	if it.si < len(o.active) && o.active[it.si].block == b {
-		s := o.active[it.si]
+		s := o.active[it.si].s
 		it.next = b + 1
 		it.ok = b < it.end
 		limit := -1
