@@ -1,7 +1,6 @@
 package simnet
 
 import (
-	"math"
 	"slices"
 	"unsafe"
 )
@@ -10,11 +9,13 @@ import (
 // from, with every byte at a 32-bit position. An endpoint that keeps many
 // payloads (thousands of simulated receivers holding the blocks that wait
 // for repair) can keep a position, 4 bytes the garbage collector never
-// scans, instead of a 24-byte slice it must. The positions' 4 GiB cover the
-// first 4 GiB of payloads a network carries; later ones are not found.
+// scans, instead of a 24-byte slice it must.
 //
-// The arena keeps every slab it has handed out for the network's lifetime,
-// so a simulation holds all it has sent, not only what its endpoints keep.
+// The arena keeps the slabs it covers for the network's lifetime, so a
+// simulation holds what it has sent, not only what its endpoints keep. It
+// covers the first ArenaBytes of payloads (a 16 MiB transfer with its
+// repairs and feedback is about 20 MB); later payloads are not found, and
+// are freed when no endpoint keeps them, as without an arena.
 type Arena struct {
 	slabs  []slab  // in position order
 	byAddr []int32 // indexes into slabs, in address order
@@ -40,9 +41,12 @@ func (n *Network) Arena() *Arena {
 	return &n.arena
 }
 
-// add registers a slab, if the positions have room for it.
+// ArenaBytes bounds the payload bytes an Arena covers and keeps.
+const ArenaBytes = 256 << 20
+
+// add registers a slab, if the arena has room for it.
 func (a *Arena) add(data []byte) {
-	if len(data) == 0 || a.next+uint64(len(data)) > math.MaxUint32 {
+	if len(data) == 0 || a.next+uint64(len(data)) > ArenaBytes {
 		return
 	}
 	i := int32(len(a.slabs))

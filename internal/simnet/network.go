@@ -25,8 +25,8 @@ type Config struct {
 	// read-only: every copy of a multicast packet shares them. Simulations
 	// of many receivers use it to hold each packet once rather than once
 	// per receiver that stores it, and may keep a payload as a 4-byte
-	// position in the network's Arena. The network keeps everything sent
-	// for its lifetime.
+	// position in the network's Arena, which keeps the first ArenaBytes
+	// sent for the network's lifetime.
 	KeepPayloads bool
 }
 

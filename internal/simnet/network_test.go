@@ -743,3 +743,19 @@ func TestArena(t *testing.T) {
 		t.Fatal("found an empty slice")
 	}
 }
+
+// TestArenaBound: payloads past ArenaBytes are not covered, and neither
+// kept by the arena nor found.
+func TestArenaBound(t *testing.T) {
+	var a Arena
+	in, past := make([]byte, 100), make([]byte, 100)
+	a.add(in)
+	a.next = ArenaBytes - 50
+	a.add(past)
+	if _, ok := a.Find(in[10:20]); !ok {
+		t.Fatal("a covered slab not found")
+	}
+	if _, ok := a.Find(past); ok || len(a.slabs) != 1 {
+		t.Fatalf("a slab past ArenaBytes found or kept (%d slabs)", len(a.slabs))
+	}
+}
