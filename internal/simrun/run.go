@@ -318,7 +318,7 @@ type runState struct {
 	lastRepair   []time.Time // per block, when a repair symbol was last sent
 	rounds       []int       // per block, repair rounds: bursts of repair symbols
 	now          time.Time   // when the sender's packets being recorded leave
-	got          [][]uint16  // per receiver, first-pass symbols delivered per block
+	got          [][]uint16  // per block, first-pass symbols delivered per receiver
 	expect       [][]byte    // per object, its content if small enough to share
 	nacks        int
 	finished     int
@@ -436,12 +436,15 @@ func (st *runState) delivered(rx int, p simnet.Packet) {
 	if bi < 0 {
 		return
 	}
-	g := st.got[rx]
-	for int(bi) >= len(g) {
-		g = append(g, 0)
+	// By block, then receiver: a packet reaches the receivers in order,
+	// so its counts sit side by side rather than one per receiver's array.
+	for int(bi) >= len(st.got) {
+		st.got = append(st.got, nil)
 	}
-	g[bi]++
-	st.got[rx] = g
+	if st.got[bi] == nil {
+		st.got[bi] = make([]uint16, st.sc.Receivers)
+	}
+	st.got[bi][rx]++
 }
 
 // eventBudget is the step limit of a run: simnet's default, or for many
@@ -533,7 +536,7 @@ func Run(sc Scenario) (Result, error) {
 	net := simnet.New(simnet.Config{Seed: sc.Seed, KeepPayloads: true})
 	start := net.Now()
 	st := &runState{sc: &sc, objIDs: map[uint16]int{}, seen: map[[3]uint32]bool{},
-		blockIdx: map[[2]uint32]int32{}, got: make([][]uint16, sc.Receivers)}
+		blockIdx: map[[2]uint32]int32{}}
 
 	link := func(loss float64) simnet.LinkConfig {
 		l := simnet.LinkConfig{Delay: sc.Delay, Jitter: sc.Jitter, Duplicate: sc.Duplicate}
@@ -698,8 +701,8 @@ func Run(sc Scenario) (Result, error) {
 		worst := 0
 		for i := range rxs {
 			got := 0
-			if blk < len(st.got[i]) {
-				got = int(st.got[i][blk])
+			if blk < len(st.got) && st.got[blk] != nil {
+				got = int(st.got[blk][i])
 			}
 			if m := first - min(got, first); m > worst {
 				worst = m
