@@ -35,13 +35,57 @@ type Pool struct {
 	symbols int
 }
 
+// slot is one block's state, laid out in 64 bytes: a receiver of a
+// simulation with thousands looks at it once per packet, and each cache
+// line it spans is a miss.
 type slot struct {
+	// bits are the symbols received, for blocks of up to slotSymbols
+	// symbols (FEC id 5 has at most 256); a pool of wider blocks keeps them
+	// in wide instead.
+	bits  [slotSymbols / 64]uint64
+	wide  *Bitmask
 	block uint32
-	k     int // source symbols in the block
-	count int // distinct symbols received, source and parity
-	src   int // source symbols received
-	from  int // source symbols below this are given up: not asked for (GiveUp)
-	mask  Bitmask
+	k     int32 // source symbols in the block
+	count int32 // distinct symbols received, source and parity
+	src   int32 // source symbols received
+	from  int32 // source symbols below this are given up: not asked for (GiveUp)
+}
+
+const slotSymbols = 256
+
+// test reports whether symbol i was received.
+func (s *slot) test(i int) bool {
+	if s.wide != nil {
+		return s.wide.Test(i)
+	}
+	return uint(i) < slotSymbols && s.bits[i>>6]&(1<<(uint(i)&63)) != 0
+}
+
+// set records symbol i, which is below the block's symbols.
+func (s *slot) set(i int) {
+	if s.wide != nil {
+		s.wide.Set(i)
+	} else if uint(i) < slotSymbols {
+		s.bits[i>>6] |= 1 << (uint(i) & 63)
+	}
+}
+
+// reset empties the slot for a block of n symbols.
+func (s *slot) reset(n int) {
+	if s.wide != nil {
+		s.wide.Resize(n)
+	} else {
+		s.bits = [slotSymbols / 64]uint64{}
+	}
+}
+
+// mask returns the symbols received as a Bitmask of the block's n symbols,
+// sharing the slot's storage.
+func (s *slot) mask(n int) Bitmask {
+	if s.wide != nil {
+		return Bitmask{w: s.wide.w, n: min(n, s.wide.n)}
+	}
+	return Bitmask{w: s.bits[:], n: min(n, slotSymbols)}
 }
 
 // poolChunk is how many slots a Pool makes at a time.
@@ -74,11 +118,16 @@ func (p *Pool) get() *slot {
 	return s
 }
 
-// grow makes the next chunk of slots, with their bitmasks in one array.
+// grow makes the next chunk of slots, and for wide blocks their bitmasks in
+// one array.
 func (p *Pool) grow() {
 	c := min(poolChunk, p.limit-p.made)
+	var store []uint64
+	var wide []Bitmask
 	words := (p.symbols + 63) / 64
-	store := make([]uint64, c*words)
+	if p.symbols > slotSymbols {
+		store, wide = make([]uint64, c*words), make([]Bitmask, c)
+	}
 	slots := make([]slot, c)
 	if cap(p.free) < p.made+c {
 		free := make([]*slot, len(p.free), min(max(2*cap(p.free), p.made+c), p.limit))
@@ -87,7 +136,10 @@ func (p *Pool) grow() {
 	}
 	for i := range slots {
 		s := &slots[i]
-		s.mask = newBitmaskIn(store[i*words : (i+1)*words : (i+1)*words])
+		if wide != nil {
+			wide[i] = newBitmaskIn(store[i*words : (i+1)*words : (i+1)*words])
+			s.wide = &wide[i]
+		}
 		p.free = append(p.free, s)
 	}
 	p.made += c
@@ -168,17 +220,22 @@ func (s Status) String() string {
 // The zero Object is unusable; call Init. Objects are meant to be reused:
 // Init and Release keep their storage. Not safe for concurrent use.
 type Object struct {
-	id      uint16
-	pool    *Pool
-	layout  Layout
-	done    Bitmask // complete blocks
-	ndone   uint32
-	active  []*slot // partially received blocks, by block number
-	info    bool    // NORM_INFO still missing
-	seen    bool    // some symbol has arrived
-	hiBlock uint32  // highest block a symbol arrived for
-	hiSym   int     // one past the highest symbol id that arrived for hiBlock
-	steps   uint64  // loop iterations in SkipTo, for tests that bound work
+	id     uint16
+	pool   *Pool
+	layout Layout
+	done   Bitmask // complete blocks
+	ndone  uint32
+	// active are the partially received blocks, by block number. Each
+	// holds its number beside its slot: a receiver looks a block up twice
+	// per packet, and reading the number from the slot, or from an array
+	// of its own, costs simulations of thousands of receivers a cache miss
+	// per step.
+	active  []activeSlot
+	info    bool   // NORM_INFO still missing
+	seen    bool   // some symbol has arrived
+	hiBlock uint32 // highest block a symbol arrived for
+	hiSym   int    // one past the highest symbol id that arrived for hiBlock
+	steps   uint64 // loop iterations in SkipTo, for tests that bound work
 
 	// With a window (Layout.Window), bit i of done is block base+i and
 	// every block before base is complete; base is a multiple of 64.
@@ -212,7 +269,7 @@ func (o *Object) Init(p *Pool, id uint16, l Layout) error {
 	// Room for as many partial blocks as the object can hold slots, so
 	// that Receive never grows it.
 	if n := min(int(l.Blocks), p.limit); cap(o.active) < n {
-		o.active = make([]*slot, 0, n)
+		o.active = make([]activeSlot, 0, n)
 	}
 	return nil
 }
@@ -220,8 +277,8 @@ func (o *Object) Init(p *Pool, id uint16, l Layout) error {
 // Release returns the object's block slots to its pool. The object then
 // tracks nothing until the next Init.
 func (o *Object) Release() {
-	for _, s := range o.active {
-		o.pool.put(s)
+	for _, a := range o.active {
+		o.pool.put(a.s)
 	}
 	clear(o.active)
 	o.active = o.active[:0]
@@ -325,7 +382,7 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 		return Invalid
 	}
 	i, s := o.find(block)
-	if s != nil && s.k != k {
+	if s != nil && int(s.k) != k {
 		return Invalid
 	}
 	switch {
@@ -344,27 +401,25 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 		if s = o.pool.get(); s == nil {
 			return NoRoom
 		}
-		s.block, s.k, s.count, s.src, s.from = block, k, 0, 0, 0
-		s.mask.Resize(k + o.layout.Parity)
-		o.active = append(o.active, nil)
+		s.block, s.k, s.count, s.src, s.from = block, int32(k), 0, 0, 0
+		s.reset(k + o.layout.Parity)
+		o.active = append(o.active, activeSlot{})
 		copy(o.active[i+1:], o.active[i:])
-		o.active[i] = s
+		o.active[i] = activeSlot{block, s}
 	}
-	if s.mask.Test(sym) {
+	if s.test(sym) {
 		return Duplicate
 	}
-	s.mask.Set(sym)
+	s.set(sym)
 	s.count++
 	if sym < k {
 		s.src++
 	}
-	if s.count < k {
+	if int(s.count) < k {
 		return Stored
 	}
 	o.setDone(block)
-	copy(o.active[i:], o.active[i+1:])
-	o.active[len(o.active)-1] = nil
-	o.active = o.active[:len(o.active)-1]
+	o.remove(i)
 	o.pool.put(s)
 	if o.Complete() {
 		return ObjectComplete
@@ -379,11 +434,9 @@ func (o *Object) Receive(block uint32, symbol uint16, k int) Status {
 func (o *Object) SkipTo(block uint32) {
 	block = min(block, o.layout.Blocks)
 	for i := 0; i < len(o.active); {
-		if s := o.active[i]; s.block < block {
+		if s := o.active[i].s; s.block < block {
 			o.pool.put(s)
-			copy(o.active[i:], o.active[i+1:])
-			o.active[len(o.active)-1] = nil
-			o.active = o.active[:len(o.active)-1]
+			o.remove(i)
 			continue
 		}
 		i++
@@ -415,8 +468,8 @@ func (o *Object) SkipTo(block uint32) {
 // from symbol on, no parity. A block with nothing received yet, or
 // complete, is left alone.
 func (o *Object) GiveUp(block uint32, symbol int) {
-	if _, s := o.find(block); s != nil && symbol > s.from {
-		s.from = min(symbol, s.k)
+	if _, s := o.find(block); s != nil && symbol > int(s.from) {
+		s.from = int32(min(symbol, int(s.k)))
 	}
 }
 
@@ -428,7 +481,7 @@ func (o *Object) Needed(block uint32, k int) int {
 		return 0
 	}
 	if _, s := o.find(block); s != nil {
-		return s.k - s.count
+		return int(s.k - s.count)
 	}
 	return k
 }
@@ -443,39 +496,52 @@ func (o *Object) Received(block uint32, symbol uint16) bool {
 		return true
 	}
 	_, s := o.find(block)
-	return s != nil && s.mask.Test(int(symbol))
+	return s != nil && s.test(int(symbol))
 }
 
 // Pending reports whether the object needs anything: an incomplete block
 // or its NORM_INFO.
 func (o *Object) Pending() bool { return o.info || !o.Complete() }
 
+// remove drops active slot i.
+func (o *Object) remove(i int) {
+	copy(o.active[i:], o.active[i+1:])
+	o.active[len(o.active)-1] = activeSlot{}
+	o.active = o.active[:len(o.active)-1]
+}
+
 // find returns the slot of block, or nil and the index where it belongs.
 func (o *Object) find(block uint32) (int, *slot) {
 	// Symbols mostly arrive for the newest block, so look there first.
-	n := len(o.active)
-	if n > 0 && o.active[n-1].block <= block {
-		if o.active[n-1].block == block {
-			return n - 1, o.active[n-1]
+	as := o.active
+	n := len(as)
+	if n > 0 && as[n-1].block <= block {
+		if as[n-1].block == block {
+			return n - 1, as[n-1].s
 		}
 		return n, nil
 	}
 	lo, hi := 0, n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if o.active[m].block < block {
+		if as[m].block < block {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	if lo < n && o.active[lo].block == block {
-		return lo, o.active[lo]
+	if lo < n && as[lo].block == block {
+		return lo, as[lo].s
 	}
 	return lo, nil
 }
 
 // Needs of an object, walked in block order by Builder and Suppressor.
+
+type activeSlot struct {
+	block uint32
+	s     *slot
+}
 
 type needKind uint8
 
@@ -576,11 +642,11 @@ func (it *needIter) nextNeed() (need, bool) {
 		it.si++
 	}
 	if it.si < len(o.active) && o.active[it.si].block == b {
-		s := o.active[it.si]
+		s := o.active[it.si].s
 		it.next = b + 1
 		it.ok = b < it.end
 		limit := -1
-		if it.endSym >= 0 && b == it.end && it.endSym < s.k {
+		if it.endSym >= 0 && b == it.end && it.endSym < int(s.k) {
 			limit = it.endSym
 		}
 		return need{kind: needSymbols, first: b, last: b, s: s, limit: limit}, true
@@ -614,9 +680,10 @@ func (it *needIter) nextNeed() (need, bool) {
 // them plus every parity id not received.
 func (o *Object) wanted(n need, w *Bitmask) (needed int, parityOnly bool) {
 	s := n.s
-	k, p := s.k, o.layout.Parity
+	k, p := int(s.k), o.layout.Parity
 	w.Resize(k + p)
-	needed = s.k - s.count
+	mask := s.mask(k + p)
+	needed = int(s.k - s.count)
 	if s.from > 0 {
 		// Some were given up (GiveUp): exactly the later missing ones.
 		end := k
@@ -624,21 +691,21 @@ func (o *Object) wanted(n need, w *Bitmask) (needed int, parityOnly bool) {
 			end = min(end, n.limit)
 		}
 		needed = 0
-		for i := s.mask.NextClear(s.from); i >= 0 && i < end; i = s.mask.NextClear(i + 1) {
+		for i := mask.NextClear(int(s.from)); i >= 0 && i < end; i = mask.NextClear(i + 1) {
 			w.Set(i)
 			needed++
 		}
 		return needed, false
 	}
 	if n.limit >= 0 {
-		for i := s.mask.NextClear(0); i >= 0 && i < n.limit; i = s.mask.NextClear(i + 1) {
+		for i := mask.NextClear(0); i >= 0 && i < n.limit; i = mask.NextClear(i + 1) {
 			w.Set(i)
 		}
 		return needed, false
 	}
-	if missing := k - s.src; p > 0 && missing <= p {
+	if missing := k - int(s.src); p > 0 && missing <= p {
 		left := needed
-		for i := s.mask.NextClear(k); i >= 0 && left > 0; i = s.mask.NextClear(i + 1) {
+		for i := mask.NextClear(k); i >= 0 && left > 0; i = mask.NextClear(i + 1) {
 			w.Set(i)
 			left--
 		}
@@ -647,7 +714,7 @@ func (o *Object) wanted(n need, w *Bitmask) (needed int, parityOnly bool) {
 	// More than p source symbols are missing, so the first p missing ids
 	// are all source: those are the ones the parity will stand in for.
 	skip := p
-	for i := s.mask.NextClear(0); i >= 0; i = s.mask.NextClear(i + 1) {
+	for i := mask.NextClear(0); i >= 0; i = mask.NextClear(i + 1) {
 		if skip > 0 {
 			skip--
 			continue

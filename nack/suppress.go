@@ -147,11 +147,13 @@ func (s *Suppressor) uncovered(o *Object, it needIter, all bool) int {
 // comparing ids would cover almost no one after the first repair round.
 func freshParity(s *slot, p int) int {
 	hi := -1
-	for i := s.mask.NextSet(s.k); i >= 0 && i < s.k+p; i = s.mask.NextSet(i + 1) {
+	k := int(s.k)
+	mask := s.mask(k + p)
+	for i := mask.NextSet(k); i >= 0 && i < k+p; i = mask.NextSet(i + 1) {
 		hi = i
 	}
 	if hi < 0 {
 		return p
 	}
-	return s.k + p - 1 - hi
+	return k + p - 1 - hi
 }

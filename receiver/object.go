@@ -55,6 +55,13 @@ type blockBuf struct {
 	ats      []time.Time // when each symbol arrived (deadline-bounded streams)
 	refs     []bool      // with Config.SharedPayloads: the symbol is the packet's own bytes, not in buf
 	shared   bool        // Config.SharedPayloads: buf takes only short and rebuilt symbols
+	// detached: the block holds no syms and refs, only pos (Config.Arena),
+	// until it is decoded or takes a symbol that must be copied (see
+	// Receiver.attach). Thousands of simulated receivers each hold dozens
+	// of blocks waiting for repair: 4 bytes a symbol the garbage collector
+	// need not scan, instead of a 24-byte slice it must.
+	detached bool
+	pos      []uint32 // while detached: by symbol, 1 + the symbol's position in Config.Arena, 0 = missing
 }
 
 // full returns the first n bytes of symbol i (n at most the symbol
@@ -178,6 +185,15 @@ func (o *rxObject) dropBlock(bb *blockBuf) {
 type bufPool struct {
 	free  []*blockBuf
 	bytes int // held by free
+	// tabs are symbol tables for blocks of a receiver with Config.Arena,
+	// whose spares hold none: only blocks being decoded (or not detached)
+	// need one.
+	tabs []symTable
+}
+
+type symTable struct {
+	syms [][]byte
+	refs []bool
 }
 
 // maxSpareBytes bounds the memory bufPool keeps for reuse, which is outside
@@ -188,7 +204,13 @@ const maxSpareBytes = 8 << 20
 // maxSpares bounds the spares get searches.
 const maxSpares = 64
 
-func (p *bufPool) get(block uint32, n, symLen int, shared, proven bool, work *uint64) *blockBuf {
+// maxTables bounds bufPool.tabs: a block is decoded and delivered at once.
+const maxTables = 4
+
+// get returns a buffer for block b of n symbols of symLen bytes. With arena
+// (Config.Arena) spares hold no symbol tables, and a detached block takes
+// none.
+func (p *bufPool) get(block uint32, n, symLen int, shared, arena, detached, proven bool, work *uint64) *blockBuf {
 	// A spare big enough for the whole block, else any with symbol room
 	// (its buffer then grows as symbols arrive). A block of a proven object
 	// that finds no whole spare gets a whole buffer at once: under loss
@@ -200,7 +222,7 @@ func (p *bufPool) get(block uint32, n, symLen int, shared, proven bool, work *ui
 	for i := len(p.free) - 1; i >= 0; i-- {
 		*work++
 		f := p.free[i]
-		if cap(f.syms) < n {
+		if (!arena && cap(f.syms) < n) || (arena && cap(f.pos) < n) {
 			continue
 		}
 		if pick < 0 || cap(f.buf) >= n*symLen {
@@ -216,6 +238,8 @@ func (p *bufPool) get(block uint32, n, symLen int, shared, proven bool, work *ui
 		p.free[pick] = p.free[len(p.free)-1]
 		p.free = p.free[:len(p.free)-1]
 		p.bytes -= cap(bb.buf)
+	} else if arena {
+		bb = &blockBuf{pos: make([]uint32, n)}
 	} else {
 		bb = &blockBuf{syms: make([][]byte, n)}
 	}
@@ -224,14 +248,22 @@ func (p *bufPool) get(block uint32, n, symLen int, shared, proven bool, work *ui
 	}
 	bb.block, bb.complete, bb.symLen, bb.used, bb.charged = block, false, symLen, 0, 0
 	bb.buf = bb.buf[:cap(bb.buf)]
-	bb.syms = bb.syms[:n]
 	bb.ats = bb.ats[:0] // taken up by streams only (see stamp)
+	bb.shared, bb.detached = shared, detached
+	if arena {
+		bb.pos = bb.pos[:n]
+		clear(bb.pos)
+		if detached {
+			return bb
+		}
+		bb.syms, bb.refs = p.table(n)
+	}
+	bb.syms = bb.syms[:n]
 	if cap(bb.refs) < n {
 		bb.refs = make([]bool, n)
 	}
 	bb.refs = bb.refs[:n]
 	clear(bb.refs)
-	bb.shared = shared
 	// With shared payloads most symbols are kept by reference: the buffer
 	// only takes what must be copied, and grows for it.
 	if whole := !shared && cap(bb.buf) >= n*symLen; whole {
@@ -245,12 +277,34 @@ func (p *bufPool) get(block uint32, n, symLen int, shared, proven bool, work *ui
 	return bb
 }
 
-func (p *bufPool) put(bb *blockBuf, shared bool) {
+// table returns a cleared symbol table for n symbols.
+func (p *bufPool) table(n int) ([][]byte, []bool) {
+	for i := len(p.tabs) - 1; i >= 0; i-- {
+		if t := p.tabs[i]; cap(t.syms) >= n && cap(t.refs) >= n {
+			p.tabs[i] = p.tabs[len(p.tabs)-1]
+			p.tabs = p.tabs[:len(p.tabs)-1]
+			return t.syms[:n], t.refs[:n]
+		}
+	}
+	return make([][]byte, n), make([]bool, n)
+}
+
+func (p *bufPool) put(bb *blockBuf, shared, arena bool) {
 	if shared {
 		// Many simulated receivers share one process: spares keep no
 		// references to packets, and no buffer.
 		clear(bb.syms)
 		bb.buf = nil
+	}
+	if arena && bb.syms != nil {
+		// Spares keep only positions; a few tables are kept for the
+		// blocks to decode.
+		if len(p.tabs) < maxTables {
+			clear(bb.syms[:cap(bb.syms)])
+			clear(bb.refs[:cap(bb.refs)])
+			p.tabs = append(p.tabs, symTable{bb.syms, bb.refs})
+		}
+		bb.syms, bb.refs = nil, nil
 	}
 	// Spares cover the blocks in flight. Under loss, dozens of blocks wait
 	// for repair at once and are freed together when it comes; keeping

@@ -92,18 +92,16 @@ type remote struct {
 	lostID    uint16
 	lostValid bool
 
-	base     uint16       // oldest object id of interest
-	maxObj   uint16       // newest object id heard
-	objs     []*rxObject  // pending objects, oldest first
-	finished [1024]uint64 // object ids completed or aborted, for ids >= base
+	base     uint16      // oldest object id of interest
+	maxObj   uint16      // newest object id heard
+	objs     []*rxObject // pending objects, oldest first
 	flushObj uint16
 	flushed  bool
 
 	// What may be acknowledged (holdsThrough): an object counts only once
 	// it is complete and, with Config.ConfirmHeld, the application has it.
-	unheld     int          // completed objects not yet confirmed by Held
-	unheldBits [1024]uint64 // their ids
-	unheldLow  uint16       // while unheld > 0, no unheld id is older
+	unheld    int    // completed objects not yet confirmed by Held
+	unheldLow uint16 // while unheld > 0, no unheld id is older
 
 	// due is when Poll must next look at this sender: its earliest timer.
 	// Zero means at the next Poll: whatever can change its state (its
@@ -168,6 +166,12 @@ type remote struct {
 	ratePkts  int
 	rateStart time.Time
 	recvRate  float64
+
+	// Apart: 16 KiB rarely looked at, which inside would spread the
+	// fields looked at per packet over pages of their own, a TLB and cache
+	// miss per packet for each of thousands of simulated receivers.
+	finished   *[1024]uint64 // object ids completed or aborted, for ids >= base
+	unheldBits *[1024]uint64 // ids of the unheld objects
 }
 
 // New returns a Receiver.
@@ -461,7 +465,8 @@ func (r *Receiver) evictSender(now time.Time) bool {
 }
 
 func (r *Receiver) newRemote(id uint32, inst uint16) *remote {
-	s := &remote{id: id, inst: inst, supp: nack.NewSuppressor(256, fec.MaxSymbols+1)}
+	s := &remote{id: id, inst: inst, supp: nack.NewSuppressor(256, fec.MaxSymbols+1),
+		finished: new([1024]uint64), unheldBits: new([1024]uint64)}
 	s.loss.Tolerant = r.cfg.TolerateLoss
 	return s
 }
@@ -881,7 +886,8 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 		return nil
 	}
 	if bb == nil {
-		bb = r.bufs.get(b, n, o.symLen, r.cfg.SharedPayloads, o.proven, &r.work)
+		arena := r.cfg.Arena != nil
+		bb = r.bufs.get(b, n, o.symLen, r.cfg.SharedPayloads, arena, arena && o.stream == nil, o.proven, &r.work)
 		o.blocks = append(o.blocks, bb)
 		s.blocks++
 		r.blocks++
@@ -904,7 +910,9 @@ func (r *Receiver) handleData(now time.Time, s *remote, m *framing.Data) error {
 	}
 	bb.charged += need
 	r.charge(s, o, need)
-	if r.cfg.SharedPayloads && len(m.Payload) == o.symLen {
+	if bb.detached && len(m.Payload) == o.symLen && r.keepPos(bb, sym, m.Payload) {
+		// Kept by position in the arena: the packet's bytes are the symbol.
+	} else if r.attach(bb); r.cfg.SharedPayloads && len(m.Payload) == o.symLen {
 		// Kept by reference: the packet's bytes are the symbol.
 		bb.syms[sym], bb.refs[sym] = m.Payload[:o.symLen:o.symLen], true
 	} else {
@@ -1115,6 +1123,7 @@ func (r *Receiver) storeBlock(s *remote, o *rxObject, bb *blockBuf, all bool) (b
 // decodeBlock rebuilds the missing source symbols of a block that has k
 // symbols in all.
 func (r *Receiver) decodeBlock(s *remote, o *rxObject, bb *blockBuf, k int) error {
+	r.attach(bb)
 	missing := 0
 	for i := 0; i < k; i++ {
 		r.work++
@@ -1161,7 +1170,35 @@ func (r *Receiver) releaseBlock(s *remote, o *rxObject, bb *blockBuf) {
 	r.charge(s, o, -bb.charged)
 	s.blocks--
 	r.blocks--
-	r.bufs.put(bb, r.cfg.SharedPayloads)
+	r.bufs.put(bb, r.cfg.SharedPayloads, r.cfg.Arena != nil)
+}
+
+// keepPos keeps symbol sym of a detached block by its position in
+// Config.Arena, and reports whether p lies there.
+func (r *Receiver) keepPos(bb *blockBuf, sym int, p []byte) bool {
+	pos, ok := r.cfg.Arena.Find(p)
+	if !ok || pos == math.MaxUint32 {
+		return false
+	}
+	bb.pos[sym] = pos + 1
+	return true
+}
+
+// attach gives a detached block its symbol table, with the symbols kept by
+// position resolved to the arena's bytes, for the code that works on
+// slices: decoding, delivery, and taking a symbol that must be copied.
+func (r *Receiver) attach(bb *blockBuf) {
+	if !bb.detached {
+		return
+	}
+	bb.detached = false
+	bb.syms, bb.refs = r.bufs.table(len(bb.pos))
+	for i, p := range bb.pos {
+		r.work++
+		if p != 0 {
+			bb.syms[i], bb.refs[i] = r.cfg.Arena.At(p-1, bb.symLen), true
+		}
+	}
 }
 
 // charge accounts n bytes (negative to give back) to o, its sender and the

@@ -224,13 +224,13 @@ func TestProvenWholeBuffers(t *testing.T) {
 	const n, symLen = 6, 4000
 	var p bufPool
 	var work uint64
-	if bb := p.get(0, n, symLen, false, false, &work); bb.room(0, symLen) == nil || cap(bb.buf) >= n*symLen {
+	if bb := p.get(0, n, symLen, false, false, false, false, &work); bb.room(0, symLen) == nil || cap(bb.buf) >= n*symLen {
 		t.Fatalf("unproven block took %d bytes at its first symbol", cap(bb.buf))
 	}
-	if bb := p.get(1, n, symLen, false, true, &work); cap(bb.buf) != n*symLen {
+	if bb := p.get(1, n, symLen, false, false, false, true, &work); cap(bb.buf) != n*symLen {
 		t.Fatalf("proven block has %d bytes of buffer, want %d", cap(bb.buf), n*symLen)
 	}
-	if bb := p.get(2, n, symLen, true, true, &work); cap(bb.buf) != 0 {
+	if bb := p.get(2, n, symLen, true, false, false, true, &work); cap(bb.buf) != 0 {
 		t.Fatalf("shared-payload block has %d bytes of buffer", cap(bb.buf))
 	}
 	// Writing a block proves the object.

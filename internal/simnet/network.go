@@ -24,7 +24,9 @@ type Config struct {
 	// reused, so an endpoint may keep Packet.Payload after Handle returns,
 	// read-only: every copy of a multicast packet shares them. Simulations
 	// of many receivers use it to hold each packet once rather than once
-	// per receiver that stores it.
+	// per receiver that stores it, and may keep a payload as a 4-byte
+	// position in the network's Arena, which keeps the first ArenaBytes
+	// sent for the network's lifetime.
 	KeepPayloads bool
 }
 
@@ -70,6 +72,7 @@ type Network struct {
 	free   []int32
 	keep   bool
 	slab   []byte // with keep, where new payloads are carved from
+	arena  Arena  // with keep, every slab
 
 	// A multicast copied to many members that all arrive at the same time
 	// is one fan event rather than one event per member, which keeps the

@@ -696,3 +696,66 @@ func TestBursty(t *testing.T) {
 		t.Errorf("a burst under one packet is not clamped to 1: %+v", b)
 	}
 }
+
+// TestArena: every byte of a kept payload has a position in the network's
+// arena that gives back the same bytes, a part of a payload is found at
+// its offset, and memory outside the arena is not found.
+func TestArena(t *testing.T) {
+	if New(Config{Seed: 1}).Arena() != nil {
+		t.Fatal("an arena without KeepPayloads")
+	}
+	n := New(Config{Seed: 1, KeepPayloads: true})
+	s := n.AddNode("s", NodeConfig{})
+	a := n.AddNode("a", NodeConfig{Down: LinkConfig{Delay: ms}})
+	n.Join(a, grp)
+	var kept [][]byte
+	for i := range 1000 { // several slabs
+		buf := make([]byte, 700+i%600)
+		for j := range buf {
+			buf[j] = byte(i * j)
+		}
+		n.Send(n.Now(), s, grp, buf)
+		n.DeliverUntil(n.Now().Add(2*ms), func(p Packet) { kept = append(kept, p.Payload) })
+	}
+	ar := n.Arena()
+	var last uint32
+	for _, i := range []int{0, 999, 1, 500, 998, 2, 250} { // out of order: not only the hint
+		p := kept[i]
+		pos, ok := ar.Find(p)
+		if !ok {
+			t.Fatalf("payload %d not found", i)
+		}
+		if got := ar.At(pos, len(p)); &got[0] != &p[0] || len(got) != len(p) {
+			t.Fatalf("payload %d: At(Find) is not the payload", i)
+		}
+		if tail, ok := ar.Find(p[100:]); !ok || tail != pos+100 {
+			t.Fatalf("payload %d: tail at %d, %v, want %d", i, tail, ok, pos+100)
+		}
+		if i == 999 && pos <= last {
+			t.Fatalf("later payload at %d, not after %d", pos, last)
+		}
+		last = pos
+	}
+	if _, ok := ar.Find(make([]byte, 10)); ok {
+		t.Fatal("found memory outside the arena")
+	}
+	if _, ok := ar.Find(nil); ok {
+		t.Fatal("found an empty slice")
+	}
+}
+
+// TestArenaBound: payloads past ArenaBytes are not covered, and neither
+// kept by the arena nor found.
+func TestArenaBound(t *testing.T) {
+	var a Arena
+	in, past := make([]byte, 100), make([]byte, 100)
+	a.add(in)
+	a.next = ArenaBytes - 50
+	a.add(past)
+	if _, ok := a.Find(in[10:20]); !ok {
+		t.Fatal("a covered slab not found")
+	}
+	if _, ok := a.Find(past); ok || len(a.slabs) != 1 {
+		t.Fatalf("a slab past ArenaBytes found or kept (%d slabs)", len(a.slabs))
+	}
+}

@@ -93,6 +93,7 @@ func (n *Network) newBuf(p []byte, refs int32) int32 {
 		// from a slab, a few hundred packets to an allocation.
 		if len(p) > cap(n.slab)-len(n.slab) {
 			n.slab = make([]byte, 0, max(slabBytes, len(p)))
+			n.arena.add(n.slab[:cap(n.slab)])
 		}
 		k := len(n.slab)
 		n.slab = append(n.slab, p...)

@@ -17,7 +17,7 @@ func (discard) WriteAt(b []byte, _ int64) (int, error) { return len(b), nil }
 // steadyState returns a sender with a large object half sent and a
 // receiver that has taken everything so far, and the packets of the next
 // poll.
-func steadyState(t testing.TB, parity int, shared bool) (*sender.Sender, *receiver.Receiver, time.Time) {
+func steadyState(t testing.TB, parity int, shared, withArena bool) (*sender.Sender, *receiver.Receiver, time.Time) {
 	now := time.Unix(0, 0)
 	s, err := sender.New(sender.Config{NodeID: 1, Rate: 1e9, Parity: parity, AutoParity: parity / 2}, now)
 	if err != nil {
@@ -26,7 +26,11 @@ func steadyState(t testing.TB, parity int, shared bool) (*sender.Sender, *receiv
 	if _, err := s.SendFile(patternReader{size: 1 << 30}, 1<<30, []byte("big")); err != nil {
 		t.Fatal(err)
 	}
-	r, err := receiver.New(receiver.Config{NodeID: 2, SharedPayloads: shared, Sink: func(receiver.ObjectInfo) (io.WriterAt, error) { return discard{}, nil }})
+	rcfg := receiver.Config{NodeID: 2, SharedPayloads: shared, Sink: func(receiver.ObjectInfo) (io.WriterAt, error) { return discard{}, nil }}
+	if withArena {
+		rcfg.Arena = &arena
+	}
+	r, err := receiver.New(rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +55,10 @@ func steadyState(t testing.TB, parity int, shared bool) (*sender.Sender, *receiv
 // (the last 64 MiB of them), as receiver.Config.SharedPayloads needs,
 // without allocating.
 type packetArena struct {
-	buf []byte
-	off int
+	buf   []byte
+	off   int
+	last  int // where the packet kept last starts
+	found int // payloads Find placed
 }
 
 var arena packetArena
@@ -66,20 +72,33 @@ func (a *packetArena) keep(b []byte) []byte {
 	}
 	c := a.buf[a.off : a.off+len(b) : a.off+len(b)]
 	copy(c, b)
+	a.last = a.off
 	a.off += len(b)
 	return c
 }
 
+// Find places p only if it ends the packet kept last, as a payload the
+// receiver handles at once does: enough for receiver.Config.Arena.
+func (a *packetArena) Find(p []byte) (uint32, bool) {
+	if n := a.off - a.last; len(p) == 0 || len(p) > n || &a.buf[a.off-len(p)] != &p[0] {
+		return 0, false
+	}
+	a.found++
+	return uint32(a.off - len(p)), true
+}
+
+func (a *packetArena) At(pos uint32, n int) []byte { return a.buf[pos : int(pos)+n : int(pos)+n] }
+
 // TestEngineAllocs: in the steady state of a transfer, neither engine
 // allocates per packet, whether the receiver copies symbols or keeps them
-// by reference.
+// by reference or by position in an arena.
 func TestEngineAllocs(t *testing.T) {
 	for _, c := range []struct {
-		parity int
-		shared bool
-	}{{0, false}, {8, false}, {8, true}} {
+		parity        int
+		shared, arena bool
+	}{{0, false, false}, {8, false, false}, {8, true, false}, {8, true, true}} {
 		parity := c.parity
-		s, r, now := steadyState(t, parity, c.shared)
+		s, r, now := steadyState(t, parity, c.shared, c.arena)
 		var out framing.Outbox
 		pkts := 0
 		allocs := testing.AllocsPerRun(200, func() {
@@ -102,8 +121,11 @@ func TestEngineAllocs(t *testing.T) {
 		if pkts < 200 {
 			t.Fatalf("only %d packets in 200 polls", pkts)
 		}
+		if c.arena && arena.found < pkts {
+			t.Fatalf("arena: %d of %d payloads kept by position", arena.found, pkts)
+		}
 		if allocs != 0 {
-			t.Errorf("parity %d, shared %v: %v allocations per poll (%d packets)", parity, c.shared, allocs, pkts)
+			t.Errorf("parity %d, shared %v, arena %v: %v allocations per poll (%d packets)", parity, c.shared, c.arena, allocs, pkts)
 		}
 	}
 }
@@ -111,7 +133,7 @@ func TestEngineAllocs(t *testing.T) {
 // BenchmarkEnginePacket measures one packet through sender and receiver
 // engines (no network), with -benchmem showing allocations per packet.
 func BenchmarkEnginePacket(b *testing.B) {
-	s, r, now := steadyState(b, 8, false)
+	s, r, now := steadyState(b, 8, false, false)
 	var out framing.Outbox
 	b.ReportAllocs()
 	b.SetBytes(1400)

@@ -91,17 +91,20 @@ func (e *txEndpoint) pollOnce(now time.Time) time.Time {
 	return wake
 }
 
+// rxEndpoint's fields looked at for every packet come first, in as few
+// cache lines as can hold them: each of thousands of receivers' endpoints
+// is a cache miss per line when a packet reaches it.
 type rxEndpoint struct {
-	cfg       receiver.Config
-	restartAt time.Time
-	net       *simnet.Network
-	id        simnet.NodeID
-	idx       int
 	r         *receiver.Receiver
-	out       framing.Outbox
+	cpu       *rxCPU // nil: packets are handled as they arrive
 	run       *runState
-	joinAt    time.Time
+	net       *simnet.Network
+	idx       int
+	id        simnet.NodeID
 	joined    bool
+	restartAt time.Time
+	out       framing.Outbox
+	joinAt    time.Time
 	done      int
 	doneAt    time.Time
 	sinks     map[uint16]*verifySink
@@ -109,7 +112,7 @@ type rxEndpoint struct {
 	gaps      int
 	events    []receiver.Event
 	bad       []string
-	cpu       *rxCPU // nil: packets are handled as they arrive
+	cfg       receiver.Config
 }
 
 func (e *rxEndpoint) Handle(p simnet.Packet) time.Time {
@@ -318,7 +321,7 @@ type runState struct {
 	lastRepair   []time.Time // per block, when a repair symbol was last sent
 	rounds       []int       // per block, repair rounds: bursts of repair symbols
 	now          time.Time   // when the sender's packets being recorded leave
-	got          [][]uint16  // per receiver, first-pass symbols delivered per block
+	got          [][]uint16  // per block, first-pass symbols delivered per receiver
 	expect       [][]byte    // per object, its content if small enough to share
 	nacks        int
 	finished     int
@@ -436,12 +439,15 @@ func (st *runState) delivered(rx int, p simnet.Packet) {
 	if bi < 0 {
 		return
 	}
-	g := st.got[rx]
-	for int(bi) >= len(g) {
-		g = append(g, 0)
+	// By block, then receiver: a packet reaches the receivers in order,
+	// so its counts sit side by side rather than one per receiver's array.
+	for int(bi) >= len(st.got) {
+		st.got = append(st.got, nil)
 	}
-	g[bi]++
-	st.got[rx] = g
+	if st.got[bi] == nil {
+		st.got[bi] = make([]uint16, st.sc.Receivers)
+	}
+	st.got[bi][rx]++
 }
 
 // eventBudget is the step limit of a run: simnet's default, or for many
@@ -527,11 +533,13 @@ func Run(sc Scenario) (Result, error) {
 	}
 	// Receivers keep the symbols of the packets they are handed by
 	// reference (receiver.Config.SharedPayloads), so every packet is held
-	// once however many receivers store it.
+	// once however many receivers store it, and those of blocks waiting
+	// for repair by their 4-byte position in the network's arena
+	// (receiver.Config.Arena).
 	net := simnet.New(simnet.Config{Seed: sc.Seed, KeepPayloads: true})
 	start := net.Now()
 	st := &runState{sc: &sc, objIDs: map[uint16]int{}, seen: map[[3]uint32]bool{},
-		blockIdx: map[[2]uint32]int32{}, got: make([][]uint16, sc.Receivers)}
+		blockIdx: map[[2]uint32]int32{}}
 
 	link := func(loss float64) simnet.LinkConfig {
 		l := simnet.LinkConfig{Delay: sc.Delay, Jitter: sc.Jitter, Duplicate: sc.Duplicate}
@@ -602,7 +610,7 @@ func Run(sc Scenario) (Result, error) {
 		}
 		rcfg := sc.Receiver
 		rcfg.NodeID = rxNodeID(i)
-		rcfg.SharedPayloads = true
+		rcfg.SharedPayloads, rcfg.Arena = true, net.Arena()
 		rcfg.UniformBackoff = rcfg.UniformBackoff || sc.UniformTimers
 		rcfg.Rand = rand.New(rand.NewPCG(sc.Seed, uint64(i)+2))
 		rcfg.Sink = func(info receiver.ObjectInfo) (io.WriterAt, error) {
@@ -696,8 +704,8 @@ func Run(sc Scenario) (Result, error) {
 		worst := 0
 		for i := range rxs {
 			got := 0
-			if blk < len(st.got[i]) {
-				got = int(st.got[i][blk])
+			if blk < len(st.got) && st.got[blk] != nil {
+				got = int(st.got[blk][i])
 			}
 			if m := first - min(got, first); m > worst {
 				worst = m
