@@ -86,9 +86,12 @@ func TestRepairMarginEdges(t *testing.T) {
 func TestRepairMarginShort(t *testing.T) {
 	const (
 		symbols = 64
-		blocks  = 2000
 		target  = 0.1
 	)
+	blocks := 2000
+	if raceEnabled {
+		blocks = 500 // the race detector makes each draw ten times slower
+	}
 	for _, c := range []struct {
 		group int
 		loss  float64
@@ -147,7 +150,7 @@ func TestRepairMarginShort(t *testing.T) {
 				shortMargin++
 			}
 		}
-		fp, fm, cost := float64(shortPlain)/blocks, float64(shortMargin)/blocks, float64(extra)/blocks
+		fp, fm, cost := float64(shortPlain)/float64(blocks), float64(shortMargin)/float64(blocks), float64(extra)/float64(blocks)
 		t.Logf("group %d loss %g: short without margin %.3f, with %.3f; margin %.2f symbols per block", c.group, c.loss, fp, fm, cost)
 		if fm > target {
 			t.Errorf("group %d loss %g: %.3f of blocks left a receiver short, want about %g at most", c.group, c.loss, fm, target)
