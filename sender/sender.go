@@ -156,6 +156,8 @@ type Sender struct {
 	aggStart   time.Time
 	aggEnd     time.Time
 	cycleStart time.Time // when the current repair cycle's plan was made
+	repairLoss float64   // receivers' loss per symbol, as their largest counts show (see repairMargin)
+	lossTable  lossTable
 	squelch    bool
 	squelchID  [64]uint16
 	squelchN   int

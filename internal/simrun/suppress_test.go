@@ -183,7 +183,11 @@ func TestProbeAnswersSuppressed(t *testing.T) {
 // NACKs cover the rest; and a count of parity symbols covers whoever
 // needs no more, whichever ids it named. Timed as one of the whole group,
 // with ids compared, seeds 1-3 averaged 1.99 NACKs per lossy block; 1.75
-// now.
+// then, 1.61 since the sender's repairs carry a margin against their own
+// loss. That margin is parity the receivers did not ask for, more of it at
+// 2 % loss than at the bench's 1 %: repair overhead up to 1.15 here (1.09-1.13;
+// 1.05-1.06 without), while the bench's 1.1 holds at 1 %
+// (TestSuppressionThroughGRTTDrop, and bench sim at 1,000 and 10,000).
 func TestSuppressionManyBlocks(t *testing.T) {
 	receivers, size, seeds := 200, int64(8<<20), []uint64{1, 2, 3}
 	if raceEnabled || testing.Short() {
@@ -197,8 +201,8 @@ func TestSuppressionManyBlocks(t *testing.T) {
 		x := float64(res.NacksSent) / float64(res.LossyBlocks)
 		y := float64(res.RepairSymbols) / float64(res.MaxMissedSum)
 		t.Logf("seed %d: %d lossy blocks, %d NACKs (%.2f per lossy block), overhead %.2f", seed, res.LossyBlocks, res.NacksSent, x, y)
-		if y > 1.1 {
-			t.Errorf("seed %d: repair overhead %.2f, want at most 1.1", seed, y)
+		if y > 1.15 {
+			t.Errorf("seed %d: repair overhead %.2f, want at most 1.15", seed, y)
 		}
 		sum += x
 	}
