@@ -25,6 +25,18 @@ func blockRangeNack(t *testing.T, s *Sender, node uint32, fecID uint8, id uint16
 		ServerID: s.cfg.NodeID, InstanceID: s.InstanceID(), Content: c}
 }
 
+// objectNack returns a NACK from node asking for the whole of object id.
+func objectNack(t *testing.T, s *Sender, node uint32, id uint16) *framing.Nack {
+	t.Helper()
+	c, err := framing.AppendRepairRequest(nil, framing.FormItems, framing.RepairObject, 0,
+		[]framing.SymbolRef{{FECID: framing.FECRS8, ObjectID: id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: node},
+		ServerID: s.cfg.NodeID, InstanceID: s.InstanceID(), Content: c}
+}
+
 // TestBlockRangeNackBounded: one NACK asking for a block range that ends far
 // past the object (FEC id 129 to block 0xFFFFFFF0, FEC id 5 to 0xFFFFFF)
 // costs work in proportion to the object, not to the number in the packet,
@@ -454,13 +466,7 @@ func TestObjectNackCut(t *testing.T) {
 	now := t0.Add(200 * time.Millisecond)
 	drain(s, t0, 200*time.Millisecond)
 	sent := int(lastSentBlock(s.object(id)) + 1)
-	c, err := framing.AppendRepairRequest(nil, framing.FormItems, framing.RepairObject, 0,
-		[]framing.SymbolRef{{FECID: framing.FECRS8, ObjectID: id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	feed(t, s, now, &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: 9},
-		ServerID: s.cfg.NodeID, InstanceID: s.InstanceID(), Content: c})
+	feed(t, s, now, objectNack(t, s, 9, id))
 	before := s.Stats().RepairSource
 	repaired := map[uint32]int{}
 	pollFor(s, now, 100*time.Millisecond, func(_ time.Time, msgs []framing.Message) {
@@ -611,13 +617,7 @@ func TestBulkBeforeClose(t *testing.T) {
 		t.Fatal("data still going out")
 	}
 	s.SetRate(1e4) // the pass takes seconds, the flushes less
-	c, err := framing.AppendRepairRequest(nil, framing.FormItems, framing.RepairObject, 0,
-		[]framing.SymbolRef{{FECID: framing.FECRS8, ObjectID: id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	feed(t, s, now, &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: 2},
-		ServerID: s.cfg.NodeID, InstanceID: s.InstanceID(), Content: c})
+	feed(t, s, now, objectNack(t, s, 2, id))
 	source := map[[2]uint32]bool{}
 	for _, m := range drain(s, now, 30*time.Second) {
 		switch {

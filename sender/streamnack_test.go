@@ -33,13 +33,7 @@ func TestStreamObjectNackRepaired(t *testing.T) {
 	}
 	drain(s, t0, 100*time.Millisecond)
 	now := t0.Add(100 * time.Millisecond)
-	c, err := framing.AppendRepairRequest(nil, framing.FormItems, framing.RepairObject, 0,
-		[]framing.SymbolRef{{FECID: framing.FECRS8, ObjectID: id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	feed(t, s, now, &framing.Nack{Header: framing.Header{Type: framing.TypeNack, SourceID: 9},
-		ServerID: s.cfg.NodeID, InstanceID: s.InstanceID(), Content: c})
+	feed(t, s, now, objectNack(t, s, 9, id))
 	got := map[framing.PayloadID]bool{}
 	info, squelches := 0, 0
 	pollFor(s, now, 200*time.Millisecond, func(_ time.Time, msgs []framing.Message) {
