@@ -124,9 +124,21 @@ func binomialTail(n int, p float64, k int) float64 {
 	if k > n {
 		return 0
 	}
+	if !(p > 0) {
+		return 0
+	}
+	if p >= 1 {
+		return 1
+	}
+	// The first term from logarithms, the rest by the ratio of successive
+	// terms: one Lgamma per call rather than three (and two Pows) per term,
+	// since a sender asks this for every block a repair plan lists.
+	term := math.Exp(lgamma(n+1) - lgamma(k+1) - lgamma(n-k+1) + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p))
+	ratio := p / (1 - p)
 	tail := 0.0
 	for j := k; j <= n; j++ {
-		tail += math.Exp(lgamma(n+1)-lgamma(j+1)-lgamma(n-j+1)) * math.Pow(p, float64(j)) * math.Pow(1-p, float64(n-j))
+		tail += term
+		term *= float64(n-j) / float64(j+1) * ratio
 	}
 	return min(tail, 1)
 }
