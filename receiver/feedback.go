@@ -532,6 +532,9 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 		s.nackStart, s.nackAt = now, now.Add(nack.NackHoldoff(s.grtt, float64(s.backoff))+s.holdExtra)
 		s.listenFrom, s.listening = s.nackAt.Add(-s.grtt*time.Duration(s.backoff)), false
 	}
+	if s.nack == nackHoldoff {
+		r.answered(s)
+	}
 	if s.nack == nackHoldoff && !now.Before(s.nackAt) {
 		// Repairs still arriving: wait for them before asking again.
 		if fill := s.lastFill.Add(s.grtt); now.Before(fill) {
@@ -565,6 +568,35 @@ func (r *Receiver) pollRemote(now time.Time, s *remote, out *framing.Outbox) {
 	if s.appAck {
 		s.appAck = false
 		r.sendAck(now, s, s.appAckType, s.appAckID, out)
+	}
+}
+
+// answered ends s's hold-off a GRTT after the last repair, once repairs
+// the sender sent after this cycle's NACKs reached it have arrived: the
+// sender has answered the cycle, and what is still missing is worth a new
+// one. The hold-off timer is each receiver's own, from the end of its
+// back-off, so the group's next cycles started spread over a back-off
+// window, their NACKs over two, and the sender's aggregation window (one
+// back-off window and a GRTT from the first) closed before the last ones
+// came: each block one of those asked more for took a repair round more.
+// The repairs reach every receiver that needs them at about the same time,
+// so cycles started from them start together. (bench sim, 1,000
+// receivers, seeds 1-10, the sender's margin unchanged: 1.16 repair rounds
+// per lossy block for 1.11, and 0.71-0.98 s of virtual time to the end
+// for 0.49-0.75.)
+//
+// Repairs that came within a GRTT of the NACK answer an earlier window's
+// requests, and NACKs heard before the answer began asked for what it
+// brings: they cover nothing of the next cycle.
+func (r *Receiver) answered(s *remote) {
+	if !s.lastFill.After(s.nackStart.Add(s.grtt)) {
+		return
+	}
+	if end := s.lastFill.Add(s.grtt); end.Before(s.nackAt) {
+		s.nackAt = end
+		if s.listenFrom.Before(s.lastFill) {
+			s.listenFrom, s.listening = s.lastFill, false
+		}
 	}
 }
 

@@ -577,3 +577,82 @@ func TestAnnounceToTrackingSender(t *testing.T) {
 		t.Fatalf("answers to a non-tracking sender's probes: %v, want all suppressed", got)
 	}
 }
+
+// TestHoldoffEndsWithRepairs: a receiver in its hold-off starts its next
+// repair cycle a GRTT after the repairs that answer its NACK stop coming,
+// not at its own timer, so that the group's next NACKs fall in one of the
+// sender's aggregation windows. A repair that came within a GRTT of its
+// NACK answers an earlier window and does not end the hold-off.
+func TestHoldoffEndsWithRepairs(t *testing.T) {
+	const grtt = 10 * time.Millisecond // pkt's sender fields
+	for _, c := range []struct {
+		name  string
+		after time.Duration // repair arrival after the NACK
+		early bool
+	}{
+		{"answer", 2 * grtt, true},
+		{"earlier window", grtt / 2, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRx(t, Config{})
+			p := &pkt{inst: 1}
+			// Object 1: blocks of 4, 3 and 3 symbols; symbol 1 of block 0
+			// and symbol 0 of block 1 are lost.
+			now := t0
+			for _, bs := range [][2]int{{0, 0}, {0, 2}, {0, 3}, {1, 1}, {1, 2}, {2, 0}, {2, 1}, {2, 2}} {
+				handle(t, r, now, p.data(t, 1, 1000, uint32(bs[0]), uint16(bs[1]), seg(100)))
+				now = now.Add(100 * time.Microsecond)
+			}
+			flush := framing.Cmd{Flavor: framing.FlavorFlush, Ref: framing.SymbolRef{FECID: 5, ObjectID: 1, PayloadID: framing.PayloadID{Block: 2, Symbol: 2}}}
+			handle(t, r, now, p.cmd(t, flush))
+			var nacked time.Time
+			var out framing.Outbox
+			for end := now.Add(time.Second); nacked.IsZero() && now.Before(end); now = now.Add(100 * time.Microsecond) {
+				out.Reset()
+				r.Poll(now, &out)
+				if out.Len() > 0 {
+					nacked = now
+				}
+			}
+			if nacked.IsZero() {
+				t.Fatal("no NACK")
+			}
+			s := r.remotes[0]
+			if s.nack != nackHoldoff {
+				t.Fatalf("state %v after the NACK, want the hold-off", s.nack)
+			}
+			// The repair of block 0 (parity symbol 4; all-zero symbols
+			// make all-zero parity); block 1's is lost.
+			fill := nacked.Add(c.after)
+			handle(t, r, fill, p.data(t, 1, 1000, 0, 4, seg(100)))
+			poll(r, fill, fill.Add(grtt-time.Millisecond))
+			if s.nack != nackHoldoff {
+				t.Fatalf("state %v less than a GRTT after the repair, want the hold-off", s.nack)
+			}
+			at := fill.Add(grtt + time.Millisecond)
+			poll(r, fill.Add(grtt-time.Millisecond), at)
+			switch {
+			case c.early && s.nack == nackHoldoff:
+				t.Fatalf("still in the hold-off a GRTT after the answer's last repair (it ends %v after the NACK)", s.nackAt.Sub(nacked))
+			case !c.early && s.nack != nackHoldoff:
+				t.Fatalf("state %v %v after the NACK: a repair from an earlier window ended the hold-off", s.nack, at.Sub(nacked))
+			}
+			// The next cycle asks for block 1 alone.
+			var blocks []uint32
+			for _, m := range poll(r, at, at.Add(time.Second)) {
+				if m.Type != framing.TypeNack {
+					continue
+				}
+				c := m.Nack.Content
+				for req, off, ok := framing.NextRepairRequest(c, 0); ok; req, off, ok = framing.NextRepairRequest(c, off) {
+					it, _, _ := req.Item(0, 0)
+					blocks = append(blocks, it.PayloadID.Block)
+				}
+				break
+			}
+			if !slices.Equal(blocks, []uint32{1}) {
+				t.Fatalf("next NACK asks for blocks %v, want [1]", blocks)
+			}
+		})
+	}
+}
