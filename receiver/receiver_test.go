@@ -656,3 +656,47 @@ func TestHoldoffEndsWithRepairs(t *testing.T) {
 		})
 	}
 }
+
+// TestRateSurvivesSenderStall: a sender that stalls for a round trip (short
+// of CPU) is received slowly for one measurement window; the rate asked
+// for stays near what the network carried before, not twice the stalled
+// window's rate, which in the lab cut a 50 Mbit/s flow to 6 Mbit/s. A
+// receive rate that stays low (a real bottleneck) still bounds it from the
+// second window on.
+func TestRateSurvivesSenderStall(t *testing.T) {
+	r := newRx(t, Config{})
+	s := r.newRemote(senderID, 1)
+	s.ccRTT = 20 * time.Millisecond
+	const size = 1400
+	now, seq := t0, uint16(0)
+	// window sends n packets evenly over one RTT, and one packet more
+	// after it, which closes its measurement.
+	window := func(n int) {
+		for i := range n {
+			r.countSeq(now.Add(time.Duration(i)*s.ccRTT/time.Duration(n)), s, seq, size)
+			seq++
+		}
+		now = now.Add(s.ccRTT)
+		r.countSeq(now, s, seq, size)
+		seq++
+		now = now.Add(time.Microsecond)
+	}
+	for range 10 {
+		window(90) // 50 Mbit/s
+	}
+	seq++ // one loss: a loss event, and the rate equation applies
+	for range 5 {
+		window(90)
+	}
+	before, _ := s.calcRate(size)
+	window(9) // 5 Mbit/s: the sender stalled
+	stalled, _ := s.calcRate(size)
+	if stalled < before/2 {
+		t.Fatalf("rate %.1f Mbit/s after one stalled window, %.1f before", stalled*8/1e6, before*8/1e6)
+	}
+	window(9)
+	window(9)
+	if low, _ := s.calcRate(size); low > 2*9*size/s.ccRTT.Seconds()*1.5 {
+		t.Fatalf("rate %.1f Mbit/s after three slow windows: the receive rate no longer bounds it", low*8/1e6)
+	}
+}
