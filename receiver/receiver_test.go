@@ -699,4 +699,15 @@ func TestRateSurvivesSenderStall(t *testing.T) {
 	if low, _ := s.calcRate(size); low > 2*9*size/s.ccRTT.Seconds()*1.5 {
 		t.Fatalf("rate %.1f Mbit/s after three slow windows: the receive rate no longer bounds it", low*8/1e6)
 	}
+	// In slow start (no loss yet) a sender that halves its rate to end it
+	// is asked for twice the new rate, not twice the old one back.
+	s = r.newRemote(senderID, 1)
+	s.ccRTT = 20 * time.Millisecond
+	for range 10 {
+		window(90)
+	}
+	window(45)
+	if rate, start := s.calcRate(size); !start || rate > 2*46*size/s.ccRTT.Seconds() {
+		t.Fatalf("slow start %v, rate %.1f Mbit/s after the sender halved its rate to 25 Mbit/s", start, rate*8/1e6)
+	}
 }

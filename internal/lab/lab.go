@@ -264,3 +264,16 @@ func (h *Host) SetRate(rate string) error {
 	}
 	return nil
 }
+
+// Exclusive takes the turn labs take on the machine (see machineLock) for
+// a test process that loads every core for long, such as the simulations
+// of internal/simrun: a lab running beside one measures its load, not the
+// protocol (TestLabCCBottleneck's sender stalled for round trips beside
+// them and missed its bounds in 1 run of 10 or so). It blocks until no
+// lab runs, and returns the function that gives the turn back.
+func Exclusive() (release func(), err error) {
+	if err := lockMachine(); err != nil {
+		return nil, err
+	}
+	return unlockMachine, nil
+}
