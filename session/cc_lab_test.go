@@ -84,7 +84,16 @@ func TestLabCCBottleneck(t *testing.T) {
 		{"start=default,rtt=40ms", 0, 40 * time.Millisecond},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ccBottleneck(t, l, linkRate, c.start, c.delay, 7100+i)
+			short, stalled := ccBottleneck(t, l, linkRate, c.start, c.delay, 7100+i)
+			if len(short) > 0 && stalled != "" {
+				// Measured the machine's load, not the controller: once
+				// more, and that run decides.
+				t.Logf("missed %q, but %s: running the case again", short, stalled)
+				short, _ = ccBottleneck(t, l, linkRate, c.start, c.delay, 7200+i)
+			}
+			for _, m := range short {
+				t.Error(m)
+			}
 		})
 	}
 }
@@ -166,7 +175,13 @@ func (c *delayConn) Close() error {
 
 // ccBottleneck runs one transfer of TestLabCCBottleneck, with the
 // receivers' feedback delayed by delay.
-func ccBottleneck(t *testing.T, l *lab.Lab, linkRate, start float64, delay time.Duration, port int) {
+//
+// It fails t for everything but the two bounds a sender short of CPU can
+// miss without the controller being at fault (the goodput's share of the
+// link, and the rate as the data ended): those it returns as short, a
+// description of each missed, and stalled says whether the sender stalled
+// (see cpuStall).
+func ccBottleneck(t *testing.T, l *lab.Lab, linkRate, start float64, delay time.Duration, port int) (short []string, stalled string) {
 	const (
 		size = 16 << 20
 		// minShare is the goodput, as a share of the link, below which the
@@ -305,8 +320,8 @@ func ccBottleneck(t *testing.T, l *lab.Lab, linkRate, start float64, delay time.
 		t.Error("the sender has no current limiting receiver")
 	}
 	if share < minShare {
-		t.Errorf("goodput %.1f Mbit/s is %.2f of the %.0f Mbit/s link, want at least %.2f",
-			goodput/1e6, share, linkRate/1e6, minShare)
+		short = append(short, fmt.Sprintf("goodput %.1f Mbit/s is %.2f of the %.0f Mbit/s link, want at least %.2f",
+			goodput/1e6, share, linkRate/1e6, minShare))
 	}
 	// Payload is less than what crosses the link (NORM, UDP, IP and
 	// Ethernet headers), so the goodput cannot reach the link's rate
@@ -322,9 +337,26 @@ func ccBottleneck(t *testing.T, l *lab.Lab, linkRate, start float64, delay time.
 		t.Errorf("final rate %.1f Mbit/s, want at most twice the %.0f Mbit/s link", r/1e6, linkRate/1e6)
 	}
 	if r := endOfDataRate(samples, linkRate/8/4) * 8; r < linkRate/2 || r > 2*linkRate {
-		t.Errorf("rate %.1f Mbit/s as the data ended, want within a factor of 2 of the %.0f Mbit/s link",
-			r/1e6, linkRate/1e6)
+		short = append(short, fmt.Sprintf("rate %.1f Mbit/s as the data ended, want within a factor of 2 of the %.0f Mbit/s link",
+			r/1e6, linkRate/1e6))
 	}
+	return short, cpuStall(samples, 50*time.Millisecond)
+}
+
+// cpuStall describes the first time the test process itself was held off
+// the CPU for four sampling intervals or more while the transfer ran (the
+// sampler ticks every interval), or returns "". The machine's other tests
+// do that to it (go test runs packages in parallel); the sender, in the
+// same process, then stops too, and receivers that measure its rate over
+// a round trip see it fall. In CI one such stall, of 430 ms, ended a run's
+// slow start at 23 Mbit/s.
+func cpuStall(samples []ccSample, interval time.Duration) string {
+	for i := 1; i < len(samples); i++ {
+		if gap := samples[i].at - samples[i-1].at; gap >= 4*interval {
+			return fmt.Sprintf("the test process was off the CPU for %v at %.2fs", gap.Round(time.Millisecond), samples[i-1].at.Seconds())
+		}
+	}
+	return ""
 }
 
 // endOfDataRate is the rate of the last sample over which the sender still
